@@ -1,0 +1,341 @@
+"""The storage contract that every backend implements, and the types it speaks.
+
+A backend stores, per *database* (one per API key):
+
+* series metadata: a 32-hex ``id`` (opaque on input), a unique ``key``, a ``name``,
+  ordered ``tags`` and string ``attributes``;
+* points: per series, at most one value per millisecond timestamp (``int64`` epoch ms, UTC).
+  A value is a float64 plus an ``is_int`` flag, so that integers written as JSON integers come
+  back as integers.  Integers are limited to ``|v| <= 2**53`` (the server rejects larger ones),
+  which makes float64 an exact carrier for them.
+
+All methods are synchronous and thread-safe; the server calls them from worker threads.  A call
+either completes entirely or changes nothing.  When a write method returns, its effect is durable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+SeriesField = Literal["id", "key"]
+Direction = Literal["exact", "before", "after", "nearest"]
+
+#: Largest integer magnitude stored exactly (float64 carries every integer up to 2**53).
+MAX_EXACT_INT = 2**53
+
+Int64Array = npt.NDArray[np.int64]
+Float64Array = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+Int32Array = npt.NDArray[np.int32]
+
+
+class StorageError(Exception):
+    """Base class of the errors a backend raises on purpose."""
+
+
+class KeyConflict(StorageError):
+    """A series with this key already exists in the database."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"A series with key {key!r} already exists")
+        self.key = key
+
+
+class SchemaTooNew(StorageError):
+    """The data store was written by a newer version of tempodb than this one."""
+
+
+@dataclass(frozen=True)
+class Database:
+    """One database: everything an API key can see."""
+
+    id: int
+    key: str
+    name: str
+    admin: bool = False
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A freshly created API key and its secret (the secret is never stored in clear)."""
+
+    key: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class SeriesRecord:
+    """Series metadata as stored."""
+
+    id: str
+    key: str
+    name: str = ""
+    tags: tuple[str, ...] = ()
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SeriesFilter:
+    """Which series a request means (spec §5.1).
+
+    ``(id in ids or key in keys, when any ids/keys are given) and every tag and every
+    attribute``; an attribute matches when the series' value equals any of the listed values.
+    """
+
+    ids: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return not (self.ids or self.keys or self.tags or self.attributes)
+
+    def matches(self, series: SeriesRecord) -> bool:
+        """The reference semantics, for backends that filter in Python and for tests."""
+        if (self.ids or self.keys) and not (series.id in self.ids or series.key in self.keys):
+            return False
+        if any(tag not in series.tags for tag in self.tags):
+            return False
+        return all(series.attributes.get(name) in values for name, values in self.attributes.items())
+
+
+@dataclass(frozen=True)
+class SeriesRef:
+    """A series addressed by a request, by id or by key."""
+
+    field: SeriesField
+    value: str
+
+
+@dataclass(frozen=True)
+class Points:
+    """Points of one series, ascending by timestamp, one per timestamp."""
+
+    ts: Int64Array
+    values: Float64Array
+    is_int: BoolArray
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    @staticmethod
+    def empty() -> Points:
+        return Points(
+            np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.bool_)
+        )
+
+    def value_at(self, index: int) -> int | float:
+        """The value at ``index`` as the Python type it was written with."""
+        value = float(self.values[index])
+        return int(value) if self.is_int[index] else value
+
+
+@dataclass(frozen=True)
+class WriteBatch:
+    """Points addressed to one or more series, in request order.
+
+    ``ref_index[i]`` says which of ``refs`` point ``i`` belongs to.  Within one batch, a write
+    keeps the last value given for a (series, timestamp); an increment adds them all in order.
+    """
+
+    refs: Sequence[SeriesRef]
+    ref_index: Int32Array
+    ts: Int64Array
+    values: Float64Array
+    is_int: BoolArray
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+
+class Store(ABC):
+    """What the server needs from a storage backend."""
+
+    # -- databases and keys ------------------------------------------------------------------
+
+    @abstractmethod
+    def create_database(self, name: str = "", *, admin: bool = False) -> Credentials:
+        """Create a database and return its new API key and secret."""
+
+    @abstractmethod
+    def authenticate(self, key: str, secret: str) -> Database | None:
+        """The database of this key if the secret is right, else None."""
+
+    @abstractmethod
+    def list_databases(self) -> list[Database]:
+        """Every database, ordered by key."""
+
+    @abstractmethod
+    def delete_database(self, key: str) -> bool:
+        """Delete a database with all its series and points; False if the key is unknown."""
+
+    # -- series metadata ---------------------------------------------------------------------
+
+    @abstractmethod
+    def create_series(
+        self,
+        db: int,
+        key: str | None,
+        name: str = "",
+        tags: Sequence[str] = (),
+        attributes: Mapping[str, str] | None = None,
+    ) -> SeriesRecord:
+        """Create a series; a missing key becomes the new id.  Raises KeyConflict."""
+
+    @abstractmethod
+    def lookup_series(self, db: int, field: SeriesField, value: str) -> SeriesRecord | None:
+        """The series with this id or key, or None."""
+
+    @abstractmethod
+    def find_series(self, db: int, flt: SeriesFilter) -> list[SeriesRecord]:
+        """The series matching the filter (all for an empty filter), ordered by key."""
+
+    @abstractmethod
+    def update_series(
+        self,
+        db: int,
+        series_id: str,
+        *,
+        name: str | None = None,
+        tags: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> SeriesRecord | None:
+        """Replace the given fields (None leaves one unchanged); None if the id is unknown."""
+
+    @abstractmethod
+    def delete_series(self, db: int, flt: SeriesFilter | None) -> int:
+        """Delete the matching series and their points (all of them for None); the count."""
+
+    # -- points ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def write_points(self, db: int, batch: WriteBatch, *, increment: bool = False) -> None:
+        """Store a batch atomically: overwrite, or add to what is there when ``increment``.
+
+        Series addressed by a key that does not exist are created with empty metadata; an
+        unknown id creates a series whose id and key are that value (KeyConflict if the key is
+        taken).  An increment of a missing point starts from 0; the result is an integer only
+        when both sides are.
+        """
+
+    @abstractmethod
+    def read_points(self, db: int, series_id: str, start: int, end: int) -> Points:
+        """The points with ``start <= ts < end``."""
+
+    @abstractmethod
+    def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:
+        """Delete the points with ``start <= ts < end``; the number deleted."""
+
+    @abstractmethod
+    def single_value(
+        self, db: int, series_id: str, ts: int, direction: Direction
+    ) -> tuple[int, int | float] | None:
+        """The point at ``ts`` (exact), the closest at or before / at or after it, or the
+        nearest (ties go to the earlier point); None when there is none."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections and threads."""
+
+
+# -- helpers shared by the backends --------------------------------------------------------------
+
+
+def new_series_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_credentials() -> Credentials:
+    """A 32-hex API key and a 32-hex secret, as the original service issued them."""
+    return Credentials(key=uuid.uuid4().hex, secret=secrets.token_hex(16))
+
+
+def hash_secret(secret: str, salt: bytes | None = None) -> str:
+    """``salt$digest`` for storage.
+
+    Secrets are 128 random bits generated by us, so a salted SHA-256 is out of reach of any
+    search; a slow password hash would only slow down every request.
+    """
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.sha256(salt + secret.encode()).hexdigest()
+    return f"{salt.hex()}${digest}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    salt_hex, _, _ = stored.partition("$")
+    try:
+        salt = bytes.fromhex(salt_hex)
+    except ValueError:
+        return False
+    return hmac.compare_digest(hash_secret(secret, salt), stored)
+
+
+def normalize_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """Keep the first occurrence of each tag, in order."""
+    return tuple(dict.fromkeys(tags))
+
+
+def fold_batch(
+    batch: WriteBatch, series_of_ref: Sequence[str], *, increment: bool
+) -> dict[str, Points]:
+    """Group a batch by resolved series id; collapse repeated timestamps.
+
+    A write keeps the last value for a timestamp; an increment sums them (integer only if
+    all of them are).
+    """
+    ids = np.asarray(series_of_ref, dtype=object)[batch.ref_index] if len(batch) else None
+    result: dict[str, Points] = {}
+    if ids is None:
+        return result
+    for series_id in dict.fromkeys(ids.tolist()):
+        mask = ids == series_id
+        ts, values, is_int = batch.ts[mask], batch.values[mask], batch.is_int[mask]
+        order = np.argsort(ts, kind="stable")
+        ts, values, is_int = ts[order], values[order], is_int[order]
+        if ts.shape[0] > 1 and bool(np.any(ts[1:] == ts[:-1])):
+            starts = np.flatnonzero(np.concatenate(([True], ts[1:] != ts[:-1])))
+            if increment:
+                values = np.add.reduceat(values, starts)
+                is_int = np.logical_and.reduceat(is_int, starts) & exact_int(values)
+            else:
+                last = np.concatenate((starts[1:] - 1, [ts.shape[0] - 1]))
+                values, is_int = values[last], is_int[last]
+            ts = ts[starts]
+        result[series_id] = Points(ts, values, is_int)
+    return result
+
+
+def exact_int(values: Float64Array) -> BoolArray:
+    """Where a sum of integers is still exact (beyond 2**53 it becomes a float)."""
+    return np.abs(values) <= MAX_EXACT_INT
+
+
+def merge_points(old: Points, new: Points, *, increment: bool) -> Points:
+    """Merge ``new`` into ``old`` (both sorted and unique): overwrite or add per timestamp."""
+    if len(old) == 0:
+        return new
+    if len(new) == 0:
+        return old
+    ts = np.union1d(old.ts, new.ts)
+    values = np.zeros(ts.shape[0], np.float64)
+    is_int = np.ones(ts.shape[0], np.bool_)
+    old_pos = np.searchsorted(ts, old.ts)
+    new_pos = np.searchsorted(ts, new.ts)
+    values[old_pos] = old.values
+    is_int[old_pos] = old.is_int
+    if increment:
+        values[new_pos] += new.values
+        is_int[new_pos] &= new.is_int & exact_int(values[new_pos])
+    else:
+        values[new_pos] = new.values
+        is_int[new_pos] = new.is_int
+    return Points(ts, values, is_int)
