@@ -1,0 +1,225 @@
+"""The wire objects of the v1 API, with the names and signatures of the original client."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from tempodb.timeutil import from_wire, to_wire
+
+Value = int | float
+JSONDict = dict[str, Any]
+
+
+class DataPoint:
+    """One timestamp/value pair.
+
+    ``ts`` is a datetime (naive means UTC; every DataPoint the client returns is time-zone
+    aware), ``value`` a number (bool is accepted and stored as 1/0).
+    """
+
+    __slots__ = ("ts", "value")
+
+    def __init__(self, ts: datetime.datetime, value: Value) -> None:
+        self.ts = ts
+        self.value = value
+
+    def to_json(self) -> JSONDict:
+        return {"t": to_wire(self.ts), "v": self.value}
+
+    @staticmethod
+    def from_json(json: Mapping[str, Any]) -> DataPoint:
+        return DataPoint(from_wire(json["t"]), json["v"])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DataPoint):
+            return NotImplemented
+        return self.ts == other.ts and self.value == other.value
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the original
+
+    def __repr__(self) -> str:
+        return f"DataPoint({self.ts!r}, {self.value!r})"
+
+    def __str__(self) -> str:
+        return f"t: {self.ts.isoformat()}, v: {self.value}"
+
+
+class Series:
+    """Series metadata: a system ``id``, a user ``key``, a ``name``, ``tags`` and
+    string ``attributes``."""
+
+    def __init__(
+        self,
+        id: str,
+        key: str,
+        name: str = "",
+        attributes: dict[str, str] | None = None,
+        tags: list[str] | None = None,
+    ) -> None:
+        self.id = id
+        self.key = key
+        self.name = name
+        self.attributes: dict[str, str] = dict(attributes) if attributes else {}
+        self.tags: list[str] = list(tags) if tags else []
+
+    def to_json(self) -> JSONDict:
+        return {
+            "id": self.id,
+            "key": self.key,
+            "name": self.name,
+            "tags": list(self.tags),
+            "attributes": dict(self.attributes),
+        }
+
+    @staticmethod
+    def from_json(json: Mapping[str, Any]) -> Series:
+        return Series(
+            json.get("id") or "",
+            json.get("key") or "",
+            name=json.get("name") or "",
+            attributes=json.get("attributes") or {},
+            tags=json.get("tags") or [],
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Series):
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Series(id={self.id!r}, key={self.key!r}, name={self.name!r}, "
+            f"attributes={self.attributes!r}, tags={self.tags!r})"
+        )
+
+
+class Summary:
+    """Statistics over the raw points of a read: ``sum``, ``mean``, ``max``, ``min``,
+    ``stddev`` (sample), ``ss`` (sum of squared deviations) and ``count``.
+
+    An open attribute bag, as in the original: an empty range gives an empty Summary.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.__dict__.update(kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for missing attributes: a clear error naming what is there.
+        raise AttributeError(f"Summary has no {name!r} (it has: {sorted(self.__dict__)})")
+
+    @staticmethod
+    def from_json(json: Mapping[str, Any]) -> Summary:
+        return Summary(**json)
+
+    def to_json(self) -> JSONDict:
+        return dict(self.__dict__)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Summary):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items())
+        return f"Summary({fields})"
+
+
+class DataSet:
+    """The points of one series in ``[start, end)``, with the series and a summary."""
+
+    def __init__(
+        self,
+        series: Series,
+        start: datetime.datetime,
+        end: datetime.datetime,
+        data: list[DataPoint] | None = None,
+        summary: Summary | None = None,
+    ) -> None:
+        self.series = series
+        self.start = start
+        self.end = end
+        self.data: list[DataPoint] = data if data is not None else []
+        self.summary = summary
+
+    @staticmethod
+    def from_json(json: Mapping[str, Any]) -> DataSet:
+        summary = json.get("summary")
+        return DataSet(
+            Series.from_json(json.get("series") or {}),
+            from_wire(json["start"]),
+            from_wire(json["end"]),
+            [DataPoint(from_wire(p["t"]), p["v"]) for p in json.get("data") or ()],
+            Summary.from_json(summary) if summary is not None else None,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DataSet):
+            return NotImplemented
+        return (self.series, self.start, self.end, self.data, self.summary) == (
+            other.series,
+            other.start,
+            other.end,
+            other.data,
+            other.summary,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"DataSet(series={self.series!r}, start={self.start!r}, end={self.end!r}, "
+            f"data=[{len(self.data)} points], summary={self.summary!r})"
+        )
+
+
+class DeleteSummary:
+    """The result of ``delete_series``: ``deleted`` is the number of series removed."""
+
+    def __init__(self, deleted: int) -> None:
+        self.deleted = deleted
+
+    @staticmethod
+    def from_json(json: Mapping[str, Any]) -> DeleteSummary:
+        return DeleteSummary(int(json["deleted"]))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DeleteSummary):
+            return NotImplemented
+        return self.deleted == other.deleted
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"DeleteSummary(deleted={self.deleted})"
+
+
+class SingleValueSet:
+    """The result of a single-value lookup: the ``series`` and its ``data`` point, or None."""
+
+    def __init__(self, series: Series, data: DataPoint | None) -> None:
+        self.series = series
+        self.data = data
+
+    @staticmethod
+    def from_json(json: Mapping[str, Any]) -> SingleValueSet:
+        data = json.get("data")
+        return SingleValueSet(
+            Series.from_json(json.get("series") or {}),
+            DataPoint.from_json(data) if data is not None else None,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SingleValueSet):
+            return NotImplemented
+        return (self.series, self.data) == (other.series, other.data)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"SingleValueSet(series={self.series!r}, data={self.data!r})"

@@ -1,0 +1,58 @@
+"""What every handler gets: the store, the caller's database and the server's options."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tempodb.server.http import Query
+from tempodb.server.wire import not_found
+from tempodb.storage.base import Database, SeriesFilter, SeriesRecord, Store
+
+ATTR_PARAM = re.compile(r"^attr\[(.+)\]$")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Server behaviour chosen at start-up."""
+
+    #: Tag series created from dotted keys with all but the last component (spec §5.10).
+    auto_tag: bool = False
+
+
+@dataclass(frozen=True)
+class Context:
+    store: Store
+    db: Database
+    options: Options
+
+    def series(self, field: str, value: str) -> SeriesRecord:
+        """The addressed series, or 403 'Series not found' as v1 answered."""
+        record = (
+            self.store.lookup_series(self.db.id, field, value)
+            if field in ("id", "key")
+            else None
+        )
+        if record is None:
+            raise not_found(field, value)
+        return record
+
+
+def auto_tags(key: str) -> list[str]:
+    """``boiler.3.temp`` -> ``["boiler", "3"]``: every dotted component but the last."""
+    return list(dict.fromkeys(part for part in key.split(".")[:-1] if part))
+
+
+def parse_filter(query: Query) -> SeriesFilter:
+    """``id``/``key``/``tag`` (repeatable) and ``attr[NAME]=VALUE`` parameters (spec §5.1)."""
+    attributes: dict[str, list[str]] = {}
+    for name, value in query.pairs:
+        match = ATTR_PARAM.match(name)
+        if match:
+            attributes.setdefault(match.group(1), []).append(value)
+    return SeriesFilter(
+        ids=tuple(query.get_all("id")),
+        keys=tuple(query.get_all("key")),
+        tags=tuple(query.get_all("tag")),
+        attributes={name: tuple(values) for name, values in attributes.items()},
+    )

@@ -1,0 +1,149 @@
+"""Requests, responses and HTTP errors, as plain objects the handlers work with."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from tempodb.errors import ERROR_CODE_HEADER
+
+JSON_TYPE = b"application/json; charset=utf-8"
+TEXT_TYPE = b"text/plain; charset=utf-8"
+#: Bodies up to this size get their trailing commas forgiven (the embedded C client's).
+REPAIR_LIMIT = 256 * 1024
+
+
+class HTTPError(Exception):
+    """An error answered to the client: a status, a plain-text message and an error code
+    (sent in ``X-TempoDB-Error`` so that clients need not parse the text)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str = "invalid-request",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.headers = dict(headers or {})
+
+
+def bad_request(message: str) -> HTTPError:
+    return HTTPError(400, message)
+
+
+@dataclass
+class Query:
+    """Query parameters: repeated names kept in order; empty values count as absent."""
+
+    pairs: list[tuple[str, str]]
+
+    @staticmethod
+    def parse(raw: bytes) -> Query:
+        text = raw.decode("utf-8", "replace")
+        return Query([(k, v) for k, v in parse_qsl(text, keep_blank_values=True) if v != ""])
+
+    def get(self, name: str) -> str | None:
+        """The last non-empty value of ``name``."""
+        value = None
+        for key, item in self.pairs:
+            if key == name:
+                value = item
+        return value
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise bad_request(f"Missing required parameter: {name}")
+        return value
+
+    def get_all(self, name: str) -> list[str]:
+        return [item for key, item in self.pairs if key == name]
+
+
+@dataclass
+class Request:
+    """What a handler sees of a request: the path after ``/v1`` split into decoded
+    segments, the query, the body and the authenticated database (set by the app)."""
+
+    method: str
+    segments: list[str]
+    query: Query
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        """The body as JSON, whatever the Content-Type (some clients send text/plain)."""
+        body = self.body.strip()
+        if not body:
+            return None
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+        # The embedded C client leaves a trailing comma inside arrays: `[{...},{...},]`.
+        repaired = _drop_trailing_commas(body) if len(body) <= REPAIR_LIMIT else None
+        if repaired is not None:
+            try:
+                return orjson.loads(repaired)
+            except orjson.JSONDecodeError:
+                pass
+        raise bad_request("Malformed JSON in request body")
+
+
+def _drop_trailing_commas(body: bytes) -> bytes | None:
+    """``body`` without commas that directly precede ``]`` or ``}`` (outside strings)."""
+    out = bytearray()
+    in_string = escaped = changed = False
+    pending_comma = -1
+    for byte in body:
+        if in_string:
+            out.append(byte)
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+            continue
+        if byte in b" \t\r\n":
+            out.append(byte)
+            continue
+        if byte in b"]}" and pending_comma >= 0:
+            del out[pending_comma]
+            changed = True
+        pending_comma = -1
+        if byte == 0x2C:
+            pending_comma = len(out)
+        elif byte == 0x22:
+            in_string = True
+        out.append(byte)
+    return bytes(out) if changed else None
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    return Response(status, orjson.dumps(payload), JSON_TYPE)
+
+
+def empty_response() -> Response:
+    return Response(200, b"")
+
+
+def error_response(error: HTTPError) -> Response:
+    headers = {ERROR_CODE_HEADER: error.code, **error.headers}
+    return Response(error.status, error.message.encode() + b"\n", TEXT_TYPE, headers)

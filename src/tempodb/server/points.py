@@ -1,0 +1,235 @@
+"""Data endpoints: reads with rollups (E6, E7), writes and increments (E8-E13), range
+deletes (E14) and single-value lookups (E15, E16)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tempodb.rollup import Interval, auto_interval, parse_function, parse_interval, rollup, summarize
+from tempodb.server.context import Context, auto_tags, parse_filter
+from tempodb.server.http import Request, Response, bad_request, empty_response, json_response
+from tempodb.server.series import conflict
+from tempodb.server.wire import (
+    MultiBatch,
+    check_key,
+    parse_bulk,
+    parse_multi,
+    parse_points,
+    parse_time_param,
+    points_json,
+    series_json,
+    single_series_batch,
+)
+from tempodb.storage.base import KeyConflict, SeriesRecord, SeriesRef, WriteBatch
+from tempodb.zones import Zone, get_zone
+
+DIRECTIONS = ("exact", "before", "after", "nearest")
+#: Without ``function``, rollups take the mean (spec Q14).
+DEFAULT_FUNCTION = "mean"
+
+
+# -- reads -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadParams:
+    start: int
+    end: int
+    interval: Interval | None
+    function: str
+    zone: Zone
+
+    @staticmethod
+    def parse(request: Request) -> ReadParams:
+        query = request.query
+        start = parse_time_param(query.require("start"), "start")
+        end = parse_time_param(query.require("end"), "end")
+        if start > end:
+            raise bad_request("start must not be after end")
+        try:
+            text = query.get("interval")
+            interval = parse_interval(text) if text else auto_interval(start, end)
+            function = parse_function(query.get("function") or DEFAULT_FUNCTION)
+            zone = get_zone(query.get("tz"))
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
+        return ReadParams(start, end, interval, function, zone)
+
+
+def dataset_json(ctx: Context, series: SeriesRecord, params: ReadParams) -> dict[str, Any]:
+    """A DataSet: the points in [start, end) (rolled up if asked) and their summary."""
+    points = ctx.store.read_points(ctx.db.id, series.id, params.start, params.end)
+    zone = params.zone
+    if params.interval is None:
+        data = points_json(zone, points.ts, points.values, points.is_int)
+        rollup_json = None
+    else:
+        folded = rollup(
+            points.ts,
+            points.values,
+            points.is_int,
+            interval=params.interval,
+            function=params.function,
+            zone=zone,
+            start_ms=params.start,
+        )
+        data = points_json(zone, folded.ts, folded.values, folded.is_int)
+        rollup_json = {"interval": params.interval.iso, "function": params.function, "tz": zone.name}
+    return {
+        "series": series_json(series),
+        "start": zone.format_one(params.start),
+        "end": zone.format_one(params.end),
+        "data": data,
+        "rollup": rollup_json,
+        "summary": summarize(points.values, points.is_int),
+    }
+
+
+def read_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    """E7 ``GET /series/{id|key}/{v}/data/``."""
+    series = ctx.series(params["field"], params["value"])
+    return json_response(dataset_json(ctx, series, ReadParams.parse(request)))
+
+
+def read_many(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    """E6 ``GET /data/``: one DataSet per matching series (all series without filters)."""
+    read_params = ReadParams.parse(request)
+    found = ctx.store.find_series(ctx.db.id, parse_filter(request.query))
+    return json_response([dataset_json(ctx, s, read_params) for s in found])
+
+
+# -- writes ----------------------------------------------------------------------------------
+
+
+def _store(ctx: Context, batch: WriteBatch, *, increment: bool) -> None:
+    if ctx.options.auto_tag:
+        _create_tagged(ctx, batch.refs)
+    try:
+        ctx.store.write_points(ctx.db.id, batch, increment=increment)
+    except KeyConflict as exc:
+        raise conflict(exc.key) from None
+
+
+def _create_tagged(ctx: Context, refs: Sequence[SeriesRef]) -> None:
+    """With auto-tagging on, series that a write creates get their tags from the key."""
+    for ref in refs:
+        if ref.field == "key" and ctx.store.lookup_series(ctx.db.id, "key", ref.value) is None:
+            try:
+                ctx.store.create_series(ctx.db.id, ref.value, tags=auto_tags(ref.value))
+            except KeyConflict:
+                pass  # created by a concurrent request: fine
+
+
+def _series_ref(params: dict[str, str]) -> SeriesRef:
+    field, value = params["field"], params["value"]
+    if field == "key":
+        check_key(value)
+    return SeriesRef("id" if field == "id" else "key", value)
+
+
+def write_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    """E8 ``POST /series/{id|key}/{v}/data/``."""
+    batch = single_series_batch(_series_ref(params), parse_points(request.json()))
+    _store(ctx, batch, increment=False)
+    return empty_response()
+
+
+def increment_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    """E9 ``POST /series/{id|key}/{v}/increment/``."""
+    batch = single_series_batch(_series_ref(params), parse_points(request.json()))
+    _store(ctx, batch, increment=True)
+    return empty_response()
+
+
+def write_bulk(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    """E10 ``POST /data/``."""
+    _store(ctx, parse_bulk(request.json()), increment=False)
+    return empty_response()
+
+
+def increment_bulk(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    """E11 ``POST /increment/``."""
+    _store(ctx, parse_bulk(request.json()), increment=True)
+    return empty_response()
+
+
+def _multi(ctx: Context, request: Request, *, increment: bool) -> Response:
+    multi: MultiBatch = parse_multi(request.json())
+    if len(multi.batch):
+        _store(ctx, multi.batch, increment=increment)
+    if multi.failed:
+        return json_response(multi.multistatus(), status=207)
+    return empty_response()
+
+
+def write_multi(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    """E12 ``POST /multi/``: 207 with a multistatus when some elements are invalid."""
+    return _multi(ctx, request, increment=False)
+
+
+def increment_multi(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    """E13 ``POST /multi/increment/``."""
+    return _multi(ctx, request, increment=True)
+
+
+# -- deletes and single values ---------------------------------------------------------------
+
+
+def delete_range(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    """E14 ``DELETE /series/{id|key}/{v}/data/``: ``[start, end)``, or the single point at
+    ``start`` when ``start == end``."""
+    series = ctx.series(params["field"], params["value"])
+    start = parse_time_param(request.query.require("start"), "start")
+    end = parse_time_param(request.query.require("end"), "end")
+    if start > end:
+        raise bad_request("start must not be after end")
+    ctx.store.delete_points(ctx.db.id, series.id, start, max(end, start + 1))
+    return empty_response()
+
+
+@dataclass(frozen=True)
+class SingleParams:
+    ts: int
+    direction: str
+    zone: Zone
+
+    @staticmethod
+    def parse(request: Request) -> SingleParams:
+        ts = parse_time_param(request.query.require("ts"), "ts")
+        direction = (request.query.get("direction") or "exact").lower()
+        if direction not in DIRECTIONS:
+            raise bad_request(
+                f"Invalid direction: {direction} (one of {', '.join(DIRECTIONS)})"
+            )
+        try:
+            zone = get_zone(request.query.get("tz"))
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
+        return SingleParams(ts, direction, zone)
+
+
+def single_json(ctx: Context, series: SeriesRecord, params: SingleParams) -> dict[str, Any]:
+    found = ctx.store.single_value(
+        ctx.db.id, series.id, params.ts, params.direction  # type: ignore[arg-type]
+    )
+    data = None
+    if found is not None:
+        ts, value = found
+        data = {"t": params.zone.format_one(ts), "v": value}
+    return {"series": series_json(series), "data": data}
+
+
+def single_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    """E15 ``GET /series/{id|key}/{v}/single/``."""
+    series = ctx.series(params["field"], params["value"])
+    return json_response(single_json(ctx, series, SingleParams.parse(request)))
+
+
+def single_many(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    """E16 ``GET /single/``: one SingleValue per matching series."""
+    single_params = SingleParams.parse(request)
+    found = ctx.store.find_series(ctx.db.id, parse_filter(request.query))
+    return json_response([single_json(ctx, s, single_params) for s in found])
+

@@ -1,0 +1,72 @@
+"""The v1 route table (spec §1) and path matching on the raw path (spec §2.5).
+
+Paths are split on literal ``/`` before percent-decoding, so that a key may contain ``%2F``;
+the ``{v}`` segment also reads ``+`` as a space (Go and old Python clients send it).  A
+trailing slash is optional on every route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote, unquote_plus
+
+from tempodb.server import points, series
+from tempodb.server.context import Context
+from tempodb.server.http import Request, Response
+
+Handler = Callable[[Context, Request, dict[str, str]], Response]
+
+#: ``{field}`` is the literal ``id`` or ``key``; ``{value}`` the id or key itself.
+ROUTES: list[tuple[tuple[str, ...], dict[str, Handler]]] = [
+    (("series",), {"GET": series.list_series, "POST": series.create_series,
+                   "DELETE": series.delete_series}),
+    (("series", "{field}", "{value}"), {"GET": series.get_series, "PUT": series.update_series}),
+    (("series", "{field}", "{value}", "data"), {"GET": points.read_series,
+                                                "POST": points.write_series,
+                                                "DELETE": points.delete_range}),
+    (("series", "{field}", "{value}", "increment"), {"POST": points.increment_series}),
+    (("series", "{field}", "{value}", "single"), {"GET": points.single_series}),
+    (("data",), {"GET": points.read_many, "POST": points.write_bulk}),
+    (("increment",), {"POST": points.increment_bulk}),
+    (("multi",), {"POST": points.write_multi}),
+    (("multi", "increment"), {"POST": points.increment_multi}),
+    (("single",), {"GET": points.single_many}),
+    (("database",), {"POST": series.create_database}),
+]
+
+API_PREFIX = "v1"
+
+
+@dataclass(frozen=True)
+class Match:
+    methods: dict[str, Handler]
+    params: dict[str, str]
+
+
+def split_path(raw_path: bytes) -> list[str]:
+    """Raw path segments after the leading slash, without a trailing empty one."""
+    text = raw_path.decode("utf-8", "replace")
+    if text.endswith("/"):
+        text = text[:-1]
+    return text.split("/")[1:] if text.startswith("/") else text.split("/")
+
+
+def match(segments: list[str]) -> Match | None:
+    """The route for the raw segments after ``/v1``, with decoded parameters."""
+    for pattern, methods in ROUTES:
+        if len(pattern) != len(segments):
+            continue
+        params: dict[str, str] = {}
+        for expected, raw in zip(pattern, segments, strict=True):
+            if expected == "{value}":
+                params["value"] = unquote_plus(raw)
+            elif expected == "{field}":
+                params["field"] = unquote(raw)
+                if params["field"] not in ("id", "key"):
+                    break
+            elif unquote(raw) != expected:
+                break
+        else:
+            return Match(methods, params)
+    return None

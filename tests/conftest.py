@@ -1,0 +1,72 @@
+"""Fixtures shared by the integration tests: one real server process per session, and a
+fresh database (API key) per test, created through the admin endpoint."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from serverproc import ServerProcess, create_key, data_args
+
+from tempodb import Client
+
+
+@dataclass
+class Server:
+    process: ServerProcess
+    admin_key: str
+    admin_secret: str
+
+    @property
+    def host(self) -> str:
+        return self.process.host
+
+    @property
+    def port(self) -> int:
+        return self.process.port
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    def new_database(self, name: str = "test") -> tuple[str, str]:
+        """A fresh (key, secret) made with POST /v1/database/."""
+        token = base64.b64encode(f"{self.admin_key}:{self.admin_secret}".encode()).decode()
+        request = urllib.request.Request(
+            f"{self.url}/v1/database/",
+            data=json.dumps({"name": name}).encode(),
+            headers={"Authorization": f"Basic {token}"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            created = json.load(response)
+        return created["id"], created["password"]
+
+    def client(self, key: str, secret: str) -> Client:
+        return Client(key, secret, host=self.host, port=self.port, secure=False)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A ``tempodb serve`` process on the embedded store."""
+    store = data_args(tmp_path_factory.mktemp("server-data"))
+    admin_key, admin_secret = create_key(store, "--admin", "--name", "admin")
+    process = ServerProcess.start(store)
+    yield Server(process, admin_key, admin_secret)
+    assert process.stop() == 0
+
+
+@pytest.fixture
+def credentials(server: Server) -> tuple[str, str]:
+    return server.new_database()
+
+
+@pytest.fixture
+def client(server: Server, credentials: tuple[str, str]) -> Iterator[Client]:
+    """A client on a fresh, empty database of the session server."""
+    with server.client(*credentials) as c:
+        yield c

@@ -1,0 +1,104 @@
+"""Start and stop a real ``tempodb serve`` process for the integration tests and the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVING = re.compile(r"serving (https?)://([^:/]+):(\d+)/")
+
+
+def tempodb_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tempodb.cli", *args]
+
+
+def create_key(store_args: Sequence[str], *extra: str) -> tuple[str, str]:
+    """Run ``tempodb keys create --json`` and return (key, secret)."""
+    out = subprocess.run(
+        tempodb_command("keys", "create", *store_args, "--json", *extra),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    created = json.loads(out)
+    return created["key"], created["secret"]
+
+
+@dataclass
+class ServerProcess:
+    """A running server: its address and the process."""
+
+    process: subprocess.Popen[str]
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    @staticmethod
+    def start(
+        store_args: Sequence[str], *extra: str, env: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> ServerProcess:
+        """Start ``tempodb serve`` on a free port and wait until it answers."""
+        process = subprocess.Popen(
+            tempodb_command("serve", *store_args, "--port", "0", *extra),
+            stdout=subprocess.PIPE,
+            stderr=None,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        found = SERVING.search(line)
+        if not found:
+            process.kill()
+            raise RuntimeError(f"server did not start: {line!r}")
+        server = ServerProcess(process, found.group(1), found.group(2), int(found.group(3)))
+        server.wait_healthy(timeout)
+        return server
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.scheme == "http":
+                    with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as r:
+                        if r.status == 200:
+                            return
+                else:
+                    import socket
+
+                    with socket.create_connection((self.host, self.port), timeout=2):
+                        return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("server exited or never became healthy") from None
+                time.sleep(0.05)
+
+    def stop(self) -> int:
+        """Stop the server gracefully (SIGTERM); its exit status."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
+        return self.process.returncode
+
+
+def data_args(path: Path | str) -> list[str]:
+    return ["--data", str(path)]
