@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from tempodb.storage.base import Store
 
@@ -67,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    class GracefulServer(uvicorn.Server):  # type: ignore[misc]
+        """Stops cleanly on SIGINT/SIGTERM and exits 0 (uvicorn re-raises the signal)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self.handle_exit)
+            yield
+
     from tempodb.server.app import TempoDBApp
     from tempodb.server.context import Options
 
@@ -105,7 +116,7 @@ def serve(args: argparse.Namespace) -> int:
     )
     scheme = "https" if args.tls_cert else "http"
     print(f"tempodb: serving {scheme}://{args.host}:{port}/v1/ (data: {args.data})", flush=True)
-    uvicorn.Server(config).run(sockets=[sock])
+    GracefulServer(config).run(sockets=[sock])
     return 0
 
 

@@ -20,7 +20,6 @@ from tempodb.server.wire import (
     parse_time_param,
     points_json,
     series_json,
-    single_series_batch,
 )
 from tempodb.storage.base import KeyConflict, SeriesRecord, SeriesRef, WriteBatch
 from tempodb.zones import Zone, get_zone
@@ -131,14 +130,14 @@ def _series_ref(params: dict[str, str]) -> SeriesRef:
 
 def write_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:
     """E8 ``POST /series/{id|key}/{v}/data/``."""
-    batch = single_series_batch(_series_ref(params), parse_points(request.json()))
+    batch = parse_points(request.json(), _series_ref(params))
     _store(ctx, batch, increment=False)
     return empty_response()
 
 
 def increment_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:
     """E9 ``POST /series/{id|key}/{v}/increment/``."""
-    batch = single_series_batch(_series_ref(params), parse_points(request.json()))
+    batch = parse_points(request.json(), _series_ref(params))
     _store(ctx, batch, increment=True)
     return empty_response()
 

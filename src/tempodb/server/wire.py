@@ -142,32 +142,34 @@ def _one_time(value: object, now: int) -> int | str:
     return f"Invalid timestamp: {value!r}"
 
 
-@dataclass
-class Columns:
-    ts: Int64Array
-    values: Float64Array
-    is_int: BoolArray
-
-
-def _columns(times: Sequence[object], values: Sequence[object], what: str) -> Columns:
-    """Columns from raw ``t`` and ``v`` lists; 400 naming the first bad element."""
-    fast_values = _fast_values(values)
-    fast_times = _fast_times(times) if fast_values is not None else None
-    if fast_values is not None and fast_times is not None:
-        return Columns(fast_times, *fast_values)
-    now = now_ms()
-    ts = np.empty(len(times), np.int64)
-    vals = np.empty(len(times), np.float64)
-    is_int = np.empty(len(times), np.bool_)
-    for i, (t, v) in enumerate(zip(times, values, strict=True)):
-        stamp = _one_time(t, now)
-        if isinstance(stamp, str):
-            raise bad_request(f"{what} {i}: {stamp}")
-        value = coerce_value(v)
+def _values(raw: Sequence[object], what: str) -> tuple[Float64Array, BoolArray]:
+    """Values and integer flags; 400 naming the first bad element."""
+    fast = _fast_values(raw)
+    if fast is not None:
+        return fast
+    values = np.empty(len(raw), np.float64)
+    is_int = np.empty(len(raw), np.bool_)
+    for i, item in enumerate(raw):
+        value = coerce_value(item)
         if isinstance(value, str):
             raise bad_request(f"{what} {i}: {value}")
-        ts[i], (vals[i], is_int[i]) = stamp, value
-    return Columns(ts, vals, is_int)
+        values[i], is_int[i] = value
+    return values, is_int
+
+
+def _times(raw: Sequence[object], what: str) -> Int64Array:
+    """Epoch ms of body timestamps; 400 naming the first bad element."""
+    fast = _fast_times(raw)
+    if fast is not None:
+        return fast
+    now = now_ms()
+    ts = np.empty(len(raw), np.int64)
+    for i, item in enumerate(raw):
+        stamp = _one_time(item, now)
+        if isinstance(stamp, str):
+            raise bad_request(f"{what} {i}: {stamp}")
+        ts[i] = stamp
+    return ts
 
 
 # -- request bodies --------------------------------------------------------------------------
@@ -182,16 +184,12 @@ def _objects(body: Any, what: str, shape: str) -> list[Mapping[str, Any]]:
     return body
 
 
-def parse_points(body: Any) -> Columns:
-    """E8/E9: ``[{"t": TS, "v": NUM}, ...]``."""
+def parse_points(body: Any, ref: SeriesRef) -> WriteBatch:
+    """E8/E9: ``[{"t": TS, "v": NUM}, ...]`` for one series; all or nothing."""
     points = _objects(body, "Point", '{"t": ..., "v": ...}')
-    return _columns([p.get("t") for p in points], [p.get("v") for p in points], "Point")
-
-
-def single_series_batch(ref: SeriesRef, columns: Columns) -> WriteBatch:
-    return WriteBatch(
-        [ref], np.zeros(len(columns.ts), np.int32), columns.ts, columns.values, columns.is_int
-    )
+    values, is_int = _values([p.get("v") for p in points], "Point")
+    ts = _times([p.get("t") for p in points], "Point")
+    return WriteBatch([ref], np.zeros(len(points), np.int32), ts, values, is_int)
 
 
 class _RefTable:
@@ -236,8 +234,8 @@ def parse_bulk(body: Any) -> WriteBatch:
         if isinstance(slot, str):
             raise bad_request(f"Element {i}: {slot}")
         index[i] = slot
-    columns = _columns([stamp] * len(items), [item.get("v") for item in items], "Element")
-    return WriteBatch(table.refs, index, columns.ts, columns.values, columns.is_int)
+    values, is_int = _values([item.get("v") for item in items], "Element")
+    return WriteBatch(table.refs, index, np.full(len(items), stamp, np.int64), values, is_int)
 
 
 @dataclass
