@@ -20,7 +20,7 @@ client = Client(
 
 date = datetime.datetime(2012, 1, 1)
 
-for day in range(10):
+for _day in range(10):
     # print out the current day we are sending data for
     print(f"writing {date:%Y-%m-%d}")
 

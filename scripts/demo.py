@@ -24,7 +24,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tempodb-demo-") as data:
         created = subprocess.run(
             tempodb("keys", "create", "--data", data, "--name", "demo", "--json"),
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         credentials = json.loads(created)
         server = subprocess.Popen(
@@ -55,8 +57,9 @@ def main() -> int:
             }
             for script in ("tempodb-write-demo.py", "tempodb-read-demo.py"):
                 print(f"\n$ python examples/{script}")
-                subprocess.run([sys.executable, str(ROOT / "examples" / script)], env=env,
-                               check=True)
+                subprocess.run(
+                    [sys.executable, str(ROOT / "examples" / script)], env=env, check=True
+                )
         finally:
             server.terminate()
             server.wait(timeout=30)

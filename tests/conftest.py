@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from serverproc import ServerProcess, create_key, data_args
 
+from serverproc import ServerProcess, create_key, data_args
 from tempodb import Client
 
 

@@ -47,7 +47,9 @@ class ServerProcess:
 
     @staticmethod
     def start(
-        store_args: Sequence[str], *extra: str, env: dict[str, str] | None = None,
+        store_args: Sequence[str],
+        *extra: str,
+        env: dict[str, str] | None = None,
         timeout: float = 30.0,
     ) -> ServerProcess:
         """Start ``tempodb serve`` on a free port and wait until it answers."""

@@ -43,10 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=4242, help="port (default 4242; 0 = any)")
     serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate")
     serve.add_argument("--tls-key", metavar="FILE", help="private key of --tls-cert")
-    serve.add_argument("--auto-tag", action="store_true",
-                       help="tag new series with the dotted components of their key")
-    serve.add_argument("--max-body-mb", type=float, default=64.0,
-                       help="largest request body accepted, in MB (default 64)")
+    serve.add_argument(
+        "--auto-tag",
+        action="store_true",
+        help="tag new series with the dotted components of their key",
+    )
+    serve.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=64.0,
+        help="largest request body accepted, in MB (default 64)",
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request")
 
     keys = commands.add_parser("keys", help="manage API keys (one database per key)")
@@ -55,8 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_store_arguments(create)
     create.add_argument("--name", default="", help="a name to remember the database by")
     create.add_argument("--json", action="store_true", help='print {"key": ..., "secret": ...}')
-    create.add_argument("--admin", action="store_true",
-                        help="the key may create further databases (POST /v1/database/)")
+    create.add_argument(
+        "--admin",
+        action="store_true",
+        help="the key may create further databases (POST /v1/database/)",
+    )
     listing = key_commands.add_parser("list", help="list the keys")
     add_store_arguments(listing)
     listing.add_argument("--json", action="store_true", help="print JSON lines")
@@ -69,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    class GracefulServer(uvicorn.Server):  # type: ignore[misc]
+    class GracefulServer(uvicorn.Server):
         """Stops cleanly on SIGINT/SIGTERM and exits 0 (uvicorn re-raises the signal)."""
 
         @contextlib.contextmanager
@@ -129,8 +139,10 @@ def keys(args: argparse.Namespace) -> int:
                 print(json.dumps({"key": credentials.key, "secret": credentials.secret}))
             else:
                 print(f"key:    {credentials.key}\nsecret: {credentials.secret}")
-                print("Keep the secret: it is stored only as a hash and cannot be shown again.",
-                      file=sys.stderr)
+                print(
+                    "Keep the secret: it is stored only as a hash and cannot be shown again.",
+                    file=sys.stderr,
+                )
         elif args.keys_command == "list":
             for db in store.list_databases():
                 if args.json:
@@ -149,7 +161,9 @@ def keys(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if args.command == "serve":
         return serve(args)
     return keys(args)

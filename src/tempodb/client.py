@@ -25,7 +25,6 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from tempodb.errors import (
     ERROR_CODE_HEADER,
-    TempoDBApiException,
     TempoDBConnectionError,
     error_for_response,
 )
@@ -45,14 +44,17 @@ try:  # orjson is several times faster on large reads; the stdlib serves when it
     def _dumps(obj: Any) -> bytes:
         return orjson.dumps(obj)
 
-    _loads = orjson.loads
+    def _loads(data: bytes) -> Any:
+        return orjson.loads(data)
+
 except ImportError:  # pragma: no cover - exercised only without the server extra
     import json
 
     def _dumps(obj: Any) -> bytes:
         return json.dumps(obj, separators=(",", ":")).encode()
 
-    _loads = json.loads
+    def _loads(data: bytes) -> Any:
+        return json.loads(data)
 
 API_HOST = "api.tempo-db.com"
 API_PORT = 443
@@ -245,9 +247,7 @@ class Client:
         """Read ``[start, end)`` of the series with this key (see :meth:`read`)."""
         return self._read("key", series_key, start, end, interval, function, tz)
 
-    def single_value_id(
-        self, series_id: str, ts: Timestamp, direction: str = ""
-    ) -> SingleValueSet:
+    def single_value_id(self, series_id: str, ts: Timestamp, direction: str = "") -> SingleValueSet:
         """The point of a series at ``ts``; ``direction`` "before", "after" or "nearest"
         finds the closest one instead of only an exact match."""
         return self._single_value("id", series_id, ts, direction)
@@ -319,16 +319,12 @@ class Client:
 
     # -- deletes -----------------------------------------------------------------------------
 
-    def delete_id(
-        self, series_id: str, start: Timestamp, end: Timestamp, **kwargs: Any
-    ) -> None:
+    def delete_id(self, series_id: str, start: Timestamp, end: Timestamp, **kwargs: Any) -> None:
         """Delete the points in ``[start, end)`` of the series with this id
         (``start == end`` deletes the one point at that instant)."""
         self._delete("id", series_id, start, end, kwargs)
 
-    def delete_key(
-        self, series_key: str, start: Timestamp, end: Timestamp, **kwargs: Any
-    ) -> None:
+    def delete_key(self, series_key: str, start: Timestamp, end: Timestamp, **kwargs: Any) -> None:
         """Like :meth:`delete_id`, by key."""
         self._delete("key", series_key, start, end, kwargs)
 
@@ -479,9 +475,7 @@ def _point_json(point: DataPoint | Mapping[str, Any] | tuple[Timestamp, int | fl
 
 
 def _jsonable_item(item: Mapping[str, Any]) -> JSONDict:
-    return {
-        k: to_wire(v) if isinstance(v, datetime.date) else v for k, v in item.items()
-    }
+    return {k: to_wire(v) if isinstance(v, datetime.date) else v for k, v in item.items()}
 
 
 def _jsonable(items: Sequence[Mapping[str, Any]]) -> list[JSONDict]:

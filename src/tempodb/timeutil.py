@@ -71,14 +71,23 @@ def to_wire(value: datetime | date | str) -> str:
     '2012-01-01T00:00:00.000Z'
     """
     if isinstance(value, datetime):
+        if value.tzinfo is None:  # the base class's C formatter, the fastest
+            return _datetime_isoformat(value, "T", "milliseconds") + "Z"
         offset = value.utcoffset()
         if offset:
             try:
                 value = value - offset
             except OverflowError:
                 raise ValueError(f"{value!r} is outside years 1-9999 in UTC") from None
-        # The base class's C formatter (always a 4-digit year); [:23] drops any "+00:00".
-        return _datetime_isoformat(value, "T", "milliseconds")[:23] + "Z"
+        return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031 (faster than f-strings)
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond // 1000,
+        )
     if isinstance(value, date):
         return _date_isoformat(value) + "T00:00:00.000Z"
     if isinstance(value, str):

@@ -137,12 +137,14 @@ data = client.read(start, end, keys=keys, interval="1hour", function="max")
     assert dataset.data[0] == DataPoint(datetime.datetime(2012, 1, 1, tzinfo=UTC), 59)
     assert dataset.data[23].value == 1439
     assert dataset.start == datetime.datetime(2012, 1, 1, tzinfo=UTC)
-    assert dataset.summary is not None and dataset.summary.count == 1440
+    assert dataset.summary is not None
+    assert dataset.summary.count == 1440
 
 
 def test_read_id_daily_min(run: Any, client: Client) -> None:
     points = [
-        DataPoint(datetime.datetime(2012, 1, 1 + d, h), 100 - d * 3 - h) for d in range(31)
+        DataPoint(datetime.datetime(2012, 1, 1 + d, h), 100 - d * 3 - h)
+        for d in range(31)
         for h in (0, 12)
     ]
     client.write_id("38268c3b231f1266a392931e15e99231", points)
@@ -163,8 +165,13 @@ data = client.read_id("38268c3b231f1266a392931e15e99231", start, end, interval="
 
 
 def test_read_key_daily_min(run: Any, client: Client) -> None:
-    client.write_key("my-custom-key", [DataPoint(datetime.datetime(2012, 1, 3, 5), 7.5),
-                                       DataPoint(datetime.datetime(2012, 1, 3, 6), 2.5)])
+    client.write_key(
+        "my-custom-key",
+        [
+            DataPoint(datetime.datetime(2012, 1, 3, 5), 7.5),
+            DataPoint(datetime.datetime(2012, 1, 3, 6), 2.5),
+        ],
+    )
     ns = run(
         """
 import datetime
@@ -401,23 +408,32 @@ response = client.%s
 
 
 def _month_and_after(day_count: int = 33) -> list[DataPoint]:
-    return [DataPoint(datetime.datetime(2011, 12, 31) + datetime.timedelta(days=d), d)
-            for d in range(day_count)]
+    return [
+        DataPoint(datetime.datetime(2011, 12, 31) + datetime.timedelta(days=d), d)
+        for d in range(day_count)
+    ]
 
 
 def test_delete_id(run: Any, client: Client) -> None:
     client.write_id(BULK_IDS[1], _month_and_after())
     run(DELETE_EXAMPLE % 'delete_id("38268c3b231f1266a392931e15e99231", start, end)')
-    left = client.read_id(BULK_IDS[1], datetime.datetime(2011, 1, 1), datetime.datetime(2013, 1, 1),
-                          interval="raw")
-    assert [p.ts.date() for p in left.data] == [datetime.date(2011, 12, 31),
-                                               datetime.date(2012, 2, 1)]
+    left = client.read_id(
+        BULK_IDS[1], datetime.datetime(2011, 1, 1), datetime.datetime(2013, 1, 1), interval="raw"
+    )
+    assert [p.ts.date() for p in left.data] == [
+        datetime.date(2011, 12, 31),
+        datetime.date(2012, 2, 1),
+    ]
 
 
 def test_delete_key(run: Any, client: Client) -> None:
     client.write_key("my-custom-key", _month_and_after())
     ns = run(DELETE_EXAMPLE % 'delete_key("my-custom-key", start, end)')
     assert not ns["response"]
-    left = client.read_key("my-custom-key", datetime.datetime(2011, 1, 1),
-                           datetime.datetime(2013, 1, 1), interval="raw")
+    left = client.read_key(
+        "my-custom-key",
+        datetime.datetime(2011, 1, 1),
+        datetime.datetime(2013, 1, 1),
+        interval="raw",
+    )
     assert len(left.data) == 2

@@ -53,8 +53,9 @@ class Raw:
             body = json.dumps(body)
         conn.request(method, path, body=body, headers=all_headers)
         response = conn.getresponse()
-        reply = Reply(response.status, {k.lower(): v for k, v in response.getheaders()},
-                      response.read())
+        reply = Reply(
+            response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        )
         conn.close()
         return reply
 
@@ -64,8 +65,11 @@ def raw(server: Any, credentials: tuple[str, str]) -> Raw:
     return Raw(server.host, server.port, *credentials)
 
 
-POINTS = [{"t": "2013-03-01T06:00:00.000Z", "v": 61.5}, {"t": "2013-03-01T06:20:00.000Z", "v": 64},
-          {"t": "2013-03-01T07:10:00.000Z", "v": 59.25}]
+POINTS = [
+    {"t": "2013-03-01T06:00:00.000Z", "v": 61.5},
+    {"t": "2013-03-01T06:20:00.000Z", "v": 64},
+    {"t": "2013-03-01T07:10:00.000Z", "v": 59.25},
+]
 
 
 def test_worked_example_of_the_spec(raw: Raw) -> None:
@@ -74,36 +78,59 @@ def test_worked_example_of_the_spec(raw: Raw) -> None:
     assert created.headers["content-type"].startswith("application/json")
     series = created.json()
     assert list(series) == ["id", "key", "name", "tags", "attributes"]
-    assert series["key"] == "boiler.3.temp" and series["tags"] == [] and len(series["id"]) == 32
+    assert series["key"] == "boiler.3.temp"
+    assert series["tags"] == []
+    assert len(series["id"]) == 32
 
     written = raw("POST", "/v1/series/key/boiler.3.temp/data/", POINTS)
     assert (written.status, written.body) == (200, b"")
 
-    read = raw("GET", "/v1/series/key/boiler.3.temp/data/?start=2013-03-01T06%3A00%3A00.000Z"
-                      "&end=2013-03-01T08%3A00%3A00.000Z&interval=1hour&function=max"
-                      "&tz=America%2FChicago")
+    read = raw(
+        "GET",
+        "/v1/series/key/boiler.3.temp/data/?start=2013-03-01T06%3A00%3A00.000Z"
+        "&end=2013-03-01T08%3A00%3A00.000Z&interval=1hour&function=max"
+        "&tz=America%2FChicago",
+    )
     assert read.status == 200
     assert read.json() == {
         "series": series,
         "start": "2013-03-01T00:00:00.000-06:00",
         "end": "2013-03-01T02:00:00.000-06:00",
-        "data": [{"t": "2013-03-01T00:00:00.000-06:00", "v": 64},
-                 {"t": "2013-03-01T01:00:00.000-06:00", "v": 59.25}],
+        "data": [
+            {"t": "2013-03-01T00:00:00.000-06:00", "v": 64},
+            {"t": "2013-03-01T01:00:00.000-06:00", "v": 59.25},
+        ],
         "rollup": {"interval": "PT1H", "function": "max", "tz": "America/Chicago"},
-        "summary": {"sum": 184.75, "mean": 61.583333333333336, "max": 64, "min": 59.25,
-                    "stddev": 2.376096238230542, "ss": 11.291666666666666, "count": 3},
+        "summary": {
+            "sum": 184.75,
+            "mean": 61.583333333333336,
+            "max": 64,
+            "min": 59.25,
+            "stddev": 2.376096238230542,
+            "ss": 11.291666666666666,
+            "count": 3,
+        },
     }
     assert list(read.json()) == ["series", "start", "end", "data", "rollup", "summary"]
     assert b'"v":64}' in read.body  # an integer stays an integer
 
 
 def test_multi_write_with_a_bad_element(raw: Raw) -> None:
-    reply = raw("POST", "/v1/multi/", [{"t": "2013-03-01T06:00:00.000Z", "key": "a", "v": 1},
-                                       {"t": "2013-03-01T06:00:00.000Z", "v": 2}])
+    reply = raw(
+        "POST",
+        "/v1/multi/",
+        [
+            {"t": "2013-03-01T06:00:00.000Z", "key": "a", "v": 1},
+            {"t": "2013-03-01T06:00:00.000Z", "v": 2},
+        ],
+    )
     assert reply.status == 207
-    assert reply.json() == {"multistatus": [{"status": "200", "messages": []},
-                                            {"status": "422",
-                                             "messages": ["Must provide a series ID or key"]}]}
+    assert reply.json() == {
+        "multistatus": [
+            {"status": "200", "messages": []},
+            {"status": "422", "messages": ["Must provide a series ID or key"]},
+        ]
+    }
     read = raw("GET", "/v1/series/key/a/data?start=2013-03-01&end=2013-03-02")
     assert [p["v"] for p in read.json()["data"]] == [1]
 
@@ -123,8 +150,12 @@ def test_delete_series_needs_a_filter_or_truncation(raw: Raw) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/v1/series/key/{k}/data/", "/v1/series/key/{k}/data", "/v1/series/id/{i}/data/",
-     "/v1/series/id/{i}/data"],
+    [
+        "/v1/series/key/{k}/data/",
+        "/v1/series/key/{k}/data",
+        "/v1/series/id/{i}/data/",
+        "/v1/series/id/{i}/data",
+    ],
 )
 def test_both_path_forms_and_both_address_kinds(raw: Raw, path: str) -> None:
     series = raw("POST", "/v1/series", {"key": "s"}).json()
@@ -136,12 +167,21 @@ def test_both_path_forms_and_both_address_kinds(raw: Raw, path: str) -> None:
 
 @pytest.mark.parametrize(
     ("key", "encoded"),
-    [("ke:y/1", "ke%3Ay%2F1"), ("a b", "a%20b"), ("a b", "a+b"), ("x;y\\z", "x%3By%5Cz"),
-     ("dots.and-dash_", "dots.and-dash_")],
+    [
+        ("ke:y/1", "ke%3Ay%2F1"),
+        ("a b", "a%20b"),
+        ("a b", "a+b"),
+        ("x;y\\z", "x%3By%5Cz"),
+        ("dots.and-dash_", "dots.and-dash_"),
+    ],
 )
 def test_encoded_keys_in_the_path(raw: Raw, key: str, encoded: str) -> None:
-    assert raw("POST", f"/v1/series/key/{encoded}/data/",
-               [{"t": "2012-01-01T00:00:00", "v": 2.5}]).status == 200
+    assert (
+        raw(
+            "POST", f"/v1/series/key/{encoded}/data/", [{"t": "2012-01-01T00:00:00", "v": 2.5}]
+        ).status
+        == 200
+    )
     (series,) = raw("GET", "/v1/series/").json()
     assert series["key"] == key
     got = raw("GET", f"/v1/series/key/{encoded}/").json()
@@ -150,8 +190,11 @@ def test_encoded_keys_in_the_path(raw: Raw, key: str, encoded: str) -> None:
 
 def test_empty_parameters_count_as_absent(raw: Raw) -> None:
     raw("POST", "/v1/series/key/k/data/", [{"t": "2012-01-01T00:00:00Z", "v": 1}])
-    reply = raw("GET", "/v1/series/key/k/data/?end=2012-01-02T00:00:00.000Z&function=&interval="
-                       "&start=2012-01-01T00:00:00.000Z&tz=&hello=true")
+    reply = raw(
+        "GET",
+        "/v1/series/key/k/data/?end=2012-01-02T00:00:00.000Z&function=&interval="
+        "&start=2012-01-01T00:00:00.000Z&tz=&hello=true",
+    )
     assert reply.status == 200
     assert reply.json()["rollup"] is None
     assert reply.json()["data"] == [{"t": "2012-01-01T00:00:00.000Z", "v": 1}]
@@ -186,8 +229,9 @@ def test_status_codes(raw: Raw, server: Any) -> None:
     assert raw("GET", "/v1/series/key/nothing/data/?start=2012-01-01&end=2012-01-02").status == 403
     assert raw("GET", "/v1/series/key/nothing/").status == 403
     assert raw("PUT", "/v1/series/id/nothing/", {"tags": []}).status == 403
-    assert raw("DELETE", "/v1/series/key/nothing/data/?start=2012-01-01&end=2012-01-02").status \
-        == 403
+    assert (
+        raw("DELETE", "/v1/series/key/nothing/data/?start=2012-01-01&end=2012-01-02").status == 403
+    )
     assert raw("GET", "/v1/nowhere/").status == 404
     assert raw("PATCH", "/v1/series/").status == 405
     assert raw("POST", "/v1/database/", {"name": "x"}).status == 403  # not an administrator
@@ -245,7 +289,9 @@ def test_bad_element_in_a_big_write_writes_nothing(raw: Raw) -> None:
 
 
 def test_json_bodies_with_any_content_type_and_a_trailing_comma(raw: Raw) -> None:
-    body = b'[{"t":"2012-01-01T00:00:00.000+0000","v":1},{"t":"2012-01-01T00:01:00.000+0000","v":2},]'
+    body = (
+        b'[{"t":"2012-01-01T00:00:00.000+0000","v":1},{"t":"2012-01-01T00:01:00.000+0000","v":2},]'
+    )
     for content_type in ("text/plain; charset=ISO-8859-1", "application/x-www-form-urlencoded"):
         reply = raw("POST", "/v1/series/key/k/data/", body, {"Content-Type": content_type})
         assert reply.status == 200, reply.text
@@ -261,11 +307,21 @@ def test_missing_timestamp_means_now(raw: Raw) -> None:
 
 
 def test_timestamp_spellings(raw: Raw) -> None:
-    spellings = ["2012-01-01T00:00:00", "2012-01-01T00:00:00.000Z", "2012-01-01T00:00:00.000+0000",
-                 "2012-01-01T00:00:00+00:00", "2011-12-31T18:00:00.000-06:00", "2012-01-01",
-                 "2012-01-01 00:00:00", "2012-01-01T00:00:00.000000Z", "2011-12-31T19:00-05"]
+    spellings = [
+        "2012-01-01T00:00:00",
+        "2012-01-01T00:00:00.000Z",
+        "2012-01-01T00:00:00.000+0000",
+        "2012-01-01T00:00:00+00:00",
+        "2011-12-31T18:00:00.000-06:00",
+        "2012-01-01",
+        "2012-01-01 00:00:00",
+        "2012-01-01T00:00:00.000000Z",
+        "2011-12-31T19:00-05",
+    ]
     for i, spelling in enumerate(spellings):
-        assert raw("POST", "/v1/series/key/k/increment/", [{"t": spelling, "v": 1}]).status == 200, i
+        assert (
+            raw("POST", "/v1/series/key/k/increment/", [{"t": spelling, "v": 1}]).status == 200
+        ), i
     data = raw("GET", "/v1/series/key/k/data/?start=2012-01-01&end=2012-01-01T00:00:00.001Z")
     assert data.json()["data"] == [{"t": "2012-01-01T00:00:00.000Z", "v": len(spellings)}]
 
@@ -308,8 +364,10 @@ def test_one_key_never_sees_another_keys_data(raw: Raw, server: Any) -> None:
     other = Raw(server.host, server.port, *server.new_database())
     assert other("GET", "/v1/series/").json() == []
     assert other("GET", "/v1/series/key/private/").status == 403
-    assert other("GET", f"/v1/series/id/{own[0]['id']}/data/?start=2012-01-01&end=2012-01-02") \
-        .status == 403
+    assert (
+        other("GET", f"/v1/series/id/{own[0]['id']}/data/?start=2012-01-01&end=2012-01-02").status
+        == 403
+    )
     assert other("GET", "/v1/data/?start=2012-01-01&end=2012-01-02").json() == []
     other("POST", "/v1/series/key/private/data/", [{"t": "2012-01-01", "v": 99}])
     mine = raw("GET", "/v1/series/key/private/data/?start=2012-01-01&end=2012-01-02").json()
@@ -317,8 +375,11 @@ def test_one_key_never_sees_another_keys_data(raw: Raw, server: Any) -> None:
 
 
 def test_single_value_directions(raw: Raw) -> None:
-    raw("POST", "/v1/series/key/k/data/", [{"t": "2012-01-01T00:00:00Z", "v": 1},
-                                            {"t": "2012-01-01T00:10:00Z", "v": 2}])
+    raw(
+        "POST",
+        "/v1/series/key/k/data/",
+        [{"t": "2012-01-01T00:00:00Z", "v": 1}, {"t": "2012-01-01T00:10:00Z", "v": 2}],
+    )
     base = "/v1/series/key/k/single/?ts=2012-01-01T00:05:00Z"
     assert raw("GET", base).json()["data"] is None
     assert raw("GET", base + "&direction=before").json()["data"]["v"] == 1
@@ -338,10 +399,21 @@ def test_unknown_id_write_creates_the_series(raw: Raw) -> None:
 
 def test_update_series_keeps_id_and_key(raw: Raw) -> None:
     created = raw("POST", "/v1/series/", {"key": "k"}).json()
-    body = {**created, "key": "changed", "name": "my series", "tags": ["a", "a", "b"],
-            "attributes": {"x": "1"}}
+    body = {
+        **created,
+        "key": "changed",
+        "name": "my series",
+        "tags": ["a", "a", "b"],
+        "attributes": {"x": "1"},
+    }
     updated = raw("PUT", f"/v1/series/id/{created['id']}/", body).json()
-    assert updated == {"id": created["id"], "key": "k", "name": "my series", "tags": ["a", "b"],
-                       "attributes": {"x": "1"}}
+    assert updated == {
+        "id": created["id"],
+        "key": "k",
+        "name": "my series",
+        "tags": ["a", "b"],
+        "attributes": {"x": "1"},
+    }
     by_key = raw("PUT", "/v1/series/key/k", {"name": "renamed"}).json()
-    assert by_key["name"] == "renamed" and by_key["tags"] == ["a", "b"]
+    assert by_key["name"] == "renamed"
+    assert by_key["tags"] == ["a", "b"]

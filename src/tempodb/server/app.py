@@ -129,8 +129,12 @@ class TempoDBApp:
         handler = route.methods.get(method)
         if handler is None:
             allowed = ", ".join(sorted(route.methods))
-            raise HTTPError(405, f"Method {method} not allowed here (allowed: {allowed})",
-                            "method-not-allowed", {"Allow": allowed})
+            raise HTTPError(
+                405,
+                f"Method {method} not allowed here (allowed: {allowed})",
+                "method-not-allowed",
+                {"Allow": allowed},
+            )
         database = self.auth.authenticate(headers.get("authorization"))
         request = Request(method, segments, Query.parse(query_string), body, headers)
         return handler(Context(self.store, database, self.options), request, route.params)

@@ -50,12 +50,17 @@ class Authenticator:
 def parse_basic(header: str | None) -> tuple[str, str]:
     """``(key, secret)`` from an ``Authorization: Basic ...`` header; 401 if there is none."""
     if not header:
-        raise HTTPError(401, "Authentication required: HTTP Basic with your API key and secret",
-                        "unauthenticated", CHALLENGE)
+        raise HTTPError(
+            401,
+            "Authentication required: HTTP Basic with your API key and secret",
+            "unauthenticated",
+            CHALLENGE,
+        )
     scheme, _, encoded = header.strip().partition(" ")
     if scheme.lower() != "basic":
-        raise HTTPError(401, "Only HTTP Basic authentication is supported", "unauthenticated",
-                        CHALLENGE)
+        raise HTTPError(
+            401, "Only HTTP Basic authentication is supported", "unauthenticated", CHALLENGE
+        )
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):

@@ -28,11 +28,9 @@ class Context:
 
     def series(self, field: str, value: str) -> SeriesRecord:
         """The addressed series, or 403 'Series not found' as v1 answered."""
-        record = (
-            self.store.lookup_series(self.db.id, field, value)
-            if field in ("id", "key")
-            else None
-        )
+        record = None
+        if field in ("id", "key"):
+            record = self.store.lookup_series(self.db.id, cast(SeriesField, field), value)
         if record is None:
             raise not_found(field, value)
         return record

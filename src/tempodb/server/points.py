@@ -3,11 +3,19 @@ deletes (E14) and single-value lookups (E15, E16)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tempodb.rollup import Interval, auto_interval, parse_function, parse_interval, rollup, summarize
+from tempodb.rollup import (
+    Interval,
+    auto_interval,
+    parse_function,
+    parse_interval,
+    rollup,
+    summarize,
+)
 from tempodb.server.context import Context, auto_tags, parse_filter
 from tempodb.server.http import Request, Response, bad_request, empty_response, json_response
 from tempodb.server.series import conflict
@@ -75,7 +83,11 @@ def dataset_json(ctx: Context, series: SeriesRecord, params: ReadParams) -> dict
             start_ms=params.start,
         )
         data = points_json(zone, folded.ts, folded.values, folded.is_int)
-        rollup_json = {"interval": params.interval.iso, "function": params.function, "tz": zone.name}
+        rollup_json = {
+            "interval": params.interval.iso,
+            "function": params.function,
+            "tz": zone.name,
+        }
     return {
         "series": series_json(series),
         "start": zone.format_one(params.start),
@@ -115,10 +127,8 @@ def _create_tagged(ctx: Context, refs: Sequence[SeriesRef]) -> None:
     """With auto-tagging on, series that a write creates get their tags from the key."""
     for ref in refs:
         if ref.field == "key" and ctx.store.lookup_series(ctx.db.id, "key", ref.value) is None:
-            try:
+            with contextlib.suppress(KeyConflict):  # a concurrent request made it: fine
                 ctx.store.create_series(ctx.db.id, ref.value, tags=auto_tags(ref.value))
-            except KeyConflict:
-                pass  # created by a concurrent request: fine
 
 
 def _series_ref(params: dict[str, str]) -> SeriesRef:
@@ -199,9 +209,7 @@ class SingleParams:
         ts = parse_time_param(request.query.require("ts"), "ts")
         direction = (request.query.get("direction") or "exact").lower()
         if direction not in DIRECTIONS:
-            raise bad_request(
-                f"Invalid direction: {direction} (one of {', '.join(DIRECTIONS)})"
-            )
+            raise bad_request(f"Invalid direction: {direction} (one of {', '.join(DIRECTIONS)})")
         try:
             zone = get_zone(request.query.get("tz"))
         except ValueError as exc:
@@ -211,7 +219,10 @@ class SingleParams:
 
 def single_json(ctx: Context, series: SeriesRecord, params: SingleParams) -> dict[str, Any]:
     found = ctx.store.single_value(
-        ctx.db.id, series.id, params.ts, params.direction  # type: ignore[arg-type]
+        ctx.db.id,
+        series.id,
+        params.ts,
+        params.direction,  # type: ignore[arg-type]
     )
     data = None
     if found is not None:
@@ -231,4 +242,3 @@ def single_many(ctx: Context, request: Request, params: dict[str, str]) -> Respo
     single_params = SingleParams.parse(request)
     found = ctx.store.find_series(ctx.db.id, parse_filter(request.query))
     return json_response([single_json(ctx, s, single_params) for s in found])
-

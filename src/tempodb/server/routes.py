@@ -19,12 +19,15 @@ Handler = Callable[[Context, Request, dict[str, str]], Response]
 
 #: ``{field}`` is the literal ``id`` or ``key``; ``{value}`` the id or key itself.
 ROUTES: list[tuple[tuple[str, ...], dict[str, Handler]]] = [
-    (("series",), {"GET": series.list_series, "POST": series.create_series,
-                   "DELETE": series.delete_series}),
+    (
+        ("series",),
+        {"GET": series.list_series, "POST": series.create_series, "DELETE": series.delete_series},
+    ),
     (("series", "{field}", "{value}"), {"GET": series.get_series, "PUT": series.update_series}),
-    (("series", "{field}", "{value}", "data"), {"GET": points.read_series,
-                                                "POST": points.write_series,
-                                                "DELETE": points.delete_range}),
+    (
+        ("series", "{field}", "{value}", "data"),
+        {"GET": points.read_series, "POST": points.write_series, "DELETE": points.delete_range},
+    ),
     (("series", "{field}", "{value}", "increment"), {"POST": points.increment_series}),
     (("series", "{field}", "{value}", "single"), {"GET": points.single_series}),
     (("data",), {"GET": points.read_many, "POST": points.write_bulk}),

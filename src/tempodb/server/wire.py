@@ -46,9 +46,7 @@ def key_error(key: object) -> str | None:
     if len(key) > MAX_KEY_LENGTH:
         return f"Series key is longer than {MAX_KEY_LENGTH} characters"
     if not KEY_PATTERN.match(key):
-        return (
-            f"Invalid series key: {key!r} (allowed: letters, digits, space and . : ; - _ / \\)"
-        )
+        return f"Invalid series key: {key!r} (allowed: letters, digits, space and . : ; - _ / \\)"
     return None
 
 
@@ -80,27 +78,24 @@ def coerce_value(value: object) -> tuple[float, bool] | str:
     Numbers are taken as they are, booleans as 1/0 and strings that spell a finite number
     (the Bash client quotes its numbers).
     """
-    kind = type(value)
-    if kind is float:
-        return float(value), False  # type: ignore[arg-type]
-    if kind is int or kind is bool:
-        number = int(value)  # type: ignore[call-overload]
-        if abs(number) > MAX_EXACT_INT:
-            return f"Integer value out of range (at most 2^53 in magnitude): {number}"
-        return float(number), True
-    if kind is str:
-        text = value.strip()  # type: ignore[union-attr]
-        if "_" not in text:
-            try:
-                return coerce_value(int(text))
-            except ValueError:
-                pass
-            try:
-                number = float(text)
-            except ValueError:
-                return NO_VALUE
-            if math.isfinite(number):
-                return number, False
+    if isinstance(value, float):
+        return value, False
+    if isinstance(value, int):  # bool included: true/false are 1/0
+        if abs(value) > MAX_EXACT_INT:
+            return f"Integer value out of range (at most 2^53 in magnitude): {value}"
+        return float(value), True
+    if isinstance(value, str) and "_" not in value:
+        text = value.strip()
+        try:
+            return coerce_value(int(text))
+        except ValueError:
+            pass
+        try:
+            number = float(text)
+        except ValueError:
+            return NO_VALUE
+        if math.isfinite(number):
+            return number, False
     return NO_VALUE
 
 
@@ -284,7 +279,9 @@ def parse_multi(body: Any) -> MultiBatch:
             messages.append(stamp)
         errors.append(messages)
         if not messages:
-            assert isinstance(slot, int) and isinstance(stamp, int) and not isinstance(value, str)
+            assert isinstance(slot, int)
+            assert isinstance(stamp, int)
+            assert not isinstance(value, str)
             index.append(slot)
             ts.append(stamp)
             values.append(value[0])
@@ -357,7 +354,9 @@ def value_list(values: Float64Array, is_int: BoolArray) -> list[int | float]:
     result: list[int | float] = values.tolist()
     if is_int.any():
         positions = np.flatnonzero(is_int).tolist()
-        for position, number in zip(positions, values[is_int].astype(np.int64).tolist(), strict=True):
+        for position, number in zip(
+            positions, values[is_int].astype(np.int64).tolist(), strict=True
+        ):
             result[position] = number
     return result
 
@@ -366,8 +365,7 @@ def points_json(
     zone: Zone, ts: Int64Array, values: Float64Array, is_int: BoolArray
 ) -> list[dict[str, Any]]:
     return [
-        {"t": t, "v": v}
-        for t, v in zip(zone.format(ts), value_list(values, is_int), strict=True)
+        {"t": t, "v": v} for t, v in zip(zone.format(ts), value_list(values, is_int), strict=True)
     ]
 
 

@@ -106,7 +106,9 @@ class SeriesFilter:
             return False
         if any(tag not in series.tags for tag in self.tags):
             return False
-        return all(series.attributes.get(name) in values for name, values in self.attributes.items())
+        return all(
+            series.attributes.get(name) in values for name, values in self.attributes.items()
+        )
 
 
 @dataclass(frozen=True)
@@ -290,17 +292,26 @@ def fold_batch(
     """Group a batch by resolved series id; collapse repeated timestamps.
 
     A write keeps the last value for a timestamp; an increment sums them (integer only if
-    all of them are).
+    all of them are).  Series come out in the order of their first point in the batch.
     """
-    ids = np.asarray(series_of_ref, dtype=object)[batch.ref_index] if len(batch) else None
     result: dict[str, Points] = {}
-    if ids is None:
+    if not len(batch):
         return result
-    for series_id in dict.fromkeys(ids.tolist()):
-        mask = ids == series_id
-        ts, values, is_int = batch.ts[mask], batch.values[mask], batch.is_int[mask]
-        order = np.argsort(ts, kind="stable")
-        ts, values, is_int = ts[order], values[order], is_int[order]
+    # Number the series (several refs may resolve to one), then sort by (series, ts); the sort
+    # is stable, so repeated timestamps of a series stay in request order.
+    number: dict[str, int] = {}
+    ref_code = np.array([number.setdefault(s, len(number)) for s in series_of_ref], np.int64)
+    codes = ref_code[batch.ref_index]
+    order = np.lexsort((batch.ts, codes))
+    codes, ts_all = codes[order], batch.ts[order]
+    values_all, is_int_all = batch.values[order], batch.is_int[order]
+    bounds = np.flatnonzero(np.diff(codes)) + 1
+    starts_of_group = np.concatenate(([0], bounds))
+    ends_of_group = np.concatenate((bounds, [codes.shape[0]]))
+    names = list(number)
+    groups = {}
+    for lo, hi in zip(starts_of_group.tolist(), ends_of_group.tolist(), strict=True):
+        ts, values, is_int = ts_all[lo:hi], values_all[lo:hi], is_int_all[lo:hi]
         if ts.shape[0] > 1 and bool(np.any(ts[1:] == ts[:-1])):
             starts = np.flatnonzero(np.concatenate(([True], ts[1:] != ts[:-1])))
             if increment:
@@ -310,7 +321,10 @@ def fold_batch(
                 last = np.concatenate((starts[1:] - 1, [ts.shape[0] - 1]))
                 values, is_int = values[last], is_int[last]
             ts = ts[starts]
-        result[series_id] = Points(ts, values, is_int)
+        groups[int(codes[lo])] = Points(ts, values, is_int)
+    first_seen = dict.fromkeys(ref_code[batch.ref_index].tolist())
+    for code in first_seen:
+        result[names[code]] = groups[code]
     return result
 
 
@@ -325,17 +339,27 @@ def merge_points(old: Points, new: Points, *, increment: bool) -> Points:
         return new
     if len(new) == 0:
         return old
-    ts = np.union1d(old.ts, new.ts)
-    values = np.zeros(ts.shape[0], np.float64)
-    is_int = np.ones(ts.shape[0], np.bool_)
-    old_pos = np.searchsorted(ts, old.ts)
-    new_pos = np.searchsorted(ts, new.ts)
-    values[old_pos] = old.values
-    is_int[old_pos] = old.is_int
+    # Where each new point goes in ``old``, and whether a point is already there.
+    pos = np.searchsorted(old.ts, new.ts)
+    hit = pos < old.ts.shape[0]
+    hit[hit] = old.ts[pos[hit]] == new.ts[hit]
+    values = old.values.copy()
+    is_int = old.is_int.copy()
+    at = pos[hit]
     if increment:
-        values[new_pos] += new.values
-        is_int[new_pos] &= new.is_int & exact_int(values[new_pos])
+        values[at] += new.values[hit]
+        is_int[at] &= new.is_int[hit] & exact_int(values[at])
     else:
-        values[new_pos] = new.values
-        is_int[new_pos] = new.is_int
-    return Points(ts, values, is_int)
+        values[at] = new.values[hit]
+        is_int[at] = new.is_int[hit]
+    miss = ~hit
+    if not miss.any():
+        return Points(old.ts, values, is_int)
+    added_values = new.values[miss]
+    added_int = new.is_int[miss] & exact_int(added_values) if increment else new.is_int[miss]
+    into = pos[miss]
+    return Points(
+        np.insert(old.ts, into, new.ts[miss]),
+        np.insert(values, into, added_values),
+        np.insert(is_int, into, added_int),
+    )
