@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import cast
 
 from tempodb.server.http import Query
 from tempodb.server.wire import not_found
-from tempodb.storage.base import Database, SeriesFilter, SeriesRecord, Store
+from tempodb.storage.base import Database, SeriesField, SeriesFilter, SeriesRecord, Store
 
 ATTR_PARAM = re.compile(r"^attr\[(.+)\]$")
 
