@@ -30,5 +30,6 @@ for datapoint in data.data:
 everything = client.read_key("your-custom-key", start, start + datetime.timedelta(days=10))
 summary = everything.summary
 print(f"\nSummary of {everything.start:%Y-%m-%d} to {everything.end:%Y-%m-%d}:")
-for name in ("count", "sum", "mean", "min", "max", "stddev"):
+print(f"   count: {summary.count:,}")
+for name in ("sum", "mean", "min", "max", "stddev"):
     print(f"  {name:>6}: {getattr(summary, name):,.3f}")
