@@ -1,0 +1,405 @@
+"""Rollups: the interval grammar, calendar buckets in a time zone, fold functions, the summary.
+
+Buckets (spec 5.2, decided). Buckets follow the wall clock of the zone. M is the local midnight
+opening the local day of ``start`` (minute, hour, day and week intervals), the 1st of that month
+(month) or 1 January of that year (year). A boundary is every instant at which the wall clock shows
+M + k * interval; for day, week, month and year intervals it is the first instant of the local date
+M + k * interval (whether its midnight is skipped or repeated; a date that does not exist gives no
+boundary). A point belongs to the last boundary at or before it, which is also the bucket's label.
+
+How labels are computed, without a Python loop per point:
+
+* Minute and hour intervals (a fixed wall-clock step). Within one offset segment of the zone the
+  wall clock is ``t + offset``, so the candidate label of a point is
+  ``M + floor((wall - M) / step) * step - offset``. If the candidate falls before the start of
+  the point's segment, the wall value was not shown in that segment (it was skipped or belongs to
+  an earlier pass of a repeated hour) and the label is the last boundary of the earlier segments,
+  precomputed per segment with a running maximum.
+* Day, week, month and year intervals. The candidate dates M + k * interval over the span of the
+  points are enumerated (one per bucket, vectorised), each date's first instant is found with
+  :meth:`OffsetTable.first_instant`, dates that never occur are dropped, and the points are
+  assigned with ``np.searchsorted``.
+
+Points more than about a year apart are labelled as separate runs, so sparse data never
+enumerates boundaries, or probes zone offsets, for the empty years between them. Labels never
+decrease with time, so buckets are runs of equal labels folded with ``reduceat``. Standard
+deviation and ss are two-pass (bucket means first, then the centred squares); integer sums are
+accumulated exactly in int64 (or Python ints when int64 could overflow).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import numpy as np
+import numpy.typing as npt
+
+from tempodb.zones import MS_PER_DAY, Zone, sparse_runs
+
+__all__ = [
+    "FUNCTION_NAMES",
+    "Folded",
+    "Interval",
+    "Unit",
+    "auto_interval",
+    "bucket_labels",
+    "parse_function",
+    "parse_interval",
+    "rollup",
+    "summarize",
+]
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+Bool = npt.NDArray[np.bool_]
+
+Unit = Literal["minute", "hour", "day", "week", "month", "year"]
+
+FUNCTION_NAMES = ("sum", "max", "min", "avg", "mean", "stddev", "count", "ss")
+
+_MS_PER_MINUTE = 60_000
+_MS_PER_HOUR = 3_600_000
+_MAX_EXACT = 2**53
+
+# Upper bounds keep every interval within about 10,000 years (and int64 arithmetic exact).
+_MAX_COUNT: dict[str, int] = {
+    "minute": 5_300_000_000,
+    "hour": 88_000_000,
+    "day": 3_660_000,
+    "week": 523_000,
+    "month": 120_000,
+    "year": 10_000,
+}
+_UNIT_WORDS: dict[str, Unit] = {
+    "min": "minute", "mins": "minute", "minute": "minute", "minutes": "minute",
+    "hour": "hour", "hours": "hour",
+    "day": "day", "days": "day",
+    "week": "week", "weeks": "week",
+    "month": "month", "months": "month",
+    "year": "year", "years": "year",
+}
+_COUNT_UNIT_RE = re.compile(r"([0-9]{1,12})([a-z]+)")
+_ISO_RE = re.compile(
+    r"p(?:([0-9]{1,12})y)?(?:([0-9]{1,12})m)?(?:([0-9]{1,12})w)?(?:([0-9]{1,12})d)?"
+    r"(?:t(?:([0-9]{1,12})h)?(?:([0-9]{1,12})m)?(?:([0-9]{1,12})s)?)?"
+)
+_ISO_SUFFIX: dict[str, tuple[str, str]] = {
+    "minute": ("PT", "M"), "hour": ("PT", "H"), "day": ("P", "D"),
+    "week": ("P", "W"), "month": ("P", "M"), "year": ("P", "Y"),
+}
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A rollup interval: ``count`` wall-clock ``unit``\\ s."""
+
+    count: int
+    unit: Unit
+
+    def __post_init__(self) -> None:
+        if self.unit not in get_args(Unit):
+            raise ValueError(f"Invalid interval unit: {self.unit}")
+        if not 1 <= self.count <= _MAX_COUNT[self.unit]:
+            raise ValueError(f"Invalid interval: {self.count} {self.unit}")
+
+    @property
+    def iso(self) -> str:
+        """The ISO-8601 period in Joda style: PT5M, PT1H, P1D, P1W, P3M, P1Y."""
+        prefix, suffix = _ISO_SUFFIX[self.unit]
+        return f"{prefix}{self.count}{suffix}"
+
+    @property
+    def step_ms(self) -> int | None:
+        """Wall-clock length in ms of minute and hour intervals; None for calendar units."""
+        if self.unit == "minute":
+            return self.count * _MS_PER_MINUTE
+        if self.unit == "hour":
+            return self.count * _MS_PER_HOUR
+        return None
+
+
+def parse_interval(text: str) -> Interval | None:
+    """Parse an ``interval`` parameter (spec 5.2); None means raw data.
+
+    Accepts, case-insensitively and without spaces: ``raw``; a count and a unit (``min``,
+    ``mins``, ``minute(s)``, ``hour(s)``, ``day(s)``, ``week(s)``, ``month(s)``, ``year(s)``),
+    e.g. ``5min``, ``1hour``, ``2days``; an ISO-8601 period such as ``PT5M``, ``PT6H``, ``P1D``,
+    ``P1W``, ``P1M``, ``P1Y``. ISO periods with several fields are reduced to one unit when that
+    keeps the meaning: years and months to months (``P1Y6M`` = 18 months), weeks and days to days
+    (``P1W2D`` = 9 days), and periods of days, hours, minutes and seconds with a time part to
+    hours or minutes (``P1DT2H`` = 26 hours, ``PT1H30M`` = 90 minutes, ``PT120S`` = 2 minutes).
+    Mixing years/months with other fields, seconds that are not whole minutes, zero periods and
+    counts beyond about 10,000 years are rejected.
+
+    Raises:
+        ValueError: ``Invalid interval: <text>``.
+    """
+    lowered = text.lower()
+    if lowered == "raw":
+        return None
+    try:
+        match = _COUNT_UNIT_RE.fullmatch(lowered)
+        if match is not None:
+            unit = _UNIT_WORDS.get(match.group(2))
+            if unit is not None:
+                return Interval(int(match.group(1)), unit)
+        else:
+            iso = _ISO_RE.fullmatch(lowered)
+            if iso is not None and not lowered.endswith("t") and lowered != "p":
+                return _reduce_iso([int(g) if g is not None else None for g in iso.groups()])
+    except ValueError:
+        pass
+    raise ValueError(f"Invalid interval: {text}")
+
+
+def _reduce_iso(fields: list[int | None]) -> Interval:
+    """Reduce the fields (Y, M, W, D, H, M, S) of an ISO period to one unit."""
+    present = [i for i, f in enumerate(fields) if f is not None]
+    years, months, weeks, days, hours, minutes, seconds = (f or 0 for f in fields)
+    if len(present) == 1 and present[0] != 6:
+        single: tuple[Unit, ...] = ("year", "month", "week", "day", "hour", "minute")
+        return Interval(fields[present[0]] or 0, single[present[0]])
+    if present[0] <= 1:
+        if present[-1] > 1:
+            raise ValueError("cannot mix months or years with other fields")
+        return Interval(years * 12 + months, "month")
+    if present[-1] <= 3:
+        return Interval(weeks * 7 + days, "day")
+    total = (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total % 60:
+        raise ValueError("seconds must make whole minutes")
+    if total % 3600 == 0:
+        return Interval(total // 3600, "hour")
+    return Interval(total // 60, "minute")
+
+
+def parse_function(name: str) -> str:
+    """Validate a ``function`` parameter (case-insensitive); returns it lower-cased.
+
+    Raises:
+        ValueError: ``Invalid function: <name>``.
+    """
+    lowered = name.lower()
+    if lowered not in FUNCTION_NAMES:
+        raise ValueError(f"Invalid function: {name}")
+    return lowered
+
+
+def auto_interval(start_ms: int, end_ms: int) -> Interval | None:
+    """The automatic interval for a range: raw up to 2 days, hourly up to 30 days, else daily."""
+    span = end_ms - start_ms
+    if span <= 2 * MS_PER_DAY:
+        return None
+    if span <= 30 * MS_PER_DAY:
+        return Interval(1, "hour")
+    return Interval(1, "day")
+
+
+@dataclass(frozen=True, eq=False)
+class Folded:
+    """Rolled-up points: bucket labels (UTC epoch ms, ascending), values, and which are ints."""
+
+    ts: I64
+    values: F64
+    is_int: Bool
+
+
+def bucket_labels(ts: npt.ArrayLike, *, interval: Interval, zone: Zone, start_ms: int) -> I64:
+    """The bucket label (its first boundary, UTC epoch ms) of each instant in ``ts``.
+
+    ``ts`` must be ascending; ``start_ms`` fixes the alignment origin M (spec 5.2).
+    """
+    instants = np.asarray(ts, dtype=np.int64)
+    if instants.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    start_wall = start_ms + zone.offset_at(start_ms)
+    step = interval.step_ms
+    runs = sparse_runs(instants)
+    labels = [
+        _wall_step_labels(instants[lo:hi], step, zone, start_wall) if step is not None
+        else _calendar_labels(instants[lo:hi], interval, zone, start_wall)
+        for lo, hi in runs
+    ]
+    return labels[0] if len(labels) == 1 else np.concatenate(labels)
+
+
+def _wall_step_labels(ts: I64, step: int, zone: Zone, start_wall: int) -> I64:
+    """Labels for minute/hour intervals: boundaries where the wall clock shows M + k * step."""
+    last = int(ts[-1])
+    lo = int(ts[0]) - 3 * MS_PER_DAY
+    midnight = start_wall // MS_PER_DAY * MS_PER_DAY
+    while True:
+        table = zone.table(lo, last)
+        seg = table.segment_of(ts)
+        offsets = table.offsets[seg]
+        labels: I64 = midnight + (ts + offsets - midnight) // step * step - offsets
+        if not table.fixed:
+            late = labels < table.starts[seg]
+            if late.any():
+                # The last boundary of each segment (if it has one), carried forward.
+                kmax = (table.ends + table.offsets - 1 - midnight) // step
+                candidate = midnight + kmax * step - table.offsets
+                own = np.where(candidate >= table.starts, candidate, np.iinfo(np.int64).min)
+                carried = np.maximum.accumulate(own)
+                labels = np.where(late, carried[np.maximum(seg - 1, 0)], labels)
+        first = int(labels[0])
+        if first >= table.valid_from:
+            return labels
+        lo = first - 3 * MS_PER_DAY
+
+
+def _calendar_labels(ts: I64, interval: Interval, zone: Zone, start_wall: int) -> I64:
+    """Labels for day/week/month/year intervals: first instants of local dates M + k * interval."""
+    first_ts, last_ts = int(ts[0]), int(ts[-1])
+    table = zone.table(first_ts, last_ts)
+    walls = ts + table.offsets_at(ts)
+    wall_lo, wall_hi = int(walls.min()), int(walls.max())
+    by_month = interval.unit in ("month", "year")
+    if by_month:
+        origin = _month_index(start_wall)
+        if interval.unit == "year":
+            origin -= origin % 12
+        width = interval.count * (12 if interval.unit == "year" else 1)
+        k_lo = (_month_index(wall_lo) - origin) // width
+        k_hi = (_month_index(wall_hi) - origin) // width + 2
+    else:
+        origin = start_wall // MS_PER_DAY
+        width = interval.count * (7 if interval.unit == "week" else 1)
+        k_lo = (wall_lo // MS_PER_DAY - origin) // width
+        k_hi = (wall_hi // MS_PER_DAY - origin) // width + 2
+    for _ in range(64):
+        index = origin + np.arange(k_lo, k_hi + 1, dtype=np.int64) * width
+        if by_month:
+            day_walls = index.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+        else:
+            day_walls = index
+        date_walls: I64 = day_walls * MS_PER_DAY
+        table = zone.table(int(date_walls[0]) - 2 * MS_PER_DAY, last_ts + 2 * MS_PER_DAY)
+        instants, shown = table.first_instant(date_walls)
+        boundaries = instants[shown < date_walls + MS_PER_DAY]
+        position = np.searchsorted(boundaries, ts, side="right") - 1
+        if boundaries.size and position[0] >= 0:
+            result: I64 = boundaries[position]
+            return result
+        k_lo -= max(1, k_hi - k_lo)
+    raise RuntimeError("no calendar boundary found before the first point")
+
+
+def _month_index(wall_ms: int) -> int:
+    """Months since 1970-01 of a wall-clock value."""
+    return int(np.datetime64(wall_ms, "ms").astype("datetime64[M]").astype(np.int64))
+
+
+def rollup(ts: npt.ArrayLike, values: npt.ArrayLike, is_int: npt.ArrayLike, *,
+           interval: Interval, function: str, zone: Zone, start_ms: int) -> Folded:
+    """Fold raw points into the calendar buckets of ``interval`` in ``zone``.
+
+    Args:
+        ts: int64 epoch ms, ascending and unique, already restricted to ``[start, end)``.
+        values: float64 values.
+        is_int: whether each value was written as a JSON integer.
+        interval: the bucket width.
+        function: one of :data:`FUNCTION_NAMES` (``avg`` and ``mean`` are synonyms).
+        zone: the zone whose wall clock places the boundaries.
+        start_ms: the requested start; it fixes the alignment origin M.
+
+    Returns:
+        One point per non-empty bucket, labelled with the bucket's first boundary.
+    """
+    name = parse_function(function)
+    instants = np.asarray(ts, dtype=np.int64)
+    vals = np.asarray(values, dtype=np.float64)
+    ints = np.asarray(is_int, dtype=np.bool_)
+    if instants.size == 0:
+        return Folded(np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.bool_))
+    labels = bucket_labels(instants, interval=interval, zone=zone, start_ms=start_ms)
+    starts = np.flatnonzero(np.diff(labels)) + 1
+    starts = np.concatenate((np.zeros(1, dtype=starts.dtype), starts))
+    out_ts = labels[starts]
+    counts = np.diff(np.append(starts, instants.size))
+    if name == "count":
+        return Folded(out_ts, counts.astype(np.float64), np.ones(starts.size, np.bool_))
+    if name == "sum":
+        sums, sum_ints = _bucket_sums(vals, ints, starts, counts)
+        return Folded(out_ts, sums, sum_ints)
+    if name in ("max", "min"):
+        extreme, extreme_ints = _bucket_extreme(vals, ints, starts, counts, name == "max")
+        return Folded(out_ts, extreme, extreme_ints)
+    means: F64 = np.add.reduceat(vals, starts) / counts
+    floats = np.zeros(starts.size, np.bool_)
+    if name in ("avg", "mean"):
+        return Folded(out_ts, means, floats)
+    deviations = vals - np.repeat(means, counts)
+    ss: F64 = np.add.reduceat(deviations * deviations, starts)
+    if name == "ss":
+        return Folded(out_ts, ss, floats)
+    return Folded(out_ts, np.sqrt(ss / np.maximum(counts - 1, 1)), floats)
+
+
+def _bucket_sums(vals: F64, ints: Bool, starts: npt.NDArray[np.intp],
+                 counts: npt.NDArray[np.intp]) -> tuple[F64, Bool]:
+    """Per-bucket sums; a sum is an int when all its points are ints and it is exact."""
+    sums: F64 = np.add.reduceat(vals, starts)
+    all_int: Bool = np.logical_and.reduceat(ints, starts)
+    if not all_int.any():
+        return sums, all_int
+    int_values = np.where(ints, vals, 0.0)
+    bound = float(np.abs(int_values).max()) * float(counts.max())
+    if bound < 2.0**62:
+        exact = np.add.reduceat(int_values.astype(np.int64), starts)
+        exact_ok = np.abs(exact) <= _MAX_EXACT
+        sums = np.where(all_int, exact.astype(np.float64), sums)
+        return sums, all_int & exact_ok
+    result_ints = all_int.copy()
+    for bucket in np.flatnonzero(all_int).tolist():
+        lo = int(starts[bucket])
+        total = sum(int(v) for v in vals[lo:lo + int(counts[bucket])].tolist())
+        sums[bucket] = float(total)
+        result_ints[bucket] = abs(total) <= _MAX_EXACT
+    return sums, result_ints
+
+
+def _bucket_extreme(vals: F64, ints: Bool, starts: npt.NDArray[np.intp],
+                    counts: npt.NDArray[np.intp], maximum: bool) -> tuple[F64, Bool]:
+    """Per-bucket max or min; an int when some int point attains it."""
+    ufunc = np.maximum if maximum else np.minimum
+    extreme: F64 = ufunc.reduceat(vals, starts)
+    winners = ints & (vals == np.repeat(extreme, counts))
+    return extreme, np.logical_or.reduceat(winners, starts)
+
+
+def summarize(values: npt.ArrayLike, is_int: npt.ArrayLike) -> dict[str, int | float]:
+    """The summary of raw points (spec 3.7): ``{}`` when empty, else, in this order,
+    sum, mean, max, min, stddev (sample), ss (centred), count.
+
+    sum, max and min are ints under the same rules as the rollup functions; count is an int.
+    """
+    vals = np.asarray(values, dtype=np.float64)
+    ints = np.asarray(is_int, dtype=np.bool_)
+    count = int(vals.size)
+    if count == 0:
+        return {}
+    total = float(vals.sum())
+    total_out: int | float = total
+    if ints.all():
+        if float(np.abs(vals).max()) * count < 2.0**62:
+            exact = int(vals.astype(np.int64).sum())
+        else:
+            exact = sum(int(v) for v in vals.tolist())
+        total_out = exact if abs(exact) <= _MAX_EXACT else float(exact)
+    mean = total / count
+    deviations = vals - mean
+    ss = float(np.sum(deviations * deviations))
+    high, low = float(vals.max()), float(vals.min())
+    return {
+        "sum": total_out,
+        "mean": mean,
+        "max": int(high) if bool((ints & (vals == high)).any()) else high,
+        "min": int(low) if bool((ints & (vals == low)).any()) else low,
+        "stddev": math.sqrt(ss / (count - 1)) if count > 1 else 0.0,
+        "ss": ss,
+        "count": count,
+    }

@@ -1,0 +1,282 @@
+"""Tests of tempodb.zones against the standard library's zoneinfo."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tempodb.zones import MAX_MS, MIN_MS, Zone, get_zone, year_of_ms, year_start_ms
+
+ZONES = [
+    "America/Chicago",
+    "Europe/London",
+    "Australia/Lord_Howe",
+    "America/Sao_Paulo",
+    "Pacific/Apia",
+    "Asia/Kolkata",
+    "America/St_Johns",
+    "Europe/Amsterdam",
+    "Africa/Casablanca",
+    "Asia/Kathmandu",
+    "Pacific/Chatham",
+    "America/Sitka",
+]
+
+# Instants whose local time is representable by datetime in every zone (years 2..9998).
+SAFE_LO = year_start_ms(2)
+SAFE_HI = year_start_ms(9999) - 1
+MODERN_LO = year_start_ms(1850)
+MODERN_HI = year_start_ms(2045)
+
+
+def reference_render(ts_ms: int, name: str) -> str:
+    """The expected rendering: isoformat with milliseconds, Z for a zero offset."""
+    tz = UTC if name == "UTC" else ZoneInfo(name)
+    seconds, millis = divmod(ts_ms, 1000)
+    local = datetime.fromtimestamp(seconds, tz).replace(microsecond=millis * 1000)
+    text = local.isoformat(timespec="milliseconds")
+    offset = local.utcoffset()
+    assert offset is not None
+    if offset == timedelta(0):
+        return text[: text.index(".") + 4] + "Z"
+    return text
+
+
+def reference_offset_ms(ts_ms: int, name: str) -> int:
+    """The UTC offset zoneinfo reports for an instant, in ms."""
+    offset = datetime.fromtimestamp(ts_ms // 1000, ZoneInfo(name)).utcoffset()
+    assert offset is not None
+    return offset // timedelta(milliseconds=1)
+
+
+instants = st.one_of(
+    st.integers(MODERN_LO, MODERN_HI),
+    st.integers(SAFE_LO, SAFE_HI),
+)
+
+
+# ---------------------------------------------------------------- parsing
+
+
+@pytest.mark.parametrize("name", [None, ""])
+def test_missing_zone_is_utc(name: str | None) -> None:
+    zone = get_zone(name)
+    assert zone.name == "UTC"
+    assert zone.fixed_offset_ms == 0
+
+
+@pytest.mark.parametrize("name", ["UTC", "GMT", "Z", "utc", "gmt", "z"])
+def test_utc_aliases(name: str) -> None:
+    zone = get_zone(name)
+    assert zone.name == name
+    assert zone.fixed_offset_ms == 0
+    assert zone.format_one(1_362_117_600_000) == "2013-03-01T06:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    ("name", "offset_ms"),
+    [
+        ("+05:30", 19_800_000),
+        ("-05:30", -19_800_000),
+        ("+0545", 20_700_000),
+        ("-0330", -12_600_000),
+        ("+05", 18_000_000),
+        ("-07", -25_200_000),
+        ("+00:00", 0),
+        ("-00:00", 0),
+        ("+23:59", (23 * 60 + 59) * 60_000),
+    ],
+)
+def test_fixed_offsets(name: str, offset_ms: int) -> None:
+    zone = get_zone(name)
+    assert zone.name == name
+    assert zone.fixed_offset_ms == offset_ms
+    assert zone.offset_at(0) == offset_ms
+    assert zone.offsets_ms(np.array([MIN_MS, 0, MAX_MS])).tolist() == [offset_ms] * 3
+
+
+def test_fixed_offset_rendering() -> None:
+    ts = 1_362_117_600_000  # 2013-03-01T06:00:00Z
+    assert get_zone("+05:45").format_one(ts) == "2013-03-01T11:45:00.000+05:45"
+    assert get_zone("-0330").format_one(ts) == "2013-03-01T02:30:00.000-03:30"
+    assert get_zone("+05").format_one(ts) == "2013-03-01T11:00:00.000+05:00"
+    assert get_zone("+00:00").format_one(ts) == "2013-03-01T06:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Mars/Olympus_Mons",
+        "America",
+        "america/chicago_x",
+        "+24:00",
+        "+05:60",
+        "+5",
+        "+5:30",
+        "05:30",
+        "+05:30:00",
+        "UTC+5",
+        "../../etc/passwd",
+        "/etc/localtime",
+        "America/../Europe/London",
+        "Europe/London\x00",
+        " UTC",
+    ],
+)
+def test_invalid_zones(name: str) -> None:
+    with pytest.raises(ValueError, match=r"^Invalid time zone: "):
+        get_zone(name)
+
+
+def test_zones_are_cached() -> None:
+    assert get_zone("America/Chicago") is get_zone("America/Chicago")
+    assert get_zone("UTC") is get_zone("UTC")
+
+
+def test_zone_needs_one_source() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        Zone("x")
+
+
+def test_year_helpers() -> None:
+    assert year_start_ms(1970) == 0
+    assert year_start_ms(1) == MIN_MS
+    assert year_start_ms(10000) == MAX_MS + 1
+    assert year_of_ms(MIN_MS) == 1
+    assert year_of_ms(MAX_MS) == 9999
+    assert year_of_ms(MIN_MS - 10**12) == 1
+    assert year_of_ms(-1) == 1969
+
+
+# ---------------------------------------------------------------- offsets
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.sampled_from(ZONES), ts=st.lists(instants, min_size=1, max_size=12))
+def test_offsets_match_zoneinfo(name: str, ts: list[int]) -> None:
+    zone = get_zone(name)
+    got = zone.offsets_ms(np.array(ts, dtype=np.int64)).tolist()
+    assert got == [reference_offset_ms(t, name) for t in ts]
+    assert [zone.offset_at(t) for t in ts] == got
+    assert zone.local_ms(ts).tolist() == [t + o for t, o in zip(ts, got, strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("name", "transition_ms", "before", "after"),
+    [
+        # 2013-03-10T08:00:00Z Chicago springs forward, 2013-11-03T07:00:00Z falls back.
+        ("America/Chicago", 1_362_902_400_000, -6 * 3_600_000, -5 * 3_600_000),
+        ("America/Chicago", 1_383_462_000_000, -5 * 3_600_000, -6 * 3_600_000),
+        # 2013-10-05T15:30:00Z Lord Howe moves from +10:30 to +11:00.
+        ("Australia/Lord_Howe", 1_380_987_000_000, 37_800_000, 39_600_000),
+        # 2011-12-30T10:00:00Z Apia jumps from -10:00 to +14:00.
+        ("Pacific/Apia", 1_325_239_200_000, -36_000_000, 50_400_000),
+        # 1883-11-18T18:00:00Z Chicago leaves local mean time (-5:50:36) for CST.
+        ("America/Chicago", -2_717_647_200_000, -21_036_000, -21_600_000),
+    ],
+)
+def test_transition_to_the_millisecond(name: str, transition_ms: int, before: int,
+                                       after: int) -> None:
+    zone = get_zone(name)
+    got = zone.offsets_ms(np.array([transition_ms - 1, transition_ms, transition_ms + 1]))
+    assert got.tolist() == [before, after, after]
+
+
+def test_offsets_of_empty_input() -> None:
+    assert get_zone("America/Chicago").offsets_ms(np.zeros(0, np.int64)).size == 0
+
+
+def test_table_covers_range_and_is_cached() -> None:
+    zone = get_zone("America/Chicago")
+    table = zone.table(year_start_ms(2012), year_start_ms(2014) - 1)
+    assert table is zone.table(year_start_ms(2012) + 5, year_start_ms(2013))
+    assert table.valid_from == year_start_ms(2012)
+    assert table.valid_until == year_start_ms(2014)
+    assert table.transitions.size == 4
+    assert not table.fixed
+    assert get_zone("UTC").table(MIN_MS, MAX_MS).fixed
+
+
+def test_first_instant_of_skipped_and_repeated_walls() -> None:
+    zone = get_zone("America/Chicago")
+    table = zone.table(year_start_ms(2013), year_start_ms(2013))
+    hour = 3_600_000
+    spring = 1_362_902_400_000  # 02:00 CST -> 03:00 CDT
+    fall = 1_383_462_000_000  # 02:00 CDT -> 01:00 CST
+    walls = np.array([
+        spring - 6 * hour - hour,  # 01:00, shown once
+        spring - 6 * hour,  # 02:00, skipped: first instant at or after is the jump
+        spring - 6 * hour + hour // 2,  # 02:30, skipped
+        fall - 5 * hour - hour,  # 01:00 on the fall-back day, shown twice: the first one
+    ])
+    instants, shown = table.first_instant(walls)
+    assert instants.tolist() == [spring - hour, spring, spring, fall - hour]
+    assert shown.tolist() == [walls[0], walls[0] + 2 * hour, walls[0] + 2 * hour, walls[3]]
+
+
+# ---------------------------------------------------------------- rendering
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.sampled_from([*ZONES, "UTC"]), ts=st.lists(instants, min_size=1, max_size=12))
+def test_rendering_matches_isoformat(name: str, ts: list[int]) -> None:
+    zone = get_zone(name)
+    assert zone.format(np.array(ts, dtype=np.int64)) == [reference_render(t, name) for t in ts]
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(ZONES), first=st.integers(year_start_ms(1990), year_start_ms(2030)),
+       steps=st.lists(st.integers(1, 4 * 3_600_000), min_size=1, max_size=300))
+def test_rendering_dense_runs(name: str, first: int, steps: list[int]) -> None:
+    ts = np.cumsum(np.array([first, *steps], dtype=np.int64))
+    zone = get_zone(name)
+    assert zone.format(ts) == [reference_render(t, name) for t in ts.tolist()]
+
+
+@pytest.mark.parametrize(
+    ("name", "ts", "text"),
+    [
+        ("UTC", 1_362_117_600_000, "2013-03-01T06:00:00.000Z"),
+        ("America/Chicago", 1_362_117_600_000, "2013-03-01T00:00:00.000-06:00"),
+        ("America/Chicago", 1_372_680_000_123, "2013-07-01T07:00:00.123-05:00"),
+        ("Asia/Kolkata", 0, "1970-01-01T05:30:00.000+05:30"),
+        ("Europe/London", 1_372_680_000_000, "2013-07-01T13:00:00.000+01:00"),
+        ("Europe/London", 1_356_998_400_000, "2013-01-01T00:00:00.000Z"),
+        ("America/St_Johns", 1_356_998_400_000, "2012-12-31T20:30:00.000-03:30"),
+        ("America/Chicago", -2_840_140_800_000, "1879-12-31T18:09:24.000-05:50:36"),
+        ("UTC", MIN_MS, "0001-01-01T00:00:00.000Z"),
+        ("UTC", MAX_MS, "9999-12-31T23:59:59.999Z"),
+        ("America/Chicago", MAX_MS, "9999-12-31T17:59:59.999-06:00"),
+        ("Asia/Kolkata", -1, "1970-01-01T05:29:59.999+05:30"),
+    ],
+)
+def test_rendering_examples(name: str, ts: int, text: str) -> None:
+    assert get_zone(name).format_one(ts) == text
+
+
+def test_rendering_at_the_ends_of_the_range() -> None:
+    # Local time before year 1: the fallback path still renders (year 0).
+    assert get_zone("America/Chicago").format_one(MIN_MS) == "0000-12-31T18:09:24.000-05:50:36"
+    # Local time after year 9999.
+    assert get_zone("Asia/Tokyo").format_one(MAX_MS) == "10000-01-01T08:59:59.999+09:00"
+
+
+def test_rendering_mixed_offset_widths() -> None:
+    zone = get_zone("Europe/London")
+    ts = [1_356_998_400_000, 1_372_680_000_000]  # GMT (Z) then BST (+01:00)
+    assert zone.format(ts) == ["2013-01-01T00:00:00.000Z", "2013-07-01T13:00:00.000+01:00"]
+
+
+def test_rendering_sparse_and_unsorted() -> None:
+    zone = get_zone("America/Chicago")
+    ts = [year_start_ms(2500), year_start_ms(1900), year_start_ms(2013), year_start_ms(3000)]
+    assert zone.format(ts) == [reference_render(t, "America/Chicago") for t in ts]
+
+
+def test_rendering_empty() -> None:
+    assert get_zone("America/Chicago").format(np.zeros(0, np.int64)) == []
