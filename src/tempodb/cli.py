@@ -123,6 +123,7 @@ def serve(args: argparse.Namespace) -> int:
         ssl_certfile=args.tls_cert,
         ssl_keyfile=args.tls_key,
         timeout_keep_alive=75,
+        timeout_graceful_shutdown=10,
     )
     scheme = "https" if args.tls_cert else "http"
     print(f"tempodb: serving {scheme}://{args.host}:{port}/v1/ (data: {args.data})", flush=True)

@@ -84,6 +84,8 @@ class Client:
         pool_connections: how many hosts keep a connection pool.
         pool_maxsize: how many keep-alive connections each pool holds.
         timeout: seconds to wait for the server to connect and answer (keyword only).
+        ca_certs: a CA bundle (PEM file) to verify the server's certificate with, for a
+            private server with its own certificate authority (keyword only).
 
     Every method raises :class:`~tempodb.TempoDBApiException` (or a subclass) when the call
     fails.  Naive datetimes mean UTC; every datetime returned is time-zone aware.
@@ -100,6 +102,7 @@ class Client:
         pool_maxsize: int = 10,
         *,
         timeout: float = 60.0,
+        ca_certs: str | None = None,
     ) -> None:
         self.key = key
         self.secret = secret
@@ -125,6 +128,7 @@ class Client:
             # Connection failures are retried; a broken response is retried only for
             # idempotent methods, so an increment is never applied twice.
             retries=urllib3.Retry(total=2, connect=2, read=1, status=0, redirect=0, other=0),
+            ca_certs=ca_certs,
         )
 
     def close(self) -> None:

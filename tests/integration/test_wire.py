@@ -326,6 +326,16 @@ def test_timestamp_spellings(raw: Raw) -> None:
     assert data.json()["data"] == [{"t": "2012-01-01T00:00:00.000Z", "v": len(spellings)}]
 
 
+def test_unencoded_plus_offset_in_the_query(raw: Raw) -> None:
+    raw("POST", "/v1/series/key/k/data/", [{"t": "2012-01-01T05:00:00Z", "v": 1}])
+    reply = raw(
+        "GET",
+        "/v1/series/key/k/data/?start=2012-01-01T00:00:00.000+0000&end=2012-01-01T06:00:00+01:00",
+    )
+    assert reply.status == 200, reply.text
+    assert [p["v"] for p in reply.json()["data"]] == [1]
+
+
 def test_gzip_only_when_asked(raw: Raw) -> None:
     points = [{"t": f"2012-01-01T00:{m:02d}:00Z", "v": m} for m in range(60)]
     raw("POST", "/v1/series/key/k/data/", points)

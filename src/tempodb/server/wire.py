@@ -62,11 +62,18 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+#: An offset whose ``+`` arrived unencoded in a query string and was decoded as a space.
+_SPACE_OFFSET = re.compile(r"(:\d\d(?:\.\d+)?) (\d\d(?::?\d\d)?)$")
+
+
 def parse_time_param(text: str, name: str) -> int:
-    try:
-        return parse_timestamp_ms(text)
-    except ValueError:
-        raise bad_request(f"Invalid timestamp for {name}: {text}") from None
+    """Epoch ms of a query timestamp; 400 naming the parameter when it is invalid."""
+    for candidate in (text, _SPACE_OFFSET.sub(r"\1+\2", text)):
+        try:
+            return parse_timestamp_ms(candidate)
+        except ValueError:
+            pass
+    raise bad_request(f"Invalid timestamp for {name}: {text}")
 
 
 # -- values ----------------------------------------------------------------------------------

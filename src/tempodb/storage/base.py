@@ -294,23 +294,27 @@ def fold_batch(
     A write keeps the last value for a timestamp; an increment sums them (integer only if
     all of them are).  Series come out in the order of their first point in the batch.
     """
-    result: dict[str, Points] = {}
     if not len(batch):
-        return result
-    # Number the series (several refs may resolve to one), then sort by (series, ts); the sort
-    # is stable, so repeated timestamps of a series stay in request order.
+        return {}
+    # Number the series (several refs may resolve to one) and order the points by (series, ts),
+    # with a stable sort so that repeated timestamps of a series stay in request order.  A batch
+    # that is already in that order (the common case) is not sorted at all.
     number: dict[str, int] = {}
     ref_code = np.array([number.setdefault(s, len(number)) for s in series_of_ref], np.int64)
-    codes = ref_code[batch.ref_index]
-    order = np.lexsort((batch.ts, codes))
-    codes, ts_all = codes[order], batch.ts[order]
-    values_all, is_int_all = batch.values[order], batch.is_int[order]
-    bounds = np.flatnonzero(np.diff(codes)) + 1
-    starts_of_group = np.concatenate(([0], bounds))
-    ends_of_group = np.concatenate((bounds, [codes.shape[0]]))
-    names = list(number)
-    groups = {}
-    for lo, hi in zip(starts_of_group.tolist(), ends_of_group.tolist(), strict=True):
+    point_code = ref_code[batch.ref_index]
+    code_step, ts_step = np.diff(point_code), np.diff(batch.ts)
+    if bool(np.all((code_step > 0) | ((code_step == 0) & (ts_step >= 0)))):
+        order = None
+        codes, ts_all, values_all, is_int_all = point_code, batch.ts, batch.values, batch.is_int
+    else:
+        order = np.lexsort((batch.ts, point_code))
+        codes = point_code[order]
+        ts_all, values_all, is_int_all = batch.ts[order], batch.values[order], batch.is_int[order]
+    cuts = np.flatnonzero(np.diff(codes)) + 1
+    groups: dict[int, Points] = {}
+    first_seen: dict[int, int] = {}  # the position in the batch of each series' first point
+    for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(codes)], strict=True):
+        first_seen[int(codes[lo])] = lo if order is None else int(order[lo:hi].min())
         ts, values, is_int = ts_all[lo:hi], values_all[lo:hi], is_int_all[lo:hi]
         if ts.shape[0] > 1 and bool(np.any(ts[1:] == ts[:-1])):
             starts = np.flatnonzero(np.concatenate(([True], ts[1:] != ts[:-1])))
@@ -322,10 +326,8 @@ def fold_batch(
                 values, is_int = values[last], is_int[last]
             ts = ts[starts]
         groups[int(codes[lo])] = Points(ts, values, is_int)
-    first_seen = dict.fromkeys(ref_code[batch.ref_index].tolist())
-    for code in first_seen:
-        result[names[code]] = groups[code]
-    return result
+    names = list(number)
+    return {names[code]: groups[code] for code in sorted(first_seen, key=first_seen.__getitem__)}
 
 
 def exact_int(values: Float64Array) -> BoolArray:
@@ -339,6 +341,16 @@ def merge_points(old: Points, new: Points, *, increment: bool) -> Points:
         return new
     if len(new) == 0:
         return old
+    if new.ts[0] > old.ts[-1] or new.ts[-1] < old.ts[0]:  # no overlap: an append, a prepend
+        added_int = new.is_int & exact_int(new.values) if increment else new.is_int
+        parts = (old, Points(new.ts, new.values, added_int))
+        if new.ts[0] < old.ts[0]:
+            parts = parts[::-1]
+        return Points(
+            np.concatenate([p.ts for p in parts]),
+            np.concatenate([p.values for p in parts]),
+            np.concatenate([p.is_int for p in parts]),
+        )
     # Where each new point goes in ``old``, and whether a point is already there.
     pos = np.searchsorted(old.ts, new.ts)
     hit = pos < old.ts.shape[0]

@@ -1,0 +1,920 @@
+"""The embedded default backend: one SQLite file, points kept in time-ordered columnar blocks.
+
+Files
+    ``<data_dir>/tempodb.sqlite3``, plus SQLite's ``-wal`` and ``-shm`` files while it is open.
+    Journal mode WAL with ``synchronous=FULL``.  ``PRAGMA user_version`` is the schema version;
+    opening a file runs the migrations in ``_MIGRATIONS`` that it lacks and refuses (SchemaTooNew)
+    a file whose version is newer than this code.
+
+Tables (schema version 1)
+    ``databases(id, key, secret_hash, name, admin)``
+        One row per API key.  ``secret_hash`` is ``hash_secret`` output; secrets are never stored.
+    ``series(sid, db, id, key, name, tags, attributes)``
+        ``sid`` is the internal handle of a series.  ``sid`` and ``databases.id`` are
+        AUTOINCREMENT, so a number is never reused and nothing deleted can reappear under a new
+        owner.  (db, id) and (db, key) are unique.  ``tags`` (a JSON array: order kept, no
+        duplicates) and ``attributes`` (a JSON object) are what a series reads back as.
+    ``series_tag(sid, db, tag)`` and ``series_attr(sid, db, name, value)``
+        The same tags and attributes again, indexed by (db, tag) and (db, name, value) so that
+        series filters run in SQL.  They are rewritten in the same transaction as the JSON.
+    ``block(sid, first, last, n, fmt, ts, vals, mask)``
+        The points.  The unique index (sid, first, last, n) finds the blocks of a time range
+        without reading any blob.
+
+Blocks (the invariants)
+    * A block holds ``n`` points, ``1 <= n <= block_points`` (4096 unless configured), with
+      strictly increasing timestamps: ``first == ts[0] < ts[1] < ... < ts[n-1] == last``.
+    * The blocks of a series never overlap: ``last`` of one block < ``first`` of the next.  So the
+      only block that may hold a timestamp ``t`` is the one with the largest ``first <= t``.
+    * No block is empty; a series without points has no block.
+    * ``fmt`` is a bit field saying how the blobs are encoded (all little-endian):
+
+      ====== ============ =========================================================
+      bits   part         meaning
+      ====== ============ =========================================================
+      0-1    timestamps   0: ``ts`` is n int64 offsets from ``first``;
+                          1: n uint32 offsets (used when ``last - first < 2**32``)
+      2-3    values       0: ``vals`` is n float64;
+                          1: n int32 (every value an integer within int32)
+      4-5    int flags    0: every value is a float; 1: every value is an integer;
+                          2: mixed, ``mask`` holds the flags bit-packed, bit i of byte
+                          i // 8 in little bit order
+      ====== ============ =========================================================
+
+      ``mask`` is NULL unless the flags are mixed.  A minute-spaced float series thus costs
+      4 + 8 bytes per point, an integer counter 4 + 4.
+
+Writing
+    A write or increment merges its points (already de-duplicated with ``fold_batch``) with the
+    *run* of blocks its time span overlaps, or, when it overlaps none, with the neighbouring
+    block that has room.  The run is then stored again: at the end of a series as full blocks
+    followed by the remainder (so appending in time order fills the last block, then starts new
+    ones), elsewhere as the fewest blocks of even size (so an insert into a full block splits
+    it in halves).  A range delete drops the blocks inside the range and stores what is left of
+    the two edge blocks as one run.
+
+Transactions
+    One writer thread owns the only connection that writes.  Mutating calls are queued; the
+    writer takes everything queued, runs each call in its own SAVEPOINT inside one transaction,
+    commits once, then answers each caller with its own result or exception (a failing call is
+    rolled back to its savepoint and does not affect the others).  A call returns only after
+    the commit, so whatever is acknowledged is durable.  Readers use one connection per thread
+    and read inside a snapshot transaction, beside the writer (WAL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Final, NamedTuple, TypeVar
+
+import numpy as np
+
+from tempodb.storage.base import (
+    BoolArray,
+    Credentials,
+    Database,
+    Direction,
+    Float64Array,
+    Int64Array,
+    KeyConflict,
+    Points,
+    SchemaTooNew,
+    SeriesField,
+    SeriesFilter,
+    SeriesRecord,
+    SeriesRef,
+    StorageError,
+    Store,
+    WriteBatch,
+    fold_batch,
+    hash_secret,
+    merge_points,
+    new_credentials,
+    new_series_id,
+    normalize_tags,
+    verify_secret,
+)
+
+__all__ = ["BLOCK_POINTS", "FILE_NAME", "SCHEMA_VERSION", "SQLiteStore"]
+
+#: The name of the database file inside the data folder.
+FILE_NAME: Final = "tempodb.sqlite3"
+#: The default (and largest sensible) number of points per block.
+BLOCK_POINTS: Final = 4096
+_MAX_BLOCK_POINTS: Final = 1 << 20
+
+_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (  # 1: the initial schema
+        """CREATE TABLE databases (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL UNIQUE,
+            secret_hash TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            admin INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE series (
+            sid INTEGER PRIMARY KEY AUTOINCREMENT,
+            db INTEGER NOT NULL,
+            id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            tags TEXT NOT NULL DEFAULT '[]',
+            attributes TEXT NOT NULL DEFAULT '{}',
+            UNIQUE (db, key),
+            UNIQUE (db, id)
+        )""",
+        """CREATE TABLE series_tag (
+            sid INTEGER NOT NULL,
+            db INTEGER NOT NULL,
+            tag TEXT NOT NULL,
+            PRIMARY KEY (sid, tag)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX series_tag_by_tag ON series_tag (db, tag, sid)",
+        """CREATE TABLE series_attr (
+            sid INTEGER NOT NULL,
+            db INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (sid, name)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX series_attr_by_value ON series_attr (db, name, value, sid)",
+        """CREATE TABLE block (
+            sid INTEGER NOT NULL,
+            first INTEGER NOT NULL,
+            last INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            fmt INTEGER NOT NULL,
+            ts BLOB NOT NULL,
+            vals BLOB NOT NULL,
+            mask BLOB
+        )""",
+        "CREATE UNIQUE INDEX block_by_time ON block (sid, first, last, n)",
+    ),
+)
+
+#: The schema version this code writes.
+SCHEMA_VERSION: Final = len(_MIGRATIONS)
+
+_T = TypeVar("_T")
+
+# -- the block codec -----------------------------------------------------------------------------
+
+_TS_U32: Final = 0x01
+_VAL_I32: Final = 0x04
+_INT_ALL: Final = 0x10
+_INT_MIXED: Final = 0x20
+_INT32_MIN: Final = -(2**31)
+_INT32_MAX: Final = 2**31 - 1
+
+_BlockRow = tuple[int, int, int, int, int, bytes, bytes, bytes | None]
+
+
+class _Meta(NamedTuple):
+    rowid: int
+    first: int
+    last: int
+    n: int
+
+
+def _encode(sid: int, ts: Int64Array, values: Float64Array, is_int: BoolArray) -> _BlockRow:
+    """One ``block`` row (sid, first, last, n, fmt, ts, vals, mask) for sorted unique points."""
+    first, last, n = int(ts[0]), int(ts[-1]), int(ts.shape[0])
+    fmt = 0
+    if last - first < 2**32:
+        fmt |= _TS_U32
+        ts_blob = (ts - first).astype("<u4").tobytes()
+    else:
+        ts_blob = (ts - first).astype("<i8").tobytes()
+    mask: bytes | None = None
+    vals: bytes | None = None
+    if bool(is_int.all()):
+        fmt |= _INT_ALL
+        if (
+            values.min() >= _INT32_MIN
+            and values.max() <= _INT32_MAX
+            and bool(np.all(values == np.trunc(values)))
+        ):
+            fmt |= _VAL_I32
+            vals = values.astype("<i4").tobytes()
+    elif bool(is_int.any()):
+        fmt |= _INT_MIXED
+        mask = np.packbits(is_int, bitorder="little").tobytes()
+    if vals is None:
+        vals = values.astype("<f8").tobytes()
+    return (sid, first, last, n, fmt, ts_blob, vals, mask)
+
+
+def _decode(first: int, n: int, fmt: int, ts: bytes, vals: bytes, mask: bytes | None) -> Points:
+    """The points of one block (fresh, writable arrays)."""
+    times = np.frombuffer(ts, "<u4" if fmt & _TS_U32 else "<i8", n).astype(np.int64)
+    times += first
+    values = np.frombuffer(vals, "<i4" if fmt & _VAL_I32 else "<f8", n).astype(np.float64)
+    if fmt & _INT_MIXED and mask is not None:
+        bits = np.unpackbits(np.frombuffer(mask, np.uint8), count=n, bitorder="little")
+        is_int = bits.astype(np.bool_)
+    else:
+        is_int = np.full(n, bool(fmt & _INT_ALL), np.bool_)
+    return Points(times, values, is_int)
+
+
+def _concat(parts: Sequence[Points]) -> Points:
+    if not parts:
+        return Points.empty()
+    if len(parts) == 1:
+        return parts[0]
+    return Points(
+        np.concatenate([p.ts for p in parts]),
+        np.concatenate([p.values for p in parts]),
+        np.concatenate([p.is_int for p in parts]),
+    )
+
+
+def _slice(points: Points, lo: int, hi: int) -> Points:
+    return Points(points.ts[lo:hi], points.values[lo:hi], points.is_int[lo:hi])
+
+
+# -- the writer ----------------------------------------------------------------------------------
+
+_Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]"]
+
+
+class _Writer:
+    """The thread that owns the write connection and commits queued requests in groups."""
+
+    max_group: Final = 512
+
+    def __init__(self, conn: sqlite3.Connection, name: str) -> None:
+        self._conn = conn
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn`` in the writer's transaction; return once it is committed."""
+        future: Future[_T] = Future()
+        with self._lock:
+            if self._closed:
+                raise StorageError("the store is closed")
+            self._queue.put((fn, future))
+        return future.result()
+
+    def close(self) -> None:
+        """Finish the queued requests, stop the thread and close the connection."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+        self._thread.join()
+        self._conn.close()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            group = [job]
+            stop = False
+            while len(group) < self.max_group:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                    break
+                group.append(job)
+            self._commit(group)
+            if stop:
+                return
+
+    def _commit(self, group: list[_Job]) -> None:
+        conn = self._conn
+        outcomes: list[tuple[Future[Any], Any, Exception | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, future in group:
+                conn.execute("SAVEPOINT request")
+                try:
+                    result = fn(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO request")
+                    conn.execute("RELEASE request")
+                    outcomes.append((future, None, exc))
+                else:
+                    conn.execute("RELEASE request")
+                    outcomes.append((future, result, None))
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            for _, future in group:
+                failure = StorageError(f"the transaction was rolled back: {exc}")
+                failure.__cause__ = exc
+                future.set_exception(failure)
+            return
+        for future, result, error in outcomes:
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+
+# -- schema --------------------------------------------------------------------------------------
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _check_version(version: int, path: Path) -> None:
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"{path} has schema version {version}, but this tempodb knows only versions up to "
+            f"{SCHEMA_VERSION}: upgrade tempodb"
+        )
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Apply the missing migrations, one transaction each (safe against a concurrent opener)."""
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = _user_version(conn)
+            _check_version(version, path)
+            if version == SCHEMA_VERSION:
+                conn.execute("COMMIT")
+                return
+            for statement in _MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+# -- series helpers (run on either connection) ---------------------------------------------------
+
+_SERIES_COLUMNS: Final = "sid, id, key, name, tags, attributes"
+_LOOKUP: Final[Mapping[SeriesField, str]] = {
+    "id": f"SELECT {_SERIES_COLUMNS} FROM series WHERE db = ? AND id = ?",
+    "key": f"SELECT {_SERIES_COLUMNS} FROM series WHERE db = ? AND key = ?",
+}
+#: Verified against when the key is unknown, so that both answers take the same time.
+_DUMMY_HASH: Final = hash_secret("")
+
+
+def _record(row: Sequence[Any]) -> SeriesRecord:
+    return SeriesRecord(
+        id=row[1],
+        key=row[2],
+        name=row[3],
+        tags=tuple(json.loads(row[4])),
+        attributes=json.loads(row[5]),
+    )
+
+
+def _lookup(conn: sqlite3.Connection, db: int, field: SeriesField, value: str) -> Any:
+    if field not in _LOOKUP:
+        raise ValueError(f"a series is looked up by 'id' or 'key', not {field!r}")
+    return conn.execute(_LOOKUP[field], (db, value)).fetchone()
+
+
+def _sid(conn: sqlite3.Connection, db: int, series_id: str) -> int | None:
+    row = conn.execute("SELECT sid FROM series WHERE db = ? AND id = ?", (db, series_id)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _filter_sql(db: int, flt: SeriesFilter) -> tuple[str, list[object]]:
+    """A WHERE clause over ``series s`` for the filter (spec §5.1) and its parameters.
+
+    Every condition names the database itself, so that SQLite can drive the query from the
+    most selective one (an id, a key, a tag) instead of scanning the database's series.
+    """
+    where: list[str] = []
+    params: list[object] = []
+    if flt.ids or flt.keys:
+        where.append(
+            "s.sid IN (SELECT sid FROM series WHERE db = ? AND id IN "
+            "(SELECT value FROM json_each(?)) UNION ALL SELECT sid FROM series WHERE db = ? "
+            "AND key IN (SELECT value FROM json_each(?)))"
+        )
+        params += [db, json.dumps(list(flt.ids)), db, json.dumps(list(flt.keys))]
+    for tag in normalize_tags(flt.tags):
+        where.append("s.sid IN (SELECT sid FROM series_tag WHERE db = ? AND tag = ?)")
+        params += [db, tag]
+    for name, values in flt.attributes.items():
+        where.append(
+            "s.sid IN (SELECT sid FROM series_attr WHERE db = ? AND name = ? AND value IN "
+            "(SELECT value FROM json_each(?)))"
+        )
+        params += [db, name, json.dumps(list(values))]
+    if not where:
+        where.append("s.db = ?")
+        params.append(db)
+    return " AND ".join(where), params
+
+
+def _set_tags(conn: sqlite3.Connection, sid: int, db: int, tags: Sequence[str]) -> None:
+    conn.execute("DELETE FROM series_tag WHERE sid = ?", (sid,))
+    conn.executemany(
+        "INSERT INTO series_tag (sid, db, tag) VALUES (?, ?, ?)", [(sid, db, t) for t in tags]
+    )
+
+
+def _set_attributes(
+    conn: sqlite3.Connection, sid: int, db: int, attributes: Mapping[str, str]
+) -> None:
+    conn.execute("DELETE FROM series_attr WHERE sid = ?", (sid,))
+    conn.executemany(
+        "INSERT INTO series_attr (sid, db, name, value) VALUES (?, ?, ?, ?)",
+        [(sid, db, name, value) for name, value in attributes.items()],
+    )
+
+
+def _insert_series(
+    conn: sqlite3.Connection,
+    db: int,
+    series_id: str,
+    key: str,
+    name: str = "",
+    tags: Sequence[str] = (),
+    attributes: Mapping[str, str] | None = None,
+) -> tuple[int, SeriesRecord]:
+    if conn.execute("SELECT 1 FROM series WHERE db = ? AND key = ?", (db, key)).fetchone():
+        raise KeyConflict(key)
+    tags = normalize_tags(tags)
+    attrs = dict(attributes or {})
+    cursor = conn.execute(
+        "INSERT INTO series (db, id, key, name, tags, attributes) VALUES (?, ?, ?, ?, ?, ?)",
+        (db, series_id, key, name, json.dumps(list(tags)), json.dumps(attrs)),
+    )
+    sid = int(cursor.lastrowid or 0)
+    _set_tags(conn, sid, db, tags)
+    _set_attributes(conn, sid, db, attrs)
+    return sid, SeriesRecord(series_id, key, name, tags, attrs)
+
+
+def _delete_sids(conn: sqlite3.Connection, sids: Sequence[int]) -> None:
+    if not sids:
+        return
+    ids = json.dumps(list(sids))
+    for table in ("block", "series_tag", "series_attr", "series"):
+        conn.execute(f"DELETE FROM {table} WHERE sid IN (SELECT value FROM json_each(?))", (ids,))
+
+
+# -- block helpers -------------------------------------------------------------------------------
+
+_BLOCK_COLUMNS: Final = "first, n, fmt, ts, vals, mask"
+
+
+def _run_meta(conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> list[_Meta]:
+    """The blocks holding any timestamp in ``[lo, hi]``, in time order."""
+    rows = conn.execute(
+        "SELECT rowid, first, last, n FROM block WHERE sid = ?1 AND first <= ?3 AND last >= ?2 "
+        "AND first >= coalesce((SELECT first FROM block WHERE sid = ?1 AND first <= ?2 "
+        "ORDER BY first DESC LIMIT 1), ?2) ORDER BY first",
+        (sid, lo, hi),
+    ).fetchall()
+    return [_Meta(*row) for row in rows]
+
+
+def _neighbour(conn: sqlite3.Connection, sid: int, ts: int, *, before: bool) -> _Meta | None:
+    """The block starting closest before ``ts`` (``before``) or after it."""
+    sql = (
+        "SELECT rowid, first, last, n FROM block WHERE sid = ? AND first < ? "
+        "ORDER BY first DESC LIMIT 1"
+        if before
+        else "SELECT rowid, first, last, n FROM block WHERE sid = ? AND first > ? "
+        "ORDER BY first LIMIT 1"
+    )
+    row = conn.execute(sql, (sid, ts)).fetchone()
+    return None if row is None else _Meta(*row)
+
+
+def _load(conn: sqlite3.Connection, run: Sequence[_Meta]) -> list[Points]:
+    parts = []
+    for meta in run:
+        row = conn.execute(
+            f"SELECT {_BLOCK_COLUMNS} FROM block WHERE rowid = ?", (meta.rowid,)
+        ).fetchone()
+        parts.append(_decode(*row))
+    return parts
+
+
+def _drop(conn: sqlite3.Connection, run: Sequence[_Meta]) -> None:
+    conn.executemany("DELETE FROM block WHERE rowid = ?", [(meta.rowid,) for meta in run])
+
+
+class SQLiteStore(Store):
+    """The embedded default backend: one SQLite file in ``data_dir``.
+
+    Args:
+        data_dir: the folder that holds the database file; created if missing.
+        block_points: the most points a block holds (tests use small blocks).
+
+    Raises:
+        SchemaTooNew: the file was written by a newer tempodb.
+        StorageError: ``data_dir`` exists but is not a folder.
+
+    Example::
+
+        store = SQLiteStore("/var/lib/tempodb")
+        credentials = store.create_database("demo")
+    """
+
+    def __init__(
+        self, data_dir: str | os.PathLike[str], *, block_points: int = BLOCK_POINTS
+    ) -> None:
+        if not 1 <= block_points <= _MAX_BLOCK_POINTS:
+            raise ValueError(
+                f"block_points must be between 1 and {_MAX_BLOCK_POINTS}, not {block_points!r}"
+            )
+        folder = Path(data_dir)
+        if folder.exists() and not folder.is_dir():
+            raise StorageError(f"data_dir {str(folder)!r} exists and is not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / FILE_NAME
+        self._cap = block_points
+        conn = self._connect()
+        try:
+            _check_version(_user_version(conn), self.path)
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StorageError(f"{self.path}: cannot use the WAL journal (got {mode!r})")
+            conn.execute("PRAGMA synchronous = FULL")
+            _migrate(conn, self.path)
+        except BaseException:
+            conn.close()
+            raise
+        self._writer = _Writer(conn, f"tempodb-writer:{self.path}")
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Finish queued writes, stop the writer and close every connection."""
+        with self._readers_lock:
+            if self._closed:
+                return
+            self._closed = True
+            readers, self._readers = self._readers, []
+        self._writer.close()
+        for conn in readers:
+            conn.close()
+
+    # -- connections -----------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA cache_size = -32768")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._readers_lock:
+                if self._closed:
+                    raise StorageError("the store is closed")
+                conn = self._connect()
+                conn.execute("PRAGMA query_only = ON")
+                self._readers.append(conn)
+            self._local.conn = conn
+        elif self._closed:
+            raise StorageError("the store is closed")
+        return conn
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A reader connection inside one read transaction (a consistent view)."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    # -- databases and keys ----------------------------------------------------------------------
+
+    def create_database(self, name: str = "", *, admin: bool = False) -> Credentials:
+        """Create a database; its secret is stored only as a salted hash."""
+        credentials = new_credentials()
+        stored = hash_secret(credentials.secret)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO databases (key, secret_hash, name, admin) VALUES (?, ?, ?, ?)",
+                (credentials.key, stored, name, int(admin)),
+            )
+
+        self._writer.call(op)
+        return credentials
+
+    def authenticate(self, key: str, secret: str) -> Database | None:
+        """The database of ``key`` if ``secret`` is right, else None."""
+        row = (
+            self._reader()
+            .execute(
+                "SELECT id, key, name, admin, secret_hash FROM databases WHERE key = ?", (key,)
+            )
+            .fetchone()
+        )
+        if row is None:
+            verify_secret(secret, _DUMMY_HASH)
+            return None
+        if not verify_secret(secret, row[4]):
+            return None
+        return Database(id=row[0], key=row[1], name=row[2], admin=bool(row[3]))
+
+    def list_databases(self) -> list[Database]:
+        """Every database, ordered by key."""
+        rows = (
+            self._reader()
+            .execute("SELECT id, key, name, admin FROM databases ORDER BY key")
+            .fetchall()
+        )
+        return [Database(id=r[0], key=r[1], name=r[2], admin=bool(r[3])) for r in rows]
+
+    def delete_database(self, key: str) -> bool:
+        """Delete a database with its series and points; False if the key is unknown."""
+
+        def op(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT id FROM databases WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return False
+            db = row[0]
+            conn.execute(
+                "DELETE FROM block WHERE sid IN (SELECT sid FROM series WHERE db = ?)", (db,)
+            )
+            for table in ("series_tag", "series_attr", "series"):
+                conn.execute(f"DELETE FROM {table} WHERE db = ?", (db,))
+            conn.execute("DELETE FROM databases WHERE id = ?", (db,))
+            return True
+
+        return self._writer.call(op)
+
+    # -- series metadata -------------------------------------------------------------------------
+
+    def create_series(
+        self,
+        db: int,
+        key: str | None,
+        name: str = "",
+        tags: Sequence[str] = (),
+        attributes: Mapping[str, str] | None = None,
+    ) -> SeriesRecord:
+        """Create a series (without a key its id is the key too).  Raises KeyConflict."""
+        series_id = new_series_id()
+
+        def op(conn: sqlite3.Connection) -> SeriesRecord:
+            return _insert_series(
+                conn, db, series_id, series_id if key is None else key, name, tags, attributes
+            )[1]
+
+        return self._writer.call(op)
+
+    def lookup_series(self, db: int, field: SeriesField, value: str) -> SeriesRecord | None:
+        """The series with this id or key, or None."""
+        row = _lookup(self._reader(), db, field, value)
+        return None if row is None else _record(row)
+
+    def find_series(self, db: int, flt: SeriesFilter) -> list[SeriesRecord]:
+        """The series matching the filter (all for an empty one), ordered by key."""
+        where, params = _filter_sql(db, flt)
+        rows = (
+            self._reader()
+            .execute(f"SELECT {_SERIES_COLUMNS} FROM series s WHERE {where} ORDER BY s.key", params)
+            .fetchall()
+        )
+        return [_record(row) for row in rows]
+
+    def update_series(
+        self,
+        db: int,
+        series_id: str,
+        *,
+        name: str | None = None,
+        tags: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> SeriesRecord | None:
+        """Replace the fields given (None leaves a field as it is); None if the id is unknown."""
+
+        def op(conn: sqlite3.Connection) -> SeriesRecord | None:
+            row = _lookup(conn, db, "id", series_id)
+            if row is None:
+                return None
+            sid, old = int(row[0]), _record(row)
+            new = SeriesRecord(
+                id=old.id,
+                key=old.key,
+                name=old.name if name is None else name,
+                tags=old.tags if tags is None else normalize_tags(tags),
+                attributes=old.attributes if attributes is None else dict(attributes),
+            )
+            conn.execute(
+                "UPDATE series SET name = ?, tags = ?, attributes = ? WHERE sid = ?",
+                (new.name, json.dumps(list(new.tags)), json.dumps(dict(new.attributes)), sid),
+            )
+            if tags is not None:
+                _set_tags(conn, sid, db, new.tags)
+            if attributes is not None:
+                _set_attributes(conn, sid, db, new.attributes)
+            return new
+
+        return self._writer.call(op)
+
+    def delete_series(self, db: int, flt: SeriesFilter | None) -> int:
+        """Delete the matching series with their points (all for None); how many."""
+        where, params = _filter_sql(db, flt or SeriesFilter())
+
+        def op(conn: sqlite3.Connection) -> int:
+            sids = [r[0] for r in conn.execute(f"SELECT sid FROM series s WHERE {where}", params)]
+            _delete_sids(conn, sids)
+            return len(sids)
+
+        return self._writer.call(op)
+
+    # -- points ----------------------------------------------------------------------------------
+
+    def write_points(self, db: int, batch: WriteBatch, *, increment: bool = False) -> None:
+        """Store the batch atomically (see ``Store.write_points``)."""
+        if len(batch) == 0:
+            return
+        self._writer.call(lambda conn: self._write(conn, db, batch, increment))
+
+    def read_points(self, db: int, series_id: str, start: int, end: int) -> Points:
+        """The points with ``start <= ts < end`` (none for an unknown series)."""
+        if start >= end:
+            return Points.empty()
+        with self._snapshot() as conn:
+            sid = _sid(conn, db, series_id)
+            if sid is None:
+                return Points.empty()
+            rows = conn.execute(
+                f"SELECT {_BLOCK_COLUMNS} FROM block WHERE sid = ?1 AND first < ?3 "
+                "AND last >= ?2 AND first >= coalesce((SELECT first FROM block WHERE sid = ?1 "
+                "AND first <= ?2 ORDER BY first DESC LIMIT 1), ?2) ORDER BY first",
+                (sid, start, end),
+            ).fetchall()
+        points = _concat([_decode(*row) for row in rows])
+        lo = int(np.searchsorted(points.ts, start, "left"))
+        hi = int(np.searchsorted(points.ts, end, "left"))
+        return _slice(points, lo, hi) if (lo, hi) != (0, len(points)) else points
+
+    def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:
+        """Delete the points with ``start <= ts < end``; how many there were."""
+        if start >= end:
+            return 0
+        return self._writer.call(lambda conn: self._delete_range(conn, db, series_id, start, end))
+
+    def single_value(
+        self, db: int, series_id: str, ts: int, direction: Direction
+    ) -> tuple[int, int | float] | None:
+        """The point at ``ts``, or the closest one before / after / either side of it."""
+        if direction not in ("exact", "before", "after", "nearest"):
+            raise ValueError(
+                f"direction must be exact, before, after or nearest, not {direction!r}"
+            )
+        with self._snapshot() as conn:
+            sid = _sid(conn, db, series_id)
+            if sid is None:
+                return None
+            row = conn.execute(
+                f"SELECT {_BLOCK_COLUMNS} FROM block WHERE sid = ? AND first <= ? "
+                "ORDER BY first DESC LIMIT 1",
+                (sid, ts),
+            ).fetchone()
+            block = None if row is None else _decode(*row)
+            earlier: tuple[int, int | float] | None = None
+            later: tuple[int, int | float] | None = None
+            if block is not None:
+                i = int(np.searchsorted(block.ts, ts, "right")) - 1
+                earlier = (int(block.ts[i]), block.value_at(i))
+                if i + 1 < len(block):
+                    later = (int(block.ts[i + 1]), block.value_at(i + 1))
+            if earlier is not None and earlier[0] == ts:
+                return earlier
+            if direction == "exact":
+                return None
+            if direction == "before":
+                return earlier
+            if later is None:
+                row = conn.execute(
+                    f"SELECT {_BLOCK_COLUMNS} FROM block WHERE sid = ? AND first > ? "
+                    "ORDER BY first LIMIT 1",
+                    (sid, ts),
+                ).fetchone()
+                if row is not None:
+                    nxt = _decode(*row)
+                    later = (int(nxt.ts[0]), nxt.value_at(0))
+        if direction == "after" or earlier is None:
+            return later
+        if later is None or ts - earlier[0] <= later[0] - ts:
+            return earlier
+        return later
+
+    # -- the writer's side -----------------------------------------------------------------------
+
+    def _write(self, conn: sqlite3.Connection, db: int, batch: WriteBatch, increment: bool) -> None:
+        used = np.bincount(batch.ref_index, minlength=len(batch.refs)) > 0
+        series_of_ref: list[str] = []
+        sid_of: dict[str, int] = {}
+        for index, ref in enumerate(batch.refs):
+            if used[index]:
+                sid, series_id = self._resolve(conn, db, ref)
+                sid_of[series_id] = sid
+            else:
+                series_id = ""
+            series_of_ref.append(series_id)
+        for series_id, points in fold_batch(batch, series_of_ref, increment=increment).items():
+            self._merge(conn, sid_of[series_id], points, increment)
+
+    @staticmethod
+    def _resolve(conn: sqlite3.Connection, db: int, ref: SeriesRef) -> tuple[int, str]:
+        """The (sid, id) a write addresses, creating the series when it is unknown."""
+        row = _lookup(conn, db, ref.field, ref.value)
+        if row is not None:
+            return int(row[0]), str(row[1])
+        series_id = new_series_id() if ref.field == "key" else ref.value
+        sid, _ = _insert_series(conn, db, series_id, ref.value)
+        return sid, series_id
+
+    def _merge(self, conn: sqlite3.Connection, sid: int, new: Points, increment: bool) -> None:
+        """Merge sorted unique points into a series' blocks."""
+        lo, hi = int(new.ts[0]), int(new.ts[-1])
+        run = _run_meta(conn, sid, lo, hi)
+        if not run:
+            # In a gap: join the neighbour with room, else split a full one (but after a full
+            # last block simply start a new one).
+            before = _neighbour(conn, sid, lo, before=True)
+            after = _neighbour(conn, sid, hi, before=False)
+            candidates = [m for m in (before, after) if m is not None]
+            roomy = [m for m in candidates if m.n < self._cap]
+            if roomy:
+                run = roomy[:1]
+            elif after is not None:
+                run = candidates[:1]
+        merged = merge_points(_concat(_load(conn, run)), new, increment=increment)
+        _drop(conn, run)
+        self._store(conn, sid, merged)
+
+    def _delete_range(
+        self, conn: sqlite3.Connection, db: int, series_id: str, start: int, end: int
+    ) -> int:
+        sid = _sid(conn, db, series_id)
+        if sid is None:
+            return 0
+        run = _run_meta(conn, sid, start, end - 1)
+        edges = [m for m in run if m.first < start or m.last >= end]
+        deleted = sum(m.n for m in run if m not in edges)
+        kept: list[Points] = []
+        for points in _load(conn, edges):
+            keep = (points.ts < start) | (points.ts >= end)
+            deleted += int(keep.shape[0] - np.count_nonzero(keep))
+            kept.append(Points(points.ts[keep], points.values[keep], points.is_int[keep]))
+        _drop(conn, run)
+        rest = _concat(kept)
+        if len(rest):
+            self._store(conn, sid, rest)
+        return deleted
+
+    def _store(self, conn: sqlite3.Connection, sid: int, points: Points) -> None:
+        """Insert a run of points into the gap left for it, as blocks (see module docstring)."""
+        n, cap = len(points), self._cap
+        at_end = _neighbour(conn, sid, int(points.ts[-1]), before=False) is None
+        if at_end:
+            cuts = [*range(0, n, cap), n]
+        else:
+            k = -(-n // cap)
+            cuts = [n * i // k for i in range(k + 1)]
+        rows = [
+            _encode(sid, points.ts[a:b], points.values[a:b], points.is_int[a:b])
+            for a, b in itertools.pairwise(cuts)
+        ]
+        conn.executemany(
+            "INSERT INTO block (sid, first, last, n, fmt, ts, vals, mask) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )

@@ -1,0 +1,183 @@
+"""The client on its own: URLs, query encoding, key checks, wire objects, error mapping."""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+import sys
+
+import pytest
+
+import tempodb
+from tempodb import (
+    AuthenticationError,
+    Client,
+    ConflictError,
+    DataPoint,
+    DataSet,
+    DeleteSummary,
+    InvalidRequestError,
+    NotFoundError,
+    Series,
+    ServerError,
+    SingleValueSet,
+    Summary,
+    TempoDBApiException,
+)
+from tempodb.client import _filter_params, _point_json, _segment
+from tempodb.errors import SERIES_NOT_FOUND, error_for_response
+
+UTC = datetime.UTC
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "secure", "url"),
+    [
+        ("example.com", 80, False, "http://example.com/v1"),
+        ("example.com", 88, False, "http://example.com:88/v1"),
+        ("example.com", 443, False, "http://example.com:443/v1"),
+        ("example.com", 443, True, "https://example.com/v1"),
+        ("example.com", 88, True, "https://example.com:88/v1"),
+        ("example.com", 80, True, "https://example.com:80/v1"),
+    ],
+)
+def test_port_appears_only_when_not_the_default(
+    host: str, port: int, secure: bool, url: str
+) -> None:
+    assert Client("k", "s", host, port, secure).base_url == url
+
+
+def test_defaults_of_the_original_client() -> None:
+    client = Client("key", "secret")
+    assert client.base_url == "https://api.tempo-db.com/v1"
+    assert (client.host, client.port, client.secure) == ("api.tempo-db.com", 443, True)
+
+
+def test_public_names() -> None:
+    public = {name for name in dir(tempodb) if not name.startswith("_")} - {
+        "client",
+        "errors",
+        "objects",
+        "timeutil",
+    }
+    assert set(tempodb.__all__) - {"__version__"} == public
+    for name in tempodb.__all__:
+        assert hasattr(tempodb, name)
+
+
+def test_the_client_never_loads_the_server() -> None:
+    code = (
+        "import sys, tempodb, tempodb.client\n"
+        "bad = [m for m in sys.modules if m.startswith(('tempodb.server', 'tempodb.storage',"
+        " 'numpy', 'uvicorn'))]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_keys_are_checked_before_sending() -> None:
+    client = Client("k", "s", "127.0.0.1", 9)  # nothing listens there: must fail before I/O
+    with pytest.raises(ValueError, match="regex"):
+        client.create_series("key.b%^.test")
+    with pytest.raises(ValueError, match="regex"):
+        client.write_key("k\u00e9y", [])
+    with pytest.raises(ValueError, match="regex"):
+        client.increment_key("a|b", [])
+
+
+def test_query_encoding() -> None:
+    params = _filter_params(["a", "b"], "single-key", ["t1", "t2"], {"attr 1": "v 1"})
+    assert params == [
+        ("id", "a"),
+        ("id", "b"),
+        ("key", "single-key"),
+        ("tag", "t1"),
+        ("tag", "t2"),
+        ("attr[attr 1]", "v 1"),
+    ]
+    assert _filter_params(None, [], None, {}) == []
+
+
+def test_path_segments_encode_everything_but_unreserved() -> None:
+    assert _segment("ke:y/1") == "ke%3Ay%2F1"
+    assert _segment("a b\\c;d.e-f_g") == "a%20b%5Cc%3Bd.e-f_g"
+
+
+def test_points_may_be_datapoints_dicts_or_pairs() -> None:
+    ts = datetime.datetime(2012, 1, 1, 1, 2, 3, 456789)
+    expected = {"t": "2012-01-01T01:02:03.456Z", "v": 1.5}
+    assert _point_json(DataPoint(ts, 1.5)) == expected
+    assert _point_json({"t": ts, "v": 1.5}) == expected
+    assert _point_json((ts, 1.5)) == expected
+    assert _point_json({"t": "2012-01-01T01:02:03.456Z", "v": 1.5}) == expected
+
+
+def test_series_from_and_to_json() -> None:
+    series = Series.from_json({"id": "abc", "key": "k", "name": None, "tags": None})
+    assert (series.name, series.tags, series.attributes) == ("", [], {})
+    assert list(series.to_json()) == ["id", "key", "name", "tags", "attributes"]
+    one, two = Series("i", "k"), Series("i", "k")
+    one.tags.append("x")
+    assert two.tags == []  # no shared mutable default
+    assert Series("i", "k", "n", {"a": "b"}, ["t"]) == Series("i", "k", "n", {"a": "b"}, ["t"])
+
+
+def test_dataset_is_time_zone_aware() -> None:
+    dataset = DataSet.from_json(
+        {
+            "series": {"id": "i", "key": "k", "name": "", "tags": [], "attributes": {}},
+            "start": "2013-03-01T00:00:00.000-06:00",
+            "end": "2013-03-02T00:00:00.000-0600",
+            "data": [
+                {"t": "2013-03-01T06:00:00.000Z", "v": 1},
+                {"t": "2013-03-01T07:00:00.000", "v": 2.5},
+            ],
+            "rollup": None,
+            "summary": {"count": 2, "sum": 3.5},
+        }
+    )
+    assert dataset.start == datetime.datetime(2013, 3, 1, 6, tzinfo=UTC)
+    assert dataset.start.utcoffset() == datetime.timedelta(hours=-6)
+    assert dataset.end.utcoffset() == datetime.timedelta(hours=-6)
+    assert all(p.ts.tzinfo is not None for p in dataset.data)
+    assert dataset.data[1] == DataPoint(datetime.datetime(2013, 3, 1, 7, tzinfo=UTC), 2.5)
+    assert dataset.summary == Summary(count=2, sum=3.5)
+    assert dataset.summary is not None and dataset.summary.count == 2
+
+
+def test_empty_summary_and_missing_fields() -> None:
+    summary = Summary.from_json({})
+    with pytest.raises(AttributeError, match="mean"):
+        _ = summary.mean
+
+
+def test_single_value_set_and_delete_summary() -> None:
+    empty = SingleValueSet.from_json({"series": {"id": "i", "key": "k"}, "data": None})
+    assert empty.data is None
+    full = SingleValueSet.from_json(
+        {"series": {"id": "i", "key": "k"}, "data": {"t": "2012-01-01T00:00:00Z", "v": 3}}
+    )
+    assert full.data == DataPoint(datetime.datetime(2012, 1, 1, tzinfo=UTC), 3)
+    assert DeleteSummary.from_json({"deleted": 2}).deleted == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "kind"),
+    [
+        (401, None, AuthenticationError),
+        (403, None, AuthenticationError),
+        (403, SERIES_NOT_FOUND, NotFoundError),
+        (404, None, NotFoundError),
+        (400, None, InvalidRequestError),
+        (413, None, InvalidRequestError),
+        (409, None, ConflictError),
+        (500, None, ServerError),
+        (503, None, ServerError),
+    ],
+)
+def test_error_mapping(status: int, code: str | None, kind: type[Exception]) -> None:
+    error = error_for_response(status, "the message", code)
+    assert isinstance(error, kind)
+    assert isinstance(error, TempoDBApiException)
+    assert error.status == status
+    assert error.message == "the message"

@@ -1,0 +1,214 @@
+"""The client against a real server: errors, time zones, round trips, TLS."""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from serverproc import ServerProcess, create_key, data_args
+
+from tempodb import (
+    AuthenticationError,
+    Client,
+    ConflictError,
+    DataPoint,
+    InvalidRequestError,
+    NotFoundError,
+    TempoDBConnectionError,
+)
+
+UTC = datetime.UTC
+DAY = (datetime.datetime(2012, 1, 1), datetime.datetime(2012, 1, 2))
+
+
+def test_errors_carry_status_and_message(server: Any, client: Client) -> None:
+    with pytest.raises(NotFoundError) as not_found:
+        client.read_key("missing", *DAY)
+    assert not_found.value.status == 403
+    assert "missing" in not_found.value.message
+
+    client.create_series("taken")
+    with pytest.raises(ConflictError) as conflict:
+        client.create_series("taken")
+    assert conflict.value.status == 409
+
+    with pytest.raises(InvalidRequestError, match="Invalid interval"):
+        client.read_key("taken", *DAY, interval="7fortnight")
+
+    with pytest.raises(InvalidRequestError, match="allow_truncation"):
+        client.delete_series()
+
+    with pytest.raises(AuthenticationError) as forbidden:
+        server.client("nobody", "nothing").get_series()
+    assert forbidden.value.status == 403
+
+
+def test_unreachable_server_is_a_connection_error() -> None:
+    client = Client("k", "s", "127.0.0.1", 9, secure=False, timeout=2)
+    with pytest.raises(TempoDBConnectionError):
+        client.get_series()
+
+
+def test_read_in_a_time_zone(client: Client) -> None:
+    chicago = ZoneInfo("America/Chicago")
+    client.write_key(
+        "k", [DataPoint(datetime.datetime(2012, 3, 11, h, tzinfo=chicago), h) for h in (0, 1, 3, 4, 5)]
+    )
+    start = datetime.datetime(2012, 3, 11, tzinfo=chicago)
+    data = client.read_key("k", start, start + datetime.timedelta(hours=6), tz="America/Chicago")
+    assert data.start == start
+    assert data.start.utcoffset() == datetime.timedelta(hours=-6)
+    # the clocks jump from 02:00 CST to 03:00 CDT
+    offsets = [p.ts.utcoffset() for p in data.data]
+    assert offsets[0] == datetime.timedelta(hours=-6)
+    assert offsets[-1] == datetime.timedelta(hours=-5)
+    daily = client.read_key(
+        "k",
+        start,
+        start + datetime.timedelta(days=1),
+        interval="1day",
+        function="count",
+        tz="America/Chicago",
+    )
+    assert [(p.ts, p.value) for p in daily.data] == [(start, 5)]
+
+
+def test_delete_series_everything_with_truncation(client: Client) -> None:
+    for key in ("a", "b", "c"):
+        client.create_series(key)
+    assert client.delete_series(keys=["a"]).deleted == 1
+    assert client.delete_series(allow_truncation=True).deleted == 2
+    assert client.get_series() == []
+
+
+def test_single_values(client: Client) -> None:
+    client.write_key("a", [DataPoint(datetime.datetime(2012, 1, 1, 0, 10), 1)])
+    client.write_key("b", [DataPoint(datetime.datetime(2012, 1, 1, 0, 20), 2.5)])
+    ts = datetime.datetime(2012, 1, 1, 0, 15)
+    assert client.single_value_key("a", ts).data is None
+    before = client.single_value_key("a", ts, "before")
+    assert before.data == DataPoint(datetime.datetime(2012, 1, 1, 0, 10, tzinfo=UTC), 1)
+    found = client.single_value(ts, direction="after")
+    assert [(s.series.key, s.data.value if s.data else None) for s in found] == [
+        ("a", None),
+        ("b", 2.5),
+    ]
+
+
+def test_create_series_with_metadata(client: Client) -> None:
+    series = client.create_series("m", name="Meter", tags=["x", "y"], attributes={"unit": "kWh"})
+    assert (series.name, series.tags, series.attributes) == ("Meter", ["x", "y"], {"unit": "kWh"})
+    assert client.get_series(attributes={"unit": "kWh"}) == [series]
+
+
+def test_concurrent_increments_through_the_pool(client: Client) -> None:
+    ts = datetime.datetime(2012, 1, 1)
+
+    def worker() -> None:
+        for _ in range(25):
+            client.increment_key("counter", [DataPoint(ts, 1)])
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert client.read_key("counter", *DAY).data[0].value == 200
+
+
+KEY_CHARS = st.sampled_from("abcXYZ0189.:;-_/\\ ")
+keys = st.text(KEY_CHARS, min_size=1, max_size=40)
+values = st.one_of(
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+)
+instants = st.datetimes(
+    min_value=datetime.datetime(1900, 1, 1),
+    max_value=datetime.datetime(2100, 1, 1),
+    timezones=st.sampled_from([UTC, ZoneInfo("America/Chicago"), ZoneInfo("Asia/Kolkata"), None]),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(key=keys, points=st.lists(st.tuples(instants, values), min_size=1, max_size=20))
+def test_round_trip_of_keys_timestamps_and_values(
+    client: Client, key: str, points: list[tuple[datetime.datetime, Any]]
+) -> None:
+    client.delete_series(allow_truncation=True)
+    client.write_key(key, [DataPoint(ts, v) for ts, v in points])
+
+    def to_ms(ts: datetime.datetime) -> datetime.datetime:
+        aware = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+        aware = aware.astimezone(UTC)
+        return aware.replace(microsecond=aware.microsecond // 1000 * 1000)
+
+    expected = dict(sorted({to_ms(ts): v for ts, v in points}.items()))
+    got = client.read_key(
+        key, datetime.datetime(1899, 1, 1), datetime.datetime(2101, 1, 1), interval="raw"
+    )
+    assert [p.ts for p in got.data] == list(expected)
+    for point, value in zip(got.data, expected.values(), strict=True):
+        assert point.value == value
+        assert type(point.value) is type(value)
+    assert [s.key for s in client.get_series(keys=[key])] == [key]
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    folder: Path = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    store = data_args(folder / "data")
+    credentials = create_key(store)
+    process = ServerProcess.start(store, "--tls-cert", str(cert), "--tls-key", str(key))
+    yield process, credentials, str(cert)
+    assert process.stop() == 0
+
+
+def test_tls(tls_server: Any) -> None:
+    process, (key, secret), cert = tls_server
+    assert process.scheme == "https"
+    client = Client(key, secret, "localhost", process.port, secure=True, ca_certs=cert)
+    client.write_key("secure", [DataPoint(datetime.datetime(2012, 1, 1), 1)])
+    assert client.read_key("secure", *DAY).data[0].value == 1
+    client.close()
+    with (
+        Client(key, secret, "localhost", process.port, secure=True, timeout=5) as untrusting,
+        pytest.raises(TempoDBConnectionError),
+    ):
+        untrusting.get_series()
+    with (
+        Client(key, secret, "localhost", process.port, secure=False, timeout=5) as plain,
+        pytest.raises(TempoDBConnectionError),
+    ):
+        plain.get_series()
