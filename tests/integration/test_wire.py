@@ -330,7 +330,7 @@ def test_unencoded_plus_offset_in_the_query(raw: Raw) -> None:
     raw("POST", "/v1/series/key/k/data/", [{"t": "2012-01-01T05:00:00Z", "v": 1}])
     reply = raw(
         "GET",
-        "/v1/series/key/k/data/?start=2012-01-01T00:00:00.000+0000&end=2012-01-01T06:00:00+01:00",
+        "/v1/series/key/k/data/?start=2012-01-01T00:00:00.000+0000&end=2012-01-01T07:00:00+01:00",
     )
     assert reply.status == 200, reply.text
     assert [p["v"] for p in reply.json()["data"]] == [1]
