@@ -71,6 +71,7 @@ import os
 import queue
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -108,7 +109,7 @@ __all__ = ["BLOCK_POINTS", "FILE_NAME", "SCHEMA_VERSION", "SQLiteStore"]
 
 #: The name of the database file inside the data folder.
 FILE_NAME: Final = "tempodb.sqlite3"
-#: The default (and largest sensible) number of points per block.
+#: The default number of points per block.
 BLOCK_POINTS: Final = 4096
 _MAX_BLOCK_POINTS: Final = 1 << 20
 
@@ -242,7 +243,18 @@ def _slice(points: Points, lo: int, hi: int) -> Points:
     return Points(points.ts[lo:hi], points.values[lo:hi], points.is_int[lo:hi])
 
 
-# -- the writer ----------------------------------------------------------------------------------
+# -- connections -----------------------------------------------------------------------------------
+
+
+class _Reader:
+    """A thread's reader connection: it closes when its thread ends (the thread-local goes and
+    the connection with it) or when the store is closed."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
 
 _Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]"]
 
@@ -526,6 +538,9 @@ class SQLiteStore(Store):
         data_dir: the folder that holds the database file; created if missing.
         block_points: the most points a block holds (tests use small blocks).
 
+    Attributes:
+        path: the database file.
+
     Raises:
         SchemaTooNew: the file was written by a newer tempodb.
         StorageError: ``data_dir`` exists but is not a folder.
@@ -549,7 +564,7 @@ class SQLiteStore(Store):
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / FILE_NAME
         self._cap = block_points
-        conn = self._connect()
+        conn = self._connect(cache_kib=32768)
         try:
             _check_version(_user_version(conn), self.path)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -562,7 +577,7 @@ class SQLiteStore(Store):
             raise
         self._writer = _Writer(conn, f"tempodb-writer:{self.path}")
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
         self._readers_lock = threading.Lock()
         self._closed = False
 
@@ -578,33 +593,34 @@ class SQLiteStore(Store):
             if self._closed:
                 return
             self._closed = True
-            readers, self._readers = self._readers, []
+            readers = list(self._readers)
         self._writer.close()
-        for conn in readers:
-            conn.close()
+        for reader in readers:
+            reader.conn.close()
 
     # -- connections -----------------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, cache_kib: int = 8192) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path, timeout=30.0, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA cache_size = -32768")
+        conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
         return conn
 
     def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        """This thread's reader connection."""
+        reader: _Reader | None = getattr(self._local, "reader", None)
+        if reader is None:
             with self._readers_lock:
                 if self._closed:
                     raise StorageError("the store is closed")
-                conn = self._connect()
-                conn.execute("PRAGMA query_only = ON")
-                self._readers.append(conn)
-            self._local.conn = conn
+                reader = _Reader(self._connect())
+                reader.conn.execute("PRAGMA query_only = ON")
+                self._readers.add(reader)
+            self._local.reader = reader
         elif self._closed:
             raise StorageError("the store is closed")
-        return conn
+        return reader.conn
 
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:

@@ -1,0 +1,57 @@
+"""The ``store`` fixture: every contract test runs once per storage backend.
+
+To add a backend, write a factory, add it to ``FACTORIES`` and list it in ``BACKENDS`` with the
+marks it needs (e.g. ``pytest.param("postgres", marks=pytest.mark.postgres)``).  A factory gets
+the fixture request (to pull other fixtures, such as ``tmp_path`` or a database cluster) and a
+``block_points`` hint: None for the backend's defaults, or a tiny block size that block-based
+backends should use, so that a test parametrised with it (``indirect=True``) crosses block
+boundaries all the time.  Backends without blocks ignore the hint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tempodb.storage.base import Database, Store
+from tempodb.storage.sqlite import SQLiteStore
+
+StoreFactory = Callable[[pytest.FixtureRequest, "int | None"], Store]
+
+
+def _sqlite(request: pytest.FixtureRequest, block_points: int | None) -> Store:
+    tmp_path = request.getfixturevalue("tmp_path")
+    if block_points is None:
+        return SQLiteStore(tmp_path / "sqlite")
+    return SQLiteStore(tmp_path / f"sqlite-{block_points}", block_points=block_points)
+
+
+FACTORIES: dict[str, StoreFactory] = {"sqlite": _sqlite}
+#: The backends under test: one param per factory, with the marks it needs.
+BACKENDS = [pytest.param("sqlite", id="sqlite")]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The name of the backend under test."""
+    return str(request.param)
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest, backend: str) -> Iterator[Store]:
+    """A fresh, empty store of each backend (``request.param``: the block_points hint)."""
+    instance = FACTORIES[backend](request, getattr(request, "param", None))
+    try:
+        yield instance
+    finally:
+        instance.close()
+
+
+@pytest.fixture
+def db(store: Store) -> Database:
+    """A fresh database in the store."""
+    credentials = store.create_database("test")
+    database = store.authenticate(credentials.key, credentials.secret)
+    assert database is not None
+    return database

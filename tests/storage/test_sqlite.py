@@ -1,0 +1,331 @@
+"""What is particular to the SQLite backend: the file, its schema, durability and block layout."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tempodb.storage.base import (
+    KeyConflict,
+    SchemaTooNew,
+    SeriesFilter,
+    SeriesRef,
+    StorageError,
+    WriteBatch,
+)
+from tempodb.storage.sqlite import FILE_NAME, SCHEMA_VERSION, SQLiteStore
+
+FAR = 2**63 - 1
+
+
+def batch(k: str, ts: object, values: object, is_int: object = None) -> WriteBatch:
+    ts_arr = np.asarray(ts, np.int64).reshape(-1)
+    values_arr = np.broadcast_to(np.asarray(values, np.float64), ts_arr.shape).copy()
+    flags = values_arr == np.trunc(values_arr) if is_int is None else is_int
+    return WriteBatch(
+        [SeriesRef("key", k)],
+        np.zeros(ts_arr.shape[0], np.int32),
+        ts_arr,
+        values_arr,
+        np.broadcast_to(np.asarray(flags, np.bool_), ts_arr.shape).copy(),
+    )
+
+
+def open_db(store: SQLiteStore) -> int:
+    credentials = store.create_database("t")
+    database = store.authenticate(credentials.key, credentials.secret)
+    assert database is not None
+    return database.id
+
+
+def blocks(path: Path) -> list[tuple[int, int, int, int, int]]:
+    """(sid, first, last, n, fmt) of every block, read behind the store's back."""
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT sid, first, last, n, fmt FROM block ORDER BY sid, first")
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+    finally:
+        conn.close()
+
+
+def check_layout(store: SQLiteStore, cap: int) -> None:
+    """The block invariants of the module docstring."""
+    rows = blocks(store.path)
+    for (sid, first, last, n, _), nxt in zip(rows, [*rows[1:], None], strict=True):
+        assert 1 <= n <= cap
+        assert first <= last
+        assert (n == 1) == (first == last)
+        if nxt is not None and nxt[0] == sid:
+            assert last < nxt[1], "blocks of a series overlap"
+
+
+# -- the file and its schema ---------------------------------------------------------------------
+
+
+def test_creates_the_folder_and_the_schema(tmp_path: Path) -> None:
+    folder = tmp_path / "a" / "b"
+    with SQLiteStore(folder) as store:
+        assert store.path == folder / FILE_NAME
+        open_db(store)
+    conn = sqlite3.connect(folder / FILE_NAME)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"databases", "series", "series_tag", "series_attr", "block"} <= tables
+    finally:
+        conn.close()
+
+
+def test_migrates_an_empty_database_file(tmp_path: Path) -> None:
+    sqlite3.connect(tmp_path / FILE_NAME).close()  # an empty file at version 0
+    with SQLiteStore(tmp_path) as store:
+        assert store.list_databases() == []
+        open_db(store)
+        assert len(store.list_databases()) == 1
+
+
+def test_refuses_a_newer_schema(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path) as store:
+        open_db(store)
+    conn = sqlite3.connect(tmp_path / FILE_NAME)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaTooNew, match=f"schema version {SCHEMA_VERSION + 1}"):
+        SQLiteStore(tmp_path)
+    conn = sqlite3.connect(tmp_path / FILE_NAME)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+    finally:
+        conn.close()
+
+
+def test_validates_its_configuration(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(StorageError, match="not a folder"):
+        SQLiteStore(tmp_path / "file")
+    with pytest.raises(ValueError, match="block_points"):
+        SQLiteStore(tmp_path / "x", block_points=0)
+
+
+def test_a_closed_store_refuses_work(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path)
+    db = open_db(store)
+    store.close()
+    store.close()  # idempotent
+    with pytest.raises(StorageError, match="closed"):
+        store.write_points(db, batch("k", [1], [1]))
+    with pytest.raises(StorageError, match="closed"):
+        store.list_databases()
+
+
+def test_secrets_are_stored_only_hashed(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path) as store:
+        credentials = store.create_database("t")
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert credentials.key.encode() in data
+    assert credentials.secret.encode() not in data
+
+
+# -- durability ----------------------------------------------------------------------------------
+
+
+def test_data_survives_reopening(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path) as store:
+        credentials = store.create_database("t")
+        database = store.authenticate(credentials.key, credentials.secret)
+        assert database is not None
+        store.create_series(database.id, "k", "name", ["t"], {"a": "b"})
+        store.write_points(database.id, batch("k", np.arange(10_000), 1.5))
+    with SQLiteStore(tmp_path) as store:
+        reopened = store.authenticate(credentials.key, credentials.secret)
+        assert reopened == database
+        [record] = store.find_series(database.id, SeriesFilter(tags=("t",)))
+        assert (record.key, record.name, record.attributes) == ("k", "name", {"a": "b"})
+        points = store.read_points(database.id, record.id, -FAR, FAR)
+        assert points.ts.tolist() == list(range(10_000))
+
+
+def test_acknowledged_writes_survive_a_crash(tmp_path: Path) -> None:
+    """A process that dies right after write_points returns (no close, no checkpoint)."""
+    script = f"""
+import os, numpy as np
+from tempodb.storage.base import SeriesRef, WriteBatch
+from tempodb.storage.sqlite import SQLiteStore
+store = SQLiteStore({str(tmp_path)!r})
+c = store.create_database("crash")
+db = store.authenticate(c.key, c.secret).id
+for i in range(20):
+    ts = np.arange(i * 100, i * 100 + 100, dtype=np.int64)
+    store.write_points(db, WriteBatch([SeriesRef("key", "k")], np.zeros(100, np.int32), ts,
+                                      ts.astype(np.float64), np.ones(100, np.bool_)))
+print(c.key, c.secret, flush=True)
+os._exit(0)
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    key, secret = out.stdout.split()
+    assert (tmp_path / f"{FILE_NAME}-wal").exists()
+    with SQLiteStore(tmp_path) as store:
+        database = store.authenticate(key, secret)
+        assert database is not None
+        record = store.lookup_series(database.id, "key", "k")
+        assert record is not None
+        points = store.read_points(database.id, record.id, -FAR, FAR)
+        assert points.ts.tolist() == list(range(2000))
+        assert points.is_int.all()
+
+
+# -- the writer ----------------------------------------------------------------------------------
+
+
+def test_a_failing_request_does_not_affect_others_committed_with_it(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path) as store:
+        db = open_db(store)
+        store.create_series(db, "taken")
+        errors: list[BaseException] = []
+
+        def worker(n: int) -> None:
+            for i in range(30):
+                try:
+                    if i % 3 == 0:
+                        store.create_series(db, "taken")
+                    else:
+                        store.write_points(db, batch(f"s{n}", [i], [i]), increment=True)
+                except KeyConflict:
+                    pass
+                except BaseException as exc:
+                    errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        expected = [i for i in range(30) if i % 3]
+        for n in range(8):
+            record = store.lookup_series(db, "key", f"s{n}")
+            assert record is not None
+            assert store.read_points(db, record.id, -FAR, FAR).ts.tolist() == expected
+        assert len(store.find_series(db, SeriesFilter())) == 9
+
+
+def test_reader_connections_go_with_their_threads(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path) as store:
+        db = open_db(store)
+
+        def read() -> None:
+            assert store.find_series(db, SeriesFilter()) == []
+
+        threads = [threading.Thread(target=read) for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        gc.collect()
+        assert len(store._readers) <= 1  # at most this thread's
+
+
+# -- block layout --------------------------------------------------------------------------------
+
+
+def test_appends_fill_the_last_block_then_start_new_ones(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path, block_points=100) as store:
+        db = open_db(store)
+        for i in range(0, 1050, 35):
+            store.write_points(db, batch("k", np.arange(i, i + 35) * 60_000, 1.0))
+        assert [b[3] for b in blocks(store.path)] == [100] * 10 + [50]
+        check_layout(store, 100)
+
+
+def test_inserts_into_full_blocks_split_them(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path, block_points=100) as store:
+        db = open_db(store)
+        store.write_points(db, batch("k", np.arange(1000) * 10, 1.0))
+        assert [b[3] for b in blocks(store.path)] == [100] * 10
+        store.write_points(db, batch("k", [1015], [2.0]))  # inside the second block
+        assert [b[3] for b in blocks(store.path)] == [100, 50, 51] + [100] * 8
+        store.write_points(db, batch("k", [-5], [2.0]))  # before the first block
+        assert [b[3] for b in blocks(store.path)][:3] == [50, 51, 50]
+        store.write_points(db, batch("k", [995], [2.0]))  # between two full blocks
+        check_layout(store, 100)
+        rnd = np.random.default_rng(5)
+        for t in rnd.integers(-100, 10_100, 300).tolist():
+            store.write_points(db, batch("k", [t], [1.0]), increment=bool(t % 2))
+        check_layout(store, 100)
+        sizes = [b[3] for b in blocks(store.path)]
+        assert min(sizes[:-1]) >= 40, sizes
+
+
+def test_range_deletes_keep_the_layout_tidy(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path, block_points=100) as store:
+        db = open_db(store)
+        store.write_points(db, batch("k", np.arange(1000), 1.0))
+        sid = store.find_series(db, SeriesFilter())[0].id
+        assert store.delete_points(db, sid, 150, 850) == 700
+        # The 50 + 50 points left of the two edge blocks become one block.
+        assert [b[3] for b in blocks(store.path)] == [100, 100, 100]
+        check_layout(store, 100)
+        assert store.delete_points(db, sid, 0, 1000) == 300
+        assert blocks(store.path) == []
+
+
+@pytest.mark.parametrize(
+    ("ts", "values", "is_int", "fmt"),
+    [
+        ([0, 60_000], [1.5, 2.5], [False, False], 0x01),  # uint32 offsets, float64 values
+        ([0, 60_000], [1, -(2**31)], [True, True], 0x01 | 0x04 | 0x10),  # int32 values
+        ([0, 60_000], [1, 2**31], [True, True], 0x01 | 0x10),  # ints beyond int32
+        ([0, 60_000], [2**53, -(2**53)], [True, True], 0x01 | 0x10),
+        ([0, 1, 2], [1, 2.5, 3], [True, False, True], 0x01 | 0x20),  # mixed: a mask
+        ([0, 2**32], [1.0, 2.0], [False, False], 0x00),  # int64 offsets
+        ([-(2**62), 2**62], [7, 8], [True, True], 0x04 | 0x10),
+    ],
+)
+def test_block_encodings(
+    tmp_path: Path, ts: list[int], values: list[float], is_int: list[bool], fmt: int
+) -> None:
+    with SQLiteStore(tmp_path) as store:
+        db = open_db(store)
+        store.write_points(db, batch("k", ts, values, is_int))
+        [(_, first, last, n, got_fmt)] = blocks(store.path)
+        assert (first, last, n, got_fmt) == (ts[0], ts[-1], len(ts), fmt)
+        sid = store.find_series(db, SeriesFilter())[0].id
+        points = store.read_points(db, sid, -FAR, FAR)
+        assert points.ts.tolist() == ts
+        assert [points.value_at(i) for i in range(n)] == values
+        assert [type(points.value_at(i)) for i in range(n)] == [
+            int if flag else float for flag in is_int
+        ]
+
+
+def test_a_mask_of_many_points(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path) as store:
+        db = open_db(store)
+        flags = np.random.default_rng(2).random(4093) < 0.5
+        store.write_points(db, batch("k", np.arange(4093), np.arange(4093), flags))
+        sid = store.find_series(db, SeriesFilter())[0].id
+        points = store.read_points(db, sid, -FAR, FAR)
+        assert np.array_equal(points.is_int, flags)
+
+
+def test_minute_data_costs_about_twelve_bytes_a_point(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path) as store:
+        db = open_db(store)
+        ts = 1_325_376_000_000 + 60_000 * np.arange(100_000, dtype=np.int64)
+        values = np.random.default_rng(0).normal(size=ts.shape[0])
+        for i in range(0, 100_000, 10_000):
+            store.write_points(db, batch("k", ts[i : i + 10_000], values[i : i + 10_000], False))
+    size = (tmp_path / FILE_NAME).stat().st_size
+    assert size / 100_000 < 13.5
