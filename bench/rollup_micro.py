@@ -33,24 +33,60 @@ def main() -> None:
     values = rng.normal(60.0, 5.0, POINTS)
     is_int = np.zeros(POINTS, dtype=np.bool_)
     utc, chicago = get_zone("UTC"), get_zone("America/Chicago")
-    timed("hourly mean, UTC", lambda: rollup(
-        ts, values, is_int, interval=Interval(1, "hour"), function="mean", zone=utc,
-        start_ms=START_MS))
-    timed("daily mean, America/Chicago", lambda: rollup(
-        ts, values, is_int, interval=Interval(1, "day"), function="mean", zone=chicago,
-        start_ms=START_MS))
-    timed("hourly stddev, America/Chicago", lambda: rollup(
-        ts, values, is_int, interval=Interval(1, "hour"), function="stddev", zone=chicago,
-        start_ms=START_MS))
+    timed(
+        "hourly mean, UTC",
+        lambda: rollup(
+            ts,
+            values,
+            is_int,
+            interval=Interval(1, "hour"),
+            function="mean",
+            zone=utc,
+            start_ms=START_MS,
+        ),
+    )
+    timed(
+        "daily mean, America/Chicago",
+        lambda: rollup(
+            ts,
+            values,
+            is_int,
+            interval=Interval(1, "day"),
+            function="mean",
+            zone=chicago,
+            start_ms=START_MS,
+        ),
+    )
+    timed(
+        "hourly stddev, America/Chicago",
+        lambda: rollup(
+            ts,
+            values,
+            is_int,
+            interval=Interval(1, "hour"),
+            function="stddev",
+            zone=chicago,
+            start_ms=START_MS,
+        ),
+    )
     timed("summary", lambda: summarize(values, is_int))
     timed("render 14,400 timestamps, America/Chicago", lambda: chicago.format(ts))
     timed("render 14,400 timestamps, UTC", lambda: utc.format(ts))
     begin = time.perf_counter()
     fresh = Zone("Europe/Paris", zoneinfo=ZoneInfo("Europe/Paris"))
-    rollup(ts, values, is_int, interval=Interval(1, "day"), function="mean", zone=fresh,
-           start_ms=START_MS)
-    print(f"{'daily mean, cold zone (probes one year)':<44} "
-          f"{(time.perf_counter() - begin) * 1e3:7.3f} ms")
+    rollup(
+        ts,
+        values,
+        is_int,
+        interval=Interval(1, "day"),
+        function="mean",
+        zone=fresh,
+        start_ms=START_MS,
+    )
+    print(
+        f"{'daily mean, cold zone (probes one year)':<44} "
+        f"{(time.perf_counter() - begin) * 1e3:7.3f} ms"
+    )
 
 
 if __name__ == "__main__":

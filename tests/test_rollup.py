@@ -40,8 +40,15 @@ def utc_ms(text: str) -> int:
     return (datetime.fromisoformat(text) - EPOCH) // MS
 
 
-def fold(ts: Sequence[int], values: Sequence[float | int], *, interval: str, function: str,
-         zone: str, start: int) -> Folded:
+def fold(
+    ts: Sequence[int],
+    values: Sequence[float | int],
+    *,
+    interval: str,
+    function: str,
+    zone: str,
+    start: int,
+) -> Folded:
     """Run the engine on Python lists; ints in ``values`` are int points."""
     return rollup(
         np.array(ts, dtype=np.int64),
@@ -124,12 +131,53 @@ def test_raw(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "", "min", "hour", "5", "0min", "00hour", "-1hour", "+1hour", "1.5hour", "1 hour",
-        " 1hour", "1hour ", "1m", "1h", "1d", "1sec", "1second", "1fortnight", "1hourly",
-        "P", "PT", "P1DT", "PT0M", "P0D", "P0Y0M", "PT30S", "PT90S", "P1YT1H", "P1Y1D",
-        "P1M1W", "PT1.5H", "P1H", "PT1D", "P1D2W", "P-1D", "PT5M5H", "1e3min", "\uff15min",
-        "6000000000min", "100000000hour", "3700000day", "600000week", "130000month",
-        "10001year", "9" * 40 + "min", "rawx", "P1Y2M3W",
+        "",
+        "min",
+        "hour",
+        "5",
+        "0min",
+        "00hour",
+        "-1hour",
+        "+1hour",
+        "1.5hour",
+        "1 hour",
+        " 1hour",
+        "1hour ",
+        "1m",
+        "1h",
+        "1d",
+        "1sec",
+        "1second",
+        "1fortnight",
+        "1hourly",
+        "P",
+        "PT",
+        "P1DT",
+        "PT0M",
+        "P0D",
+        "P0Y0M",
+        "PT30S",
+        "PT90S",
+        "P1YT1H",
+        "P1Y1D",
+        "P1M1W",
+        "PT1.5H",
+        "P1H",
+        "PT1D",
+        "P1D2W",
+        "P-1D",
+        "PT5M5H",
+        "1e3min",
+        "\uff15min",
+        "6000000000min",
+        "100000000hour",
+        "3700000day",
+        "600000week",
+        "130000month",
+        "10001year",
+        "9" * 40 + "min",
+        "rawx",
+        "P1Y2M3W",
     ],
 )
 def test_invalid_intervals(text: str) -> None:
@@ -143,8 +191,10 @@ def test_invalid_interval_message_echoes_text() -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(unit=st.sampled_from(["minute", "hour", "day", "week", "month", "year"]),
-       count=st.integers(1, 10_000))
+@given(
+    unit=st.sampled_from(["minute", "hour", "day", "week", "month", "year"]),
+    count=st.integers(1, 10_000),
+)
 def test_interval_round_trips(unit: str, count: int) -> None:
     interval = Interval(count, unit)  # type: ignore[arg-type]
     assert parse_interval(interval.iso) == interval
@@ -168,8 +218,9 @@ def test_valid_functions(name: str) -> None:
     assert parse_function(name) == name.lower()
 
 
-@pytest.mark.parametrize("name", ["", "median", "first", "variance", "percentile,50", " sum",
-                                  "avg ", "mult", "range"])
+@pytest.mark.parametrize(
+    "name", ["", "median", "first", "variance", "percentile,50", " sum", "avg ", "mult", "range"]
+)
 def test_invalid_functions(name: str) -> None:
     with pytest.raises(ValueError, match=r"^Invalid function: "):
         parse_function(name)
@@ -203,8 +254,13 @@ def test_auto_interval(span: int, expected: Interval | None) -> None:
 def test_summary_worked_example() -> None:
     summary = summarize(np.array([61.5, 64.0, 59.25]), np.array([False, True, False]))
     assert summary == {
-        "sum": 184.75, "mean": 61.583333333333336, "max": 64, "min": 59.25,
-        "stddev": 2.376096238230542, "ss": 11.291666666666666, "count": 3,
+        "sum": 184.75,
+        "mean": 61.583333333333336,
+        "max": 64,
+        "min": 59.25,
+        "stddev": 2.376096238230542,
+        "ss": 11.291666666666666,
+        "count": 3,
     }
     assert list(summary) == ["sum", "mean", "max", "min", "stddev", "ss", "count"]
     assert type(summary["max"]) is int
@@ -226,8 +282,7 @@ def test_summary_net_sample() -> None:
 def test_summary_empty_and_single() -> None:
     assert summarize(np.zeros(0), np.zeros(0, np.bool_)) == {}
     one = summarize(np.array([7.0]), np.array([True]))
-    assert one == {"sum": 7, "mean": 7.0, "max": 7, "min": 7, "stddev": 0.0, "ss": 0.0,
-                   "count": 1}
+    assert one == {"sum": 7, "mean": 7.0, "max": 7, "min": 7, "stddev": 0.0, "ss": 0.0, "count": 1}
     assert type(one["stddev"]) is float
     assert type(one["ss"]) is float
 
@@ -257,16 +312,25 @@ def test_summary_is_stable_for_large_offsets() -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.one_of(st.integers(-(2**53), 2**53),
-                          st.floats(-1e12, 1e12, allow_nan=False).map(lambda v: round(v, 3))),
-                min_size=1, max_size=50))
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(-(2**53), 2**53),
+            st.floats(-1e12, 1e12, allow_nan=False).map(lambda v: round(v, 3)),
+        ),
+        min_size=1,
+        max_size=50,
+    )
+)
 def test_summary_matches_reference(values: list[int | float]) -> None:
-    summary = summarize(np.array([float(v) for v in values]),
-                        np.array([isinstance(v, int) for v in values]))
+    summary = summarize(
+        np.array([float(v) for v in values]), np.array([isinstance(v, int) for v in values])
+    )
     assert list(summary) == ["sum", "mean", "max", "min", "stddev", "ss", "count"]
     for key in ("sum", "max", "min", "stddev", "ss", "count"):
-        expected, expected_int = reference_fold(key, [(float(v), isinstance(v, int))
-                                                      for v in values])
+        expected, expected_int = reference_fold(
+            key, [(float(v), isinstance(v, int)) for v in values]
+        )
         assert type(summary[key]) is (int if expected_int else float), key
         assert_close(summary[key], expected, expected_int, values)
     mean = reference_fold("mean", [(float(v), False) for v in values])[0]
@@ -279,10 +343,13 @@ def test_summary_matches_reference(values: list[int | float]) -> None:
 def test_spec_worked_example() -> None:
     start = utc_ms("2013-03-01T06:00:00+00:00")
     ts = [start, utc_ms("2013-03-01T06:20:00+00:00"), utc_ms("2013-03-01T07:10:00+00:00")]
-    folded = fold(ts, [61.5, 64, 59.25], interval="1hour", function="max",
-                  zone="America/Chicago", start=start)
+    folded = fold(
+        ts, [61.5, 64, 59.25], interval="1hour", function="max", zone="America/Chicago", start=start
+    )
     assert rendered(folded, "America/Chicago") == [
-        "2013-03-01T00:00:00.000-06:00", "2013-03-01T01:00:00.000-06:00"]
+        "2013-03-01T00:00:00.000-06:00",
+        "2013-03-01T01:00:00.000-06:00",
+    ]
     assert folded.values.tolist() == [64.0, 59.25]
     assert folded.is_int.tolist() == [True, False]
 
@@ -291,12 +358,17 @@ def test_fall_back_day_has_25_hourly_buckets() -> None:
     start = utc_ms("2013-11-03T00:00:00-05:00")
     end = utc_ms("2013-11-04T00:00:00-06:00")
     ts = list(range(start, end, 10 * MINUTE))
-    folded = fold(ts, [1] * len(ts), interval="1hour", function="count",
-                  zone="America/Chicago", start=start)
+    folded = fold(
+        ts, [1] * len(ts), interval="1hour", function="count", zone="America/Chicago", start=start
+    )
     labels = rendered(folded, "America/Chicago")
     assert len(labels) == 25
-    assert labels[:4] == ["2013-11-03T00:00:00.000-05:00", "2013-11-03T01:00:00.000-05:00",
-                          "2013-11-03T01:00:00.000-06:00", "2013-11-03T02:00:00.000-06:00"]
+    assert labels[:4] == [
+        "2013-11-03T00:00:00.000-05:00",
+        "2013-11-03T01:00:00.000-05:00",
+        "2013-11-03T01:00:00.000-06:00",
+        "2013-11-03T02:00:00.000-06:00",
+    ]
     assert labels[-1] == "2013-11-03T23:00:00.000-06:00"
     assert folded.values.tolist() == [6.0] * 25
     assert folded.is_int.all()
@@ -306,12 +378,16 @@ def test_spring_forward_day_has_23_hourly_buckets() -> None:
     start = utc_ms("2013-03-10T00:00:00-06:00")
     end = utc_ms("2013-03-11T00:00:00-05:00")
     ts = list(range(start, end, 10 * MINUTE))
-    folded = fold(ts, [1] * len(ts), interval="1hour", function="count",
-                  zone="America/Chicago", start=start)
+    folded = fold(
+        ts, [1] * len(ts), interval="1hour", function="count", zone="America/Chicago", start=start
+    )
     labels = rendered(folded, "America/Chicago")
     assert len(labels) == 23
-    assert labels[:3] == ["2013-03-10T00:00:00.000-06:00", "2013-03-10T01:00:00.000-06:00",
-                          "2013-03-10T03:00:00.000-05:00"]
+    assert labels[:3] == [
+        "2013-03-10T00:00:00.000-06:00",
+        "2013-03-10T01:00:00.000-06:00",
+        "2013-03-10T03:00:00.000-05:00",
+    ]
     assert not any("T02:" in label for label in labels)
     assert folded.values.tolist() == [6.0] * 23
 
@@ -323,8 +399,9 @@ def test_spring_forward_day_has_23_hourly_buckets() -> None:
 def test_six_hour_buckets_follow_the_wall_clock(day: str, lengths: list[int]) -> None:
     start = utc_ms(day)
     ts = list(range(start, start + 2 * DAY, 15 * MINUTE))
-    folded = fold(ts, [1] * len(ts), interval="6hour", function="count",
-                  zone="America/Chicago", start=start)
+    folded = fold(
+        ts, [1] * len(ts), interval="6hour", function="count", zone="America/Chicago", start=start
+    )
     labels = rendered(folded, "America/Chicago")
     assert [label[11:16] for label in labels[:8]] == ["00:00", "06:00", "12:00", "18:00"] * 2
     assert (np.diff(folded.ts[:5]) // HOUR).tolist() == lengths
@@ -334,23 +411,35 @@ def test_six_hour_buckets_follow_the_wall_clock(day: str, lengths: list[int]) ->
 def test_daily_buckets_at_local_midnights_across_dst() -> None:
     start = utc_ms("2013-03-08T00:00:00-06:00")
     ts = list(range(start, start + 5 * DAY, HOUR))
-    folded = fold(ts, [2] * len(ts), interval="1day", function="sum",
-                  zone="America/Chicago", start=start)
+    folded = fold(
+        ts, [2] * len(ts), interval="1day", function="sum", zone="America/Chicago", start=start
+    )
     assert rendered(folded, "America/Chicago") == [
-        "2013-03-08T00:00:00.000-06:00", "2013-03-09T00:00:00.000-06:00",
-        "2013-03-10T00:00:00.000-06:00", "2013-03-11T00:00:00.000-05:00",
-        "2013-03-12T00:00:00.000-05:00", "2013-03-13T00:00:00.000-05:00"]
+        "2013-03-08T00:00:00.000-06:00",
+        "2013-03-09T00:00:00.000-06:00",
+        "2013-03-10T00:00:00.000-06:00",
+        "2013-03-11T00:00:00.000-05:00",
+        "2013-03-12T00:00:00.000-05:00",
+        "2013-03-13T00:00:00.000-05:00",
+    ]
     assert folded.values.tolist() == [48.0, 48.0, 46.0, 48.0, 48.0, 2.0]
     assert folded.is_int.all()
 
 
 def test_bucket_before_start_keeps_its_aligned_label() -> None:
     start = utc_ms("2013-03-01T06:20:00+00:00")
-    folded = fold([start, start + 50 * MINUTE], [1.5, 2.5], interval="1hour", function="mean",
-                  zone="UTC", start=start)
+    folded = fold(
+        [start, start + 50 * MINUTE],
+        [1.5, 2.5],
+        interval="1hour",
+        function="mean",
+        zone="UTC",
+        start=start,
+    )
     assert rendered(folded, "UTC") == ["2013-03-01T06:00:00.000Z", "2013-03-01T07:00:00.000Z"]
-    chicago = fold([start], [3], interval="1day", function="min", zone="America/Chicago",
-                   start=start)
+    chicago = fold(
+        [start], [3], interval="1day", function="min", zone="America/Chicago", start=start
+    )
     assert rendered(chicago, "America/Chicago") == ["2013-03-01T00:00:00.000-06:00"]
     assert chicago.is_int.tolist() == [True]
 
@@ -360,50 +449,90 @@ def test_seven_hour_buckets_keep_counting_across_days() -> None:
     ts = list(range(start, start + 2 * DAY, HOUR))
     folded = fold(ts, [1] * len(ts), interval="7hour", function="count", zone="UTC", start=start)
     assert [label[5:16] for label in rendered(folded, "UTC")] == [
-        "01-01T00:00", "01-01T07:00", "01-01T14:00", "01-01T21:00", "01-02T04:00",
-        "01-02T11:00", "01-02T18:00", "01-03T01:00"]
+        "01-01T00:00",
+        "01-01T07:00",
+        "01-01T14:00",
+        "01-01T21:00",
+        "01-02T04:00",
+        "01-02T11:00",
+        "01-02T18:00",
+        "01-03T01:00",
+    ]
     assert folded.values.tolist() == [4.0, 7.0, 7.0, 7.0, 7.0, 7.0, 7.0, 2.0]
 
 
 def test_empty_buckets_are_omitted() -> None:
     start = utc_ms("2013-01-01T00:00:00+00:00")
-    folded = fold([start + 5 * MINUTE, start + 3 * HOUR], [1, 2], interval="1hour",
-                  function="sum", zone="UTC", start=start)
+    folded = fold(
+        [start + 5 * MINUTE, start + 3 * HOUR],
+        [1, 2],
+        interval="1hour",
+        function="sum",
+        zone="UTC",
+        start=start,
+    )
     assert rendered(folded, "UTC") == ["2013-01-01T00:00:00.000Z", "2013-01-01T03:00:00.000Z"]
 
 
 def test_empty_input() -> None:
     folded = fold([], [], interval="1hour", function="mean", zone="America/Chicago", start=0)
     assert folded.ts.size == folded.values.size == folded.is_int.size == 0
-    assert bucket_labels(np.zeros(0, np.int64), interval=Interval(1, "day"),
-                         zone=get_zone("UTC"), start_ms=0).size == 0
+    assert (
+        bucket_labels(
+            np.zeros(0, np.int64), interval=Interval(1, "day"), zone=get_zone("UTC"), start_ms=0
+        ).size
+        == 0
+    )
 
 
 def test_fixed_offset_zone_buckets() -> None:
     start = utc_ms("2013-03-01T00:00:00+00:00")
-    folded = fold([start, start + 20 * MINUTE, start + 2 * HOUR], [1, 2, 3], interval="1hour",
-                  function="count", zone="+05:45", start=start)
+    folded = fold(
+        [start, start + 20 * MINUTE, start + 2 * HOUR],
+        [1, 2, 3],
+        interval="1hour",
+        function="count",
+        zone="+05:45",
+        start=start,
+    )
     assert rendered(folded, "+05:45") == [
-        "2013-03-01T05:00:00.000+05:45", "2013-03-01T06:00:00.000+05:45",
-        "2013-03-01T07:00:00.000+05:45"]
-    assert folded.ts.tolist() == [start - 45 * MINUTE, start + 15 * MINUTE,
-                                  start + 75 * MINUTE]
+        "2013-03-01T05:00:00.000+05:45",
+        "2013-03-01T06:00:00.000+05:45",
+        "2013-03-01T07:00:00.000+05:45",
+    ]
+    assert folded.ts.tolist() == [start - 45 * MINUTE, start + 15 * MINUTE, start + 75 * MINUTE]
 
 
 def test_lord_howe_half_hour_change() -> None:
     # 2013-10-06 02:00 (+10:30) -> 02:30 (+11:00): the 01:00 bucket absorbs the skipped half hour.
     start = utc_ms("2013-10-06T00:00:00+10:30")
     ts = list(range(start, start + 6 * HOUR, 10 * MINUTE))
-    folded = fold(ts, [1] * len(ts), interval="1hour", function="count",
-                  zone="Australia/Lord_Howe", start=start)
+    folded = fold(
+        ts,
+        [1] * len(ts),
+        interval="1hour",
+        function="count",
+        zone="Australia/Lord_Howe",
+        start=start,
+    )
     assert rendered(folded, "Australia/Lord_Howe") == [
-        "2013-10-06T00:00:00.000+10:30", "2013-10-06T01:00:00.000+10:30",
-        "2013-10-06T03:00:00.000+11:00", "2013-10-06T04:00:00.000+11:00",
-        "2013-10-06T05:00:00.000+11:00", "2013-10-06T06:00:00.000+11:00"]
+        "2013-10-06T00:00:00.000+10:30",
+        "2013-10-06T01:00:00.000+10:30",
+        "2013-10-06T03:00:00.000+11:00",
+        "2013-10-06T04:00:00.000+11:00",
+        "2013-10-06T05:00:00.000+11:00",
+        "2013-10-06T06:00:00.000+11:00",
+    ]
     assert folded.values.tolist() == [6.0, 9.0, 6.0, 6.0, 6.0, 3.0]
     assert (np.diff(folded.ts) // MINUTE).tolist() == [60, 90, 60, 60, 60]
-    half = fold(ts, [1] * len(ts), interval="30min", function="count",
-                zone="Australia/Lord_Howe", start=start)
+    half = fold(
+        ts,
+        [1] * len(ts),
+        interval="30min",
+        function="count",
+        zone="Australia/Lord_Howe",
+        start=start,
+    )
     assert "2013-10-06T02:00:00.000+10:30" not in rendered(half, "Australia/Lord_Howe")
     assert "2013-10-06T02:30:00.000+11:00" in rendered(half, "Australia/Lord_Howe")
 
@@ -412,19 +541,32 @@ def test_sao_paulo_skipped_midnight() -> None:
     # 2012-10-21 00:00 (-03:00) -> 01:00 (-02:00): the day starts at 01:00.
     start = utc_ms("2012-10-19T00:00:00-03:00")
     ts = list(range(start, start + 4 * DAY, HOUR))
-    daily = fold(ts, [1] * len(ts), interval="1day", function="count",
-                 zone="America/Sao_Paulo", start=start)
+    daily = fold(
+        ts, [1] * len(ts), interval="1day", function="count", zone="America/Sao_Paulo", start=start
+    )
     assert rendered(daily, "America/Sao_Paulo") == [
-        "2012-10-19T00:00:00.000-03:00", "2012-10-20T00:00:00.000-03:00",
-        "2012-10-21T01:00:00.000-02:00", "2012-10-22T00:00:00.000-02:00",
-        "2012-10-23T00:00:00.000-02:00"]
+        "2012-10-19T00:00:00.000-03:00",
+        "2012-10-20T00:00:00.000-03:00",
+        "2012-10-21T01:00:00.000-02:00",
+        "2012-10-22T00:00:00.000-02:00",
+        "2012-10-23T00:00:00.000-02:00",
+    ]
     assert daily.values.tolist() == [24.0, 24.0, 23.0, 24.0, 1.0]
     # 24 wall-clock hours are not a day: the skipped midnight gives no boundary.
-    hours = fold(ts, [1] * len(ts), interval="24hour", function="count",
-                 zone="America/Sao_Paulo", start=start)
+    hours = fold(
+        ts,
+        [1] * len(ts),
+        interval="24hour",
+        function="count",
+        zone="America/Sao_Paulo",
+        start=start,
+    )
     assert rendered(hours, "America/Sao_Paulo") == [
-        "2012-10-19T00:00:00.000-03:00", "2012-10-20T00:00:00.000-03:00",
-        "2012-10-22T00:00:00.000-02:00", "2012-10-23T00:00:00.000-02:00"]
+        "2012-10-19T00:00:00.000-03:00",
+        "2012-10-20T00:00:00.000-03:00",
+        "2012-10-22T00:00:00.000-02:00",
+        "2012-10-23T00:00:00.000-02:00",
+    ]
     assert hours.values.tolist() == [24.0, 47.0, 24.0, 1.0]
 
 
@@ -432,10 +574,13 @@ def test_sao_paulo_repeated_hour_before_midnight() -> None:
     # 2013-02-17 00:00 (-02:00) -> 2013-02-16 23:00 (-03:00): the 16th lasts 25 hours.
     start = utc_ms("2013-02-16T00:00:00-02:00")
     ts = list(range(start, start + 3 * DAY, HOUR))
-    daily = fold(ts, [1] * len(ts), interval="1day", function="count",
-                 zone="America/Sao_Paulo", start=start)
+    daily = fold(
+        ts, [1] * len(ts), interval="1day", function="count", zone="America/Sao_Paulo", start=start
+    )
     assert rendered(daily, "America/Sao_Paulo")[:2] == [
-        "2013-02-16T00:00:00.000-02:00", "2013-02-17T00:00:00.000-03:00"]
+        "2013-02-16T00:00:00.000-02:00",
+        "2013-02-17T00:00:00.000-03:00",
+    ]
     assert daily.values.tolist()[0] == 25.0
 
 
@@ -443,25 +588,35 @@ def test_apia_skipped_date() -> None:
     # 2011-12-29 24:00 (-10:00) -> 2011-12-31 00:00 (+14:00): 30 December never happened.
     start = utc_ms("2011-12-28T00:00:00-10:00")
     ts = list(range(start, start + 4 * DAY, HOUR))
-    daily = fold(ts, [1] * len(ts), interval="1day", function="count",
-                 zone="Pacific/Apia", start=start)
+    daily = fold(
+        ts, [1] * len(ts), interval="1day", function="count", zone="Pacific/Apia", start=start
+    )
     assert rendered(daily, "Pacific/Apia") == [
-        "2011-12-28T00:00:00.000-10:00", "2011-12-29T00:00:00.000-10:00",
-        "2011-12-31T00:00:00.000+14:00", "2012-01-01T00:00:00.000+14:00"]
+        "2011-12-28T00:00:00.000-10:00",
+        "2011-12-29T00:00:00.000-10:00",
+        "2011-12-31T00:00:00.000+14:00",
+        "2012-01-01T00:00:00.000+14:00",
+    ]
     assert daily.values.tolist() == [24.0, 24.0, 24.0, 24.0]
     # Two local dates per step: 28 Dec, 30 Dec (does not exist: no boundary), 1 Jan.
-    two = fold(ts, [1] * len(ts), interval="2day", function="count",
-               zone="Pacific/Apia", start=start)
+    two = fold(
+        ts, [1] * len(ts), interval="2day", function="count", zone="Pacific/Apia", start=start
+    )
     assert rendered(two, "Pacific/Apia") == [
-        "2011-12-28T00:00:00.000-10:00", "2012-01-01T00:00:00.000+14:00"]
+        "2011-12-28T00:00:00.000-10:00",
+        "2012-01-01T00:00:00.000+14:00",
+    ]
     assert two.values.tolist() == [72.0, 24.0]
     # Points only on the 31st: their aligned date (30th) never occurred, so they belong to the
     # boundary before it.
     later = [t for t in ts if t >= utc_ms("2011-12-31T00:00:00+14:00")]
-    two_later = fold(later, [1] * len(later), interval="2day", function="count",
-                     zone="Pacific/Apia", start=start)
+    two_later = fold(
+        later, [1] * len(later), interval="2day", function="count", zone="Pacific/Apia", start=start
+    )
     assert rendered(two_later, "Pacific/Apia") == [
-        "2011-12-28T00:00:00.000-10:00", "2012-01-01T00:00:00.000+14:00"]
+        "2011-12-28T00:00:00.000-10:00",
+        "2012-01-01T00:00:00.000+14:00",
+    ]
 
 
 def test_st_johns_change_one_minute_after_midnight() -> None:
@@ -469,43 +624,65 @@ def test_st_johns_change_one_minute_after_midnight() -> None:
     # midnight, and the repeated hour of the 6th that follows belongs to the 7th.
     start = utc_ms("2010-11-06T00:00:00-02:30")
     ts = list(range(start, start + 3 * DAY, 30 * MINUTE))
-    daily = fold(ts, [1] * len(ts), interval="1day", function="count",
-                 zone="America/St_Johns", start=start)
+    daily = fold(
+        ts, [1] * len(ts), interval="1day", function="count", zone="America/St_Johns", start=start
+    )
     assert rendered(daily, "America/St_Johns") == [
-        "2010-11-06T00:00:00.000-02:30", "2010-11-07T00:00:00.000-02:30",
-        "2010-11-08T00:00:00.000-03:30"]
+        "2010-11-06T00:00:00.000-02:30",
+        "2010-11-07T00:00:00.000-02:30",
+        "2010-11-08T00:00:00.000-03:30",
+    ]
     assert daily.values.tolist() == [48.0, 50.0, 46.0]
-    hourly = fold(ts, [1] * len(ts), interval="1hour", function="count",
-                  zone="America/St_Johns", start=start)
+    hourly = fold(
+        ts, [1] * len(ts), interval="1hour", function="count", zone="America/St_Johns", start=start
+    )
     labels = rendered(hourly, "America/St_Johns")
     # The repeat starts at 23:01, so 23:00 is not shown twice but midnight is.
-    assert labels[23:27] == ["2010-11-06T23:00:00.000-02:30", "2010-11-07T00:00:00.000-02:30",
-                             "2010-11-07T00:00:00.000-03:30", "2010-11-07T01:00:00.000-03:30"]
+    assert labels[23:27] == [
+        "2010-11-06T23:00:00.000-02:30",
+        "2010-11-07T00:00:00.000-02:30",
+        "2010-11-07T00:00:00.000-03:30",
+        "2010-11-07T01:00:00.000-03:30",
+    ]
     assert hourly.values[23:27].tolist() == [2.0, 2.0, 2.0, 2.0]
 
 
 def test_week_month_and_year_buckets() -> None:
     start = utc_ms("2013-02-13T10:00:00-06:00")  # a Wednesday
     ts = list(range(start, start + 800 * DAY, 12 * HOUR))
-    weekly = fold(ts, [1] * len(ts), interval="1week", function="count",
-                  zone="America/Chicago", start=start)
+    weekly = fold(
+        ts, [1] * len(ts), interval="1week", function="count", zone="America/Chicago", start=start
+    )
     assert rendered(weekly, "America/Chicago")[:3] == [
-        "2013-02-13T00:00:00.000-06:00", "2013-02-20T00:00:00.000-06:00",
-        "2013-02-27T00:00:00.000-06:00"]
-    monthly = fold(ts, [1] * len(ts), interval="1month", function="count",
-                   zone="America/Chicago", start=start)
+        "2013-02-13T00:00:00.000-06:00",
+        "2013-02-20T00:00:00.000-06:00",
+        "2013-02-27T00:00:00.000-06:00",
+    ]
+    monthly = fold(
+        ts, [1] * len(ts), interval="1month", function="count", zone="America/Chicago", start=start
+    )
     assert rendered(monthly, "America/Chicago")[:3] == [
-        "2013-02-01T00:00:00.000-06:00", "2013-03-01T00:00:00.000-06:00",
-        "2013-04-01T00:00:00.000-05:00"]
-    quarterly = fold(ts, [1] * len(ts), interval="3month", function="count",
-                     zone="America/Chicago", start=start)
+        "2013-02-01T00:00:00.000-06:00",
+        "2013-03-01T00:00:00.000-06:00",
+        "2013-04-01T00:00:00.000-05:00",
+    ]
+    quarterly = fold(
+        ts, [1] * len(ts), interval="3month", function="count", zone="America/Chicago", start=start
+    )
     assert [label[:10] for label in rendered(quarterly, "America/Chicago")][:4] == [
-        "2013-02-01", "2013-05-01", "2013-08-01", "2013-11-01"]
-    yearly = fold(ts, [1] * len(ts), interval="1year", function="count",
-                  zone="America/Chicago", start=start)
+        "2013-02-01",
+        "2013-05-01",
+        "2013-08-01",
+        "2013-11-01",
+    ]
+    yearly = fold(
+        ts, [1] * len(ts), interval="1year", function="count", zone="America/Chicago", start=start
+    )
     assert rendered(yearly, "America/Chicago") == [
-        "2013-01-01T00:00:00.000-06:00", "2014-01-01T00:00:00.000-06:00",
-        "2015-01-01T00:00:00.000-06:00"]
+        "2013-01-01T00:00:00.000-06:00",
+        "2014-01-01T00:00:00.000-06:00",
+        "2015-01-01T00:00:00.000-06:00",
+    ]
     assert yearly.values.sum() == len(ts)
 
 
@@ -531,8 +708,9 @@ def test_fold_type_rules() -> None:
     assert stddev.values.tolist() == [math.sqrt(0.5), math.sqrt(0.125), 0.0]
     ss = fold(ts, values, interval="1hour", function="ss", zone="UTC", start=start)
     assert ss.values.tolist() == [0.5, 0.125, 0.0]
-    tie = fold([start, start + 1], [7.0, 7], interval="1hour", function="max", zone="UTC",
-               start=start)
+    tie = fold(
+        [start, start + 1], [7.0, 7], interval="1hour", function="max", zone="UTC", start=start
+    )
     assert tie.is_int.tolist() == [True]
 
 
@@ -544,8 +722,9 @@ def test_integer_sums_are_exact() -> None:
     assert folded.values.tolist() == [2.0, 2.0**54]
     assert folded.is_int.tolist() == [True, False]
     many = [2**53] * 2000 + [-(2**53)] * 2000 + [5]
-    folded = fold(list(range(len(many))), many, interval="1hour", function="sum", zone="UTC",
-                  start=0)
+    folded = fold(
+        list(range(len(many))), many, interval="1hour", function="sum", zone="UTC", start=0
+    )
     assert folded.values.tolist() == [5.0]
     assert folded.is_int.tolist() == [True]
 
@@ -555,20 +734,29 @@ def test_long_wall_clock_steps_reach_back_across_a_year() -> None:
     # 2014-02-25 (CST); a point in January belongs to the October boundary.
     start = utc_ms("2013-06-20T00:00:00-05:00")
     ts = [start, utc_ms("2014-01-10T12:00:00+00:00")]
-    folded = fold(ts, [1, 2], interval="3000hour", function="sum", zone="America/Chicago",
-                  start=start)
+    folded = fold(
+        ts, [1, 2], interval="3000hour", function="sum", zone="America/Chicago", start=start
+    )
     assert rendered(folded, "America/Chicago") == [
-        "2013-06-20T00:00:00.000-05:00", "2013-10-23T00:00:00.000-05:00"]
-    only_january = bucket_labels(np.array(ts[1:], dtype=np.int64),
-                                 interval=_interval("3000hour"),
-                                 zone=get_zone("America/Chicago"), start_ms=start)
+        "2013-06-20T00:00:00.000-05:00",
+        "2013-10-23T00:00:00.000-05:00",
+    ]
+    only_january = bucket_labels(
+        np.array(ts[1:], dtype=np.int64),
+        interval=_interval("3000hour"),
+        zone=get_zone("America/Chicago"),
+        start_ms=start,
+    )
     assert only_january.tolist() == [utc_ms("2013-10-23T00:00:00-05:00")]
 
 
 def test_sparse_points_far_apart() -> None:
     zone = "America/Chicago"
-    ts = [utc_ms("1900-06-01T12:00:00+00:00"), utc_ms("2013-07-04T12:00:00+00:00"),
-          utc_ms("2300-01-15T12:00:00+00:00")]
+    ts = [
+        utc_ms("1900-06-01T12:00:00+00:00"),
+        utc_ms("2013-07-04T12:00:00+00:00"),
+        utc_ms("2300-01-15T12:00:00+00:00"),
+    ]
     for interval in ("1hour", "1day", "1month"):
         folded = fold(ts, [1, 2, 3], interval=interval, function="sum", zone=zone, start=ts[0])
         assert folded.ts.tolist() == reference_labels(zone, _interval(interval), ts[0], ts)
@@ -649,14 +837,18 @@ def reference_labels(name: str, interval: Interval, start: int, ts: list[int]) -
     return labels
 
 
-def _reference_boundaries(tz: tzinfo, name: str, interval: Interval, start_wall: datetime,
-                          ts: list[int]) -> list[int]:
+def _reference_boundaries(
+    tz: tzinfo, name: str, interval: Interval, start_wall: datetime, ts: list[int]
+) -> list[int]:
     """All boundaries from a little before the first point to a little after the last one."""
     walls = [wall_of(tz, t) for t in ts]
     boundaries: list[int] = []
     if interval.unit in ("minute", "hour"):
-        step = timedelta(minutes=interval.count) if interval.unit == "minute" \
+        step = (
+            timedelta(minutes=interval.count)
+            if interval.unit == "minute"
             else timedelta(hours=interval.count)
+        )
         midnight = datetime.combine(start_wall.date(), time())
         # Back far enough to cross a skipped day (Apia), forward past a repeated hour.
         k = (min(walls) - step - timedelta(hours=26) - midnight) // step
@@ -712,8 +904,9 @@ def reference_fold(function: str, points: list[tuple[float, bool]]) -> tuple[flo
     return (math.sqrt(ss / (n - 1)) if n > 1 else 0.0), False
 
 
-def assert_close(got: float, expected: float, expected_int: bool,
-                 values: list[int | float]) -> None:
+def assert_close(
+    got: float, expected: float, expected_int: bool, values: list[int | float]
+) -> None:
     if expected_int:
         assert got == expected
         return
@@ -722,23 +915,38 @@ def assert_close(got: float, expected: float, expected_int: bool,
 
 
 REFERENCE_ZONES = [
-    "America/Chicago", "Europe/London", "Australia/Lord_Howe", "America/Sao_Paulo",
-    "Pacific/Apia", "Asia/Kolkata", "America/St_Johns", "UTC", "+05:45",
+    "America/Chicago",
+    "Europe/London",
+    "Australia/Lord_Howe",
+    "America/Sao_Paulo",
+    "Pacific/Apia",
+    "Asia/Kolkata",
+    "America/St_Johns",
+    "UTC",
+    "+05:45",
 ]
 SPANS = {
-    "1min": 6 * HOUR, "5min": DAY, "1hour": 4 * DAY, "6hour": 10 * DAY, "7hour": 10 * DAY,
-    "1day": 20 * DAY, "2day": 40 * DAY, "1week": 120 * DAY, "1month": 400 * DAY,
-    "3month": 1100 * DAY, "1year": 2200 * DAY,
+    "1min": 6 * HOUR,
+    "5min": DAY,
+    "1hour": 4 * DAY,
+    "6hour": 10 * DAY,
+    "7hour": 10 * DAY,
+    "1day": 20 * DAY,
+    "2day": 40 * DAY,
+    "1week": 120 * DAY,
+    "1month": 400 * DAY,
+    "3month": 1100 * DAY,
+    "1year": 2200 * DAY,
 }
 # Changes worth extra attention: a skipped date, midnight changes, 00:01 changes, half hours.
 SPECIAL_ANCHORS = {
     "Pacific/Apia": [utc_ms("2011-12-30T10:00:00+00:00")],
-    "America/Sao_Paulo": [utc_ms("2012-10-21T03:00:00+00:00"),
-                          utc_ms("2013-02-17T02:00:00+00:00")],
-    "America/St_Johns": [utc_ms("2010-03-14T03:31:00+00:00"),
-                         utc_ms("2010-11-07T02:31:00+00:00")],
-    "Australia/Lord_Howe": [utc_ms("2013-10-05T15:30:00+00:00"),
-                            utc_ms("2013-04-06T15:00:00+00:00")],
+    "America/Sao_Paulo": [utc_ms("2012-10-21T03:00:00+00:00"), utc_ms("2013-02-17T02:00:00+00:00")],
+    "America/St_Johns": [utc_ms("2010-03-14T03:31:00+00:00"), utc_ms("2010-11-07T02:31:00+00:00")],
+    "Australia/Lord_Howe": [
+        utc_ms("2013-10-05T15:30:00+00:00"),
+        utc_ms("2013-04-06T15:00:00+00:00"),
+    ],
 }
 YEAR_1850 = utc_ms("1850-01-01T00:00:00+00:00")
 YEAR_1990 = utc_ms("1990-01-01T00:00:00+00:00")
@@ -789,8 +997,9 @@ def rollup_cases(draw: st.DrawFn) -> tuple[str, str, str, int, list[int], list[i
     if draw(st.booleans()):
         grid = draw(st.sampled_from([MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR]))
         start -= start % grid
-        offsets = draw(st.lists(st.integers(0, (span - 1) // grid), min_size=1, max_size=60,
-                                unique=True))
+        offsets = draw(
+            st.lists(st.integers(0, (span - 1) // grid), min_size=1, max_size=60, unique=True)
+        )
         ts = sorted(start + grid * o for o in offsets)
     else:
         offsets = draw(st.lists(st.integers(0, span - 1), min_size=1, max_size=60, unique=True))
@@ -824,18 +1033,35 @@ def test_rollup_matches_reference(
 
 
 @settings(max_examples=150, deadline=None)
-@given(name=st.sampled_from(REFERENCE_ZONES),
-       text=st.sampled_from(["1hour", "6hour", "7hour", "90min", "50hour", "1000hour",
-                             "3000hour", "1day", "2day", "10day", "1week", "1month", "2month",
-                             "3year"]),
-       start=st.integers(YEAR_1850, YEAR_2035),
-       gaps=st.lists(st.integers(1, 3000 * DAY), min_size=1, max_size=6))
-def test_sparse_labels_match_reference(name: str, text: str, start: int,
-                                       gaps: list[int]) -> None:
+@given(
+    name=st.sampled_from(REFERENCE_ZONES),
+    text=st.sampled_from(
+        [
+            "1hour",
+            "6hour",
+            "7hour",
+            "90min",
+            "50hour",
+            "1000hour",
+            "3000hour",
+            "1day",
+            "2day",
+            "10day",
+            "1week",
+            "1month",
+            "2month",
+            "3year",
+        ]
+    ),
+    start=st.integers(YEAR_1850, YEAR_2035),
+    gaps=st.lists(st.integers(1, 3000 * DAY), min_size=1, max_size=6),
+)
+def test_sparse_labels_match_reference(name: str, text: str, start: int, gaps: list[int]) -> None:
     ts = [start + sum(gaps[:i]) for i in range(len(gaps))]
     interval = _interval(text)
-    labels = bucket_labels(np.array(ts, dtype=np.int64), interval=interval, zone=get_zone(name),
-                           start_ms=start)
+    labels = bucket_labels(
+        np.array(ts, dtype=np.int64), interval=interval, zone=get_zone(name), start_ms=start
+    )
     assert labels.tolist() == reference_labels(name, interval, start, ts)
 
 

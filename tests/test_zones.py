@@ -180,8 +180,9 @@ def test_offsets_match_zoneinfo(name: str, ts: list[int]) -> None:
         ("America/Chicago", -2_717_647_200_000, -21_036_000, -21_600_000),
     ],
 )
-def test_transition_to_the_millisecond(name: str, transition_ms: int, before: int,
-                                       after: int) -> None:
+def test_transition_to_the_millisecond(
+    name: str, transition_ms: int, before: int, after: int
+) -> None:
     zone = get_zone(name)
     got = zone.offsets_ms(np.array([transition_ms - 1, transition_ms, transition_ms + 1]))
     assert got.tolist() == [before, after, after]
@@ -208,12 +209,14 @@ def test_first_instant_of_skipped_and_repeated_walls() -> None:
     hour = 3_600_000
     spring = 1_362_902_400_000  # 02:00 CST -> 03:00 CDT
     fall = 1_383_462_000_000  # 02:00 CDT -> 01:00 CST
-    walls = np.array([
-        spring - 6 * hour - hour,  # 01:00, shown once
-        spring - 6 * hour,  # 02:00, skipped: first instant at or after is the jump
-        spring - 6 * hour + hour // 2,  # 02:30, skipped
-        fall - 5 * hour - hour,  # 01:00 on the fall-back day, shown twice: the first one
-    ])
+    walls = np.array(
+        [
+            spring - 6 * hour - hour,  # 01:00, shown once
+            spring - 6 * hour,  # 02:00, skipped: first instant at or after is the jump
+            spring - 6 * hour + hour // 2,  # 02:30, skipped
+            fall - 5 * hour - hour,  # 01:00 on the fall-back day, shown twice: the first one
+        ]
+    )
     instants, shown = table.first_instant(walls)
     assert instants.tolist() == [spring - hour, spring, spring, fall - hour]
     assert shown.tolist() == [walls[0], walls[0] + 2 * hour, walls[0] + 2 * hour, walls[3]]
@@ -230,8 +233,11 @@ def test_rendering_matches_isoformat(name: str, ts: list[int]) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(name=st.sampled_from(ZONES), first=st.integers(year_start_ms(1990), year_start_ms(2030)),
-       steps=st.lists(st.integers(1, 4 * 3_600_000), min_size=1, max_size=300))
+@given(
+    name=st.sampled_from(ZONES),
+    first=st.integers(year_start_ms(1990), year_start_ms(2030)),
+    steps=st.lists(st.integers(1, 4 * 3_600_000), min_size=1, max_size=300),
+)
 def test_rendering_dense_runs(name: str, first: int, steps: list[int]) -> None:
     ts = np.cumsum(np.array([first, *steps], dtype=np.int64))
     zone = get_zone(name)

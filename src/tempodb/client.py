@@ -56,6 +56,7 @@ except ImportError:  # pragma: no cover - exercised only without the server extr
     def _loads(data: bytes) -> Any:
         return json.loads(data)
 
+
 API_HOST = "api.tempo-db.com"
 API_PORT = 443
 API_VERSION = "v1"

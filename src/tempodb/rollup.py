@@ -74,12 +74,20 @@ _MAX_COUNT: dict[str, int] = {
     "year": 10_000,
 }
 _UNIT_WORDS: dict[str, Unit] = {
-    "min": "minute", "mins": "minute", "minute": "minute", "minutes": "minute",
-    "hour": "hour", "hours": "hour",
-    "day": "day", "days": "day",
-    "week": "week", "weeks": "week",
-    "month": "month", "months": "month",
-    "year": "year", "years": "year",
+    "min": "minute",
+    "mins": "minute",
+    "minute": "minute",
+    "minutes": "minute",
+    "hour": "hour",
+    "hours": "hour",
+    "day": "day",
+    "days": "day",
+    "week": "week",
+    "weeks": "week",
+    "month": "month",
+    "months": "month",
+    "year": "year",
+    "years": "year",
 }
 _COUNT_UNIT_RE = re.compile(r"([0-9]{1,12})([a-z]+)")
 _ISO_RE = re.compile(
@@ -87,8 +95,12 @@ _ISO_RE = re.compile(
     r"(?:t(?:([0-9]{1,12})h)?(?:([0-9]{1,12})m)?(?:([0-9]{1,12})s)?)?"
 )
 _ISO_SUFFIX: dict[str, tuple[str, str]] = {
-    "minute": ("PT", "M"), "hour": ("PT", "H"), "day": ("P", "D"),
-    "week": ("P", "W"), "month": ("P", "M"), "year": ("P", "Y"),
+    "minute": ("PT", "M"),
+    "hour": ("PT", "H"),
+    "day": ("P", "D"),
+    "week": ("P", "W"),
+    "month": ("P", "M"),
+    "year": ("P", "Y"),
 }
 
 
@@ -219,7 +231,8 @@ def bucket_labels(ts: npt.ArrayLike, *, interval: Interval, zone: Zone, start_ms
     step = interval.step_ms
     runs = sparse_runs(instants)
     labels = [
-        _wall_step_labels(instants[lo:hi], step, zone, start_wall) if step is not None
+        _wall_step_labels(instants[lo:hi], step, zone, start_wall)
+        if step is not None
         else _calendar_labels(instants[lo:hi], interval, zone, start_wall)
         for lo, hi in runs
     ]
@@ -293,8 +306,16 @@ def _month_index(wall_ms: int) -> int:
     return int(np.datetime64(wall_ms, "ms").astype("datetime64[M]").astype(np.int64))
 
 
-def rollup(ts: npt.ArrayLike, values: npt.ArrayLike, is_int: npt.ArrayLike, *,
-           interval: Interval, function: str, zone: Zone, start_ms: int) -> Folded:
+def rollup(
+    ts: npt.ArrayLike,
+    values: npt.ArrayLike,
+    is_int: npt.ArrayLike,
+    *,
+    interval: Interval,
+    function: str,
+    zone: Zone,
+    start_ms: int,
+) -> Folded:
     """Fold raw points into the calendar buckets of ``interval`` in ``zone``.
 
     Args:
@@ -339,8 +360,9 @@ def rollup(ts: npt.ArrayLike, values: npt.ArrayLike, is_int: npt.ArrayLike, *,
     return Folded(out_ts, np.sqrt(ss / np.maximum(counts - 1, 1)), floats)
 
 
-def _bucket_sums(vals: F64, ints: Bool, starts: npt.NDArray[np.intp],
-                 counts: npt.NDArray[np.intp]) -> tuple[F64, Bool]:
+def _bucket_sums(
+    vals: F64, ints: Bool, starts: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]
+) -> tuple[F64, Bool]:
     """Per-bucket sums; a sum is an int when all its points are ints and it is exact."""
     sums: F64 = np.add.reduceat(vals, starts)
     all_int: Bool = np.logical_and.reduceat(ints, starts)
@@ -356,14 +378,15 @@ def _bucket_sums(vals: F64, ints: Bool, starts: npt.NDArray[np.intp],
     result_ints = all_int.copy()
     for bucket in np.flatnonzero(all_int).tolist():
         lo = int(starts[bucket])
-        total = sum(int(v) for v in vals[lo:lo + int(counts[bucket])].tolist())
+        total = sum(int(v) for v in vals[lo : lo + int(counts[bucket])].tolist())
         sums[bucket] = float(total)
         result_ints[bucket] = abs(total) <= _MAX_EXACT
     return sums, result_ints
 
 
-def _bucket_extreme(vals: F64, ints: Bool, starts: npt.NDArray[np.intp],
-                    counts: npt.NDArray[np.intp], maximum: bool) -> tuple[F64, Bool]:
+def _bucket_extreme(
+    vals: F64, ints: Bool, starts: npt.NDArray[np.intp], counts: npt.NDArray[np.intp], maximum: bool
+) -> tuple[F64, Bool]:
     """Per-bucket max or min; an int when some int point attains it."""
     ufunc = np.maximum if maximum else np.minimum
     extreme: F64 = ufunc.reduceat(vals, starts)

@@ -134,11 +134,20 @@ class OffsetTable:
     instants in ``[valid_from, valid_until)``; outside, the first/last offset is extrapolated.
     """
 
-    __slots__ = ("_suffixes", "ends", "offsets", "reach", "starts", "transitions", "valid_from",
-                 "valid_until")
+    __slots__ = (
+        "_suffixes",
+        "ends",
+        "offsets",
+        "reach",
+        "starts",
+        "transitions",
+        "valid_from",
+        "valid_until",
+    )
 
-    def __init__(self, transitions: list[int], offsets: list[int], valid_from: int,
-                 valid_until: int) -> None:
+    def __init__(
+        self, transitions: list[int], offsets: list[int], valid_from: int, valid_until: int
+    ) -> None:
         if len(offsets) != len(transitions) + 1:
             raise ValueError("an offset table needs one more offset than transitions")
         self.transitions: I64 = np.array(transitions, dtype=np.int64)
@@ -201,14 +210,16 @@ class Zone:
 
     __slots__ = ("_fixed_table", "_tables", "_years", "_zoneinfo", "name")
 
-    def __init__(self, name: str, *, offset_ms: int | None = None,
-                 zoneinfo: ZoneInfo | None = None) -> None:
+    def __init__(
+        self, name: str, *, offset_ms: int | None = None, zoneinfo: ZoneInfo | None = None
+    ) -> None:
         if (offset_ms is None) == (zoneinfo is None):
             raise ValueError("a zone needs exactly one of offset_ms and zoneinfo")
         self.name = name
         self._zoneinfo = zoneinfo
-        self._fixed_table = (None if offset_ms is None
-                             else OffsetTable([], [offset_ms], _NEG_INF, _POS_INF))
+        self._fixed_table = (
+            None if offset_ms is None else OffsetTable([], [offset_ms], _NEG_INF, _POS_INF)
+        )
         self._years: dict[int, tuple[int, list[tuple[int, int]]]] = {}
         self._tables: dict[tuple[int, int], OffsetTable] = {}
 
@@ -304,8 +315,9 @@ class Zone:
         of_day = local - days * MS_PER_DAY
         hm_table, sms_table = _time_tables()
         width = 23 + suffix_width
-        row = np.dtype([("date", "V44"), ("hm", "V24"), ("sms", "V24"),
-                        ("offset", f"V{4 * suffix_width}")])
+        row = np.dtype(
+            [("date", "V44"), ("hm", "V24"), ("sms", "V24"), ("offset", f"V{4 * suffix_width}")]
+        )
         out = np.empty(ts.size, dtype=row)
         out["date"] = _text_rows(dates, 11).take(day_index)
         out["hm"] = hm_table.take(of_day // 60_000)

@@ -142,7 +142,8 @@ def test_dataset_is_time_zone_aware() -> None:
     assert all(p.ts.tzinfo is not None for p in dataset.data)
     assert dataset.data[1] == DataPoint(datetime.datetime(2013, 3, 1, 7, tzinfo=UTC), 2.5)
     assert dataset.summary == Summary(count=2, sum=3.5)
-    assert dataset.summary is not None and dataset.summary.count == 2
+    assert dataset.summary is not None
+    assert dataset.summary.count == 2
 
 
 def test_empty_summary_and_missing_fields() -> None:

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serverproc import ServerProcess, create_key, data_args
 
+from serverproc import ServerProcess, create_key, data_args
 from tempodb import (
     AuthenticationError,
     Client,
@@ -59,7 +59,8 @@ def test_unreachable_server_is_a_connection_error() -> None:
 def test_read_in_a_time_zone(client: Client) -> None:
     chicago = ZoneInfo("America/Chicago")
     client.write_key(
-        "k", [DataPoint(datetime.datetime(2012, 3, 11, h, tzinfo=chicago), h) for h in (0, 1, 3, 4, 5)]
+        "k",
+        [DataPoint(datetime.datetime(2012, 3, 11, h, tzinfo=chicago), h) for h in (0, 1, 3, 4, 5)],
     )
     start = datetime.datetime(2012, 3, 11, tzinfo=chicago)
     data = client.read_key("k", start, start + datetime.timedelta(hours=6), tz="America/Chicago")
