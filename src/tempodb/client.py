@@ -424,7 +424,10 @@ def _check_key(key: str | None) -> None:
 
 
 def _segment(value: str) -> str:
-    """A path segment: everything but letters, digits and ``_.-~`` percent-encoded."""
+    """A path segment: everything but letters, digits and ``_.-~`` percent-encoded, and the
+    dots of a ``.`` or ``..`` key too (HTTP libraries would resolve them away)."""
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
     return quote(value, safe="")
 
 

@@ -101,6 +101,7 @@ def test_query_encoding() -> None:
 def test_path_segments_encode_everything_but_unreserved() -> None:
     assert _segment("ke:y/1") == "ke%3Ay%2F1"
     assert _segment("a b\\c;d.e-f_g") == "a%20b%5Cc%3Bd.e-f_g"
+    assert (_segment("."), _segment("..")) == ("%2E", "%2E%2E")
 
 
 def test_points_may_be_datapoints_dicts_or_pairs() -> None:
