@@ -10,7 +10,7 @@ from tempodb.server.http import Query
 from tempodb.server.wire import not_found
 from tempodb.storage.base import Database, SeriesField, SeriesFilter, SeriesRecord, Store
 
-ATTR_PARAM = re.compile(r"^attr\[(.+)\]$")
+ATTR_PARAM = re.compile(r"^attr\[(.+)\]$", re.DOTALL)
 
 
 @dataclass(frozen=True)
