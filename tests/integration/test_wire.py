@@ -250,6 +250,7 @@ def test_status_codes(raw: Raw, server: Any) -> None:
         ("POST", "/v1/series/key/k/data/", [{"t": 5, "v": 1}]),
         ("POST", "/v1/series/key/k/data/", ["x"]),
         ("POST", "/v1/series/key/bad%25key/data/", [{"t": "2012-01-01", "v": 1}]),
+        ("POST", "/v1/series/id/bad%25id/increment/", [{"t": "2012-01-01", "v": 1}]),
         ("POST", "/v1/data/", {"t": "2012-01-01", "data": [{"key": "k", "v": 1}, {"v": 2}]}),
         ("POST", "/v1/data/", [1, 2]),
         ("POST", "/v1/increment/", {"t": "nope", "data": [{"key": "k", "v": 1}]}),

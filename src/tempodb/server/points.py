@@ -21,7 +21,7 @@ from tempodb.server.http import Request, Response, bad_request, empty_response, 
 from tempodb.server.series import conflict
 from tempodb.server.wire import (
     MultiBatch,
-    check_key,
+    key_error,
     parse_bulk,
     parse_multi,
     parse_points,
@@ -132,9 +132,12 @@ def _create_tagged(ctx: Context, refs: Sequence[SeriesRef]) -> None:
 
 
 def _series_ref(params: dict[str, str]) -> SeriesRef:
+    """The series a write addresses; an unknown id becomes the key of a new series, so ids
+    must be valid keys too."""
     field, value = params["field"], params["value"]
-    if field == "key":
-        check_key(value)
+    error = key_error(value)
+    if error:
+        raise bad_request(error if field == "key" else f"Invalid series id: {value!r}")
     return SeriesRef("id" if field == "id" else "key", value)
 
 
