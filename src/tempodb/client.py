@@ -419,7 +419,7 @@ class Client:
 
 
 def _check_key(key: str | None) -> None:
-    if key and not RE_VALID_SERIES_KEY.match(key):
+    if key and not RE_VALID_SERIES_KEY.fullmatch(key):
         raise ValueError(f"Series key must match the following regex: {VALID_SERIES_KEY}")
 
 

@@ -83,6 +83,8 @@ def test_keys_are_checked_before_sending() -> None:
         client.write_key("k\u00e9y", [])
     with pytest.raises(ValueError, match="regex"):
         client.increment_key("a|b", [])
+    with pytest.raises(ValueError, match="regex"):
+        client.write_key("trailing-newline\n", [])
 
 
 def test_query_encoding() -> None:

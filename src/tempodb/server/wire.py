@@ -32,7 +32,7 @@ from tempodb.storage.base import (
 from tempodb.timeutil import parse_timestamp_ms
 from tempodb.zones import Zone
 
-KEY_PATTERN = re.compile(r"^[a-zA-Z0-9.:;\-_/\\ ]+$")
+KEY_PATTERN = re.compile(r"[a-zA-Z0-9.:;\-_/\\ ]+")
 MAX_KEY_LENGTH = 255
 
 NO_VALUE = "Must provide a numeric value"
@@ -45,7 +45,7 @@ def key_error(key: object) -> str | None:
         return "Series key must be a non-empty string"
     if len(key) > MAX_KEY_LENGTH:
         return f"Series key is longer than {MAX_KEY_LENGTH} characters"
-    if not KEY_PATTERN.match(key):
+    if not KEY_PATTERN.fullmatch(key):
         return f"Invalid series key: {key!r} (allowed: letters, digits, space and . : ; - _ / \\)"
     return None
 
