@@ -10,7 +10,7 @@ from tempodb.server.http import Query
 from tempodb.server.wire import not_found
 from tempodb.storage.base import Database, SeriesField, SeriesFilter, SeriesRecord, Store
 
-ATTR_PARAM = re.compile(r"^attr\[(.+)\]$", re.DOTALL)
+ATTR_PARAM = re.compile(r"attr\[(.+)\]", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def parse_filter(query: Query) -> SeriesFilter:
     """``id``/``key``/``tag`` (repeatable) and ``attr[NAME]=VALUE`` parameters (spec §5.1)."""
     attributes: dict[str, list[str]] = {}
     for name, value in query.pairs:
-        match = ATTR_PARAM.match(name)
+        match = ATTR_PARAM.fullmatch(name)
         if match:
             attributes.setdefault(match.group(1), []).append(value)
     return SeriesFilter(

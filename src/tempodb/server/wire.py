@@ -63,7 +63,7 @@ def now_ms() -> int:
 
 
 #: An offset whose ``+`` arrived unencoded in a query string and was decoded as a space.
-_SPACE_OFFSET = re.compile(r"(:\d\d(?:\.\d+)?) (\d\d(?::?\d\d)?)$")
+_SPACE_OFFSET = re.compile(r"(:\d\d(?:\.\d+)?) (\d\d(?::?\d\d)?)\Z")
 
 
 def parse_time_param(text: str, name: str) -> int:
