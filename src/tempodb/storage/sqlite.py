@@ -21,37 +21,10 @@ Tables (schema version 1)
         The points.  The unique index (sid, first, last, n) finds the blocks of a time range
         without reading any blob.
 
-Blocks (the invariants)
-    * A block holds ``n`` points, ``1 <= n <= block_points`` (4096 unless configured), with
-      strictly increasing timestamps: ``first == ts[0] < ts[1] < ... < ts[n-1] == last``.
-    * The blocks of a series never overlap: ``last`` of one block < ``first`` of the next.  So the
-      only block that may hold a timestamp ``t`` is the one with the largest ``first <= t``.
-    * No block is empty; a series without points has no block.
-    * ``fmt`` is a bit field saying how the blobs are encoded (all little-endian):
-
-      ====== ============ =========================================================
-      bits   part         meaning
-      ====== ============ =========================================================
-      0-1    timestamps   0: ``ts`` is n int64 offsets from ``first``;
-                          1: n uint32 offsets (used when ``last - first < 2**32``)
-      2-3    values       0: ``vals`` is n float64;
-                          1: n int32 (every value an integer within int32)
-      4-5    int flags    0: every value is a float; 1: every value is an integer;
-                          2: mixed, ``mask`` holds the flags bit-packed, bit i of byte
-                          i // 8 in little bit order
-      ====== ============ =========================================================
-
-      ``mask`` is NULL unless the flags are mixed.  A minute-spaced float series thus costs
-      4 + 8 bytes per point, an integer counter 4 + 4.
-
-Writing
-    A write or increment merges its points (already de-duplicated with ``fold_batch``) with the
-    *run* of blocks its time span overlaps, or, when it overlaps none, with the neighbouring
-    block that has room.  The run is then stored again: at the end of a series as full blocks
-    followed by the remainder (so appending in time order fills the last block, then starts new
-    ones), elsewhere as the fewest blocks of even size (so an insert into a full block splits
-    it in halves).  A range delete drops the blocks inside the range and stores what is left of
-    the two edge blocks as one run.
+Blocks
+    The format, the invariants and how writes re-chunk a series are those of
+    ``tempodb.storage.blocks``; each block is a ``block`` row of one ``sid``, and the blocks
+    hold at most ``block_points`` points (4096 unless configured).
 
 Transactions
     One writer thread owns the only connection that writes.  Mutating calls are queued; the
@@ -65,7 +38,6 @@ Transactions
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import queue
@@ -75,17 +47,14 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Any, Final, TypeVar
 
 import numpy as np
 
 from tempodb.storage.base import (
-    BoolArray,
     Credentials,
     Database,
     Direction,
-    Float64Array,
-    Int64Array,
     KeyConflict,
     Points,
     SchemaTooNew,
@@ -104,6 +73,7 @@ from tempodb.storage.base import (
     normalize_tags,
     verify_secret,
 )
+from tempodb.storage.blocks import Meta, choose_run, clip, concat, cut, decode, split
 
 __all__ = ["BLOCK_POINTS", "FILE_NAME", "SCHEMA_VERSION", "SQLiteStore"]
 
@@ -166,82 +136,6 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
 _T = TypeVar("_T")
-
-# -- the block codec -----------------------------------------------------------------------------
-
-_TS_U32: Final = 0x01
-_VAL_I32: Final = 0x04
-_INT_ALL: Final = 0x10
-_INT_MIXED: Final = 0x20
-_INT32_MIN: Final = -(2**31)
-_INT32_MAX: Final = 2**31 - 1
-
-_BlockRow = tuple[int, int, int, int, int, bytes, bytes, bytes | None]
-
-
-class _Meta(NamedTuple):
-    rowid: int
-    first: int
-    last: int
-    n: int
-
-
-def _encode(sid: int, ts: Int64Array, values: Float64Array, is_int: BoolArray) -> _BlockRow:
-    """One ``block`` row (sid, first, last, n, fmt, ts, vals, mask) for sorted unique points."""
-    first, last, n = int(ts[0]), int(ts[-1]), int(ts.shape[0])
-    fmt = 0
-    if last - first < 2**32:
-        fmt |= _TS_U32
-        ts_blob = (ts - first).astype("<u4").tobytes()
-    else:
-        ts_blob = (ts - first).astype("<i8").tobytes()
-    mask: bytes | None = None
-    vals: bytes | None = None
-    if bool(is_int.all()):
-        fmt |= _INT_ALL
-        if (
-            values.min() >= _INT32_MIN
-            and values.max() <= _INT32_MAX
-            and bool(np.all(values == np.trunc(values)))
-        ):
-            fmt |= _VAL_I32
-            vals = values.astype("<i4").tobytes()
-    elif bool(is_int.any()):
-        fmt |= _INT_MIXED
-        mask = np.packbits(is_int, bitorder="little").tobytes()
-    if vals is None:
-        vals = values.astype("<f8").tobytes()
-    return (sid, first, last, n, fmt, ts_blob, vals, mask)
-
-
-def _decode(first: int, n: int, fmt: int, ts: bytes, vals: bytes, mask: bytes | None) -> Points:
-    """The points of one block (fresh, writable arrays)."""
-    times = np.frombuffer(ts, "<u4" if fmt & _TS_U32 else "<i8", n).astype(np.int64)
-    times += first
-    values = np.frombuffer(vals, "<i4" if fmt & _VAL_I32 else "<f8", n).astype(np.float64)
-    if fmt & _INT_MIXED and mask is not None:
-        bits = np.unpackbits(np.frombuffer(mask, np.uint8), count=n, bitorder="little")
-        is_int = bits.astype(np.bool_)
-    else:
-        is_int = np.full(n, bool(fmt & _INT_ALL), np.bool_)
-    return Points(times, values, is_int)
-
-
-def _concat(parts: Sequence[Points]) -> Points:
-    if not parts:
-        return Points.empty()
-    if len(parts) == 1:
-        return parts[0]
-    return Points(
-        np.concatenate([p.ts for p in parts]),
-        np.concatenate([p.values for p in parts]),
-        np.concatenate([p.is_int for p in parts]),
-    )
-
-
-def _slice(points: Points, lo: int, hi: int) -> Points:
-    return Points(points.ts[lo:hi], points.values[lo:hi], points.is_int[lo:hi])
-
 
 # -- connections -----------------------------------------------------------------------------------
 
@@ -493,7 +387,7 @@ def _delete_sids(conn: sqlite3.Connection, sids: Sequence[int]) -> None:
 _BLOCK_COLUMNS: Final = "first, n, fmt, ts, vals, mask"
 
 
-def _run_meta(conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> list[_Meta]:
+def _run_meta(conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> list[Meta]:
     """The blocks holding any timestamp in ``[lo, hi]``, in time order."""
     rows = conn.execute(
         "SELECT rowid, first, last, n FROM block WHERE sid = ?1 AND first <= ?3 AND last >= ?2 "
@@ -501,10 +395,10 @@ def _run_meta(conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> list[_Met
         "ORDER BY first DESC LIMIT 1), ?2) ORDER BY first",
         (sid, lo, hi),
     ).fetchall()
-    return [_Meta(*row) for row in rows]
+    return [Meta(*row) for row in rows]
 
 
-def _neighbour(conn: sqlite3.Connection, sid: int, ts: int, *, before: bool) -> _Meta | None:
+def _neighbour(conn: sqlite3.Connection, sid: int, ts: int, *, before: bool) -> Meta | None:
     """The block starting closest before ``ts`` (``before``) or after it."""
     sql = (
         "SELECT rowid, first, last, n FROM block WHERE sid = ? AND first < ? "
@@ -514,21 +408,21 @@ def _neighbour(conn: sqlite3.Connection, sid: int, ts: int, *, before: bool) -> 
         "ORDER BY first LIMIT 1"
     )
     row = conn.execute(sql, (sid, ts)).fetchone()
-    return None if row is None else _Meta(*row)
+    return None if row is None else Meta(*row)
 
 
-def _load(conn: sqlite3.Connection, run: Sequence[_Meta]) -> list[Points]:
+def _load(conn: sqlite3.Connection, run: Sequence[Meta]) -> list[Points]:
     parts = []
     for meta in run:
         row = conn.execute(
-            f"SELECT {_BLOCK_COLUMNS} FROM block WHERE rowid = ?", (meta.rowid,)
+            f"SELECT {_BLOCK_COLUMNS} FROM block WHERE rowid = ?", (meta.handle,)
         ).fetchone()
-        parts.append(_decode(*row))
+        parts.append(decode(*row))
     return parts
 
 
-def _drop(conn: sqlite3.Connection, run: Sequence[_Meta]) -> None:
-    conn.executemany("DELETE FROM block WHERE rowid = ?", [(meta.rowid,) for meta in run])
+def _drop(conn: sqlite3.Connection, run: Sequence[Meta]) -> None:
+    conn.executemany("DELETE FROM block WHERE rowid = ?", [(meta.handle,) for meta in run])
 
 
 class SQLiteStore(Store):
@@ -794,10 +688,7 @@ class SQLiteStore(Store):
                 "AND first <= ?2 ORDER BY first DESC LIMIT 1), ?2) ORDER BY first",
                 (sid, start, end),
             ).fetchall()
-        points = _concat([_decode(*row) for row in rows])
-        lo = int(np.searchsorted(points.ts, start, "left"))
-        hi = int(np.searchsorted(points.ts, end, "left"))
-        return _slice(points, lo, hi) if (lo, hi) != (0, len(points)) else points
+        return clip(concat([decode(*row) for row in rows]), start, end)
 
     def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:
         """Delete the points with ``start <= ts < end``; how many there were."""
@@ -822,7 +713,7 @@ class SQLiteStore(Store):
                 "ORDER BY first DESC LIMIT 1",
                 (sid, ts),
             ).fetchone()
-            block = None if row is None else _decode(*row)
+            block = None if row is None else decode(*row)
             earlier: tuple[int, int | float] | None = None
             later: tuple[int, int | float] | None = None
             if block is not None:
@@ -843,7 +734,7 @@ class SQLiteStore(Store):
                     (sid, ts),
                 ).fetchone()
                 if row is not None:
-                    nxt = _decode(*row)
+                    nxt = decode(*row)
                     later = (int(nxt.ts[0]), nxt.value_at(0))
         if direction == "after" or earlier is None:
             return later
@@ -882,17 +773,10 @@ class SQLiteStore(Store):
         lo, hi = int(new.ts[0]), int(new.ts[-1])
         run = _run_meta(conn, sid, lo, hi)
         if not run:
-            # In a gap: join the neighbour with room, else split a full one (but after a full
-            # last block simply start a new one).
             before = _neighbour(conn, sid, lo, before=True)
             after = _neighbour(conn, sid, hi, before=False)
-            candidates = [m for m in (before, after) if m is not None]
-            roomy = [m for m in candidates if m.n < self._cap]
-            if roomy:
-                run = roomy[:1]
-            elif after is not None:
-                run = candidates[:1]
-        merged = merge_points(_concat(_load(conn, run)), new, increment=increment)
+            run = choose_run(run, before, after, self._cap)
+        merged = merge_points(concat(_load(conn, run)), new, increment=increment)
         _drop(conn, run)
         self._store(conn, sid, merged)
 
@@ -904,31 +788,16 @@ class SQLiteStore(Store):
             return 0
         run = _run_meta(conn, sid, start, end - 1)
         edges = [m for m in run if m.first < start or m.last >= end]
-        deleted = sum(m.n for m in run if m not in edges)
-        kept: list[Points] = []
-        for points in _load(conn, edges):
-            keep = (points.ts < start) | (points.ts >= end)
-            deleted += int(keep.shape[0] - np.count_nonzero(keep))
-            kept.append(Points(points.ts[keep], points.values[keep], points.is_int[keep]))
+        rest, deleted = cut(_load(conn, edges), start, end)
         _drop(conn, run)
-        rest = _concat(kept)
         if len(rest):
             self._store(conn, sid, rest)
-        return deleted
+        return deleted + sum(m.n for m in run if m not in edges)
 
     def _store(self, conn: sqlite3.Connection, sid: int, points: Points) -> None:
-        """Insert a run of points into the gap left for it, as blocks (see module docstring)."""
-        n, cap = len(points), self._cap
+        """Insert a run of points into the gap left for it, as blocks."""
         at_end = _neighbour(conn, sid, int(points.ts[-1]), before=False) is None
-        if at_end:
-            cuts = [*range(0, n, cap), n]
-        else:
-            k = -(-n // cap)
-            cuts = [n * i // k for i in range(k + 1)]
-        rows = [
-            _encode(sid, points.ts[a:b], points.values[a:b], points.is_int[a:b])
-            for a, b in itertools.pairwise(cuts)
-        ]
+        rows = [(sid, *block) for block in split(points, self._cap, at_end=at_end)]
         conn.executemany(
             "INSERT INTO block (sid, first, last, n, fmt, ts, vals, mask) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
