@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from pg import Cluster
 from serverproc import ServerProcess, create_key, data_args
 from tempodb import Client
 
@@ -51,9 +52,31 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A ``tempodb serve`` process on the embedded store."""
-    store = data_args(tmp_path_factory.mktemp("server-data"))
+def pg_cluster() -> Iterator[Cluster]:
+    """The throwaway PostgreSQL cluster of this test session (see tests/pg.py)."""
+    cluster = Cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(pg_cluster: Cluster) -> str:
+    """An empty database of the cluster for the session's server on PostgreSQL."""
+    return pg_cluster.create_database("server")
+
+
+@pytest.fixture(
+    scope="session",
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A ``tempodb serve`` process on each backend: the embedded store, then PostgreSQL."""
+    if request.param == "sqlite":
+        store = data_args(tmp_path_factory.mktemp("server-data"))
+    else:
+        store = ["--database-url", request.getfixturevalue("pg_server_url")]
     admin_key, admin_secret = create_key(store, "--admin", "--name", "admin")
     process = ServerProcess.start(store)
     yield Server(process, admin_key, admin_secret)

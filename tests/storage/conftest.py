@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from pg import Cluster
 from tempodb.storage.base import Database, Store
 from tempodb.storage.sqlite import SQLiteStore
 
@@ -27,9 +28,37 @@ def _sqlite(request: pytest.FixtureRequest, block_points: int | None) -> Store:
     return SQLiteStore(tmp_path / f"sqlite-{block_points}", block_points=block_points)
 
 
-FACTORIES: dict[str, StoreFactory] = {"sqlite": _sqlite}
+#: Every table of the PostgreSQL schema, emptied before each test.
+PG_TABLES = "databases, series, series_tag, series_attr, block"
+
+
+@pytest.fixture(scope="session")
+def pg_contract_db(pg_cluster: Cluster) -> str:
+    """The name of one database of the throwaway cluster for the whole contract suite."""
+    from tempodb.storage.postgres import PostgresStore
+
+    name = "contract"
+    PostgresStore(pg_cluster.create_database(name), min_size=0).close()  # migrate it once
+    return name
+
+
+def _postgres(request: pytest.FixtureRequest, block_points: int | None) -> Store:
+    from tempodb.storage.postgres import PostgresStore
+
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    name: str = request.getfixturevalue("pg_contract_db")
+    cluster.admin(f"TRUNCATE {PG_TABLES}", dbname=name)
+    if block_points is None:
+        return PostgresStore(cluster.url(name))
+    return PostgresStore(cluster.url(name), block_points=block_points)
+
+
+FACTORIES: dict[str, StoreFactory] = {"sqlite": _sqlite, "postgres": _postgres}
 #: The backends under test: one param per factory, with the marks it needs.
-BACKENDS = [pytest.param("sqlite", id="sqlite")]
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
 
 
 @pytest.fixture(params=BACKENDS)
