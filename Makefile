@@ -23,6 +23,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 test: install lint
+	bash scripts/ensure-postgres.sh
 	$(VENV)/bin/pytest -q
 
 bench: install

@@ -89,7 +89,9 @@ class Cluster:
         speed, which a throwaway cluster does not need.  ``settings``: more ``name=value``."""
         bindir = find_bindir()
         run_as = RUN_AS_WHEN_ROOT if os.geteuid() == 0 else None
-        root = Path(tempfile.mkdtemp(prefix="tempodb-pg-"))
+        # As root, the folder goes into /tmp, which the cluster's user can reach (TMPDIR may be
+        # a folder of root's own).
+        root = Path(tempfile.mkdtemp(prefix="tempodb-pg-", dir="/tmp" if run_as else None))
         password = secrets.token_hex(16)
         cluster = Cluster(bindir, root, 0, password, run_as)
         try:

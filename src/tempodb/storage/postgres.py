@@ -29,7 +29,7 @@ the keys of the tables owned by a series hold the series ``sid`` too.
     ``block(db, sid, first, last, n, fmt, ts, vals, mask)``
         The points, primary key (db, sid, first).  The format, the invariants and how writes
         re-chunk a series are those of ``tempodb.storage.blocks``; blocks hold at most
-        ``block_points`` points (1024 unless configured).  The blobs are stored uncompressed
+        ``block_points`` points (998 unless configured).  The blobs are stored uncompressed
         (``STORAGE EXTERNAL``): they do not compress, and reading them is then a plain copy.
 
 Why blocks
@@ -126,8 +126,9 @@ from tempodb.storage.blocks import Block, Meta, choose_run, clip, concat, cut, d
 
 __all__ = ["BLOCK_POINTS", "SCHEMA_VERSION", "PostgresStore"]
 
-#: The default number of points per block.
-BLOCK_POINTS: Final = 1024
+#: The default number of points per block: full blocks of minute data then fill whole TOAST
+#: chunks (1,996 bytes with 8 KiB pages): 998 uint32 offsets are 2 chunks, 998 float64s 4.
+BLOCK_POINTS: Final = 998
 _MAX_BLOCK_POINTS: Final = 1 << 20
 
 _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -219,14 +220,18 @@ _READ: Final = (
     f"SELECT {_BLOCK_COLUMNS} FROM block WHERE db = %(db)s AND sid = %(sid)s "
     f"AND first < %(hi)s AND last >= %(lo)s AND {_FROM_LO} ORDER BY first"
 )
-#: The blocks a write of ``[lo, hi]`` may touch: those overlapping it, the one starting closest
-#: before it and the two starting first after it.
-_AROUND: Final = (
-    "SELECT first, last, n FROM block WHERE db = %(db)s AND sid = %(sid)s "
-    "AND first <= %(hi)s AND first >= coalesce((SELECT max(first) FROM block "
-    "WHERE db = %(db)s AND sid = %(sid)s AND first < %(lo)s), %(lo)s) "
-    "UNION ALL (SELECT first, last, n FROM block WHERE db = %(db)s AND sid = %(sid)s "
-    "AND first > %(hi)s ORDER BY first LIMIT 2) ORDER BY first"
+#: A write of ``[lo, hi]`` in one round trip: delete the run of blocks it overlaps and return
+#: them (kind 0), with the metadata of the block starting closest before ``lo`` (kind 1) and of
+#: the two starting first after ``hi`` (kind 2), as they were before the delete.
+_TAKE_RUN: Final = (
+    "WITH run AS (DELETE FROM block WHERE db = %(db)s AND sid = %(sid)s AND first <= %(hi)s "
+    f"AND last >= %(lo)s AND {_FROM_LO} RETURNING {_BLOCK_COLUMNS}, last) "
+    f"SELECT 0 AS kind, {_BLOCK_COLUMNS}, last FROM run "
+    "UNION ALL (SELECT 1, first, n, NULL::smallint, NULL::bytea, NULL::bytea, NULL::bytea, last "
+    "FROM block WHERE db = %(db)s AND sid = %(sid)s AND first < %(lo)s "
+    "ORDER BY first DESC LIMIT 1) "
+    "UNION ALL (SELECT 2, first, n, NULL::smallint, NULL::bytea, NULL::bytea, NULL::bytea, last "
+    "FROM block WHERE db = %(db)s AND sid = %(sid)s AND first > %(hi)s ORDER BY first LIMIT 2)"
 )
 _INSERT_BLOCK: Final = (
     "INSERT INTO block (db, sid, first, last, n, fmt, ts, vals, mask) "
@@ -391,7 +396,6 @@ class PostgresStore(Store):
             max_size=max_size,
             kwargs={"autocommit": True, "application_name": "tempodb"},
             configure=_configure,
-            check=ConnectionPool.check_connection,
             name="tempodb",
             open=False,
             timeout=connect_timeout,
@@ -416,22 +420,48 @@ class PostgresStore(Store):
 
     # -- connections and transactions ------------------------------------------------------------
 
-    def _read(self, fn: Callable[[_Conn], _T]) -> _T:
-        """Run ``fn`` on a pooled connection in autocommit mode (each statement on its own)."""
+    def _check_open(self) -> None:
         if self._closed:
             raise StorageError("the store is closed")
-        with self._pool.connection() as conn:
-            return fn(conn)
+
+    def _read(self, fn: Callable[[_Conn], _T]) -> _T:
+        """Run ``fn`` on a pooled connection in autocommit mode (each statement on its own).
+
+        A connection that the server closed (a restart, a failover) is dropped and the read
+        runs again on another one.
+        """
+        for attempt in range(_ATTEMPTS):
+            self._check_open()
+            with self._pool.connection() as conn:
+                try:
+                    return fn(conn)
+                except psycopg.OperationalError:
+                    if not conn.broken or attempt + 1 == _ATTEMPTS:
+                        raise
+        raise AssertionError("unreachable")
 
     def _transaction(self, fn: Callable[[_Conn], _T]) -> _T:
-        """Run ``fn`` in one transaction, again from the start after a deadlock, a serialization
-        failure or a concurrent change it cannot work around."""
+        """Run ``fn`` in one transaction.
+
+        It runs again from the start after a deadlock, a serialization failure, a concurrent
+        change it cannot work around, or a connection lost before the COMMIT was sent.  A
+        connection lost during the COMMIT is an error: whether it committed is unknown.
+        """
         for attempt in range(_ATTEMPTS):
-            if self._closed:
-                raise StorageError("the store is closed")
+            self._check_open()
+            committing = False
             try:
-                with self._pool.connection() as conn, conn.transaction():
-                    return fn(conn)
+                with self._pool.connection() as conn:
+                    try:
+                        with conn.transaction():
+                            result = fn(conn)
+                            committing = True
+                        return result
+                    except psycopg.OperationalError as exc:
+                        if committing or not conn.broken:
+                            raise
+                        if attempt + 1 == _ATTEMPTS:
+                            raise StorageError(f"lost the connection: {exc}") from exc
             except _RETRYABLE as exc:
                 if attempt + 1 == _ATTEMPTS:
                     raise StorageError(f"gave up after {_ATTEMPTS} attempts: {exc}") from exc
@@ -670,35 +700,43 @@ class PostgresStore(Store):
         found: dict[tuple[str, str], tuple[int, str]] = {}
         for sid, series_id, key in rows:
             found["id", series_id] = found["key", key] = (int(sid), series_id)
+        # Create the missing ones ordered by key (stable: a key and an id of the same value keep
+        # the request's order), so that requests creating series do not wait on each other's
+        # new rows in a cycle.
+        for ref in sorted(refs, key=lambda r: r.value):
+            if (ref.field, ref.value) not in found:
+                sid, series_id, key = _create_for_write(conn, db, ref)
+                found["id", series_id] = found["key", key] = (sid, series_id)
         series_of_ref: list[str] = []
         sid_of: dict[str, int] = {}
         for ref, use in zip(batch.refs, used.tolist(), strict=True):
-            if not use:
+            if use:
+                sid, series_id = found[ref.field, ref.value]
+                sid_of[series_id] = sid
+                series_of_ref.append(series_id)
+            else:
                 series_of_ref.append("")
-                continue
-            hit = found.get((ref.field, ref.value))
-            if hit is None:
-                sid, series_id, key = _create_for_write(conn, db, ref)
-                hit = found["id", series_id] = found["key", key] = (sid, series_id)
-            sid_of[hit[1]] = hit[0]
-            series_of_ref.append(hit[1])
         for series_id, points in fold_batch(batch, series_of_ref, increment=increment).items():
             self._merge(conn, db, sid_of[series_id], points, increment)
 
     def _merge(self, conn: _Conn, db: int, sid: int, new: Points, increment: bool) -> None:
         """Merge sorted unique points into the blocks of a locked series."""
         lo, hi = int(new.ts[0]), int(new.ts[-1])
-        metas = [
-            Meta(r[0], r[0], r[1], r[2])
-            for r in conn.execute(_AROUND, {"db": db, "sid": sid, "lo": lo, "hi": hi})
-        ]
-        run = [m for m in metas if m.first <= hi and m.last >= lo]
-        before = next((m for m in reversed(metas) if m.first < lo), None)
-        after = next((m for m in metas if m.first > hi), None)
-        run = choose_run(run, before, after, self._cap)
-        merged = merge_points(concat(_take(conn, db, sid, run)), new, increment=increment)
+        rows = conn.execute(
+            _TAKE_RUN, {"db": db, "sid": sid, "lo": lo, "hi": hi}, binary=True
+        ).fetchall()
+        taken = sorted((r for r in rows if r[0] == 0), key=lambda r: int(r[1]))
+        after = sorted(Meta(r[1], r[1], r[7], r[2]) for r in rows if r[0] == 2)
+        if taken:
+            run = [Meta(r[1], r[1], r[7], r[2]) for r in taken]
+            parts = _decode_rows(r[1:] for r in taken)
+        else:
+            before = next((Meta(r[1], r[1], r[7], r[2]) for r in rows if r[0] == 1), None)
+            run = choose_run([], before, after[0] if after else None, self._cap)
+            parts = _take(conn, db, sid, run)
+        merged = merge_points(concat(parts), new, increment=increment)
         last = int(merged.ts[-1])
-        at_end = not any(m.first > last for m in metas if m not in run)
+        at_end = not any(m.first > last for m in after if m not in run)
         _put(conn, db, sid, split(merged, self._cap, at_end=at_end))
 
     def _delete_range(self, conn: _Conn, db: int, series_id: str, start: int, end: int) -> int:

@@ -1,0 +1,296 @@
+"""What is particular to the PostgreSQL backend: schema and migrations, keys fit for Citus,
+sessions, races between servers, block layout and size."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+
+from pg import Cluster
+from serverproc import tempodb_command
+from tempodb.storage.base import (
+    KeyConflict,
+    SchemaTooNew,
+    SeriesFilter,
+    SeriesRef,
+    StorageError,
+    WriteBatch,
+)
+from tempodb.storage.postgres import BLOCK_POINTS, SCHEMA_VERSION, PostgresStore
+
+pytestmark = pytest.mark.postgres
+
+FAR = 2**63 - 1
+TABLES = ("databases", "series", "series_tag", "series_attr", "block")
+_numbers = itertools.count()
+
+
+@pytest.fixture
+def url(pg_cluster: Cluster) -> str:
+    """A fresh, empty database of the throwaway cluster."""
+    return pg_cluster.create_database(f"pgtest{next(_numbers)}")
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[PostgresStore]:
+    with PostgresStore(url) as instance:
+        yield instance
+
+
+def sql(url: str, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement behind the store's back; its rows."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(statement.encode(), params)
+        return cur.fetchall() if cur.description else []
+
+
+def batch(refs: Sequence[SeriesRef], ts: Any, values: Any, ref_index: Any = None) -> WriteBatch:
+    ts_arr = np.asarray(ts, np.int64).reshape(-1)
+    values_arr = np.broadcast_to(np.asarray(values, np.float64), ts_arr.shape).copy()
+    index = np.zeros(ts_arr.shape[0], np.int32) if ref_index is None else ref_index
+    return WriteBatch(
+        list(refs), np.asarray(index, np.int32), ts_arr, values_arr, values_arr == values_arr // 1
+    )
+
+
+def open_db(store: PostgresStore) -> int:
+    credentials = store.create_database("t")
+    database = store.authenticate(credentials.key, credentials.secret)
+    assert database is not None
+    return database.id
+
+
+def run_threads(targets: Sequence[Callable[[], None]]) -> None:
+    errors: list[BaseException] = []
+
+    def wrap(target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:  # re-raised in the test thread
+                errors.append(exc)
+
+        return run
+
+    threads = [threading.Thread(target=wrap(t)) for t in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+# -- schema and migrations -----------------------------------------------------------------------
+
+
+def test_creates_the_schema_and_records_its_version(url: str) -> None:
+    PostgresStore(url).close()
+    assert sql(url, "SELECT version FROM tempodb_schema") == [(SCHEMA_VERSION,)]
+    found = sql(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    assert {*TABLES, "tempodb_schema"} <= {row[0] for row in found}
+    PostgresStore(url).close()  # opening again changes nothing
+    assert sql(url, "SELECT version FROM tempodb_schema") == [(SCHEMA_VERSION,)]
+
+
+def test_servers_starting_together_migrate_once(url: str) -> None:
+    stores: list[PostgresStore] = []
+    run_threads([lambda: stores.append(PostgresStore(url, min_size=0))] * 6)
+    for store in stores:
+        store.close()
+    assert sql(url, "SELECT version FROM tempodb_schema") == [(SCHEMA_VERSION,)]
+
+
+def test_refuses_a_newer_schema(url: str) -> None:
+    PostgresStore(url).close()
+    sql(url, "INSERT INTO tempodb_schema (version) VALUES (%s)", (SCHEMA_VERSION + 1,))
+    with pytest.raises(SchemaTooNew, match=f"schema version {SCHEMA_VERSION + 1}"):
+        PostgresStore(url)
+    done = subprocess.run(
+        tempodb_command("keys", "list", "--database-url", url), capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert "upgrade tempodb" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unreachable_database_is_a_storage_error() -> None:
+    with pytest.raises(StorageError, match="cannot connect"):
+        PostgresStore("postgresql://nobody@127.0.0.1:1/none", connect_timeout=2)
+
+
+def test_every_key_holds_the_database_and_the_series(store: PostgresStore, url: str) -> None:
+    """What Citus needs to distribute by database (metadata) and by series (points)."""
+    keys = sql(
+        url,
+        "SELECT c.conrelid::regclass::text, c.contype, array_agg(a.attname::text) "
+        "FROM pg_constraint c JOIN pg_attribute a "
+        "ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) "
+        "WHERE c.contype IN ('p', 'u') AND c.conrelid::regclass::text = ANY(%s) "
+        "GROUP BY c.oid, c.conrelid, c.contype",
+        (list(TABLES),),
+    )
+    assert {table for table, _, _ in keys} == set(TABLES)
+    for table, _, columns in keys:
+        if table == "databases":
+            continue
+        assert "db" in columns, (table, columns)
+        if table != "series":
+            assert "sid" in columns, (table, columns)
+    series_keys = sorted(sorted(cols) for table, _, cols in keys if table == "series")
+    assert series_keys == [["db", "id"], ["db", "key"], ["db", "sid"]]
+
+
+# -- sessions and connections --------------------------------------------------------------------
+
+
+def test_sessions_commit_synchronously(url: str) -> None:
+    database = url.rsplit("/", 1)[1]
+    sql(url, f'ALTER DATABASE "{database}" SET synchronous_commit = off')
+    with PostgresStore(url) as store:
+        row = store._read(lambda conn: conn.execute("SHOW synchronous_commit").fetchone())
+        assert row == ("on",)
+
+
+def test_connections_killed_by_the_server_are_replaced(store: PostgresStore, url: str) -> None:
+    db = open_db(store)
+    store.write_points(db, batch([SeriesRef("key", "k")], [1, 2], [1, 2]))
+    sid = store.find_series(db, SeriesFilter())[0].id
+    killed = sql(
+        url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND application_name = 'tempodb'",
+    )
+    assert killed
+    assert store.read_points(db, sid, -FAR, FAR).ts.tolist() == [1, 2]
+    sql(
+        url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND application_name = 'tempodb'",
+    )
+    store.write_points(db, batch([SeriesRef("key", "k")], [3], [3]))
+    assert store.read_points(db, sid, -FAR, FAR).ts.tolist() == [1, 2, 3]
+
+
+def test_a_closed_store_refuses_work(url: str) -> None:
+    store = PostgresStore(url)
+    db = open_db(store)
+    store.close()
+    store.close()  # idempotent
+    with pytest.raises(StorageError, match="closed"):
+        store.write_points(db, batch([SeriesRef("key", "k")], [1], [1]))
+    with pytest.raises(StorageError, match="closed"):
+        store.list_databases()
+
+
+def test_validates_its_configuration(url: str) -> None:
+    with pytest.raises(ValueError, match="block_points"):
+        PostgresStore(url, block_points=0)
+    with pytest.raises(ValueError, match="min_size"):
+        PostgresStore(url, min_size=5, max_size=2)
+
+
+def test_secrets_are_stored_only_hashed(store: PostgresStore, url: str) -> None:
+    credentials = store.create_database("t")
+    [(key, stored)] = sql(url, "SELECT key, secret_hash FROM databases")
+    assert key == credentials.key
+    assert credentials.secret not in stored
+
+
+# -- servers side by side ------------------------------------------------------------------------
+
+
+def test_two_stores_creating_the_same_series_at_once(url: str) -> None:
+    """Two stores stand for two servers: writes that create the same series race."""
+    with PostgresStore(url) as one, PostgresStore(url) as two:
+        db = open_db(one)
+        keys = [f"k{i}" for i in range(5)]
+        threads, rounds = 8, 6
+
+        def worker(n: int) -> Callable[[], None]:
+            def run() -> None:
+                store = (one, two)[n % 2]
+                order = keys[n % 5 :] + keys[: n % 5]  # a different order in every thread
+                refs = [SeriesRef("key", k) for k in order] + [SeriesRef("id", "by-id")]
+                for _ in range(rounds):
+                    store.write_points(
+                        db,
+                        batch(refs, [10] * len(refs), 1, range(len(refs))),
+                        increment=True,
+                    )
+
+            return run
+
+        run_threads([worker(n) for n in range(threads)])
+        found = one.find_series(db, SeriesFilter())
+        assert sorted(r.key for r in found) == sorted([*keys, "by-id"])
+        for record in found:
+            points = two.read_points(db, record.id, -FAR, FAR)
+            assert points.ts.tolist() == [10]
+            assert points.values.tolist() == [threads * rounds]
+
+
+def test_an_id_taken_as_a_key_is_a_conflict(store: PostgresStore) -> None:
+    db = open_db(store)
+    store.create_series(db, "x")
+    with pytest.raises(KeyConflict):
+        store.write_points(db, batch([SeriesRef("id", "x")], [1], [1]))
+    assert [r.key for r in store.find_series(db, SeriesFilter())] == ["x"]
+
+
+# -- block layout and size -----------------------------------------------------------------------
+
+
+def block_sizes(url: str) -> list[int]:
+    return [row[0] for row in sql(url, "SELECT n FROM block ORDER BY sid, first")]
+
+
+def check_layout(url: str, cap: int) -> None:
+    """The block invariants of tempodb.storage.blocks."""
+    rows = sql(url, "SELECT sid, first, last, n FROM block ORDER BY sid, first")
+    for (sid, first, last, n), nxt in zip(rows, [*rows[1:], None], strict=True):
+        assert 1 <= n <= cap
+        assert (n == 1) == (first == last)
+        assert first <= last
+        if nxt is not None and nxt[0] == sid:
+            assert last < nxt[1], "blocks of a series overlap"
+
+
+def test_appends_fill_blocks_and_inserts_split_them(url: str) -> None:
+    with PostgresStore(url, block_points=100) as store:
+        db = open_db(store)
+        k = [SeriesRef("key", "k")]
+        for i in range(0, 1050, 35):
+            store.write_points(db, batch(k, np.arange(i, i + 35) * 10, 1.0))
+        assert block_sizes(url) == [100] * 10 + [50]
+        store.write_points(db, batch(k, [1015], [2.0]))  # inside the second block
+        assert block_sizes(url) == [100, 50, 51] + [100] * 8 + [50]
+        rnd = np.random.default_rng(5)
+        for t in rnd.integers(-100, 10_600, 300).tolist():
+            store.write_points(db, batch(k, [t], [1.0]), increment=bool(t % 2))
+        check_layout(url, 100)
+        assert min(block_sizes(url)[:-1]) >= 40
+        sid = store.find_series(db, SeriesFilter())[0].id
+        assert store.delete_points(db, sid, 1500, 8500) > 0
+        check_layout(url, 100)
+
+
+def test_minute_data_costs_about_thirteen_bytes_a_point(store: PostgresStore, url: str) -> None:
+    db = open_db(store)
+    ts = 1_325_376_000_000 + 60_000 * np.arange(100_000, dtype=np.int64)
+    values = np.random.default_rng(0).normal(size=ts.shape[0])
+    for i in range(0, 100_000, 10_000):
+        store.write_points(
+            db, batch([SeriesRef("key", "k")], ts[i : i + 10_000], values[i : i + 10_000] + 0.5)
+        )
+    sql(url, "VACUUM block")
+    [(size,)] = sql(url, "SELECT pg_total_relation_size('block')")
+    assert size / 100_000 < 14
+    assert max(block_sizes(url)) == BLOCK_POINTS
