@@ -293,7 +293,8 @@ def main() -> None:
     names = list(next(iter(results.values())))
     print(f"{'layout':<20}" + "".join(f"{n:>24}" for n in names))
     for layout, figures in results.items():
-        print(f"{layout:<20}" + "".join(f"{figures[n]:>24,.2f}" for n in names))
+        cells = ("-" if figures[n] != figures[n] else f"{figures[n]:,.2f}" for n in names)
+        print(f"{layout:<20}" + "".join(f"{cell:>24}" for cell in cells))
 
 
 if __name__ == "__main__":

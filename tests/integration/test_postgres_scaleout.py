@@ -223,8 +223,8 @@ def test_servers_started_together_on_an_empty_database(pg_cluster: Cluster) -> N
             assert server.stop() == 0
 
 
-def test_the_banner_never_shows_the_password(pg_cluster: Cluster) -> None:
-    url = pg_cluster.url("scaleout")
+def test_the_banner_never_shows_the_password(pair: Pair) -> None:
+    url = pair.store[1]
     password = url.split(":")[2].split("@")[0]
     process = subprocess.Popen(
         tempodb_command("serve", "--database-url", url, "--port", "0"),

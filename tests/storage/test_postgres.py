@@ -294,3 +294,27 @@ def test_minute_data_costs_about_thirteen_bytes_a_point(store: PostgresStore, ur
     [(size,)] = sql(url, "SELECT pg_total_relation_size('block')")
     assert size / 100_000 < 14
     assert max(block_sizes(url)) == BLOCK_POINTS
+
+
+def test_nul_characters_match_nothing_and_are_refused(store: PostgresStore) -> None:
+    """PostgreSQL text cannot hold NUL: no stored value has one, so nothing matches it."""
+    db = open_db(store)
+    record = store.create_series(db, "k", tags=["t"], attributes={"a": "1"})
+    assert store.lookup_series(db, "key", "k\0") is None
+    assert store.lookup_series(db, "id", "\0") is None
+    assert store.read_points(db, "\0", -FAR, FAR).ts.tolist() == []
+    assert store.single_value(db, "\0", 0, "nearest") is None
+    assert store.delete_points(db, "\0", -FAR, FAR) == 0
+    assert store.update_series(db, "\0", name="x") is None
+    assert store.find_series(db, SeriesFilter(keys=("k", "\0"))) == [record]
+    assert store.find_series(db, SeriesFilter(ids=("\0",))) == []
+    assert store.find_series(db, SeriesFilter(tags=("t", "\0"))) == []
+    assert store.find_series(db, SeriesFilter(attributes={"a": ("1", "\0")})) == [record]
+    assert store.find_series(db, SeriesFilter(attributes={"\0": ("1",)})) == []
+    assert store.authenticate("\0", "x") is None
+    assert store.delete_database("\0") is False
+    with pytest.raises(ValueError, match="NUL"):
+        store.create_series(db, "other", name="a\0b")
+    with pytest.raises(ValueError, match="NUL"):
+        store.update_series(db, record.id, attributes={"a": "\0"})
+    assert store.find_series(db, SeriesFilter()) == [record]

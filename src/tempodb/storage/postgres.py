@@ -6,7 +6,9 @@ every request is one transaction, and nothing that matters is kept in a server.
 Connections
     ``PostgresStore(url)`` keeps a ``psycopg_pool.ConnectionPool``.  Every session sets
     ``synchronous_commit = on``, so a write is acknowledged only after its commit is durable.
-    Reads are single statements (autocommit), each on its own snapshot.
+    Reads run in autocommit mode: the series is looked up, then its blocks are read by one
+    statement (one snapshot, so a read never sees half of a write).  A connection that the
+    server closed is replaced and the read or the uncommitted transaction run again.
 
 Schema and migrations
     ``tempodb_schema(version, applied_at)`` records the migrations applied; the schema version
@@ -14,8 +16,8 @@ Schema and migrations
     take turns), the store applies the migrations in ``_MIGRATIONS`` that the database lacks, one
     transaction each, and refuses (SchemaTooNew) a database whose version is newer than this code.
 
-Tables (schema version 1); every primary and unique key starts with the database id ``db``, and
-the keys of the tables owned by a series hold the series ``sid`` too.
+Tables (schema version 1); every primary and unique key of the tables below ``databases`` starts
+with the database id ``db``, and those of the tables owned by a series hold its ``sid`` too.
     ``databases(id, key, secret_hash, name, admin)``
         One row per API key (``id`` from a sequence, never reused); secrets only as hashes.
     ``series(db, sid, id, key, name, tags, attributes)``
@@ -33,12 +35,27 @@ the keys of the tables owned by a series hold the series ``sid`` too.
         (``STORAGE EXTERNAL``): they do not compress, and reading them is then a plain copy.
 
 Why blocks
-    Measured with ``bench/pg_layout.py`` on PostgreSQL 15 (2 cores, fsync on), 10 series x
-    100,000 minute points, a row per point (primary key db+sid+ts, binary COPY) against these
-    blocks: ingest 0.60M against 3.9M points/s; a raw read of 14,400 points 5.6 ms against
-    0.55 ms; reading a year of one series for an hourly or daily rollup 180 ms against 6.7 ms;
-    84 bytes per point against 12.6.  Single-point increments cost a block rewrite: 1,900/s
-    against 2,300/s for rows (both mostly the commit).
+    Measured with ``bench/pg_layout.py`` (PostgreSQL 15, 2 cores, fsync on; 10 series x 100,000
+    minute points), a row per point (primary key db+sid+ts, loaded with binary COPY, read with
+    binary COPY into numpy) against blocks of 998 points:
+
+    ============================================ ============ =============
+    measure                                      rows         blocks
+    ============================================ ============ =============
+    ingest, 10,000-point transactions            0.56M pts/s  3.1M pts/s
+    raw read of 14,400 points                    13 ms        1.0 ms
+    hourly rollup input, 30 days (43,200 pts)    40 ms        1.8 ms
+    (the same hourly means by GROUP BY in SQL)   9.2 ms
+    daily rollup input, 100,000 points           83 ms        3.3 ms
+    bytes per point, indexes and TOAST included  109          12.8
+    single-point increments/s, 1 thread          3,600        940
+    single-point increments/s, 8 threads         4,600        1,250
+    ============================================ ============ =============
+
+    Blocks win everything but single-point increments, which rewrite a block (a handful of
+    round trips and the block's 12 KB, against one upsert of a row).  998 points make a full
+    block's blobs fill whole TOAST chunks: 1,024 points cost 16.9 bytes a point, 4,096 cost
+    15.2, and TOAST's compression gains nothing on them.
 
 Concurrency
     A write, an increment, a range delete or a series update locks the rows of the series it
@@ -71,13 +88,16 @@ Running on Citus
       and the filter subqueries join colocated tables on that same value: router queries, each
       answered by one shard, including the ``INSERT ... ON CONFLICT`` and ``FOR UPDATE``;
     * every statement on ``block`` but two says ``sid = <value>``, with subqueries on the same
-      table and the same value only (never a join with ``series``): router queries too.  The
-      two exceptions delete the blocks of several series (``sid = ANY(...)``) or of a whole
-      database (``db = <value>``): multi-shard DELETEs, which Citus runs on every shard in one
-      distributed transaction;
-    * the series lock is a row lock (``FOR UPDATE``) taken on the shard of the series, not an
-      advisory lock, so it holds whichever node a server is connected to; the advisory lock of
-      the migrations only needs the coordinator;
+      table and the same value only (never a join with ``series``): router queries too, and so
+      is the write's ``WITH run AS (DELETE ... RETURNING) SELECT ...``, a data-modifying CTE
+      over the blocks of one series.  The two exceptions delete the blocks of several series
+      (``sid = ANY(...)``) or of a whole database (``db = <value>``): multi-shard DELETEs, which
+      Citus runs on every shard in one distributed transaction;
+    * ``databases`` is read by key and changed by single-row statements, which Citus applies
+      to every copy of a reference table in the same transaction;
+    * the series lock is a row lock (``FOR UPDATE``) on the series' row, in the metadata shard
+      of its database, not an advisory lock, so it holds whichever node a server is connected
+      to; the advisory lock of the migrations only needs the coordinator;
     * a write touches the shard of the database's metadata and the shards of its series'
       blocks: Citus commits such a transaction on all of them with two-phase commit, so a
       request is still all or nothing;
@@ -247,13 +267,28 @@ def _record(row: Sequence[Any]) -> SeriesRecord:
     )
 
 
+def _storable(*texts: str) -> bool:
+    """PostgreSQL text holds no NUL character: a value with one matches nothing stored."""
+    return not any("\0" in text for text in texts)
+
+
+def _check_storable(texts: Iterable[str]) -> None:
+    for text in texts:
+        if "\0" in text:
+            raise ValueError(f"PostgreSQL cannot store a NUL character, as in {text!r}")
+
+
 def _lookup(conn: _Conn, db: int, field: SeriesField, value: str, *, lock: bool = False) -> Any:
     if field not in _LOOKUP:
         raise ValueError(f"a series is looked up by 'id' or 'key', not {field!r}")
+    if not _storable(value):
+        return None
     return conn.execute(_LOOKUP[field] + (" FOR UPDATE" if lock else ""), (db, value)).fetchone()
 
 
 def _sid(conn: _Conn, db: int, series_id: str, *, lock: bool = False) -> int | None:
+    if not _storable(series_id):
+        return None
     row = conn.execute(
         "SELECT sid FROM series WHERE db = %s AND id = %s" + (" FOR UPDATE" if lock else ""),
         (db, series_id),
@@ -267,16 +302,19 @@ def _filter_sql(db: int, flt: SeriesFilter) -> tuple[str, list[object]]:
     params: list[object] = [db]
     if flt.ids or flt.keys:
         where.append("(s.id = ANY(%s::text[]) OR s.key = ANY(%s::text[]))")
-        params += [list(flt.ids), list(flt.keys)]
-    for tag in normalize_tags(flt.tags):
+        params += [[i for i in flt.ids if _storable(i)], [k for k in flt.keys if _storable(k)]]
+    if not _storable(*flt.tags, *flt.attributes):
+        where.append("false")
+    for tag in normalize_tags(t for t in flt.tags if _storable(t)):
         where.append("s.sid IN (SELECT sid FROM series_tag WHERE db = %s AND tag = %s)")
         params += [db, tag]
     for name, values in flt.attributes.items():
-        where.append(
-            "s.sid IN (SELECT sid FROM series_attr WHERE db = %s AND name = %s "
-            "AND value = ANY(%s::text[]))"
-        )
-        params += [db, name, list(values)]
+        if _storable(name):
+            where.append(
+                "s.sid IN (SELECT sid FROM series_attr WHERE db = %s AND name = %s "
+                "AND value = ANY(%s::text[]))"
+            )
+            params += [db, name, [v for v in values if _storable(v)]]
     return " AND ".join(where), params
 
 
@@ -317,6 +355,7 @@ def _insert_series(
     that commits while this waits)."""
     tags = normalize_tags(tags)
     attrs = dict(attributes or {})
+    _check_storable([series_id, key, name, *tags, *attrs, *attrs.values()])
     try:
         row = conn.execute(
             "INSERT INTO series (db, id, key, name, tags, attributes) "
@@ -484,11 +523,14 @@ class PostgresStore(Store):
 
     def authenticate(self, key: str, secret: str) -> Database | None:
         """The database of ``key`` if ``secret`` is right, else None."""
-        row = self._read(
-            lambda conn: conn.execute(
-                "SELECT id, key, name, admin, secret_hash FROM databases WHERE key = %s", (key,)
-            ).fetchone()
-        )
+        row = None
+        if _storable(key):
+            row = self._read(
+                lambda conn: conn.execute(
+                    "SELECT id, key, name, admin, secret_hash FROM databases WHERE key = %s",
+                    (key,),
+                ).fetchone()
+            )
         if row is None:
             verify_secret(secret, _DUMMY_HASH)
             return None
@@ -507,6 +549,9 @@ class PostgresStore(Store):
 
     def delete_database(self, key: str) -> bool:
         """Delete a database with its series and points; False if the key is unknown."""
+
+        if not _storable(key):
+            return False
 
         def op(conn: _Conn) -> bool:
             row = conn.execute(
@@ -575,6 +620,8 @@ class PostgresStore(Store):
             row = _lookup(conn, db, "id", series_id, lock=True)
             if row is None:
                 return None
+            attrs = dict(attributes or {})
+            _check_storable([name or "", *(tags or ()), *attrs, *attrs.values()])
             sid, old = int(row[0]), _record(row)
             new = SeriesRecord(
                 id=old.id,
