@@ -76,13 +76,15 @@ Running on Citus
         SELECT create_distributed_table('series_attr', 'db', colocate_with => 'series');
         SELECT create_distributed_table('block', 'sid');
 
-    ``tempodb_schema`` stays a local table of the coordinator; later migrations are DDL on
-    these tables, which Citus propagates to the shards.  ``databases`` is small and read on
-    every authentication: a reference table, copied to every node.  A database's series
-    metadata lives on one shard (distributed by ``db``, the three tables colocated), while the
-    points, which are the bulk of the data, are spread by series (``block`` distributed by
-    ``sid``), so one large database still uses every node.  Every primary and unique key holds
-    its table's distribution column, as Citus requires, and the statements stay simple:
+    ``tempodb_schema`` stays a local table of the coordinator, where the servers connect; Citus
+    propagates a later migration's DDL on these tables to their shards (a table that a later
+    migration adds is to be distributed the same way, on its ``db`` or ``sid``).
+    ``databases`` is small and read on every authentication: a reference table, copied to every
+    node.  A database's series metadata lives on one shard (distributed by ``db``, the three
+    tables colocated), while the points, which are the bulk of the data, are spread by series
+    (``block`` distributed by ``sid``), so one large database still uses every node.  Every
+    primary and unique key holds its table's distribution column, as Citus requires, and the
+    statements stay simple (Citus runs ``FOR UPDATE`` in single-shard queries only):
 
     * every statement on ``series``, ``series_tag`` and ``series_attr`` says ``db = <value>``,
       and the filter subqueries join colocated tables on that same value: router queries, each
