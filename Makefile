@@ -20,6 +20,7 @@ demo: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests examples scripts bench
+	$(VENV)/bin/ruff format --check src tests examples scripts bench
 	$(VENV)/bin/mypy
 
 test: install lint

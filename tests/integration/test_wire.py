@@ -265,6 +265,10 @@ def test_status_codes(raw: Raw, server: Any) -> None:
         ("GET", "/v1/single/", None),
         ("PUT", "/v1/series/key/k/", {"tags": "notalist"}),
         ("PUT", "/v1/series/key/k/", [1]),
+        ("PUT", "/v1/series/key/k/", {"name": "nul\u0000name"}),
+        ("PUT", "/v1/series/key/k/", {"tags": ["a\u0000"]}),
+        ("PUT", "/v1/series/key/k/", {"attributes": {"a": "b\u0000"}}),
+        ("POST", "/v1/series/", {"key": "other", "attributes": {"a\u0000": "b"}}),
     ],
 )
 def test_bad_input_is_400_and_writes_nothing(raw: Raw, method: str, path: str, body: Any) -> None:

@@ -306,12 +306,19 @@ def parse_multi(body: Any) -> MultiBatch:
 # -- series metadata in request bodies -------------------------------------------------------
 
 
+def _text(value: str, what: str) -> str:
+    """Metadata text: any string without NUL characters (no backend can store them)."""
+    if "\x00" in value:
+        raise bad_request(f"{what} must not contain NUL characters")
+    return value
+
+
 def parse_tags(value: Any) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(t, str) and t for t in value):
         raise bad_request("tags must be a list of non-empty strings")
-    return value
+    return [_text(tag, "tags") for tag in value]
 
 
 def parse_attributes(value: Any) -> dict[str, str]:
@@ -325,11 +332,12 @@ def parse_attributes(value: Any) -> dict[str, str]:
         if not name:
             raise bad_request("attribute names must be non-empty")
         if isinstance(item, bool):
-            result[name] = "true" if item else "false"
+            text = "true" if item else "false"
         elif isinstance(item, str | int | float):
-            result[name] = str(item)
+            text = str(item)
         else:
             raise bad_request(f"attribute {name!r} must be a string")
+        result[_text(name, "attribute names")] = _text(text, "attribute values")
     return result
 
 
@@ -338,7 +346,7 @@ def parse_name(value: Any) -> str:
         return ""
     if not isinstance(value, str):
         raise bad_request("name must be a string")
-    return value
+    return _text(value, "name")
 
 
 # -- responses -------------------------------------------------------------------------------

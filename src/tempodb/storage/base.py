@@ -132,9 +132,7 @@ class Points:
 
     @staticmethod
     def empty() -> Points:
-        return Points(
-            np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.bool_)
-        )
+        return Points(np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.bool_))
 
     def value_at(self, index: int) -> int | float:
         """The value at ``index`` as the Python type it was written with."""
