@@ -20,7 +20,7 @@ import pytest
 from pg import Cluster
 from serverproc import ServerProcess, create_key, tempodb_command
 from tempodb import AuthenticationError, Client, DataPoint, NotFoundError
-from tempodb.cli import describe_store
+from tempodb.cli.stores import describe_store
 
 pytestmark = pytest.mark.postgres
 

@@ -1,0 +1,47 @@
+"""The ``tempodb`` command: a thin layer over the library.
+
+::
+
+    tempodb serve --data DIR [--host 127.0.0.1] [--port 4242] [--tls-cert F --tls-key F]
+    tempodb keys create --data DIR [--name NAME] [--json] [--admin]
+    tempodb keys list --data DIR [--json]
+    tempodb keys delete KEY --data DIR
+
+Every command takes ``--database-url postgresql://USER@HOST:PORT/DB`` instead of ``--data``
+to use PostgreSQL (``pip install 'tempodb[postgres]'``).  Each group of commands lives in its
+own module with a ``register(subparsers)`` function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from tempodb.cli import keys, serve
+
+COMMAND_MODULES = (serve, keys)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tempodb", description="The TempoDB v1 server and its administration."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for module in COMMAND_MODULES:
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""``tempodb serve``: run the v1 API in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from tempodb.cli.stores import add_store_arguments, describe_store, open_store
+
+
+def register(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="run the v1 API server in the foreground")
+    add_store_arguments(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=4242, help="port (default 4242; 0 = any)")
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate")
+    serve.add_argument("--tls-key", metavar="FILE", help="private key of --tls-cert")
+    serve.add_argument(
+        "--auto-tag",
+        action="store_true",
+        help="tag new series with the dotted components of their key",
+    )
+    serve.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=64.0,
+        help="largest request body accepted, in MB (default 64)",
+    )
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """Stops cleanly on SIGINT/SIGTERM and exits 0 (uvicorn re-raises the signal)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self.handle_exit)
+            yield
+
+    from tempodb.server.app import TempoDBApp
+    from tempodb.server.context import Options
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("tempodb: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    store = open_store(args)
+    app = TempoDBApp(
+        store,
+        options=Options(auto_tag=args.auto_tag),
+        max_body=int(args.max_body_mb * 1024 * 1024),
+    )
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.set_inheritable(True)
+    port = sock.getsockname()[1]
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    config = uvicorn.Config(
+        app,
+        loop=loop,
+        http="httptools",
+        lifespan="on",
+        access_log=args.access_log,
+        log_level="info",
+        server_header=False,
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
+        timeout_keep_alive=75,
+        timeout_graceful_shutdown=10,
+    )
+    scheme = "https" if args.tls_cert else "http"
+    print(
+        f"tempodb: serving {scheme}://{args.host}:{port}/v1/ ({describe_store(args)})", flush=True
+    )
+    GracefulServer(config).run(sockets=[sock])
+    return 0

@@ -1,0 +1,51 @@
+"""Choosing the store from the command line: ``--data DIR`` or ``--database-url URL``."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import urllib.parse
+
+from tempodb.storage.base import StorageError, Store
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--data", metavar="DIR", help="data folder of the embedded store")
+    group.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="PostgreSQL database, e.g. postgresql://USER@HOST:PORT/DB (a password may come "
+        "from PGPASSWORD or ~/.pgpass); several servers may share it",
+    )
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    if args.database_url is not None:
+        try:
+            from tempodb.storage.postgres import PostgresStore
+        except ImportError as exc:
+            raise SystemExit(
+                f"tempodb: --database-url needs the PostgreSQL driver ({exc}): "
+                "pip install 'tempodb[postgres]'"
+            ) from None
+        try:
+            return PostgresStore(args.database_url)
+        except StorageError as exc:
+            raise SystemExit(f"tempodb: {exc}") from None
+    from tempodb.storage.sqlite import SQLiteStore
+
+    return SQLiteStore(args.data)
+
+
+def describe_store(args: argparse.Namespace) -> str:
+    """The store for humans: the data folder, or the database URL without its password."""
+    if args.database_url is None:
+        return f"data: {args.data}"
+    url = args.database_url
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme and parts.password is not None:
+        user, _, host = parts.netloc.rpartition("@")
+        url = parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}").geturl()
+    url = re.sub(r"(password\s*=\s*)('[^']*'|[^&\s]*)", r"\1***", url, flags=re.IGNORECASE)
+    return f"database: {url}"
