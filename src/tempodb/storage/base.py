@@ -243,6 +243,11 @@ class Store(ABC):
         """The point at ``ts`` (exact), the closest at or before / at or after it, or the
         nearest (ties go to the earlier point); None when there is none."""
 
+    def queue_depth(self) -> int:
+        """Calls waiting for the store right now (writes queued for a writer, or callers
+        waiting for a connection), for the server's metrics; 0 for a backend without a queue."""
+        return 0
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and threads."""
 

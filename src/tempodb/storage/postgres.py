@@ -459,6 +459,10 @@ class PostgresStore(Store):
             self._closed = True
         self._pool.close()
 
+    def queue_depth(self) -> int:
+        """Callers waiting for a pooled connection."""
+        return int(self._pool.get_stats().get("requests_waiting", 0))
+
     # -- connections and transactions ------------------------------------------------------------
 
     def _check_open(self) -> None:

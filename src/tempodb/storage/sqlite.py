@@ -185,6 +185,10 @@ class _Writer:
         self._thread.join()
         self._conn.close()
 
+    def depth(self) -> int:
+        """Calls queued for the writer and not yet taken by it."""
+        return self._queue.qsize()
+
     def _run(self) -> None:
         while True:
             job = self._queue.get()
@@ -491,6 +495,10 @@ class SQLiteStore(Store):
         self._writer.close()
         for reader in readers:
             reader.conn.close()
+
+    def queue_depth(self) -> int:
+        """Write calls waiting for the writer thread."""
+        return self._writer.depth()
 
     # -- connections -----------------------------------------------------------------------------
 
