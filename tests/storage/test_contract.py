@@ -227,6 +227,25 @@ def test_delete_database(store: Store) -> None:
     assert store.find_series(db_fresh.id, SeriesFilter()) == []
 
 
+def test_revoke_database_keeps_the_data(store: Store) -> None:
+    revoked = store.create_database("revoked")
+    kept = store.create_database("kept")
+    database = store.authenticate(revoked.key, revoked.secret)
+    assert database is not None
+    store.write_points(database.id, batch(key("k"), [1, 2], [1, 2]))
+
+    assert store.revoke_database(revoked.key) is True
+    assert store.authenticate(revoked.key, revoked.secret) is None
+    assert store.revoke_database(revoked.key) is True  # already revoked: still revoked
+    assert store.revoke_database("nope") is False
+    assert store.authenticate(kept.key, kept.secret) is not None
+    listed = {d.key: d.revoked for d in store.list_databases()}
+    assert listed == {revoked.key: True, kept.key: False}
+    assert read_all(store, database, series_id(store, database, "k")) == [(1, 1, int), (2, 2, int)]
+    assert store.delete_database(revoked.key) is True
+    assert [d.key for d in store.list_databases()] == [kept.key]
+
+
 def test_databases_are_isolated(store: Store) -> None:
     creds = [store.create_database(n) for n in ("a", "b")]
     dbs = [store.authenticate(c.key, c.secret) for c in creds]

@@ -55,6 +55,10 @@ class SchemaTooNew(StorageError):
     """The data store was written by a newer version of tempodb than this one."""
 
 
+class Overloaded(StorageError):
+    """Too many requests are waiting for the store: nothing was done, try again later."""
+
+
 @dataclass(frozen=True)
 class Database:
     """One database: everything an API key can see."""
@@ -63,6 +67,8 @@ class Database:
     key: str
     name: str
     admin: bool = False
+    #: A revoked key authenticates no more; its data stays until the database is deleted.
+    revoked: bool = False
 
 
 @dataclass(frozen=True)
@@ -169,11 +175,15 @@ class Store(ABC):
 
     @abstractmethod
     def authenticate(self, key: str, secret: str) -> Database | None:
-        """The database of this key if the secret is right, else None."""
+        """The database of this key if the secret is right and the key is not revoked."""
 
     @abstractmethod
     def list_databases(self) -> list[Database]:
-        """Every database, ordered by key."""
+        """Every database, revoked ones included, ordered by key."""
+
+    @abstractmethod
+    def revoke_database(self, key: str) -> bool:
+        """Revoke a key at once, keeping its data; False if the key is unknown."""
 
     @abstractmethod
     def delete_database(self, key: str) -> bool:
@@ -260,8 +270,9 @@ def new_series_id() -> str:
 
 
 def new_credentials() -> Credentials:
-    """A 32-hex API key and a 32-hex secret, as the original service issued them."""
-    return Credentials(key=uuid.uuid4().hex, secret=secrets.token_hex(16))
+    """A 32-hex API key and a 32-hex secret (128 random bits each, from ``secrets``), as the
+    original service issued them."""
+    return Credentials(key=secrets.token_hex(16), secret=secrets.token_hex(16))
 
 
 def hash_secret(secret: str, salt: bytes | None = None) -> str:

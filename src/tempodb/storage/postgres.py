@@ -16,10 +16,11 @@ Schema and migrations
     take turns), the store applies the migrations in ``_MIGRATIONS`` that the database lacks, one
     transaction each, and refuses (SchemaTooNew) a database whose version is newer than this code.
 
-Tables (schema version 1); every primary and unique key of the tables below ``databases`` starts
+Tables (schema version 2); every primary and unique key of the tables below ``databases`` starts
 with the database id ``db``, and those of the tables owned by a series hold its ``sid`` too.
-    ``databases(id, key, secret_hash, name, admin)``
+    ``databases(id, key, secret_hash, name, admin, revoked_at)``
         One row per API key (``id`` from a sequence, never reused); secrets only as hashes.
+        ``revoked_at`` (version 2) is NULL while the key works.
     ``series(db, sid, id, key, name, tags, attributes)``
         Primary key (db, sid); (db, id) and (db, key) are unique.  ``sid`` comes from a sequence,
         so that nothing deleted reappears under a new owner.  ``id`` and ``key`` use the "C"
@@ -110,23 +111,25 @@ Running on Citus
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import numpy as np
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.types.json import Json
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
 from tempodb.storage.base import (
     Credentials,
     Database,
     Direction,
     KeyConflict,
+    Overloaded,
     Points,
     SchemaTooNew,
     SeriesField,
@@ -204,6 +207,7 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE block ALTER COLUMN ts SET STORAGE EXTERNAL, "
         "ALTER COLUMN vals SET STORAGE EXTERNAL",
     ),
+    ("ALTER TABLE databases ADD COLUMN revoked_at timestamptz",),  # 2: key revocation
 )
 
 #: The schema version this code writes.
@@ -394,7 +398,10 @@ class PostgresStore(Store):
         min_size: connections the pool keeps open.
         max_size: the most connections the pool opens.
         block_points: the most points a block holds (tests use small blocks).
-        connect_timeout: seconds to wait for the database when starting.
+        connect_timeout: seconds to wait for the database when starting, and for a free
+            connection of the pool (then Overloaded).
+        max_waiting: the most requests waiting for a connection (0: no limit); one more raises
+            Overloaded at once.
 
     Raises:
         SchemaTooNew: the database was migrated by a newer tempodb.
@@ -414,6 +421,7 @@ class PostgresStore(Store):
         max_size: int = 16,
         block_points: int = BLOCK_POINTS,
         connect_timeout: float = 30.0,
+        max_waiting: int = 0,
     ) -> None:
         if not 1 <= block_points <= _MAX_BLOCK_POINTS:
             raise ValueError(
@@ -440,6 +448,7 @@ class PostgresStore(Store):
             name="tempodb",
             open=False,
             timeout=connect_timeout,
+            max_waiting=max_waiting,
         )
         self._pool.open()
         self._closed = False
@@ -469,6 +478,15 @@ class PostgresStore(Store):
         if self._closed:
             raise StorageError("the store is closed")
 
+    @contextlib.contextmanager
+    def _pooled(self) -> Iterator[_Conn]:
+        """A pooled connection; Overloaded when too many wait or none frees up in time."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (PoolTimeout, TooManyRequests) as exc:
+            raise Overloaded(f"no database connection free: {exc}") from exc
+
     def _read(self, fn: Callable[[_Conn], _T]) -> _T:
         """Run ``fn`` on a pooled connection in autocommit mode (each statement on its own).
 
@@ -477,7 +495,7 @@ class PostgresStore(Store):
         """
         for attempt in range(_ATTEMPTS):
             self._check_open()
-            with self._pool.connection() as conn:
+            with self._pooled() as conn:
                 try:
                     return fn(conn)
                 except psycopg.OperationalError:
@@ -496,7 +514,7 @@ class PostgresStore(Store):
             self._check_open()
             committing = False
             try:
-                with self._pool.connection() as conn:
+                with self._pooled() as conn:
                     try:
                         with conn.transaction():
                             result = fn(conn)
@@ -533,25 +551,43 @@ class PostgresStore(Store):
         if _storable(key):
             row = self._read(
                 lambda conn: conn.execute(
-                    "SELECT id, key, name, admin, secret_hash FROM databases WHERE key = %s",
+                    "SELECT id, key, name, admin, secret_hash, revoked_at FROM databases "
+                    "WHERE key = %s",
                     (key,),
                 ).fetchone()
             )
         if row is None:
             verify_secret(secret, _DUMMY_HASH)
             return None
-        if not verify_secret(secret, row[4]):
+        if not verify_secret(secret, row[4]) or row[5] is not None:
             return None
         return Database(id=row[0], key=row[1], name=row[2], admin=bool(row[3]))
 
     def list_databases(self) -> list[Database]:
-        """Every database, ordered by key."""
+        """Every database, revoked ones included, ordered by key."""
         rows = self._read(
             lambda conn: conn.execute(
-                "SELECT id, key, name, admin FROM databases ORDER BY key"
+                "SELECT id, key, name, admin, revoked_at IS NOT NULL FROM databases ORDER BY key"
             ).fetchall()
         )
-        return [Database(id=r[0], key=r[1], name=r[2], admin=bool(r[3])) for r in rows]
+        return [
+            Database(id=r[0], key=r[1], name=r[2], admin=bool(r[3]), revoked=bool(r[4]))
+            for r in rows
+        ]
+
+    def revoke_database(self, key: str) -> bool:
+        """Revoke ``key``: the next authentication fails on every server; its data stays."""
+        if not _storable(key):
+            return False
+        return self._transaction(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE databases SET revoked_at = coalesce(revoked_at, now()) WHERE key = %s",
+                    (key,),
+                ).rowcount
+                > 0
+            )
+        )
 
     def delete_database(self, key: str) -> bool:
         """Delete a database with its series and points; False if the key is unknown."""

@@ -6,9 +6,10 @@ Files
     opening a file runs the migrations in ``_MIGRATIONS`` that it lacks and refuses (SchemaTooNew)
     a file whose version is newer than this code.
 
-Tables (schema version 1)
-    ``databases(id, key, secret_hash, name, admin)``
+Tables (schema version 2)
+    ``databases(id, key, secret_hash, name, admin, revoked_at)``
         One row per API key.  ``secret_hash`` is ``hash_secret`` output; secrets are never stored.
+        ``revoked_at`` (epoch ms, version 2) is NULL while the key works.
     ``series(sid, db, id, key, name, tags, attributes)``
         ``sid`` is the internal handle of a series.  ``sid`` and ``databases.id`` are
         AUTOINCREMENT, so a number is never reused and nothing deleted can reappear under a new
@@ -32,7 +33,12 @@ Transactions
     commits once, then answers each caller with its own result or exception (a failing call is
     rolled back to its savepoint and does not affect the others).  A call returns only after
     the commit, so whatever is acknowledged is durable.  Readers use one connection per thread
-    and read inside a snapshot transaction, beside the writer (WAL).
+    and read inside a snapshot transaction, beside the writer (WAL).  At most ``max_queue`` calls
+    wait for the writer at once; one more raises ``Overloaded`` without being queued.
+
+Backups
+    ``backup(path)`` copies the database with SQLite's online backup API in one step, inside one
+    read transaction: a consistent snapshot, taken while the writer goes on.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -56,6 +63,7 @@ from tempodb.storage.base import (
     Database,
     Direction,
     KeyConflict,
+    Overloaded,
     Points,
     SchemaTooNew,
     SeriesField,
@@ -81,6 +89,8 @@ __all__ = ["BLOCK_POINTS", "FILE_NAME", "SCHEMA_VERSION", "SQLiteStore"]
 FILE_NAME: Final = "tempodb.sqlite3"
 #: The default number of points per block.
 BLOCK_POINTS: Final = 4096
+#: The default bound of the writer's queue.
+DEFAULT_MAX_QUEUE: Final = 1024
 _MAX_BLOCK_POINTS: Final = 1 << 20
 
 _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -130,6 +140,7 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE UNIQUE INDEX block_by_time ON block (sid, first, last, n)",
     ),
+    ("ALTER TABLE databases ADD COLUMN revoked_at INTEGER",),  # 2: key revocation
 )
 
 #: The schema version this code writes.
@@ -158,22 +169,32 @@ class _Writer:
 
     max_group: Final = 512
 
-    def __init__(self, conn: sqlite3.Connection, name: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, name: str, max_queue: int) -> None:
         self._conn = conn
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._max_queue = max_queue
+        self._slots = threading.BoundedSemaphore(max_queue)
         self._lock = threading.Lock()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``fn`` in the writer's transaction; return once it is committed."""
-        future: Future[_T] = Future()
-        with self._lock:
-            if self._closed:
-                raise StorageError("the store is closed")
-            self._queue.put((fn, future))
-        return future.result()
+        """Run ``fn`` in the writer's transaction; return once it is committed.
+
+        Raises Overloaded (and queues nothing) when ``max_queue`` calls are already waiting.
+        """
+        if not self._slots.acquire(blocking=False):
+            raise Overloaded(f"{self._max_queue} writes are waiting already: try again later")
+        try:
+            future: Future[_T] = Future()
+            with self._lock:
+                if self._closed:
+                    raise StorageError("the store is closed")
+                self._queue.put((fn, future))
+            return future.result()
+        finally:
+            self._slots.release()
 
     def close(self) -> None:
         """Finish the queued requests, stop the thread and close the connection."""
@@ -435,6 +456,7 @@ class SQLiteStore(Store):
     Args:
         data_dir: the folder that holds the database file; created if missing.
         block_points: the most points a block holds (tests use small blocks).
+        max_queue: the most write calls waiting for the writer at once; more raise Overloaded.
 
     Attributes:
         path: the database file.
@@ -450,12 +472,18 @@ class SQLiteStore(Store):
     """
 
     def __init__(
-        self, data_dir: str | os.PathLike[str], *, block_points: int = BLOCK_POINTS
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        block_points: int = BLOCK_POINTS,
+        max_queue: int = DEFAULT_MAX_QUEUE,
     ) -> None:
         if not 1 <= block_points <= _MAX_BLOCK_POINTS:
             raise ValueError(
                 f"block_points must be between 1 and {_MAX_BLOCK_POINTS}, not {block_points!r}"
             )
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1, not {max_queue!r}")
         folder = Path(data_dir)
         if folder.exists() and not folder.is_dir():
             raise StorageError(f"data_dir {str(folder)!r} exists and is not a folder")
@@ -473,7 +501,7 @@ class SQLiteStore(Store):
         except BaseException:
             conn.close()
             raise
-        self._writer = _Writer(conn, f"tempodb-writer:{self.path}")
+        self._writer = _Writer(conn, f"tempodb-writer:{self.path}", max_queue)
         self._local = threading.local()
         self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
         self._readers_lock = threading.Lock()
@@ -555,25 +583,80 @@ class SQLiteStore(Store):
         row = (
             self._reader()
             .execute(
-                "SELECT id, key, name, admin, secret_hash FROM databases WHERE key = ?", (key,)
+                "SELECT id, key, name, admin, secret_hash, revoked_at FROM databases WHERE key = ?",
+                (key,),
             )
             .fetchone()
         )
         if row is None:
             verify_secret(secret, _DUMMY_HASH)
             return None
-        if not verify_secret(secret, row[4]):
+        if not verify_secret(secret, row[4]) or row[5] is not None:
             return None
         return Database(id=row[0], key=row[1], name=row[2], admin=bool(row[3]))
 
     def list_databases(self) -> list[Database]:
-        """Every database, ordered by key."""
+        """Every database, revoked ones included, ordered by key."""
         rows = (
             self._reader()
-            .execute("SELECT id, key, name, admin FROM databases ORDER BY key")
+            .execute(
+                "SELECT id, key, name, admin, revoked_at IS NOT NULL FROM databases ORDER BY key"
+            )
             .fetchall()
         )
-        return [Database(id=r[0], key=r[1], name=r[2], admin=bool(r[3])) for r in rows]
+        return [
+            Database(id=r[0], key=r[1], name=r[2], admin=bool(r[3]), revoked=bool(r[4]))
+            for r in rows
+        ]
+
+    def revoke_database(self, key: str) -> bool:
+        """Revoke ``key``: the next authentication fails; its data stays."""
+        revoked_at = time.time_ns() // 1_000_000
+
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE databases SET revoked_at = coalesce(revoked_at, ?) WHERE key = ?",
+                (revoked_at, key),
+            )
+            return cursor.rowcount > 0
+
+        return self._writer.call(op)
+
+    def backup(self, target: str | os.PathLike[str]) -> None:
+        """Copy the database to the new file ``target``: one consistent snapshot, taken with
+        SQLite's online backup API while writes go on, checked, and flushed to disk.
+
+        Raises:
+            StorageError: ``target`` exists, or the copy fails its check.
+        """
+        target = Path(target)
+        if target.exists():
+            raise StorageError(f"{target} exists already: the backup does not overwrite it")
+        partial = target.with_name(target.name + ".partial")
+        partial.unlink(missing_ok=True)
+        source = self._connect()
+        try:
+            copy = sqlite3.connect(partial, isolation_level=None)
+            try:
+                source.backup(copy)  # all pages in one step: one read transaction
+                check = copy.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise StorageError(f"the backup {target} failed its check: {check}")
+            finally:
+                copy.close()
+            with open(partial, "rb") as written:
+                os.fsync(written.fileno())
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        finally:
+            source.close()
+        folder = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
     def delete_database(self, key: str) -> bool:
         """Delete a database with its series and points; False if the key is unknown."""
