@@ -5,7 +5,9 @@
     tempodb serve --data DIR [--host 127.0.0.1] [--port 4242] [--tls-cert F --tls-key F]
     tempodb keys create --data DIR [--name NAME] [--json] [--admin]
     tempodb keys list --data DIR [--json]
+    tempodb keys revoke KEY --data DIR
     tempodb keys delete KEY --data DIR
+    tempodb backup --data DIR OUT
 
 Every command takes ``--database-url postgresql://USER@HOST:PORT/DB`` instead of ``--data``
 to use PostgreSQL (``pip install 'tempodb[postgres]'``).  Each group of commands lives in its
@@ -19,9 +21,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from tempodb.cli import keys, serve
+from tempodb.cli import backup, keys, serve
 
-COMMAND_MODULES = (serve, keys)
+COMMAND_MODULES = (serve, keys, backup)
 
 
 def build_parser() -> argparse.ArgumentParser:

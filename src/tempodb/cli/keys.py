@@ -1,4 +1,8 @@
-"""``tempodb keys``: create, list and delete API keys (one database each)."""
+"""``tempodb keys``: create, list, revoke and delete API keys (one database each).
+
+``revoke`` stops a key at once (the running servers ask the store on every request) and keeps
+its data, so that it can still be backed up; ``delete`` removes the key and all its data.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,11 @@ def register(commands: Any) -> None:
     listing = key_commands.add_parser("list", help="list the keys")
     add_store_arguments(listing)
     listing.add_argument("--json", action="store_true", help="print JSON lines")
+    revoke = key_commands.add_parser(
+        "revoke", help="stop a key at once, keeping its data (delete removes it)"
+    )
+    add_store_arguments(revoke)
+    revoke.add_argument("key")
     delete = key_commands.add_parser("delete", help="delete a key with all its data")
     add_store_arguments(delete)
     delete.add_argument("key")
@@ -47,9 +56,16 @@ def run(args: argparse.Namespace) -> int:
         elif args.keys_command == "list":
             for db in store.list_databases():
                 if args.json:
-                    print(json.dumps({"key": db.key, "name": db.name, "admin": db.admin}))
+                    entry = {"key": db.key, "name": db.name, "admin": db.admin}
+                    print(json.dumps({**entry, "revoked": db.revoked}))
                 else:
-                    print(f"{db.key}  {'admin  ' if db.admin else ''}{db.name}")
+                    flags = ("admin  " if db.admin else "") + ("revoked  " if db.revoked else "")
+                    print(f"{db.key}  {flags}{db.name}")
+        elif args.keys_command == "revoke":
+            if not store.revoke_database(args.key):
+                print(f"tempodb: no such key: {args.key}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.key}; its data is kept until `tempodb keys delete`")
         elif args.keys_command == "delete":
             if not store.delete_database(args.key):
                 print(f"tempodb: no such key: {args.key}", file=sys.stderr)

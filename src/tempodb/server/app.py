@@ -14,7 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from tempodb.server import openapi
 from tempodb.server.auth import Authenticator
+from tempodb.server.body import read_body
 from tempodb.server.context import Context, Options
 from tempodb.server.http import (
     JSON_TYPE,
@@ -24,8 +26,9 @@ from tempodb.server.http import (
     Response,
     error_response,
 )
+from tempodb.server.limits import Admission, RateLimiter, Ticket, overloaded
 from tempodb.server.routes import API_PREFIX, match, split_path
-from tempodb.storage.base import Store
+from tempodb.storage.base import Overloaded, Store
 
 log = logging.getLogger("tempodb.server")
 
@@ -38,6 +41,10 @@ Send = Callable[[Message], Awaitable[None]]
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 #: Responses smaller than this are not worth compressing.
 GZIP_MIN_SIZE = 1024
+#: Requests in progress at once (reading, waiting for a worker, running); more get 503.
+DEFAULT_MAX_PENDING = 256
+#: Request bodies held in memory at once, in multiples of the body limit; more get 503.
+BUFFERED_BODIES = 4
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,13 @@ class EncodedResponse:
 
 
 class TempoDBApp:
-    """The v1 API over ``store``.  Call :meth:`close` (or let the ASGI lifespan do it)."""
+    """The v1 API over ``store``.  Call :meth:`close` (or let the ASGI lifespan do it).
+
+    ``max_pending`` requests may be in progress at once, holding up to ``BUFFERED_BODIES``
+    times ``max_body`` bytes of bodies; beyond either, 503 with Retry-After (``limits``).
+    ``rate_limit`` (requests a second per key) answers 429 beyond it.  ``auth_ttl`` caches
+    good credentials that long (0: never, so that a revoked key stops working at once).
+    """
 
     def __init__(
         self,
@@ -57,13 +70,17 @@ class TempoDBApp:
         options: Options | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         threads: int = 32,
-        auth_ttl: float = 2.0,
+        auth_ttl: float = 0.0,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        rate_limit: float | None = None,
     ) -> None:
         self.store = store
         self.options = options or Options()
         self.max_body = max_body
         self.auth = Authenticator(store, ttl=auth_ttl)
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="tempodb")
+        self.admission = Admission(max_pending, BUFFERED_BODIES * max_body)
+        self.limiter = RateLimiter(rate_limit) if rate_limit else None
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
@@ -76,22 +93,29 @@ class TempoDBApp:
         if scope["type"] != "http":
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        ticket: Ticket | None = None
         try:
-            body = await self._read_body(receive, headers)
+            ticket = self.admission.admit()
+            body = await read_body(receive, headers, self.max_body, ticket)
         except HTTPError as error:
+            if ticket is not None:
+                ticket.close()
             await _send(send, _encode(error_response(error), gzip_ok=False))
             return
-        loop = asyncio.get_running_loop()
-        response = await loop.run_in_executor(
-            self.executor,
-            self.handle,
-            scope["method"],
-            scope.get("raw_path") or scope["path"].encode(),
-            scope.get("query_string", b""),
-            headers,
-            body,
-        )
-        await _send(send, response)
+        try:
+            loop = asyncio.get_running_loop()
+            response = await loop.run_in_executor(
+                self.executor,
+                self.handle,
+                scope["method"],
+                scope.get("raw_path") or scope["path"].encode(),
+                scope.get("query_string", b""),
+                headers,
+                body,
+            )
+            await _send(send, response)
+        finally:
+            ticket.close()
 
     def handle(
         self,
@@ -107,6 +131,8 @@ class TempoDBApp:
             response = self._dispatch(method, raw_path, query_string, headers, body)
         except HTTPError as error:
             response = error_response(error)
+        except Overloaded as exc:
+            response = error_response(overloaded(str(exc)))
         except Exception:
             log.exception("internal error on %s %s", method, raw_path.decode("utf-8", "replace"))
             response = error_response(HTTPError(500, "Internal server error", "server-error"))
@@ -123,6 +149,8 @@ class TempoDBApp:
         segments = split_path(raw_path)
         if segments == ["healthz"] and method in ("GET", "HEAD"):
             return Response(200, b"ok\n", b"text/plain; charset=utf-8")
+        if segments == [API_PREFIX, "openapi.json"] and method in ("GET", "HEAD"):
+            return Response(200, openapi.document_bytes(), JSON_TYPE)
         route = match(segments[1:]) if segments[:1] == [API_PREFIX] else None
         if route is None:
             raise HTTPError(404, f"Not found: {raw_path.decode('utf-8', 'replace')}", "not-found")
@@ -136,27 +164,10 @@ class TempoDBApp:
                 {"Allow": allowed},
             )
         database = self.auth.authenticate(headers.get("authorization"))
+        if self.limiter is not None:
+            self.limiter.check(database.key)
         request = Request(method, segments, Query.parse(query_string), body, headers)
         return handler(Context(self.store, database, self.options), request, route.params)
-
-    async def _read_body(self, receive: Receive, headers: dict[str, str]) -> bytes:
-        declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body:
-            raise _too_large(self.max_body)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                raise _too_large(self.max_body)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -167,10 +178,6 @@ class TempoDBApp:
                 await asyncio.get_running_loop().run_in_executor(None, self.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-def _too_large(limit: int) -> HTTPError:
-    return HTTPError(413, f"Request body larger than {limit} bytes", "too-large")
 
 
 def _accepts_gzip(header: str) -> bool:

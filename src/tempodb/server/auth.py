@@ -1,7 +1,11 @@
-"""HTTP Basic authentication against the store, with a short-lived cache.
+"""HTTP Basic authentication against the store, with an optional short-lived cache.
 
-The cache keeps a SHA-256 of ``key:secret``, never the secret itself, and forgets every entry
-after ``ttl`` seconds, so that a deleted key stops working on every server within that time.
+Without a cache (``ttl`` 0, what ``tempodb serve`` does) every request asks the store, so a key
+revoked or deleted by another process stops working with the next request.  With ``ttl`` > 0
+the cache keeps a SHA-256 of ``key:secret``, never the secret itself, and forgets every entry
+after ``ttl`` seconds: a revoked key then works on for up to that time.  The store compares
+secrets in constant time (``storage.base.verify_secret``); neither the secret nor the header
+ever appears in a message or a log.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ CHALLENGE = {"WWW-Authenticate": 'Basic realm="TempoDB"'}
 
 
 class Authenticator:
-    def __init__(self, store: Store, ttl: float = 2.0, max_entries: int = 10_000) -> None:
+    def __init__(self, store: Store, ttl: float = 0.0, max_entries: int = 10_000) -> None:
         self.store = store
         self.ttl = ttl
         self.max_entries = max_entries
@@ -29,21 +33,27 @@ class Authenticator:
     def authenticate(self, header: str | None) -> Database:
         """The database of the request's credentials; 401 without any, 403 when wrong."""
         key, secret = parse_basic(header)
+        if self.ttl <= 0:
+            return self._lookup(key, secret)
         token = hashlib.sha256(f"{key}:{secret}".encode()).digest()
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(token)
         if cached is not None and cached[1] > now:
             return cached[0]
-        database = self.store.authenticate(key, secret)
-        if database is None:
-            raise HTTPError(403, "Forbidden: invalid API key or secret", "forbidden")
+        database = self._lookup(key, secret)
         with self._lock:
             if len(self._cache) >= self.max_entries:
                 self._cache = {t: e for t, e in self._cache.items() if e[1] > now}
                 if len(self._cache) >= self.max_entries:
                     self._cache.clear()
             self._cache[token] = (database, now + self.ttl)
+        return database
+
+    def _lookup(self, key: str, secret: str) -> Database:
+        database = self.store.authenticate(key, secret)
+        if database is None:
+            raise HTTPError(403, "Forbidden: invalid API key or secret", "forbidden")
         return database
 
 

@@ -1,0 +1,422 @@
+"""The OpenAPI 3.1 document of the v1 API, built from the route table (``routes.ROUTES``).
+
+Every route and method of ``ROUTES`` must have an entry in ``OPERATIONS``: ``document()``
+raises ``KeyError`` for one that has none, so a new route cannot go undocumented.  The server
+serves the document without credentials at ``GET /v1/openapi.json``.
+
+What the document states, as the server does it (``docs/tempodb-v1-api.md``): errors are plain
+text with the status of §6 and an ``X-TempoDB-Error`` code; an unknown series is ``403`` (not
+404); partly invalid multi writes answer ``207`` with a multistatus; values may be JSON numbers,
+booleans (1/0) or strings that spell a finite number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import orjson
+
+from tempodb import __version__
+from tempodb.server.routes import API_PREFIX, ROUTES
+from tempodb.server.wire import MAX_KEY_LENGTH
+
+JSONObject = dict[str, Any]
+
+#: Series keys and ids in paths and bodies (``wire.KEY_PATTERN``).
+KEY_SCHEMA: JSONObject = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_KEY_LENGTH,
+    "pattern": r"^[a-zA-Z0-9.:;\-_/\\ ]+$",
+}
+TIMESTAMP: JSONObject = {
+    "type": "string",
+    "description": "ISO 8601, e.g. 2012-01-01T00:00:00.000+0000; no offset means UTC",
+    "examples": ["2012-01-01T00:00:00Z"],
+}
+VALUE: JSONObject = {
+    "description": "a number (integers up to 2^53 in magnitude), a boolean (1/0) or a string "
+    "that spells a finite number",
+    "oneOf": [{"type": "number"}, {"type": "boolean"}, {"type": "string"}],
+}
+NUMBER: JSONObject = {"type": "number"}
+
+SCHEMAS: JSONObject = {
+    "Series": {
+        "type": "object",
+        "required": ["id", "key", "name", "tags", "attributes"],
+        "properties": {
+            "id": {"type": "string"},
+            "key": {"type": "string"},
+            "name": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "DataPoint": {
+        "type": "object",
+        "required": ["t", "v"],
+        "properties": {"t": {"type": "string"}, "v": NUMBER},
+    },
+    "Summary": {
+        "type": "object",
+        "description": "over the raw points of the range; {} when there are none",
+        "properties": dict.fromkeys(("sum", "mean", "max", "min", "stddev", "ss", "count"), NUMBER),
+    },
+    "DataSet": {
+        "type": "object",
+        "required": ["series", "start", "end", "data", "rollup", "summary"],
+        "properties": {
+            "series": {"$ref": "#/components/schemas/Series"},
+            "start": {"type": "string"},
+            "end": {"type": "string"},
+            "data": {"type": "array", "items": {"$ref": "#/components/schemas/DataPoint"}},
+            "rollup": {
+                "oneOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "required": ["interval", "function", "tz"],
+                        "properties": {
+                            "interval": {"type": "string"},
+                            "function": {"type": "string"},
+                            "tz": {"type": "string"},
+                        },
+                    },
+                ]
+            },
+            "summary": {"$ref": "#/components/schemas/Summary"},
+        },
+    },
+    "SingleValue": {
+        "type": "object",
+        "required": ["series", "data"],
+        "properties": {
+            "series": {"$ref": "#/components/schemas/Series"},
+            "data": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/DataPoint"}]},
+        },
+    },
+    "DeleteSummary": {
+        "type": "object",
+        "required": ["deleted"],
+        "properties": {"deleted": {"type": "integer", "minimum": 0}},
+    },
+    "Multistatus": {
+        "type": "object",
+        "required": ["multistatus"],
+        "properties": {
+            "multistatus": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["status", "messages"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["200", "422"]},
+                        "messages": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            }
+        },
+    },
+    "NewDatabase": {
+        "type": "object",
+        "required": ["id", "password"],
+        "properties": {"id": {"type": "string"}, "password": {"type": "string"}},
+    },
+    "SeriesIn": {
+        "type": "object",
+        "properties": {
+            "key": KEY_SCHEMA,
+            "name": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            "attributes": {
+                "type": "object",
+                "additionalProperties": {"type": ["string", "number", "boolean"]},
+            },
+        },
+    },
+    "PointIn": {
+        "type": "object",
+        "required": ["v"],
+        "properties": {"t": TIMESTAMP, "v": VALUE},
+    },
+    "BulkIn": {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "t": TIMESTAMP,
+            "data": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["v"],
+                    "properties": {"id": KEY_SCHEMA, "key": KEY_SCHEMA, "v": VALUE},
+                },
+            },
+        },
+    },
+    "MultiIn": {
+        "type": "object",
+        "properties": {"t": TIMESTAMP, "id": KEY_SCHEMA, "key": KEY_SCHEMA, "v": VALUE},
+    },
+    "DatabaseIn": {"type": "object", "properties": {"name": {"type": "string"}}},
+}
+
+
+def _ref(name: str) -> JSONObject:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _query(name: str, schema: JSONObject, description: str, required: bool = False) -> JSONObject:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": schema,
+    }
+
+
+_STRING: JSONObject = {"type": "string"}
+_STRINGS: JSONObject = {"type": "array", "items": {"type": "string"}}
+PARAMETERS: dict[str, JSONObject] = {
+    "field": {
+        "name": "field",
+        "in": "path",
+        "required": True,
+        "description": "address the series by its id or by its key",
+        "schema": {"type": "string", "enum": ["id", "key"]},
+    },
+    "value": {
+        "name": "value",
+        "in": "path",
+        "required": True,
+        "description": "the id or key, percent-encoded (%2F for a slash)",
+        "schema": KEY_SCHEMA,
+    },
+    "start": _query("start", TIMESTAMP, "start of the range (inclusive)", True),
+    "end": _query("end", TIMESTAMP, "end of the range (exclusive)", True),
+    "interval": _query("interval", _STRING, "rollup interval: 1hour, PT6H, raw, ..."),
+    "function": _query("function", _STRING, "rollup function: mean, sum, max, min, count, ..."),
+    "tz": _query("tz", _STRING, "time zone of buckets and timestamps: UTC, America/Chicago"),
+    "ts": _query("ts", TIMESTAMP, "the timestamp to look at", True),
+    "direction": _query(
+        "direction",
+        {"type": "string", "enum": ["exact", "before", "after", "nearest"]},
+        "which point to take around ts",
+    ),
+    "id": _query("id", _STRINGS, "series ids (any of)"),
+    "key": _query("key", _STRINGS, "series keys (any of)"),
+    "tag": _query("tag", _STRINGS, "tags (all of)"),
+    "attr": {
+        "name": "attr",
+        "in": "query",
+        "style": "deepObject",
+        "explode": True,
+        "description": "attr[NAME]=VALUE: attributes (all of)",
+        "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+    "allow_truncation": _query(
+        "allow_truncation",
+        {"type": "string", "enum": ["true", "false"]},
+        "true: delete every series when no filter is given",
+    ),
+}
+FILTERS = ("id", "key", "tag", "attr")
+
+_ERROR_TEXT: JSONObject = {"text/plain": {"schema": {"type": "string", "minLength": 1}}}
+_ERROR_HEADERS: JSONObject = {
+    "X-TempoDB-Error": {"description": "the error code", "schema": {"type": "string"}}
+}
+_RETRY_HEADERS: JSONObject = {
+    **_ERROR_HEADERS,
+    "Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}},
+}
+ERRORS: dict[str, str] = {
+    "400": "invalid request (nothing was written)",
+    "401": "no credentials",
+    "403": "wrong credentials, or the series does not exist",
+    "404": "unknown route",
+    "409": "a series with this key exists already",
+    "413": "request body too large",
+    "415": "unsupported Content-Encoding",
+    "429": "rate limit of this key reached",
+    "503": "server busy (nothing was done)",
+}
+#: Errors of every route: the others are added where they can happen.
+COMMON_ERRORS = ("400", "401", "403", "404", "429", "503")
+BODY_ERRORS = ("413", "415")
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    parameters: tuple[str, ...] = ()
+    body: JSONObject | None = None
+    response: JSONObject | None = None  # the 200 JSON body; None: an empty 200
+    extra: tuple[str, ...] = ()  # statuses beyond COMMON_ERRORS (and BODY_ERRORS with a body)
+
+
+def _array(schema: JSONObject) -> JSONObject:
+    return {"type": "array", "items": schema}
+
+
+_READ = ("start", "end", "interval", "function", "tz")
+_SINGLE = ("ts", "direction", "tz")
+_ONE = ("field", "value")
+
+#: (route pattern, method) -> what it does.
+OPERATIONS: dict[tuple[tuple[str, ...], str], Operation] = {
+    (("series",), "GET"): Operation("List series", FILTERS, None, _array(_ref("Series"))),
+    (("series",), "POST"): Operation(
+        "Create a series", (), _ref("SeriesIn"), _ref("Series"), ("409",)
+    ),
+    (("series",), "DELETE"): Operation(
+        "Delete series", (*FILTERS, "allow_truncation"), None, _ref("DeleteSummary")
+    ),
+    (("series", "{field}", "{value}"), "GET"): Operation(
+        "Get a series", _ONE, None, _ref("Series")
+    ),
+    (("series", "{field}", "{value}"), "PUT"): Operation(
+        "Update a series (name, tags, attributes)", _ONE, _ref("SeriesIn"), _ref("Series")
+    ),
+    (("series", "{field}", "{value}", "data"), "GET"): Operation(
+        "Read a series", (*_ONE, *_READ), None, _ref("DataSet")
+    ),
+    (("series", "{field}", "{value}", "data"), "POST"): Operation(
+        "Write points to a series (created when missing)",
+        _ONE,
+        _array(_ref("PointIn")),
+        None,
+        ("409",),
+    ),
+    (("series", "{field}", "{value}", "data"), "DELETE"): Operation(
+        "Delete the points of [start, end)", (*_ONE, "start", "end")
+    ),
+    (("series", "{field}", "{value}", "increment"), "POST"): Operation(
+        "Add to the points of a series", _ONE, _array(_ref("PointIn")), None, ("409",)
+    ),
+    (("series", "{field}", "{value}", "single"), "GET"): Operation(
+        "One value of a series", (*_ONE, *_SINGLE), None, _ref("SingleValue")
+    ),
+    (("data",), "GET"): Operation(
+        "Read the matching series", (*_READ, *FILTERS), None, _array(_ref("DataSet"))
+    ),
+    (("data",), "POST"): Operation(
+        "Write one timestamp to several series", (), _ref("BulkIn"), None, ("409",)
+    ),
+    (("increment",), "POST"): Operation(
+        "Add at one timestamp to several series", (), _ref("BulkIn"), None, ("409",)
+    ),
+    (("multi",), "POST"): Operation(
+        "Write points to several series", (), _array(_ref("MultiIn")), None, ("207", "409")
+    ),
+    (("multi", "increment"), "POST"): Operation(
+        "Add to points of several series", (), _array(_ref("MultiIn")), None, ("207", "409")
+    ),
+    (("single",), "GET"): Operation(
+        "One value of each matching series", (*_SINGLE, *FILTERS), None, _array(_ref("SingleValue"))
+    ),
+    (("database",), "POST"): Operation(
+        "Create a database (administrator keys only)",
+        (),
+        _ref("DatabaseIn"),
+        _ref("NewDatabase"),
+    ),
+}
+
+
+def path_of(pattern: tuple[str, ...]) -> str:
+    """``("series", "{field}", "{value}")`` -> ``/v1/series/{field}/{value}/``."""
+    return f"/{API_PREFIX}/{'/'.join(pattern)}/"
+
+
+def _responses(operation: Operation) -> JSONObject:
+    responses: JSONObject = {}
+    if operation.response is None:
+        responses["200"] = {"description": "done (empty body)"}
+    else:
+        responses["200"] = {
+            "description": "OK",
+            "content": {"application/json": {"schema": operation.response}},
+        }
+    statuses = [*COMMON_ERRORS, *operation.extra]
+    if operation.body is not None:
+        statuses += BODY_ERRORS
+    for status in sorted(set(statuses)):
+        if status == "207":
+            responses[status] = {
+                "description": "some elements were invalid; the valid ones were written",
+                "content": {"application/json": {"schema": _ref("Multistatus")}},
+            }
+            continue
+        retry = status in ("429", "503")
+        responses[status] = {
+            "description": ERRORS[status],
+            "headers": _RETRY_HEADERS if retry else _ERROR_HEADERS,
+            "content": _ERROR_TEXT,
+        }
+    return responses
+
+
+def _operation(pattern: tuple[str, ...], method: str, operation: Operation) -> JSONObject:
+    result: JSONObject = {
+        "operationId": f"{method.lower()}_{'_'.join(p.strip('{}') for p in pattern)}",
+        "summary": operation.summary,
+        "parameters": [PARAMETERS[name] for name in operation.parameters],
+        "responses": _responses(operation),
+    }
+    if operation.body is not None:
+        result["requestBody"] = {
+            "required": False,
+            "content": {"application/json": {"schema": operation.body}},
+        }
+    return result
+
+
+@cache
+def document() -> JSONObject:
+    """The OpenAPI document; KeyError names a route of ``ROUTES`` that ``OPERATIONS`` lacks."""
+    paths: JSONObject = {}
+    for pattern, methods in ROUTES:
+        item = paths.setdefault(path_of(pattern), {})
+        for method in methods:
+            item[method.lower()] = _operation(pattern, method, OPERATIONS[(pattern, method)])
+    paths[f"/{API_PREFIX}/openapi.json"] = {
+        "get": {
+            "operationId": "get_openapi",
+            "summary": "This document",
+            "security": [],
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": {}}}}
+            },
+        }
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "TempoDB v1",
+            "version": __version__,
+            "description": "The TempoDB v1 time-series API (docs/tempodb-v1-api.md).",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"basic": []}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "basic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "the API key as user name, its secret as password",
+                }
+            },
+        },
+    }
+
+
+@cache
+def document_bytes() -> bytes:
+    return orjson.dumps(document())
