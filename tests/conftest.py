@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,23 @@ import pytest
 from pg import Cluster
 from serverproc import ServerProcess, create_key, data_args
 from tempodb import Client
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tempodb", "tempodb reliability tests")
+    group.addoption(
+        "--cycles",
+        type=int,
+        default=20,
+        help="SIGKILL/restart cycles of the crash test (tests/reliability/test_crash.py)",
+    )
+    group.addoption(
+        "--api-fuzz-examples",
+        type=int,
+        default=int(os.environ.get("TEMPODB_API_FUZZ_EXAMPLES", "0")) or None,
+        help="schemathesis examples per API operation (default: a short run; also "
+        "TEMPODB_API_FUZZ_EXAMPLES)",
+    )
 
 
 @dataclass

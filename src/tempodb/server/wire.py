@@ -118,7 +118,8 @@ def _fast_values(raw: Sequence[object]) -> tuple[Float64Array, BoolArray] | None
         is_int = np.ones(len(raw), np.bool_)
     else:
         is_int = np.fromiter((type(v) is int for v in raw), np.bool_, len(raw))
-    if is_int.any() and float(np.abs(values[is_int]).max()) > MAX_EXACT_INT:
+    # 2**53 + 1 rounds to 2**53 as a float64: near the bound, decide on the integers.
+    if is_int.any() and float(np.abs(values[is_int]).max()) >= MAX_EXACT_INT:
         return None
     return values, is_int
 
