@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+UI_VENDOR := src/tempodb/server/ui/vendor/VERSION
 
 .PHONY: install demo test lint bench clean
 
@@ -13,7 +14,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The explorer's chart library, fetched from the npm registry at the version pinned in the script.
+$(UI_VENDOR): scripts/build-ui-assets.sh
+	bash scripts/build-ui-assets.sh
+
+install: $(STAMP) $(UI_VENDOR)
 
 demo: install
 	$(PY) scripts/demo.py
@@ -25,10 +30,12 @@ lint: install
 
 test: install lint
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-chromium.sh
 	$(VENV)/bin/pytest -q
 
 bench: install
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/*.egg-info \
+		src/tempodb/server/ui/vendor

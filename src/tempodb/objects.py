@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tempodb.timeutil import from_wire, to_wire
+
+if TYPE_CHECKING:
+    import pandas
 
 Value = int | float
 JSONDict = dict[str, Any]
@@ -131,7 +134,11 @@ class Summary:
 
 
 class DataSet:
-    """The points of one series in ``[start, end)``, with the series and a summary."""
+    """The points of one series in ``[start, end)``, with the series and a summary.
+
+    ``tz`` is the zone the read asked for (``"UTC"`` by default); :meth:`to_series` and
+    :meth:`to_dataframe` index the points in it.
+    """
 
     def __init__(
         self,
@@ -140,15 +147,18 @@ class DataSet:
         end: datetime.datetime,
         data: list[DataPoint] | None = None,
         summary: Summary | None = None,
+        *,
+        tz: str | None = None,
     ) -> None:
         self.series = series
         self.start = start
         self.end = end
         self.data: list[DataPoint] = data if data is not None else []
         self.summary = summary
+        self.tz = tz
 
     @staticmethod
-    def from_json(json: Mapping[str, Any]) -> DataSet:
+    def from_json(json: Mapping[str, Any], *, tz: str | None = None) -> DataSet:
         summary = json.get("summary")
         return DataSet(
             Series.from_json(json.get("series") or {}),
@@ -156,7 +166,29 @@ class DataSet:
             from_wire(json["end"]),
             [DataPoint(from_wire(p["t"]), p["v"]) for p in json.get("data") or ()],
             Summary.from_json(summary) if summary is not None else None,
+            tz=tz,
         )
+
+    def to_series(self) -> pandas.Series[Any]:
+        """The points as a pandas Series named by the series key, on a time-zone aware
+        DatetimeIndex in the read's zone (int64 values when every value is an integer,
+        else float64).  Needs ``pip install 'tempodb[pandas]'``.
+
+        >>> client.read_key("k", start, end, tz="America/Chicago").to_series()
+        time
+        2012-01-01 00:00:00-06:00    1.5
+        Name: k, dtype: float64
+        """
+        from tempodb.frames import dataset_to_series
+
+        return dataset_to_series(self)
+
+    def to_dataframe(self) -> pandas.DataFrame:
+        """The points as a one-column DataFrame (the column is the series key); see
+        :meth:`to_series`."""
+        from tempodb.frames import dataset_to_frame
+
+        return dataset_to_frame(self)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DataSet):

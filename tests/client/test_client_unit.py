@@ -25,8 +25,8 @@ from tempodb import (
     Summary,
     TempoDBApiException,
 )
-from tempodb.client import _filter_params, _point_json, _segment
 from tempodb.errors import SERIES_NOT_FOUND, error_for_response
+from tempodb.protocol import filter_params, point_json, segment
 
 UTC = datetime.UTC
 
@@ -48,7 +48,9 @@ def test_port_appears_only_when_not_the_default(
     assert Client("k", "s", host, port, secure).base_url == url
 
 
-def test_defaults_of_the_original_client() -> None:
+def test_defaults_of_the_original_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TEMPODB_HOST", "TEMPODB_PORT", "TEMPODB_SECURE"):
+        monkeypatch.delenv(name, raising=False)
     client = Client("key", "secret")
     assert client.base_url == "https://api.tempo-db.com/v1"
     assert (client.host, client.port, client.secure) == ("api.tempo-db.com", 443, True)
@@ -60,7 +62,9 @@ def test_public_names() -> None:
         for name, value in vars(tempodb).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
-    assert set(tempodb.__all__) - {"__version__"} == public
+    lazy = set(tempodb._LAZY)  # imported on first use (optional dependencies)
+    assert set(tempodb.__all__) - {"__version__"} == public | lazy
+    assert set(tempodb.__all__) <= set(dir(tempodb))
     for name in tempodb.__all__:
         assert hasattr(tempodb, name)
 
@@ -69,7 +73,7 @@ def test_the_client_never_loads_the_server() -> None:
     code = (
         "import sys, tempodb, tempodb.client\n"
         "bad = [m for m in sys.modules if m.startswith(('tempodb.server', 'tempodb.storage',"
-        " 'numpy', 'uvicorn'))]\n"
+        " 'numpy', 'uvicorn', 'pandas', 'httpx', 'tempodb.frames', 'tempodb.async_client'))]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -88,7 +92,7 @@ def test_keys_are_checked_before_sending() -> None:
 
 
 def test_query_encoding() -> None:
-    params = _filter_params(["a", "b"], "single-key", ["t1", "t2"], {"attr 1": "v 1"})
+    params = filter_params(["a", "b"], "single-key", ["t1", "t2"], {"attr 1": "v 1"})
     assert params == [
         ("id", "a"),
         ("id", "b"),
@@ -97,22 +101,22 @@ def test_query_encoding() -> None:
         ("tag", "t2"),
         ("attr[attr 1]", "v 1"),
     ]
-    assert _filter_params(None, [], None, {}) == []
+    assert filter_params(None, [], None, {}) == []
 
 
 def test_path_segments_encode_everything_but_unreserved() -> None:
-    assert _segment("ke:y/1") == "ke%3Ay%2F1"
-    assert _segment("a b\\c;d.e-f_g") == "a%20b%5Cc%3Bd.e-f_g"
-    assert (_segment("."), _segment("..")) == ("%2E", "%2E%2E")
+    assert segment("ke:y/1") == "ke%3Ay%2F1"
+    assert segment("a b\\c;d.e-f_g") == "a%20b%5Cc%3Bd.e-f_g"
+    assert (segment("."), segment("..")) == ("%2E", "%2E%2E")
 
 
 def test_points_may_be_datapoints_dicts_or_pairs() -> None:
     ts = datetime.datetime(2012, 1, 1, 1, 2, 3, 456789)
     expected = {"t": "2012-01-01T01:02:03.456Z", "v": 1.5}
-    assert _point_json(DataPoint(ts, 1.5)) == expected
-    assert _point_json({"t": ts, "v": 1.5}) == expected
-    assert _point_json((ts, 1.5)) == expected
-    assert _point_json({"t": "2012-01-01T01:02:03.456Z", "v": 1.5}) == expected
+    assert point_json(DataPoint(ts, 1.5)) == expected
+    assert point_json({"t": ts, "v": 1.5}) == expected
+    assert point_json((ts, 1.5)) == expected
+    assert point_json({"t": "2012-01-01T01:02:03.456Z", "v": 1.5}) == expected
 
 
 def test_series_from_and_to_json() -> None:

@@ -8,9 +8,12 @@
     tempodb keys revoke KEY --data DIR
     tempodb keys delete KEY --data DIR
     tempodb backup --data DIR OUT
+    tempodb series list|create|update|delete [--key K] [--tag T] [--attr NAME=VALUE] ...
+    tempodb write KEY [FILE]    tempodb read KEY    tempodb import FILE    tempodb export
 
-Every command takes ``--database-url postgresql://USER@HOST:PORT/DB`` instead of ``--data``
-to use PostgreSQL (``pip install 'tempodb[postgres]'``).  Each group of commands lives in its
+Every command that takes ``--data`` takes ``--database-url postgresql://USER@HOST:PORT/DB``
+instead to use PostgreSQL (``pip install 'tempodb[postgres]'``); the user commands (series,
+write, read, import, export) talk to a server over the API.  Each group of commands lives in its
 own module with a ``register(subparsers)`` function.
 """
 
@@ -21,9 +24,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from tempodb.cli import backup, keys, serve
+from tempodb.cli import backup, data, keys, serve
 
-COMMAND_MODULES = (serve, keys, backup)
+COMMAND_MODULES = (serve, keys, backup, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from tempodb.server import openapi
+from tempodb.server import openapi, ui
 from tempodb.server.auth import Authenticator
 from tempodb.server.body import read_body
 from tempodb.server.context import Context, Options
@@ -27,6 +27,7 @@ from tempodb.server.http import (
     error_response,
 )
 from tempodb.server.limits import Admission, RateLimiter, Ticket, overloaded
+from tempodb.server.metrics import ServerMetrics
 from tempodb.server.routes import API_PREFIX, match, split_path
 from tempodb.storage.base import Overloaded, Store
 
@@ -81,6 +82,7 @@ class TempoDBApp:
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="tempodb")
         self.admission = Admission(max_pending, BUFFERED_BODIES * max_body)
         self.limiter = RateLimiter(rate_limit) if rate_limit else None
+        self.metrics = ServerMetrics(store, in_progress=lambda: self.admission.requests)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
@@ -92,6 +94,7 @@ class TempoDBApp:
             return
         if scope["type"] != "http":
             return
+        send = self.metrics.instrument(scope, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         ticket: Ticket | None = None
         try:
@@ -151,6 +154,10 @@ class TempoDBApp:
             return Response(200, b"ok\n", b"text/plain; charset=utf-8")
         if segments == [API_PREFIX, "openapi.json"] and method in ("GET", "HEAD"):
             return Response(200, openapi.document_bytes(), JSON_TYPE)
+        if segments == ["metrics"] and method in ("GET", "HEAD"):
+            return self.metrics.response()
+        if segments[:1] == ["ui"]:
+            return ui.serve(method, raw_path, headers)
         route = match(segments[1:]) if segments[:1] == [API_PREFIX] else None
         if route is None:
             raise HTTPError(404, f"Not found: {raw_path.decode('utf-8', 'replace')}", "not-found")
@@ -167,7 +174,8 @@ class TempoDBApp:
         if self.limiter is not None:
             self.limiter.check(database.key)
         request = Request(method, segments, Query.parse(query_string), body, headers)
-        return handler(Context(self.store, database, self.options), request, route.params)
+        context = Context(self.store, database, self.options, self.metrics)
+        return handler(context, request, route.params)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from tempodb.server.http import Query
 from tempodb.server.wire import not_found
 from tempodb.storage.base import Database, SeriesField, SeriesFilter, SeriesRecord, Store
+
+if TYPE_CHECKING:
+    from tempodb.server.metrics import ServerMetrics
 
 ATTR_PARAM = re.compile(r"attr\[(.+)\]", re.DOTALL)
 
@@ -26,6 +29,8 @@ class Context:
     store: Store
     db: Database
     options: Options
+    #: Where handlers count the points they write and read (None: not counted).
+    metrics: ServerMetrics | None = None
 
     def series(self, field: str, value: str) -> SeriesRecord:
         """The addressed series, or 403 'Series not found' as v1 answered."""

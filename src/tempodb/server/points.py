@@ -68,6 +68,8 @@ class ReadParams:
 def dataset_json(ctx: Context, series: SeriesRecord, params: ReadParams) -> dict[str, Any]:
     """A DataSet: the points in [start, end) (rolled up if asked) and their summary."""
     points = ctx.store.read_points(ctx.db.id, series.id, params.start, params.end)
+    if ctx.metrics is not None:
+        ctx.metrics.points_read.inc(amount=len(points))
     zone = params.zone
     if params.interval is None:
         data = points_json(zone, points.ts, points.values, points.is_int)
@@ -121,6 +123,8 @@ def _store(ctx: Context, batch: WriteBatch, *, increment: bool) -> None:
         ctx.store.write_points(ctx.db.id, batch, increment=increment)
     except KeyConflict as exc:
         raise conflict(exc.key) from None
+    if ctx.metrics is not None:
+        ctx.metrics.points_written.inc("increment" if increment else "write", amount=len(batch))
 
 
 def _create_tagged(ctx: Context, refs: Sequence[SeriesRef]) -> None:
@@ -229,6 +233,8 @@ def single_json(ctx: Context, series: SeriesRecord, params: SingleParams) -> dic
     )
     data = None
     if found is not None:
+        if ctx.metrics is not None:
+            ctx.metrics.points_read.inc()
         ts, value = found
         data = {"t": params.zone.format_one(ts), "v": value}
     return {"series": series_json(series), "data": data}

@@ -45,6 +45,8 @@ API_PREFIX = "v1"
 class Match:
     methods: dict[str, Handler]
     params: dict[str, str]
+    #: The route's pattern, such as ``("series", "{field}", "{value}", "data")``.
+    pattern: tuple[str, ...] = ()
 
 
 def split_path(raw_path: bytes) -> list[str]:
@@ -71,5 +73,5 @@ def match(segments: list[str]) -> Match | None:
             elif unquote(raw) != expected:
                 break
         else:
-            return Match(methods, params)
+            return Match(methods, params, pattern)
     return None
