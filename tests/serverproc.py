@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 SERVING = re.compile(r"serving (https?)://([^:/]+):(\d+)/")
 
@@ -51,17 +54,27 @@ class ServerProcess:
         *extra: str,
         env: dict[str, str] | None = None,
         timeout: float = 30.0,
+        log: Path | None = None,
     ) -> ServerProcess:
-        """Start ``tempodb serve`` on a free port and wait until it answers."""
+        """Start ``tempodb serve`` on a free port and wait until it answers.
+
+        With ``log``, everything the server prints (stderr, and stdout after the banner, where
+        uvicorn writes its access log) goes to that file.
+        """
+        stderr = open(log, "a") if log else None  # noqa: SIM115 - the child keeps it open
         process = subprocess.Popen(
             tempodb_command("serve", *store_args, "--port", "0", *extra),
             stdout=subprocess.PIPE,
-            stderr=None,
+            stderr=stderr,
             text=True,
             env={**os.environ, **(env or {})},
         )
+        if stderr is not None:
+            stderr.close()
         assert process.stdout is not None
         line = process.stdout.readline()
+        if log is not None:
+            threading.Thread(target=_drain, args=(process.stdout, log), daemon=True).start()
         found = SERVING.search(line)
         if not found:
             process.kill()
@@ -100,6 +113,13 @@ class ServerProcess:
         if self.process.stdout:
             self.process.stdout.close()
         return self.process.returncode
+
+
+def _drain(stream: IO[str], log: Path) -> None:
+    with open(log, "a") as out, contextlib.suppress(ValueError, OSError):  # closed by stop()
+        for text in stream:
+            out.write(text)
+            out.flush()
 
 
 def data_args(path: Path | str) -> list[str]:
