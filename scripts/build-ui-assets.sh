@@ -16,6 +16,7 @@ want="uplot@$UPLOT_VERSION $UPLOT_INTEGRITY"
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
     && [ -s "$vendor/uPlot.iife.min.js" ] && [ -s "$vendor/uPlot.min.css" ]; then
+    touch "$stamp" # newer than this script, for make
     exit 0
 fi
 if ! command -v npm >/dev/null 2>&1; then

@@ -283,7 +283,7 @@
       item.append(box, key, meta);
       item.addEventListener("click", (event) => {
         if (event.target !== box) box.checked = !box.checked;
-        toggle(s.key, box.checked, item);
+        toggle(s.key, box.checked);
       });
       list.appendChild(item);
     }
@@ -295,10 +295,9 @@
     updateButtons();
   }
 
-  function toggle(key, on, item) {
+  function toggle(key, on) {
     if (on) state.selected.add(key);
     else state.selected.delete(key);
-    item.classList.toggle("selected", on);
     renderSeries();
   }
 
