@@ -1,0 +1,131 @@
+"""``tempodb backup``: a consistent copy taken while the server runs and clients write, then
+restored (served) and checked: every write acknowledged before the backup began is in it with
+its exact value, every request in it is whole, and the keys (a revoked one too) come along."""
+
+from __future__ import annotations
+
+import datetime
+import sqlite3
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rawhttp import Raw
+
+from serverproc import ServerProcess, create_key, data_args, tempodb_command
+from tempodb.storage.base import SeriesFilter
+from tempodb.storage.sqlite import FILE_NAME, SQLiteStore
+
+T0 = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+WRITERS = 4
+
+
+def tempodb(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(tempodb_command(*args), capture_output=True, text=True, check=False)
+
+
+def stamp(n: int) -> str:
+    return (T0 + datetime.timedelta(seconds=n)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@dataclass
+class Written:
+    """One request: two points (one in each of two series) with the same value."""
+
+    n: int
+    keys: tuple[str, str]
+    acknowledged_at: float
+
+
+def read_all(raw: Raw) -> dict[tuple[str, str], int]:
+    found: dict[tuple[str, str], int] = {}
+    for series in raw.request("GET", "/v1/series/").json():
+        path = f"/v1/series/key/{series['key']}/data/"
+        reply = raw.request("GET", f"{path}?start=2019-01-01&end=2030-01-01&interval=raw")
+        assert reply.status == 200
+        for point in reply.json()["data"]:
+            found[(series["key"], point["t"])] = point["v"]
+    return found
+
+
+def test_backup_while_writing_then_restore(tmp_path: Path) -> None:
+    data, out = tmp_path / "data", tmp_path / "backup"
+    store = data_args(data)
+    credentials = create_key(store)
+    revoked = create_key(store)
+    server = ServerProcess.start(store)
+    raw = Raw(server.host, server.port, credentials)
+    gone = raw.as_(revoked)
+    assert gone.request("POST", "/v1/series/key/old/data/", [{"t": stamp(0), "v": 1}]).status == 200
+    assert tempodb("keys", "revoke", revoked[0], *store).returncode == 0
+    written: list[Written] = []
+    stop = threading.Event()
+
+    def writer(index: int) -> None:
+        conn = raw.connection()
+        n = index
+        while not stop.is_set():
+            keys = (f"w{index}-a", f"w{index}-b")
+            body = [{"t": stamp(n), "key": key, "v": n} for key in keys]
+            assert raw.request("POST", "/v1/multi/", body, conn=conn).status == 200
+            written.append(Written(n, keys, time.monotonic()))
+            n += WRITERS
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(WRITERS)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+        began = time.monotonic()
+        backup = tempodb("backup", "--data", str(data), str(out))
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        server.stop()
+    assert backup.returncode == 0, backup.stderr
+    assert "backed up" in backup.stdout
+    assert not list(out.glob("*.partial"))
+    with sqlite3.connect(out / FILE_NAME) as copy:
+        assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+    restored = ServerProcess.start(data_args(out))
+    try:
+        found = read_all(Raw(restored.host, restored.port, credentials))
+        assert (
+            Raw(restored.host, restored.port, revoked).request("GET", "/v1/series/").status == 403
+        )
+    finally:
+        restored.stop()
+    before = [w for w in written if w.acknowledged_at < began]
+    assert len(before) > 10
+    for w in before:
+        for key in w.keys:
+            assert found.get((key, stamp(w.n))) == w.n, f"request {w.n} missing from the backup"
+    by_n = {w.n: w for w in written}
+    for (key, t), value in found.items():
+        assert value in by_n, f"{key} {t} = {value} was never written"
+        assert all((other, t) in found for other in by_n[value].keys), "half a request"
+    assert len(found) < 2 * len(written)  # the writes after the backup are not in it
+    # The revoked key's data is kept in the backup.
+    with SQLiteStore(out) as copy_store:
+        (database,) = [d for d in copy_store.list_databases() if d.key == revoked[0]]
+        assert database.revoked
+        assert [s.key for s in copy_store.find_series(database.id, SeriesFilter())] == ["old"]
+    print(f"\nbackup: {len(found) // 2} requests in the copy, {len(before)} acknowledged before it")
+
+
+def test_backup_refuses_to_overwrite_or_copy_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    create_key(data_args(data))
+    assert tempodb("backup", "--data", str(data), str(tmp_path / "one")).returncode == 0
+    again = tempodb("backup", "--data", str(data), str(tmp_path / "one"))
+    assert again.returncode == 1
+    assert "exists already" in again.stderr
+    missing = tempodb("backup", "--data", str(tmp_path / "nothing"), str(tmp_path / "two"))
+    assert missing.returncode == 1
+    assert "no tempodb data" in missing.stderr
+    assert not (tmp_path / "nothing").exists()
