@@ -126,10 +126,14 @@ class WriteBuffer:
     def full(self) -> bool:
         return len(self.pending) + self.in_flight >= self.max_buffer
 
-    def push(self, entry: _Entry, now: float) -> None:
-        if not self.pending:
+    def push(self, entry: _Entry, now: float) -> bool:
+        """Buffer a point; True when the flusher should look again (its first point starts
+        the interval's clock, or a batch is due)."""
+        first = not self.pending
+        if first:
             self.oldest = now
         self.pending.append(entry)
+        return first or self.due(now)
 
     # -- flushing ------------------------------------------------------------------------
 
@@ -305,8 +309,7 @@ class BatchWriter:
                 error = self._buffer.report(entry)
                 assert error is not None
                 raise error
-            self._buffer.push(entry, time.monotonic())
-            if self._buffer.due(time.monotonic()):
+            if self._buffer.push(entry, time.monotonic()):
                 self._cond.notify_all()
 
     def flush(self) -> None:
@@ -429,8 +432,7 @@ class AsyncBatchWriter:
                 error = self._buffer.report(entry)
                 assert error is not None
                 raise error
-            self._buffer.push(entry, time.monotonic())
-            if self._buffer.due(time.monotonic()):
+            if self._buffer.push(entry, time.monotonic()):
                 cond.notify_all()
 
     async def flush(self) -> None:

@@ -75,8 +75,8 @@ def to_wire(value: datetime | date | str) -> str:
             return _datetime_isoformat(value, "T", "milliseconds") + "Z"
         offset = value.utcoffset()
         if offset:
-            try:
-                value = value - offset
+            try:  # naive first: a pandas Timestamp keeps its zone's wall clock when shifted
+                value = value.replace(tzinfo=None) - offset
             except OverflowError:
                 raise ValueError(f"{value!r} is outside years 1-9999 in UTC") from None
         return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031 (faster than f-strings)

@@ -189,3 +189,63 @@ def test_error_mapping(status: int, code: str | None, kind: type[Exception]) -> 
     assert isinstance(error, TempoDBApiException)
     assert error.status == status
     assert error.message == "the message"
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEMPODB_KEY", "env-key")
+    monkeypatch.setenv("TEMPODB_SECRET", "env-secret")
+    monkeypatch.setenv("TEMPODB_HOST", "tempo.example")
+    monkeypatch.setenv("TEMPODB_PORT", "4242")
+    monkeypatch.setenv("TEMPODB_SECURE", "false")
+    client = Client()
+    assert (client.key, client.secret) == ("env-key", "env-secret")
+    assert client.base_url == "http://tempo.example:4242/v1"
+    # arguments win over the environment
+    client = Client("k", "s", "other.example", 443, True)
+    assert (client.key, client.base_url) == ("k", "https://other.example/v1")
+    monkeypatch.setenv("TEMPODB_SECURE", "maybe")
+    with pytest.raises(ValueError, match="TEMPODB_SECURE"):
+        Client()
+    monkeypatch.setenv("TEMPODB_SECURE", "1")
+    monkeypatch.setenv("TEMPODB_PORT", "http")
+    with pytest.raises(ValueError, match="TEMPODB_PORT"):
+        Client()
+
+
+def test_a_missing_key_or_secret_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEMPODB_KEY", raising=False)
+    monkeypatch.delenv("TEMPODB_SECRET", raising=False)
+    with pytest.raises(ValueError, match=r"key \(or \$TEMPODB_KEY\) and secret"):
+        Client()
+    with pytest.raises(ValueError, match=r"no API secret \(or \$TEMPODB_SECRET\)"):
+        Client("key")
+    monkeypatch.setenv("TEMPODB_SECRET", "s")
+    assert Client("key").secret == "s"
+
+
+def test_async_client_is_exported_lazily() -> None:
+    code = (
+        "import sys, tempodb\n"
+        "assert 'httpx' not in sys.modules\n"
+        "from tempodb import AsyncClient\n"
+        "assert 'httpx' in sys.modules and AsyncClient.__name__ == 'AsyncClient'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_extras_are_named() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['pandas'] = None\n"
+        "sys.modules['httpx'] = None\n"
+        "import tempodb\n"
+        "for name, extra in (('tempodb.frames', 'tempodb[pandas]'),"
+        " ('tempodb.async_client', 'tempodb[async]')):\n"
+        "    try:\n"
+        "        __import__(name)\n"
+        "    except ImportError as exc:\n"
+        "        assert extra in str(exc), exc\n"
+        "    else:\n"
+        "        raise AssertionError(name)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

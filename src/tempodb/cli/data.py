@@ -18,8 +18,9 @@ the API key (``--key``, or ``--api-key`` where ``--key`` filters series), each f
 ``TEMPODB_HOST``, ``TEMPODB_PORT``, ``TEMPODB_SECURE``, ``TEMPODB_KEY`` and ``TEMPODB_SECRET``.
 
 Writes and imports stream through a batch writer; exports read one series at a time in windows
-of at most about 100,000 points: neither holds the data set in memory.  An export in JSON lines
-starts each series with its metadata (``{"series": {...}}``), which import applies.
+of at most 100,000 points (counted before they are read): neither holds the data set in memory.
+An export in JSON lines starts each series with its metadata (``{"series": {...}}``), which
+import applies.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from tempodb.errors import BatchWriteError, ConflictError, TempoDBApiException
 from tempodb.objects import Series
 from tempodb.timeutil import MAX_MS, MIN_MS, from_wire, ms_to_datetime, to_wire
 
-#: Points an export asks for at once, roughly (the windows adapt to the data's density).
+#: Points an export reads at once at most (the windows adapt to the data's density).
 WINDOW_POINTS = 100_000
 FIRST = ms_to_datetime(MIN_MS)
 LAST = ms_to_datetime(MAX_MS)
@@ -452,11 +453,18 @@ def _value_text(value: int | float) -> str:
     return repr(value)  # ints as ints, floats in their shortest round-trip form
 
 
+def _count(client: Client, key: str, start: datetime.datetime, end: datetime.datetime) -> int:
+    """How many raw points ``[start, end)`` holds (the summary of a coarse rollup)."""
+    summary = client.read_key(key, start, end, interval="1year", function="count").summary
+    return int(getattr(summary, "count", 0)) if summary is not None else 0
+
+
 def _windows(
     client: Client, key: str, start: datetime.datetime | None, end: datetime.datetime | None
 ) -> Iterator[list[tuple[str, int | float]]]:
-    """The raw points of a series in time order, a window at a time; windows grow or shrink
-    so that each holds up to about WINDOW_POINTS points, and empty stretches are skipped."""
+    """The raw points of a series in time order, a window at a time.  Each window is counted
+    first and halved until it holds at most WINDOW_POINTS points; sparse stretches make the
+    windows grow, and empty ones are skipped with a single-value lookup."""
     first = client.single_value_key(key, start or FIRST, "after").data
     if first is None:
         return
@@ -465,18 +473,21 @@ def _windows(
         last = client.single_value_key(key, LAST, "before").data
         assert last is not None
         end = last.ts + datetime.timedelta(milliseconds=1)
-    span = datetime.timedelta(days=1)
+    span = datetime.timedelta(minutes=1)
+    smallest, largest = datetime.timedelta(milliseconds=1), datetime.timedelta(days=3650)
     while begin < end:
-        stop = min(end, begin + span) if end - begin > span else end
-        data = client.read_key(key, begin, stop, interval="raw").data
-        if data:
+        stop = end if end - begin <= span else begin + span
+        count = _count(client, key, begin, stop)
+        if count > WINDOW_POINTS and stop - begin > smallest:
+            span = max(smallest, (stop - begin) // 2)
+            continue
+        if count:
+            data = client.read_key(key, begin, stop, interval="raw").data
             yield [(to_wire(p.ts), p.value) for p in data]
-        if len(data) > WINDOW_POINTS and span > datetime.timedelta(milliseconds=2):
-            span /= 2
-        elif len(data) < WINDOW_POINTS // 4 and span < datetime.timedelta(days=3650):
+        if count < WINDOW_POINTS // 4 and span < largest:
             span *= 2
         begin = stop
-        if not data and begin < end:
+        if not count and begin < end:
             following = client.single_value_key(key, begin, "after").data
             if following is None:
                 return

@@ -1,0 +1,175 @@
+"""The batch writer against real servers: flush by size and by interval, backpressure,
+rejected points, and a server that goes away mid-way."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scripted import Answer, scripted
+from serverproc import ServerProcess, create_key, data_args
+from tempodb import BatchWriteError, Client, RetryPolicy
+
+UTC = datetime.UTC
+T0 = datetime.datetime(2012, 1, 1, tzinfo=UTC)
+DAY = (T0, T0 + datetime.timedelta(days=1))
+
+
+def _count(client: Client, keys: list[str]) -> int:
+    return sum(len(d.data) for d in client.read(*DAY, interval="raw", keys=keys))
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_flush_by_size(client: Client) -> None:
+    keys = ["a", "b", "c"]
+    with client.batch_writer(batch_size=10, flush_interval=3600) as writer:
+        for i in range(25):
+            writer.add(keys[i % 3], T0 + datetime.timedelta(minutes=i), i)
+        # two full batches go out at once; the last five wait for the exit
+        assert _eventually(lambda: _count(client, keys) == 20)
+        time.sleep(0.2)
+        assert _count(client, keys) == 20
+    assert _count(client, keys) == 25
+    assert [p.value for p in client.read_key("b", *DAY).data] == list(range(1, 25, 3))
+
+
+def test_flush_by_interval(client: Client) -> None:
+    with client.batch_writer(batch_size=1000, flush_interval=0.2) as writer:
+        started = time.monotonic()
+        writer.add("a", T0, 1.5)
+        writer.add_id("an-id", T0, 2)
+        assert _eventually(lambda: _count(client, ["a"]) == 1)
+        assert time.monotonic() - started >= 0.15
+        assert client.read_id("an-id", *DAY).data[0].value == 2
+
+
+def test_big_series_and_increments(client: Client) -> None:
+    with client.batch_writer(batch_size=3000, increment=True) as writer:
+        for i in range(2000):  # one series with its own request, 40 sharing a multi request
+            writer.add("big", T0 + datetime.timedelta(seconds=i), 1)
+            if i % 50 == 0:
+                writer.add(f"small{i // 50}", T0, 1)
+        for i in range(2000):
+            writer.add("big", T0 + datetime.timedelta(seconds=i), 2)
+        writer.flush()
+        assert {p.value for p in client.read_key("big", *DAY).data} == {3}
+    assert len(client.get_series()) == 41
+
+
+def test_explicit_flush_and_invalid_points(client: Client) -> None:
+    writer = client.batch_writer(flush_interval=3600)
+    with pytest.raises(ValueError, match="regex"):
+        writer.add("a|b", T0, 1)
+    with pytest.raises(ValueError, match="finite"):
+        writer.add("a", T0, float("nan"))
+    with pytest.raises(TypeError, match="number"):
+        writer.add("a", T0, "1")  # type: ignore[arg-type]
+    writer.add("a", T0, 1)
+    writer.flush()
+    assert _count(client, ["a"]) == 1
+    writer.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        writer.add("a", T0, 1)
+
+
+def test_rejected_points_are_reported_and_the_rest_written(client: Client) -> None:
+    too_long = "k" * 300
+    writer = client.batch_writer()
+    writer.add("a", T0, 1)
+    writer.add(too_long, T0, 2)
+    writer.add("a", T0 + datetime.timedelta(minutes=1), 3)
+    with pytest.raises(BatchWriteError) as failure:
+        writer.close()
+    assert failure.value.points == [{"t": T0, "key": too_long, "v": 2}]
+    assert failure.value.rejected[0][0] == failure.value.points[0]
+    assert failure.value.error is None
+    assert [p.value for p in client.read_key("a", *DAY).data] == [1, 3]
+
+
+def test_backpressure_against_a_slow_server() -> None:
+    """add() blocks while max_buffer points are buffered or in flight."""
+    slow = Answer(200, delay=0.15)
+    with scripted(otherwise=slow) as server:
+        client = Client("k", "s", "127.0.0.1", server.server_address[1], secure=False)
+        seen: list[int] = []
+        started = time.monotonic()
+        with client.batch_writer(batch_size=5, max_buffer=10, flush_interval=0.01) as writer:
+            for i in range(40):
+                writer.add("a", T0 + datetime.timedelta(seconds=i), i)
+                with server.script.lock:
+                    seen.append(i + 1 - server.script.points)
+        elapsed = time.monotonic() - started
+        assert server.script.points == 40
+        assert max(seen) <= 10  # never more than max_buffer points waiting
+        assert elapsed >= (40 - 10) / 5 * 0.15  # the producer was slowed to the server's pace
+
+
+def test_server_going_away_reports_exactly_the_unwritten_points(tmp_path: Path) -> None:
+    store = data_args(tmp_path / "data")
+    key, secret = create_key(store)
+    process = ServerProcess.start(store)
+    client = Client(key, secret, process.host, process.port, secure=False)
+    policy = RetryPolicy(retries=2, backoff=0.02)
+    first = [(f"s{i % 4}", T0 + datetime.timedelta(seconds=i), i) for i in range(200)]
+    second = [(f"s{i % 4}", T0 + datetime.timedelta(seconds=i), i) for i in range(200, 330)]
+    reported: list[dict[str, Any]] = []
+    raised = 0
+    try:
+        with client.batch_writer(batch_size=40, flush_interval=0.05, retries=policy) as writer:
+            for point in first:
+                writer.add(*point)
+            writer.flush()
+            assert process.stop() == 0
+            for point in second:
+                try:
+                    writer.add(*point)
+                except BatchWriteError as exc:  # the writer has stopped: this point and more
+                    raised += 1
+                    reported += exc.points
+    except BatchWriteError as exc:
+        raised += 1
+        reported += exc.points
+    assert raised
+    expected = [{"t": t, "key": k, "v": v} for k, t, v in second]
+    assert sorted(reported, key=lambda p: p["v"]) == expected  # each exactly once
+
+    restarted = ServerProcess.start(store)
+    try:
+        with Client(key, secret, restarted.host, restarted.port, secure=False) as again:
+            stored = {
+                (d.series.key, p.ts, p.value)
+                for d in again.read(*DAY, interval="raw")
+                for p in d.data
+            }
+    finally:
+        assert restarted.stop() == 0
+    assert stored == set(first)
+
+
+def test_writer_is_usable_from_several_threads(client: Client) -> None:
+    with client.batch_writer(batch_size=100, max_buffer=200) as writer:
+
+        def produce(name: str) -> None:
+            for i in range(500):
+                writer.add(name, T0 + datetime.timedelta(seconds=i), i)
+
+        threads = [threading.Thread(target=produce, args=(f"t{n}",)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert _count(client, [f"t{n}" for n in range(4)]) == 2000
