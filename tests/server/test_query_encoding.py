@@ -8,7 +8,8 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tempodb.client import _filter_params, _segment
+from tempodb.protocol import filter_params as _filter_params
+from tempodb.protocol import segment as _segment
 from tempodb.server.context import parse_filter
 from tempodb.server.http import Query, Request, _drop_trailing_commas
 from tempodb.server.routes import match, split_path
