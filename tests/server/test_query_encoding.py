@@ -8,8 +8,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tempodb.protocol import filter_params as _filter_params
-from tempodb.protocol import segment as _segment
+from tempodb.protocol import filter_params, segment
 from tempodb.server.context import parse_filter
 from tempodb.server.http import Query, Request, _drop_trailing_commas
 from tempodb.server.routes import match, split_path
@@ -27,7 +26,7 @@ key_texts = st.text(st.sampled_from("abcXYZ0189.:;-_/\\ "), min_size=1, max_size
 def test_filters_survive_the_query_string(
     ids: list[str], keys: list[str], tags: list[str], attributes: dict[str, str]
 ) -> None:
-    query = urlencode(_filter_params(ids, keys, tags, attributes)).encode()
+    query = urlencode(filter_params(ids, keys, tags, attributes)).encode()
     flt = parse_filter(Query.parse(query))
     assert flt.ids == tuple(ids)
     assert flt.keys == tuple(keys)
@@ -37,7 +36,7 @@ def test_filters_survive_the_query_string(
 
 @given(key=key_texts, action=st.sampled_from(["data", "increment", "single"]))
 def test_keys_survive_the_path(key: str, action: str) -> None:
-    raw = f"/v1/series/key/{_segment(key)}/{action}/".encode()
+    raw = f"/v1/series/key/{segment(key)}/{action}/".encode()
     found = match(split_path(raw)[1:])
     assert found is not None
     assert found.params == {"field": "key", "value": key}
