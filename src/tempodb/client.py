@@ -48,6 +48,12 @@ if TYPE_CHECKING:
 
 __all__ = ["API_HOST", "API_PORT", "API_VERSION", "VALID_SERIES_KEY", "Client", "__version__"]
 
+# The request helpers moved to tempodb.protocol; the old private names stay for old imports.
+_check_key = protocol.check_key
+_filter_params = protocol.filter_params
+_point_json = protocol.point_json
+_segment = protocol.segment
+
 T = TypeVar("T")
 
 try:
@@ -432,12 +438,32 @@ class Client:
                     time.sleep(step.seconds)
                     step = steps.send(None)
                 else:
-                    step = steps.send(self._send(step))
+                    step = steps.send(self._transmit(step))
         except StopIteration as done:
             result: T = done.value
             return result
 
-    def _send(self, request: Request[Any]) -> Response | TransportFailure:
+    def _send(
+        self,
+        target: str,
+        method: str,
+        params: Sequence[tuple[str, str]] | None,
+        body: Any,
+        accept: tuple[int, ...] = (200,),
+    ) -> tuple[int, bytes]:
+        """One raw exchange, without retries or parsing: ``(status, body)`` (for benchmarks
+        that measure the server alone; raises as the API methods for other statuses)."""
+        request = Request(
+            method,
+            target,
+            lambda status, data: (status, data),
+            list(params or ()),
+            None if body is None else protocol.dumps(body),
+            accept,
+        )
+        return self._call(request, RetryPolicy(retries=0))
+
+    def _transmit(self, request: Request[Any]) -> Response | TransportFailure:
         url = self.base_url + request.target
         headers = self._headers if request.body is None else self._post_headers
         try:
