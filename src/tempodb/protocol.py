@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 from urllib.parse import quote, urlencode
 
 from tempodb.errors import TempoDBApiException, TempoDBConnectionError, error_for_response
@@ -464,6 +464,33 @@ ENV_KEY, ENV_SECRET = "TEMPODB_KEY", "TEMPODB_SECRET"
 ENV_HOST, ENV_PORT, ENV_SECURE = "TEMPODB_HOST", "TEMPODB_PORT", "TEMPODB_SECURE"
 
 
+class _DocumentedStr(str):
+    """A documented default (``api.tempo-db.com``) that gives way to the environment."""
+
+    __slots__ = ()
+
+
+class _DocumentedInt(int):
+    """A documented default (443, True) that gives way to the environment."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(bool(self)) if self in (0, 1) else int.__repr__(self)
+
+
+#: The seed's defaults for ``host``, ``port`` and ``secure``, as they appear in the
+#: signature; passed unchanged, they let ``TEMPODB_HOST``/``_PORT``/``_SECURE`` decide.
+DEFAULT_HOST: str = _DocumentedStr(API_HOST)
+DEFAULT_PORT: int = _DocumentedInt(API_PORT)
+DEFAULT_SECURE: bool = cast(bool, _DocumentedInt(1))
+
+
+def _given(value: T | None) -> T | None:
+    """None for a documented default, so that the environment may fill it in."""
+    return None if isinstance(value, _DocumentedStr | _DocumentedInt) else value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where and as whom a client connects, after the environment filled the gaps."""
@@ -494,6 +521,7 @@ def resolve_settings(
     ``TEMPODB_PORT`` and ``TEMPODB_SECURE``, then the original defaults
     (``api.tempo-db.com``, 443, https).  Raises ValueError without a key or secret."""
     env = os.environ if environ is None else environ
+    host, port, secure = _given(host), _given(port), _given(secure)
     key = key if key is not None else env.get(ENV_KEY)
     secret = secret if secret is not None else env.get(ENV_SECRET)
     if not key or not secret:

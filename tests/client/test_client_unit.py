@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import inspect
 import subprocess
 import sys
 import types
@@ -189,6 +190,24 @@ def test_error_mapping(status: int, code: str | None, kind: type[Exception]) -> 
     assert isinstance(error, TempoDBApiException)
     assert error.status == status
     assert error.message == "the message"
+
+
+def test_the_signature_shows_the_documented_defaults() -> None:
+    parameters = inspect.signature(Client).parameters
+    assert list(parameters)[:7] == [
+        "key",
+        "secret",
+        "host",
+        "port",
+        "secure",
+        "pool_connections",
+        "pool_maxsize",
+    ]
+    assert parameters["host"].default == "api.tempo-db.com"
+    assert parameters["port"].default == 443
+    assert parameters["secure"].default == True  # noqa: E712 - the documented value
+    assert repr(parameters["secure"].default) == "True"
+    assert (parameters["pool_connections"].default, parameters["pool_maxsize"].default) == (10, 10)
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
