@@ -72,7 +72,7 @@ def test_public_names() -> None:
 
 def test_the_client_never_loads_the_server() -> None:
     code = (
-        "import sys, tempodb, tempodb.client\n"
+        "import sys, tempodb, tempodb.client, tempodb.cli\n"
         "bad = [m for m in sys.modules if m.startswith(('tempodb.server', 'tempodb.storage',"
         " 'numpy', 'uvicorn', 'pandas', 'httpx', 'tempodb.frames', 'tempodb.async_client'))]\n"
         "assert not bad, bad\n"

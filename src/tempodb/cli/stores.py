@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import re
 import urllib.parse
+from typing import TYPE_CHECKING
 
-from tempodb.storage.base import StorageError, Store
+if TYPE_CHECKING:  # the storage modules need the server extra: load them only when used
+    from tempodb.storage.base import Store
 
 
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +23,9 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def open_store(args: argparse.Namespace) -> Store:
+    """The store the options name; exits with a message when it cannot be opened."""
+    from tempodb.storage.base import StorageError
+
     if args.database_url is not None:
         try:
             from tempodb.storage.postgres import PostgresStore
