@@ -24,7 +24,7 @@ from tempodb.server import openapi
 from tempodb.server.routes import ROUTES
 
 #: Examples per operation and generation mode in the short run of ``make test``.
-SHORT_RUN = 12
+SHORT_RUN = 20
 
 
 def test_document_names_every_route_and_method() -> None:
