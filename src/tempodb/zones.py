@@ -118,6 +118,19 @@ def _text_rows(strings: npt.ArrayLike, width: int) -> npt.NDArray[np.void]:
     return np.asarray(strings, dtype=f"<U{width}").view(np.dtype((np.void, 4 * width)))
 
 
+def _void_rows(texts: npt.NDArray[np.bytes_]) -> npt.NDArray[np.void]:
+    """Fixed-width byte strings as opaque items (``take`` copies them whole)."""
+    return texts.view(np.dtype((np.void, texts.dtype.itemsize)))
+
+
+@cache
+def _ascii_time_tables() -> tuple[npt.NDArray[np.void], npt.NDArray[np.void]]:
+    """The tables of :func:`_time_tables` with one byte per character."""
+    hm = [f"{m // 60:02d}:{m % 60:02d}:" for m in range(1440)]
+    sms = [f"{m // 1000:02d}.{m % 1000:03d}" for m in range(60_000)]
+    return _void_rows(np.array(hm, dtype="S6")), _void_rows(np.array(sms, dtype="S6"))
+
+
 @cache
 def _time_tables() -> tuple[npt.NDArray[np.void], npt.NDArray[np.void]]:
     """Code-point tables ``HH:MM:`` per minute of the day and ``SS.mmm`` per ms of the minute."""
@@ -325,6 +338,45 @@ class Zone:
         out["offset"] = suffixes.take(seg)
         result: list[str] = out.view(f"<U{width}").tolist()
         return result
+
+    def format_ascii(self, ts_ms: npt.ArrayLike) -> npt.NDArray[np.uint8] | None:
+        """The texts of :meth:`format` as an ``(items, width)`` matrix of ASCII bytes, for
+        ascending instants whose texts all have one width (the zone's offsets render alike)
+        within years 1..9999 and about a year of each other; None otherwise."""
+        ts = np.asarray(ts_ms, dtype=np.int64)
+        if ts.ndim != 1 or ts.size == 0 or not _is_sorted(ts):
+            return None
+        if self._fixed_table is not None:
+            table = self._fixed_table
+        elif int(ts[-1]) - int(ts[0]) <= _SPARSE_GAP:
+            table = self.table(int(ts[0]), int(ts[-1]))
+        else:
+            return None
+        texts = {_offset_suffix(int(o)) for o in table.offsets.tolist()}
+        if len({len(t) for t in texts}) != 1:
+            return None
+        seg = table.segment_of(ts)
+        offsets = table.offsets[seg]
+        local = ts + offsets
+        days = local // MS_PER_DAY
+        first_day, last_day = int(days[0]), int(days[-1])
+        if first_day < _MIN_DAY or last_day > _MAX_DAY or last_day - first_day > 4 * ts.size + 64:
+            return None
+        dates = np.char.add(
+            np.datetime_as_string(np.arange(first_day, last_day + 1).astype("datetime64[D]")), "T"
+        )
+        suffix = np.array([_offset_suffix(int(o)) for o in table.offsets.tolist()], dtype="S")
+        width = suffix.dtype.itemsize
+        hm_table, sms_table = _ascii_time_tables()
+        of_day = local - days * MS_PER_DAY
+        row = np.dtype([("date", "V11"), ("hm", "V6"), ("sms", "V6"), ("offset", f"V{width}")])
+        out = np.empty(ts.size, dtype=row)
+        out["date"] = _void_rows(dates.astype("S11")).take(days - first_day)
+        out["hm"] = hm_table.take(of_day // 60_000)
+        out["sms"] = sms_table.take(of_day % 60_000)
+        out["offset"] = _void_rows(suffix).take(seg)
+        matrix: npt.NDArray[np.uint8] = out.view(np.uint8).reshape(ts.size, 23 + width)
+        return matrix
 
     def format_one(self, ts_ms: int) -> str:
         """Render one instant (see :meth:`format`)."""

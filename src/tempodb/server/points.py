@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from tempodb.rollup import (
     Interval,
     auto_interval,
@@ -24,9 +26,9 @@ from tempodb.server.wire import (
     key_error,
     parse_bulk,
     parse_multi,
-    parse_points,
+    parse_points_body,
     parse_time_param,
-    points_json,
+    render_points,
     series_json,
 )
 from tempodb.storage.base import KeyConflict, SeriesRecord, SeriesRef, WriteBatch
@@ -72,7 +74,7 @@ def dataset_json(ctx: Context, series: SeriesRecord, params: ReadParams) -> dict
         ctx.metrics.points_read.inc(amount=len(points))
     zone = params.zone
     if params.interval is None:
-        data = points_json(zone, points.ts, points.values, points.is_int)
+        data = orjson.Fragment(render_points(zone, points.ts, points.values, points.is_int))
         rollup_json = None
     else:
         folded = rollup(
@@ -84,7 +86,7 @@ def dataset_json(ctx: Context, series: SeriesRecord, params: ReadParams) -> dict
             zone=zone,
             start_ms=params.start,
         )
-        data = points_json(zone, folded.ts, folded.values, folded.is_int)
+        data = orjson.Fragment(render_points(zone, folded.ts, folded.values, folded.is_int))
         rollup_json = {
             "interval": params.interval.iso,
             "function": params.function,
@@ -147,14 +149,14 @@ def _series_ref(params: dict[str, str]) -> SeriesRef:
 
 def write_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:
     """E8 ``POST /series/{id|key}/{v}/data/``."""
-    batch = parse_points(request.json(), _series_ref(params))
+    batch = parse_points_body(request.body, request.json, _series_ref(params))
     _store(ctx, batch, increment=False)
     return empty_response()
 
 
 def increment_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:
     """E9 ``POST /series/{id|key}/{v}/increment/``."""
-    batch = parse_points(request.json(), _series_ref(params))
+    batch = parse_points_body(request.body, request.json, _series_ref(params))
     _store(ctx, batch, increment=True)
     return empty_response()
 

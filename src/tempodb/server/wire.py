@@ -10,15 +10,16 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from tempodb.errors import SERIES_NOT_FOUND
 from tempodb.server.http import HTTPError, bad_request
-from tempodb.server.timestamps import InvalidTimestamp, parse_timestamps_ms
+from tempodb.server.timestamps import InvalidTimestamp, parse_rows_ms, parse_timestamps_ms
 from tempodb.storage.base import (
     MAX_EXACT_INT,
     BoolArray,
@@ -190,9 +191,118 @@ def _objects(body: Any, what: str, shape: str) -> list[Mapping[str, Any]]:
 def parse_points(body: Any, ref: SeriesRef) -> WriteBatch:
     """E8/E9: ``[{"t": TS, "v": NUM}, ...]`` for one series; all or nothing."""
     points = _objects(body, "Point", '{"t": ..., "v": ...}')
+    if not points:
+        return _one_series(ref, np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, bool))
     values, is_int = _values([p.get("v") for p in points], "Point")
     ts = _times([p.get("t") for p in points], "Point")
-    return WriteBatch([ref], np.zeros(len(points), np.int32), ts, values, is_int)
+    return _one_series(ref, ts, values, is_int)
+
+
+def _one_series(
+    ref: SeriesRef, ts: Int64Array, values: Float64Array, is_int: BoolArray
+) -> WriteBatch:
+    return WriteBatch([ref], np.zeros(len(ts), np.int32), ts, values, is_int)
+
+
+def parse_points_body(body: bytes, parse_json: Callable[[], Any], ref: SeriesRef) -> WriteBatch:
+    """E8/E9 from the raw body: the vectorised path for the usual layout (``fast_points``),
+    else ``parse_points`` on the parsed JSON."""
+    fast = fast_points(body)
+    if fast is not None:
+        return _one_series(ref, *fast)
+    return parse_points(parse_json(), ref)
+
+
+# Bytes of JSON numbers, JSON whitespace and commas (a stray comma changes the item count).
+_NUMBER_BYTES = np.zeros(256, np.bool_)
+_NUMBER_BYTES[np.frombuffer(b"0123456789+-.eE \t\r\n,", np.uint8)] = True
+_JSON_SPACE = rb"[ \t\r\n]*"
+_SPACE_RE = re.compile(_JSON_SPACE)
+_GAP_RE = re.compile(_JSON_SPACE + rb"," + _JSON_SPACE)
+_HEAD_RE = re.compile(rb"\{" + _JSON_SPACE + rb'"t"' + _JSON_SPACE + rb":" + _JSON_SPACE + rb'"')
+_MIDDLE_RE = re.compile(rb'"' + _JSON_SPACE + rb"," + _JSON_SPACE + rb'"v"' + _JSON_SPACE + rb":")
+
+
+def fast_points(body: bytes) -> tuple[Int64Array, Float64Array, BoolArray] | None:
+    """``[{"t": TS, "v": NUM}, ...]`` decoded without building a Python object per point.
+
+    Takes only bodies whose every item has the layout of the first one (the same spacing, the
+    keys in that order, timestamps of one fixed-width shape, plain JSON numbers), checking
+    every byte of the body; returns None for anything else, and the caller parses the JSON as
+    usual.  What it accepts it decodes exactly as ``parse_points`` would: the timestamps with
+    the same shape decoder, the numbers with the same JSON parser (their texts gathered into
+    one JSON array).
+    """
+    body = body.strip()
+    if len(body) < 2 or body[0] != 0x5B or body[-1] != 0x5D:
+        return None
+    buf = np.frombuffer(body, np.uint8)
+    closes = np.flatnonzero(buf == 0x7D)
+    count = len(closes)
+    first = body.find(b"{")
+    if count < 2 or first < 0:
+        return None
+    first_close = int(closes[0])
+    head = _HEAD_RE.match(body, first)
+    second = body.find(b"{", first_close)
+    if (
+        head is None
+        or second < 0
+        or not _SPACE_RE.fullmatch(body, 1, first)
+        or not _SPACE_RE.fullmatch(body, int(closes[-1]) + 1, len(body) - 1)
+    ):
+        return None
+    quote = body.find(b'"', head.end(), first_close)
+    middle = _MIDDLE_RE.match(body, quote) if quote > 0 else None
+    gap = body[first_close + 1 : second]
+    if middle is None or middle.end() >= first_close or not _GAP_RE.fullmatch(gap):
+        return None
+    # Every item laid out as the first one: the gaps, and the fixed part from "{" to the value
+    # (its literal text and the timestamp, which the shape decoder checks).
+    opens = np.empty(count, np.intp)
+    opens[0] = first
+    opens[1:] = closes[:-1] + 1 + len(gap)
+    at_ts, width, at_value = head.end() - first, quote - head.end(), middle.end() - first
+    begins = opens + at_value
+    spans = closes - begins + 1  # each number with its closing brace
+    if int(spans.min()) < 2:
+        return None
+    fixed = np.lib.stride_tricks.sliding_window_view(buf, at_value)[opens]
+    template = np.frombuffer(body[first : first + at_value], np.uint8)
+    literal = np.ones(at_value, np.bool_)
+    literal[at_ts : at_ts + width] = False
+    if not np.array_equal(
+        fixed[:, literal], np.broadcast_to(template[literal], (count, int(literal.sum())))
+    ):
+        return None
+    if gap != b",":
+        gaps = buf[(closes[:-1] + 1)[:, None] + np.arange(len(gap))]
+        if not np.array_equal(gaps, np.broadcast_to(np.frombuffer(gap, np.uint8), gaps.shape)):
+            return None
+    elif not bool(np.all(buf[closes[:-1] + 1] == 0x2C)):
+        return None
+    ts = parse_rows_ms(np.ascontiguousarray(fixed[:, at_ts : at_ts + width].T))
+    if ts is None:
+        return None
+    # The numbers, each closing brace becoming the comma of one JSON array.
+    ends = np.cumsum(spans)
+    text = buf[np.repeat(begins - (ends - spans), spans) + np.arange(int(ends[-1]))]
+    text[ends - 1] = 0x2C
+    if not _NUMBER_BYTES[text].all():
+        return None
+    try:
+        numbers = orjson.loads(b"[" + text[:-1].tobytes() + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    if len(numbers) != count:
+        return None
+    # A JSON number is an integer when it has neither a fraction nor an exponent.
+    marks = (text == 0x2E) | ((text | 0x20) == 0x65)
+    is_int = np.add.reduceat(marks, ends - spans) == 0
+    values = np.fromiter(numbers, np.float64, count)
+    if is_int.any() and float(np.abs(values[is_int]).max()) > MAX_EXACT_INT:
+        return None
+    return ts, values, is_int
 
 
 class _RefTable:
@@ -375,6 +485,61 @@ def value_list(values: Float64Array, is_int: BoolArray) -> list[int | float]:
         ):
             result[position] = number
     return result
+
+
+def number_texts(values: Float64Array, is_int: BoolArray) -> bytes:
+    """The values as one JSON array (integers where the value was written as one)."""
+    if not is_int.any():
+        return orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)
+    return orjson.dumps(value_list(values, is_int))
+
+
+_ITEM_OPEN = np.frombuffer(b'{"t":"', np.uint8)
+_ITEM_MIDDLE = np.frombuffer(b'","v":', np.uint8)
+
+
+def render_points(zone: Zone, ts: Int64Array, values: Float64Array, is_int: BoolArray) -> bytes:
+    """``[{"t":"...","v":...},...]``: what ``orjson.dumps(points_json(...))`` gives, assembled
+    with numpy from the fixed-width timestamps and the JSON array of the numbers."""
+    count = len(ts)
+    stamps = zone.format_ascii(ts) if count else None
+    if stamps is None:
+        return orjson.dumps(points_json(zone, ts, values, is_int))
+    numbers = np.frombuffer(number_texts(values, is_int), np.uint8)
+    commas = np.flatnonzero(numbers == 0x2C)
+    begins = np.empty(count, np.intp)
+    begins[0] = 1
+    begins[1:] = commas + 1
+    lengths = np.empty(count, np.intp)
+    lengths[:-1] = commas - begins[:-1]
+    lengths[-1] = len(numbers) - 1 - begins[-1]
+    width = stamps.shape[1]
+    prefix = 12 + width  # {"t":"TS","v":
+    starts = np.empty(count, np.intp)
+    starts[0] = 1
+    np.cumsum(prefix + 2 + lengths[:-1], out=starts[1:])
+    starts[1:] += 1
+    total = int(starts[-1]) + prefix + int(lengths[-1]) + 2
+    # Rows are copied whole into overlapping windows of the output, in order: first each
+    # number with what follows it in ``numbers`` (up to the longest), then each item's head,
+    # which overwrites whatever the previous number's row ran over.
+    reach = int(lengths.max()) + 1
+    source = np.zeros(len(numbers) + reach, np.uint8)
+    source[: len(numbers)] = numbers
+    out = np.empty(total + reach, np.uint8)
+    windows = np.lib.stride_tricks.as_strided(out, (total, reach), (1, 1))
+    windows[starts + prefix] = np.lib.stride_tricks.sliding_window_view(source, reach)[begins]
+    head = np.empty(count, np.dtype([("open", "V6"), ("ts", f"V{width}"), ("middle", "V6")]))
+    head["open"] = _ITEM_OPEN.view("V6")[0]
+    head["ts"] = stamps.view(f"V{width}")[:, 0]
+    head["middle"] = _ITEM_MIDDLE.view("V6")[0]
+    heads = np.lib.stride_tricks.as_strided(out, (total, prefix), (1, 1))
+    heads[starts] = head.view(np.uint8).reshape(count, prefix)
+    closes = starts + prefix + lengths
+    out[closes] = 0x7D
+    out[closes + 1] = 0x2C
+    out[0], out[total - 1] = 0x5B, 0x5D
+    return out[:total].tobytes()
 
 
 def points_json(

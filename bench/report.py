@@ -1,0 +1,135 @@
+"""The results table: every figure per system, ratios, and the targets of issue 4."""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Every figure, in table order; every system gets every key (None: not measured).
+KEYS = [
+    "W1_points_per_s",
+    "W1_python_client_points_per_s",
+    "W1_peak_rss_mb",
+    "W2_overwrite_points_per_s",
+    "W2_increment_points_per_s",
+    "W3_raw_10_days_ms",
+    "W4_hourly_mean_ms",
+    "W4_daily_min_chicago_ms",
+    "W4_daily_max_chicago_ms",
+    "W4_daily_mean_chicago_ms",
+    "W4_daily_stddev_chicago_ms",
+    "W4_summary_ms",
+    "W5_daily_mean_all_series_ms",
+    "W6_delete_10_days_ms",
+    "W7_bytes_per_point",
+    "W8_requests_per_s",
+    "S1_ingest_1k_series_points_per_s",
+    "S1_ingest_100k_series_points_per_s",
+    "S2_auto_1_month_ms",
+    "S2_auto_1_year_ms",
+    "S2_auto_10_years_ms",
+    "S2_raw_10_years_ms",
+    "S2_raw_10_years_rss_growth_mb",
+    "S3_create_series_per_s",
+    "S3_series_by_tag_ms",
+]
+
+PEERS = ("influxdb", "victoriametrics")
+OURS = "tempodb"
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return "n/s" if value == "not supported" else value
+    if isinstance(value, float) and value < 100:
+        return f"{value:.2f}"
+    return f"{value:,.0f}" if isinstance(value, int | float) else str(value)
+
+
+def _ratio(ours: object, other: object) -> str:
+    if isinstance(ours, int | float) and isinstance(other, int | float) and other:
+        return f"{ours / other:.2f}"
+    return "-"
+
+
+def targets(systems: dict[str, dict[str, Any]]) -> list[tuple[str, bool | None, str]]:
+    """Each target: its text, whether it holds (None: a figure is missing), the figures."""
+    ours = systems.get(OURS, {})
+    peers = [systems[p] for p in PEERS if p in systems]
+    vm = systems.get("victoriametrics", {})
+    found: list[tuple[str, bool | None, str]] = []
+
+    def number(figures: dict[str, Any], key: str) -> float | None:
+        value = figures.get(key)
+        return float(value) if isinstance(value, int | float) else None
+
+    def check(text: str, value: float | None, bound: float | None, higher: bool) -> None:
+        if value is None or bound is None:
+            found.append((text, None, "missing"))
+            return
+        holds = value >= bound if higher else value <= bound
+        found.append((text, holds, f"{value:,.3g} vs {bound:,.3g}"))
+
+    check(
+        "W1 ingest >= VictoriaMetrics",
+        number(ours, "W1_points_per_s"),
+        number(vm, "W1_points_per_s"),
+        True,
+    )
+    check("W8 small writes >= 2,000 req/s", number(ours, "W8_requests_per_s"), 2000.0, True)
+    for key in (
+        "W3_raw_10_days_ms",
+        "W4_hourly_mean_ms",
+        "W4_daily_min_chicago_ms",
+        "W4_daily_max_chicago_ms",
+        "W4_daily_mean_chicago_ms",
+        "W4_daily_stddev_chicago_ms",
+        "W4_summary_ms",
+        "W5_daily_mean_all_series_ms",
+    ):
+        times = [t for t in (number(p, key) for p in peers) if t is not None]
+        check(
+            f"{key} <= half the faster peer",
+            number(ours, key),
+            min(times) / 2 if times else None,
+            False,
+        )
+    bpp = number(vm, "W7_bytes_per_point")
+    check(
+        "W7 bytes/pt <= 1.5x VictoriaMetrics",
+        number(ours, "W7_bytes_per_point"),
+        None if bpp is None else 1.5 * bpp,
+        False,
+    )
+    check("W1 peak RSS < 500 MB", number(ours, "W1_peak_rss_mb"), 500.0, False)
+    return found
+
+
+def print_table(document: dict[str, Any]) -> None:
+    systems: dict[str, dict[str, Any]] = document["systems"]
+    names = list(systems)
+    columns = [*names, *(f"{OURS}/{p}" for p in PEERS if p in systems)]
+    if "numpy_floor" in systems:
+        columns.append(f"{OURS}/floor")
+    width = max(len(k) for k in KEYS)
+    print()
+    print(f"{'figure':<{width}} " + " ".join(f"{c:>16}" for c in columns))
+    ours = systems.get(OURS, {})
+    for key in KEYS:
+        row = [_cell(systems[name].get(key)) for name in names]
+        row += [_ratio(ours.get(key), systems[p].get(key)) for p in PEERS if p in systems]
+        if "numpy_floor" in systems:
+            row.append(_ratio(ours.get(key), systems["numpy_floor"].get(key)))
+        print(f"{key:<{width}} " + " ".join(f"{c:>16}" for c in row))
+    print()
+    for text, holds, detail in targets(systems):
+        mark = {True: "holds", False: "MISSED", None: "n/a"}[holds]
+        print(f"  target {text:<58} {mark:>7}  ({detail})")
+    for name, reason in document.get("skipped", {}).items():
+        print(f"  skipped {name}: {reason}")
+    machine = document.get("machine", {})
+    print(
+        f"\nmachine: {machine.get('cpu')}, {machine.get('cores')} cores, "
+        f"{machine.get('memory_gib')} GiB, {machine.get('os')}; mode {document.get('mode')}"
+    )
