@@ -11,6 +11,7 @@ import datetime
 import gzip
 import select
 import socket
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -321,3 +322,22 @@ def test_gzip_body_within_the_limit_is_accepted(small_server: tuple[ServerProces
     read = raw.request("GET", f"/v1/series/key/zipped/data/?{READ}&interval=raw")
     assert [p["v"] for p in read.json()["data"]] == [5, 2]
     assert raw.request("DELETE", "/v1/series/?key=zipped").json() == {"deleted": 1}
+
+
+def test_a_body_cut_short_is_never_run(small_server: tuple[ServerProcess, Raw]) -> None:
+    """A client that goes away before the end of its body (here: a complete JSON document, but
+    shorter than its Content-Length) has nothing written."""
+    process, raw = small_server
+    assert raw.credentials is not None
+    body = b'[{"t": "2012-01-01T00:00:00Z", "v": 1}]'
+    for key in ("cut-0", "cut-1", "cut-2"):
+        sock = socket.create_connection((process.host, process.port), timeout=10)
+        head = (
+            f"POST /v1/series/key/{key}/data/ HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: {basic(*raw.credentials)}\r\nContent-Length: {len(body) + 10}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + body)
+        time.sleep(0.1)
+        sock.close()
+    time.sleep(0.3)
+    assert raw.request("GET", "/v1/series/").json() == []

@@ -26,7 +26,7 @@ from tempodb.server.http import (
     Response,
     error_response,
 )
-from tempodb.server.limits import Admission, RateLimiter, Ticket, overloaded
+from tempodb.server.limits import Admission, RateLimiter, overloaded
 from tempodb.server.metrics import ServerMetrics
 from tempodb.server.routes import API_PREFIX, match, split_path
 from tempodb.storage.base import Overloaded, Store
@@ -96,16 +96,17 @@ class TempoDBApp:
             return
         send = self.metrics.instrument(scope, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        ticket: Ticket | None = None
         try:
             ticket = self.admission.admit()
-            body = await read_body(receive, headers, self.max_body, ticket)
         except HTTPError as error:
-            if ticket is not None:
-                ticket.close()
             await _send(send, _encode(error_response(error), gzip_ok=False))
             return
         try:
+            try:
+                body = await read_body(receive, headers, self.max_body, ticket)
+            except HTTPError as error:
+                await _send(send, _encode(error_response(error), gzip_ok=False))
+                return
             loop = asyncio.get_running_loop()
             response = await loop.run_in_executor(
                 self.executor,

@@ -5,7 +5,8 @@ declared ``Content-Length`` over it is refused before reading anything).  A body
 ``Content-Encoding: gzip`` is decompressed as it arrives, and the limit applies to what it
 decompresses to, so a small gzip bomb is refused after at most ``limit`` bytes of output.  Any
 other content coding is refused with ``415``.  Every byte kept is accounted to the request's
-admission ticket (``limits.Ticket``).
+admission ticket (``limits.Ticket``).  A request whose client goes away before the end of its
+body is never run.
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ async def read_body(
     size = sent = 0  # bytes kept, bytes sent (they differ when gzipped)
     while True:
         message = await receive()
-        if message["type"] == "http.disconnect":
-            break
+        if message["type"] == "http.disconnect":  # never run half a request
+            raise HTTPError(400, "The client went away before the body ended", "disconnected")
         chunk = message.get("body", b"")
         sent += len(chunk)
         if gunzip is not None:

@@ -300,7 +300,8 @@ def fast_points(body: bytes) -> tuple[Int64Array, Float64Array, BoolArray] | Non
     marks = (text == 0x2E) | ((text | 0x20) == 0x65)
     is_int = np.add.reduceat(marks, ends - spans) == 0
     values = np.fromiter(numbers, np.float64, count)
-    if is_int.any() and float(np.abs(values[is_int]).max()) > MAX_EXACT_INT:
+    # 2**53 + 1 rounds to 2**53 as a float64: near the bound, let the general path decide.
+    if is_int.any() and float(np.abs(values[is_int]).max()) >= MAX_EXACT_INT:
         return None
     return ts, values, is_int
 
