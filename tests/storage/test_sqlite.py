@@ -284,13 +284,14 @@ def test_range_deletes_keep_the_layout_tidy(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("ts", "values", "is_int", "fmt"),
     [
-        ([0, 60_000], [1.5, 2.5], [False, False], 0x01),  # uint32 offsets, float64 values
-        ([0, 60_000], [1, -(2**31)], [True, True], 0x01 | 0x04 | 0x10),  # int32 values
-        ([0, 60_000], [1, 2**31], [True, True], 0x01 | 0x10),  # ints beyond int32
-        ([0, 60_000], [2**53, -(2**53)], [True, True], 0x01 | 0x10),
-        ([0, 1, 2], [1, 2.5, 3], [True, False, True], 0x01 | 0x20),  # mixed: a mask
-        ([0, 2**32], [1.0, 2.0], [False, False], 0x00),  # int64 offsets
-        ([-(2**62), 2**62], [7, 8], [True, True], 0x04 | 0x10),
+        ([0, 60_000], [1.5, 2.5], [False, False], 0x02 | 0x08),  # evenly spaced, decimal
+        ([0, 60_000], [1, -(2**31)], [True, True], 0x02 | 0x08 | 0x10),  # integers
+        ([0, 60_000], [2**53, -(2**53)], [True, True], 0x02 | 0x0C | 0x10),  # XOR floats
+        ([0, 60_000], [0.1, -0.0], [False, False], 0x02 | 0x0C),  # -0.0 is not decimal
+        ([0, 1, 2], [1, 2.5, 3], [True, False, True], 0x02 | 0x08 | 0x20),  # mixed: a mask
+        ([0, 1, 3], [1.0, 2.0, 1e300], [False, False, False], 0x03 | 0x0C),  # gaps
+        ([-(2**62), 2**62], [7, 8], [True, True], 0x02 | 0x08 | 0x10),
+        ([-(2**62), 0, 2**62 + 5], [7.25, 8, 9], [False, False, False], 0x03 | 0x08),
     ],
 )
 def test_block_encodings(

@@ -32,8 +32,8 @@ with the database id ``db``, and those of the tables owned by a series hold its 
     ``block(db, sid, first, last, n, fmt, ts, vals, mask)``
         The points, primary key (db, sid, first).  The format, the invariants and how writes
         re-chunk a series are those of ``tempodb.storage.blocks``; blocks hold at most
-        ``block_points`` points (998 unless configured).  The blobs are stored uncompressed
-        (``STORAGE EXTERNAL``): they do not compress, and reading them is then a plain copy.
+        ``block_points`` points (998 unless configured).  The blobs, compressed by the block
+        codec already, are stored as they are (``STORAGE EXTERNAL``): reading them is a copy.
 
 Why blocks
     Measured with ``bench/pg_layout.py`` (PostgreSQL 15, 2 cores, fsync on; 10 series x 100,000
