@@ -227,3 +227,21 @@ def open_store(store_args: list[str]) -> Store:
     from tempodb.storage.postgres import PostgresStore
 
     return PostgresStore(store_args[1], min_size=0)
+
+
+def test_auth_cache_trades_revocation_delay(tmp_path: Path) -> None:
+    """With ``--auth-cache`` a revoked key works on until its cache entry expires."""
+    store = data_args(tmp_path / "data")
+    key, secret = create_key(store)
+    server = ServerProcess.start(store, "--auth-cache", "4")
+    try:
+        raw = Raw(server.host, server.port, (key, secret))
+        cached = time.monotonic()
+        assert raw.request("GET", "/v1/series/").status == 200  # cached now, for 4 s
+        assert tempodb("keys", "revoke", key, *store).returncode == 0
+        assert raw.request("GET", "/v1/series/").status == 200
+        assert time.monotonic() - cached < 4
+        time.sleep(max(0.0, cached + 4.2 - time.monotonic()))
+        assert raw.request("GET", "/v1/series/").status == 403
+    finally:
+        server.stop()
