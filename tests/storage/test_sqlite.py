@@ -249,6 +249,23 @@ def test_appends_fill_the_last_block_then_start_new_ones(tmp_path: Path) -> None
         check_layout(store, 100)
 
 
+def test_small_appends_after_a_big_block_start_a_new_one(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path) as store:
+        db = open_db(store)
+        store.write_points(db, batch("k", np.arange(1000) * 60_000, 1.5))
+        for i in range(1000, 1300):
+            store.write_points(db, batch("k", [i * 60_000], [2.5]))
+        layout = blocks(store.path)
+        # The big block is compressed once appends leave it; the new tail fills to 256 first.
+        assert [b[3] for b in layout] == [1000, 256, 44]
+        assert [b[4] & 0x02 for b in layout] == [0x02, 0x02, 0]
+        check_layout(store, 4096)
+        sid = store.find_series(db, SeriesFilter())[0].id
+        points = store.read_points(db, sid, -FAR, FAR)
+        assert points.ts.tolist() == (np.arange(1300) * 60_000).tolist()
+        assert points.values.tolist() == [1.5] * 1000 + [2.5] * 300
+
+
 def test_inserts_into_full_blocks_split_them(tmp_path: Path) -> None:
     with SQLiteStore(tmp_path, block_points=100) as store:
         db = open_db(store)
@@ -297,7 +314,8 @@ def test_range_deletes_keep_the_layout_tidy(tmp_path: Path) -> None:
 def test_block_encodings(
     tmp_path: Path, ts: list[int], values: list[float], is_int: list[bool], fmt: int
 ) -> None:
-    with SQLiteStore(tmp_path) as store:
+    # A full block is compressed (the last block of a series, while not full, stays plain).
+    with SQLiteStore(tmp_path, block_points=len(ts)) as store:
         db = open_db(store)
         store.write_points(db, batch("k", ts, values, is_int))
         [(_, first, last, n, got_fmt)] = blocks(store.path)

@@ -37,10 +37,12 @@ Encoding
 
     "Byte-shuffled" stores the first byte of every item, then the second byte of every item,
     and so on; "deflated" is zlib (level 1).  ``mask`` is NULL unless the flags are mixed.
-    Blocks are written with timestamp codes 2 or 3 and value codes 2 or 3 (codes 0 and 1 are
-    read, never written): minute data then costs nothing for its timestamps, a counter or a
-    two-decimal sensor about 0.5-0.7 bytes per value, a full-precision float about 6.5.
-    Decoding a block of 4,096 points takes about 30 µs.
+    Blocks are compressed (timestamp codes 2 or 3, value codes 2 or 3): minute data then
+    costs nothing for its timestamps, a counter or a two-decimal sensor about 0.5-0.7 bytes
+    per value, a full-precision float about 6.5; decoding 4,096 points takes about 30 µs.
+    The one exception is the last block of a series while it is not full: appends rewrite it
+    again and again, so it keeps the plain codes 0 and 1 (4 + 8 bytes per point, rewritten in
+    a few µs) until it fills up or is no longer the last.
 
 Writing
     A write or increment merges its points (already de-duplicated with ``fold_batch``) with the
@@ -126,8 +128,13 @@ class Meta(NamedTuple):
     n: int
 
 
-def encode(ts: Int64Array, values: Float64Array, is_int: BoolArray) -> Block:
-    """The block of sorted, unique points (at least one)."""
+def encode(
+    ts: Int64Array, values: Float64Array, is_int: BoolArray, *, compress: bool = True
+) -> Block:
+    """The block of sorted, unique points (at least one); ``compress=False``: in the plain
+    codes 0 and 1 (for a tail block that appends will rewrite)."""
+    if not compress:
+        return _encode_plain(ts, values, is_int)
     first, last, n = int(ts[0]), int(ts[-1]), int(ts.shape[0])
     stamps = ts.view(np.uint64)
     gaps = stamps[1:] - stamps[:-1]  # modulo 2**64: the true gaps, all below 2**64
@@ -157,6 +164,33 @@ def encode(ts: Int64Array, values: Float64Array, is_int: BoolArray) -> Block:
         zigzag = ((steps << 1) ^ (steps >> 63)).view(np.uint64)
         vals = bytes([digits]) + int(mantissa[0]).to_bytes(8, "little", signed=True)
         vals += _pack(zigzag)
+    return Block(first, last, n, fmt, ts_blob, vals, mask)
+
+
+def _encode_plain(ts: Int64Array, values: Float64Array, is_int: BoolArray) -> Block:
+    first, last, n = int(ts[0]), int(ts[-1]), int(ts.shape[0])
+    fmt = 0
+    if last - first < 2**32:
+        fmt |= TS_U32
+        ts_blob = (ts - first).astype("<u4").tobytes()
+    else:
+        ts_blob = (ts - first).astype("<i8").tobytes()
+    mask: bytes | None = None
+    vals: bytes | None = None
+    if bool(is_int.all()):
+        fmt |= INT_ALL
+        if (
+            values.min() >= _INT32_MIN
+            and values.max() <= _INT32_MAX
+            and bool(np.all(values == np.trunc(values)))
+        ):
+            fmt |= VAL_I32
+            vals = values.astype("<i4").tobytes()
+    elif bool(is_int.any()):
+        fmt |= INT_MIXED
+        mask = np.packbits(is_int, bitorder="little").tobytes()
+    if vals is None:
+        vals = values.astype("<f8").tobytes()
     return Block(first, last, n, fmt, ts_blob, vals, mask)
 
 
@@ -309,6 +343,11 @@ def split(points: Points, cap: int, *, at_end: bool) -> list[Block]:
         k = -(-n // cap)
         cuts = [n * i // k for i in range(k + 1)]
     return [
-        encode(points.ts[a:b], points.values[a:b], points.is_int[a:b])
+        encode(
+            points.ts[a:b],
+            points.values[a:b],
+            points.is_int[a:b],
+            compress=not (at_end and b == n and b - a < cap),
+        )
         for a, b in itertools.pairwise(cuts)
     ]

@@ -25,7 +25,10 @@ Tables (schema version 2)
 Blocks
     The format, the invariants and how writes re-chunk a series are those of
     ``tempodb.storage.blocks``; each block is a ``block`` row of one ``sid``, and the blocks
-    hold at most ``block_points`` points (4096 unless configured).
+    hold at most ``block_points`` points (4096 unless configured).  Small writes after the
+    last block of a series join it while it holds fewer than 256 points (rewriting a small
+    block is cheap), else they start a new block, so that a stream of one-point writes never
+    rewrites a big block.
 
 Transactions
     One writer thread owns the only connection that writes.  Mutating calls are queued; the
@@ -81,7 +84,17 @@ from tempodb.storage.base import (
     normalize_tags,
     verify_secret,
 )
-from tempodb.storage.blocks import Meta, choose_run, clip, concat, cut, decode, split
+from tempodb.storage.blocks import (
+    TS_STEP,
+    Block,
+    Meta,
+    choose_run,
+    clip,
+    concat,
+    cut,
+    decode,
+    split,
+)
 
 __all__ = ["BLOCK_POINTS", "FILE_NAME", "SCHEMA_VERSION", "SQLiteStore"]
 
@@ -92,6 +105,8 @@ BLOCK_POINTS: Final = 4096
 #: The default bound of the writer's queue.
 DEFAULT_MAX_QUEUE: Final = 1024
 _MAX_BLOCK_POINTS: Final = 1 << 20
+#: Small writes after a block this small join it; after a bigger one they start a new block.
+_TAIL_POINTS: Final = 256
 
 _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (  # 1: the initial schema
@@ -444,6 +459,14 @@ def _load(conn: sqlite3.Connection, run: Sequence[Meta]) -> list[Points]:
         ).fetchone()
         parts.append(decode(*row))
     return parts
+
+
+def _update(conn: sqlite3.Connection, rowid: int, block: Block) -> None:
+    """Store ``block`` in place of the block row ``rowid`` (same ``first``)."""
+    conn.execute(
+        "UPDATE block SET last = ?, n = ?, fmt = ?, ts = ?, vals = ?, mask = ? WHERE rowid = ?",
+        (block.last, block.n, block.fmt, block.ts, block.vals, block.mask, rowid),
+    )
 
 
 def _drop(conn: sqlite3.Connection, run: Sequence[Meta]) -> None:
@@ -861,6 +884,8 @@ class SQLiteStore(Store):
 
     def _merge(self, conn: sqlite3.Connection, sid: int, new: Points, increment: bool) -> None:
         """Merge sorted unique points into a series' blocks."""
+        if self._append(conn, sid, new, increment):
+            return
         lo, hi = int(new.ts[0]), int(new.ts[-1])
         run = _run_meta(conn, sid, lo, hi)
         if not run:
@@ -870,6 +895,36 @@ class SQLiteStore(Store):
         merged = merge_points(concat(_load(conn, run)), new, increment=increment)
         _drop(conn, run)
         self._store(conn, sid, merged)
+
+    def _append(self, conn: sqlite3.Connection, sid: int, new: Points, increment: bool) -> bool:
+        """Small writes after the last block, without rewriting a big block: the points join
+        the last block while it is small (one read, one update), else start a new block
+        (and the old last block, no longer rewritten by appends, is compressed).  False when
+        the write is not such an append."""
+        row = conn.execute(
+            f"SELECT rowid, last, {_BLOCK_COLUMNS} FROM block WHERE sid = ? "
+            "ORDER BY first DESC LIMIT 1",
+            (sid,),
+        ).fetchone()
+        if row is None or int(new.ts[0]) <= row[1]:
+            return False
+        rowid, count, fmt = row[0], row[3], row[4]
+        if count < _TAIL_POINTS:
+            if count + len(new) > self._cap:
+                return False
+            merged = merge_points(decode(*row[2:]), new, increment=increment)
+            [block] = split(merged, self._cap, at_end=True)
+        elif len(new) < _TAIL_POINTS:
+            if not fmt & TS_STEP:  # plain codes: compress it now that it stays as it is
+                old = decode(*row[2:])
+                [block] = split(old, self._cap, at_end=False)
+                _update(conn, rowid, block)
+            self._store(conn, sid, new)
+            return True
+        else:
+            return False
+        _update(conn, rowid, block)
+        return True
 
     def _delete_range(
         self, conn: sqlite3.Connection, db: int, series_id: str, start: int, end: int
