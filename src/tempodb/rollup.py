@@ -43,6 +43,7 @@ __all__ = [
     "FUNCTION_NAMES",
     "Folded",
     "Interval",
+    "SummaryParts",
     "Unit",
     "auto_interval",
     "bucket_labels",
@@ -426,3 +427,71 @@ def summarize(values: npt.ArrayLike, is_int: npt.ArrayLike) -> dict[str, int | f
         "ss": ss,
         "count": count,
     }
+
+
+class SummaryParts:
+    """The summary of raw points given in consecutive parts (a streamed read), without
+    keeping them: counts, exact integer sums, extremes, and the centred sum of squares
+    combined part by part (Chan et al.).  ``result()`` has the shape of :func:`summarize`;
+    float figures may differ from it in the last bits."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.exact: int | None = 0  # the integer sum while every value is an integer
+        self.mean = 0.0
+        self.ss = 0.0
+        self.high = self.low = 0.0
+        self.high_int = self.low_int = False
+
+    def add(self, values: F64, is_int: Bool) -> None:
+        count = int(values.size)
+        if not count:
+            return
+        total = float(values.sum())
+        mean = total / count
+        deviations = values - mean
+        ss = float(np.sum(deviations * deviations))
+        high, low = float(values.max()), float(values.min())
+        high_int = bool((is_int & (values == high)).any())
+        low_int = bool((is_int & (values == low)).any())
+        if self.exact is not None and bool(is_int.all()):
+            self.exact += (
+                int(values.astype(np.int64).sum())
+                if float(np.abs(values).max()) * count < 2.0**62
+                else sum(int(v) for v in values.tolist())
+            )
+        else:
+            self.exact = None
+        if self.count == 0:
+            self.high, self.low, self.high_int, self.low_int = high, low, high_int, low_int
+            self.mean, self.ss = mean, ss
+        else:
+            both = self.count + count
+            delta = mean - self.mean
+            self.ss += ss + delta * delta * self.count * count / both
+            self.mean += delta * count / both
+            if high > self.high or (high == self.high and high_int):
+                self.high_int = high_int or (high == self.high and self.high_int)
+                self.high = high
+            if low < self.low or (low == self.low and low_int):
+                self.low_int = low_int or (low == self.low and self.low_int)
+                self.low = low
+        self.count += count
+        self.total += total
+
+    def result(self) -> dict[str, int | float]:
+        if not self.count:
+            return {}
+        total: int | float = self.total
+        if self.exact is not None:
+            total = self.exact if abs(self.exact) <= _MAX_EXACT else float(self.exact)
+        return {
+            "sum": total,
+            "mean": self.total / self.count,
+            "max": int(self.high) if self.high_int else self.high,
+            "min": int(self.low) if self.low_int else self.low,
+            "stddev": math.sqrt(self.ss / (self.count - 1)) if self.count > 1 else 0.0,
+            "ss": self.ss,
+            "count": self.count,
+        }

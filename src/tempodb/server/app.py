@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+import zlib
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 #: Bodies larger than this are refused with 413 (spec §7 asks for at least 10 MB).
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
+#: Streamed responses shorter than this are sent whole, with a Content-Length.
+STREAM_MIN = 1 << 20
 #: Responses smaller than this are not worth compressing.
 GZIP_MIN_SIZE = 1024
 #: Requests in progress at once (reading, waiting for a worker, running); more get 503.
@@ -53,6 +56,8 @@ class EncodedResponse:
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
+    #: The rest of a streamed body (sent with chunked transfer encoding), already encoded.
+    stream: Iterator[bytes] | None = None
 
 
 class TempoDBApp:
@@ -198,8 +203,20 @@ def _accepts_gzip(header: str) -> bool:
 
 
 def _encode(response: Response, *, gzip_ok: bool) -> EncodedResponse:
-    """Status, headers and body as sent; JSON is gzipped for clients that ask for it."""
+    """Status, headers and body as sent; JSON is gzipped for clients that ask for it.
+
+    A streamed response is read up to ``STREAM_MIN`` bytes: if it ends there it is sent whole
+    like any other, else without a length (chunked), gzipped on the fly if asked for.
+    """
     body = response.body
+    if response.stream is not None:
+        parts, size = [body], len(body)
+        for part in response.stream:
+            parts.append(part)
+            size += len(part)
+            if size >= STREAM_MIN:
+                return _encode_stream(response, b"".join(parts), gzip_ok=gzip_ok)
+        body = b"".join(parts)
     headers: list[tuple[bytes, bytes]] = []
     if response.content_type:
         headers.append((b"content-type", response.content_type))
@@ -213,8 +230,47 @@ def _encode(response: Response, *, gzip_ok: bool) -> EncodedResponse:
     return EncodedResponse(response.status, headers, body)
 
 
+def _encode_stream(response: Response, first: bytes, *, gzip_ok: bool) -> EncodedResponse:
+    assert response.stream is not None
+    headers: list[tuple[bytes, bytes]] = []
+    if response.content_type:
+        headers.append((b"content-type", response.content_type))
+    stream = response.stream
+    if response.content_type == JSON_TYPE:
+        headers.append((b"vary", b"Accept-Encoding"))
+        if gzip_ok:
+            compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: the gzip format
+            first = compressor.compress(first)
+            stream = _gzipped(stream, compressor)
+            headers.append((b"content-encoding", b"gzip"))
+    headers += [(k.lower().encode(), v.encode()) for k, v in response.headers.items()]
+    return EncodedResponse(response.status, headers, first, stream)
+
+
+def _gzipped(stream: Iterator[bytes], compressor: Any) -> Iterator[bytes]:
+    for part in stream:
+        yield compressor.compress(part)
+    yield compressor.flush()
+
+
 async def _send(send: Send, response: EncodedResponse) -> None:
     await send(
         {"type": "http.response.start", "status": response.status, "headers": response.headers}
     )
-    await send({"type": "http.response.body", "body": response.body})
+    if response.stream is None:
+        await send({"type": "http.response.body", "body": response.body})
+        return
+    # The rest is produced on a worker thread, one piece at a time, and sent as it comes.
+    loop = asyncio.get_running_loop()
+    await send({"type": "http.response.body", "body": response.body, "more_body": True})
+    try:
+        while True:
+            part = await loop.run_in_executor(None, next, response.stream, None)
+            if part is None:
+                break
+            if part:
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+    except Exception:
+        log.exception("a streamed response failed; the connection is closed")
+        raise
+    await send({"type": "http.response.body", "body": b""})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -130,10 +130,14 @@ def _drop_trailing_commas(body: bytes) -> bytes | None:
 
 @dataclass
 class Response:
+    """An answer.  ``stream``, when set, yields the body after ``body`` piece by piece (the
+    app sends a big one with chunked transfer encoding, a small one whole)."""
+
     status: int = 200
     body: bytes = b""
     content_type: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    stream: Iterator[bytes] | None = None
 
 
 def json_response(payload: Any, status: int = 200) -> Response:

@@ -4,7 +4,7 @@ deletes (E14) and single-value lookups (E15, E16)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +12,7 @@ import orjson
 
 from tempodb.rollup import (
     Interval,
+    SummaryParts,
     auto_interval,
     parse_function,
     parse_interval,
@@ -19,7 +20,14 @@ from tempodb.rollup import (
     summarize,
 )
 from tempodb.server.context import Context, auto_tags, parse_filter
-from tempodb.server.http import Request, Response, bad_request, empty_response, json_response
+from tempodb.server.http import (
+    JSON_TYPE,
+    Request,
+    Response,
+    bad_request,
+    empty_response,
+    json_response,
+)
 from tempodb.server.series import conflict
 from tempodb.server.wire import (
     MultiBatch,
@@ -102,10 +110,50 @@ def dataset_json(ctx: Context, series: SeriesRecord, params: ReadParams) -> dict
     }
 
 
+#: Raw reads of longer ranges are streamed (read, rendered and sent window by window).
+STREAM_SPAN_MS = 31 * 86_400_000
+#: About this many points per window of a streamed read.
+STREAM_WINDOW_POINTS = 1 << 16
+
+
 def read_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:
     """E7 ``GET /series/{id|key}/{v}/data/``."""
     series = ctx.series(params["field"], params["value"])
-    return json_response(dataset_json(ctx, series, ReadParams.parse(request)))
+    read = ReadParams.parse(request)
+    if read.interval is None and read.end - read.start > STREAM_SPAN_MS:
+        return Response(200, b"", JSON_TYPE, stream=stream_dataset(ctx, series, read))
+    return json_response(dataset_json(ctx, series, read))
+
+
+def stream_dataset(ctx: Context, series: SeriesRecord, params: ReadParams) -> Iterator[bytes]:
+    """The raw DataSet of ``dataset_json``, produced window by window, so that memory stays
+    bounded however long the range: each window is one read (a consistent view of that
+    window; a write landing between two windows may show in the later one only), and the
+    summary is combined from the windows (``SummaryParts``)."""
+    zone = params.zone
+    head = orjson.dumps(
+        {
+            "series": series_json(series),
+            "start": zone.format_one(params.start),
+            "end": zone.format_one(params.end),
+        }
+    )
+    yield head[:-1] + b',"data":['
+    summary = SummaryParts()
+    separator = b""
+    span, low = 86_400_000, params.start
+    while low < params.end:
+        high = min(params.end, low + span)
+        points = ctx.store.read_points(ctx.db.id, series.id, low, high)
+        if len(points):
+            summary.add(points.values, points.is_int)
+            yield separator + render_points(zone, points.ts, points.values, points.is_int)[1:-1]
+            separator = b","
+        # The next window: about STREAM_WINDOW_POINTS points at the density just seen.
+        scale = STREAM_WINDOW_POINTS / max(len(points), 1)
+        span = max(60_000, int(span * min(8.0, max(0.125, scale))))
+        low = high
+    yield b'],"rollup":null,"summary":' + orjson.dumps(summary.result()) + b"}"
 
 
 def read_many(ctx: Context, request: Request, params: dict[str, str]) -> Response:
