@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime
-import subprocess
 import threading
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from serverproc import ServerProcess, create_key, data_args
 from tempodb import (
     AuthenticationError,
     Client,
@@ -161,55 +158,3 @@ def test_round_trip_of_keys_timestamps_and_values(
         assert point.value == value
         assert type(point.value) is type(value)
     assert [s.key for s in client.get_series(keys=[key])] == [key]
-
-
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    folder: Path = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    store = data_args(folder / "data")
-    credentials = create_key(store)
-    process = ServerProcess.start(store, "--tls-cert", str(cert), "--tls-key", str(key))
-    yield process, credentials, str(cert)
-    assert process.stop() == 0
-
-
-def test_tls(tls_server: Any) -> None:
-    process, (key, secret), cert = tls_server
-    assert process.scheme == "https"
-    client = Client(key, secret, "localhost", process.port, secure=True, ca_certs=cert)
-    client.write_key("secure", [DataPoint(datetime.datetime(2012, 1, 1), 1)])
-    assert client.read_key("secure", *DAY).data[0].value == 1
-    client.close()
-    with (
-        Client(key, secret, "localhost", process.port, secure=True, timeout=5) as untrusting,
-        pytest.raises(TempoDBConnectionError),
-    ):
-        untrusting.get_series()
-    with (
-        Client(key, secret, "localhost", process.port, secure=False, timeout=5) as plain,
-        pytest.raises(TempoDBConnectionError),
-    ):
-        plain.get_series()
