@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -372,6 +373,8 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=HERE / "results" / "latest.json")
     args = parser.parse_args()
     np.seterr(all="ignore")
+    # SIGTERM unwinds like an error, so that every process started here is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = QUICK if args.quick else FULL
     say(f"data set: {sizes.series} series x {sizes.points} points, one per minute")
     data = [make_series(i, sizes.points) for i in range(sizes.series)]
@@ -391,6 +394,7 @@ def main() -> int:
                     say(f"skipping {system.name}: {exc}")
                 except Exception:
                     traceback.print_exc()
+                    results[system.name] = run.figures  # what was measured before it failed
                     skipped[system.name] = "failed: " + traceback.format_exc().splitlines()[-1]
                 finally:
                     system.stop()

@@ -15,6 +15,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+#: A connection idle for longer than this is replaced before it is used again.
+IDLE_SECONDS = 20.0
+
 
 class HTTPFailure(RuntimeError):
     """A request was answered with an unexpected status."""
@@ -41,6 +44,7 @@ class Connection:
         self.host, self.port, self.auth = host, port, auth
         self._sock: socket.socket | None = None
         self._buffer = b""
+        self._used = 0.0
 
     def encode(self, request: Request) -> bytes:
         """The bytes of a request on the wire."""
@@ -56,6 +60,10 @@ class Connection:
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + request.body
 
     def _socket(self) -> socket.socket:
+        # Servers close keep-alive connections left idle (uvicorn after 75 s): start afresh.
+        if self._sock is not None and time.monotonic() - self._used > IDLE_SECONDS:
+            self.close()
+        self._used = time.monotonic()
         if self._sock is None:
             sock = socket.create_connection((self.host, self.port), timeout=600)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
