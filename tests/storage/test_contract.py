@@ -955,6 +955,34 @@ class StoreMachine(RuleBasedStateMachine):
             k, list(zip(ts.tolist(), values.tolist(), is_int.tolist(), strict=True)), increment
         )
 
+    @rule(
+        k=KEYS,
+        gaps=st.lists(st.integers(1, 40), min_size=1, max_size=3),
+        values=st.lists(VALUES, min_size=3, max_size=3),
+        increment=st.booleans(),
+        queued=st.booleans(),
+    )
+    def append(
+        self,
+        k: str,
+        gaps: list[int],
+        values: list[tuple[float, bool]],
+        increment: bool,
+        queued: bool,
+    ) -> None:
+        """A few points after the last one (or on it): the small-append paths."""
+        ts = max(self.model.series.get(k, {}), default=0) - 1
+        flat = []
+        for gap, (value, is_int) in zip(gaps, values, strict=False):
+            ts += gap
+            flat.append((ts, value, is_int))
+        written = batch(key(k), [p[0] for p in flat], [p[1] for p in flat], [p[2] for p in flat])
+        if queued:
+            self.store.submit_write(self.db, written, increment=increment).result()
+        else:
+            self.store.write_points(self.db, written, increment=increment)
+        self.model.apply(k, flat, increment)
+
     @rule(k=KEYS, start=SMALL_TS, length=st.integers(0, 12_000))
     def delete_range(self, k: str, start: int, length: int) -> None:
         sid = self._id(k)
@@ -1007,6 +1035,55 @@ def test_store_matches_a_dict_model(store: Store) -> None:
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
+
+
+@TINY_BLOCKS_TOO
+def test_queued_writes_apply_in_order(store: Store, db: Database) -> None:
+    """Writes queued together (``submit_write``; one transaction in a store with a writer
+    queue) mix small appends, increments of the last point, writes into the middle, new
+    series and a failing batch, and end as if they had run one after the other."""
+    rnd = random.Random(11)
+    model = Model()
+    store.write_points(db.id, batch(key("taken"), [1], [1]))
+    model.apply("taken", [(1, 1.0, True)], False)
+    for _ in range(25):
+        pending: list[tuple[Any, bool]] = []
+        for _ in range(12):
+            k = rnd.choice(["a", "b", "c", f"new{rnd.randrange(40)}"])
+            last = max(model.series.get(k, {}), default=0)
+            shape = rnd.randrange(5)
+            if shape == 0:  # a write into the middle (or a first write)
+                ts = [rnd.randrange(0, last + 2) for _ in range(rnd.randrange(1, 100))]
+            elif shape == 1:  # the last point again
+                ts = [last]
+            else:  # an append
+                ts = [last + 1 + i * rnd.randrange(1, 5) for i in range(rnd.randrange(1, 4))]
+            values = [float(rnd.randrange(-9, 9)) / rnd.choice([1, 1, 1, 2]) for _ in ts]
+            flags = [v == int(v) for v in values]
+            increment = rnd.random() < 0.3
+            if rnd.random() < 0.05:  # fails whole: the id is taken as a key
+                bad = batch([key(k), by_id("taken")], [last + 1, 2], [1, 1], ref_index=[0, 1])
+                pending.append((store.submit_write(db.id, bad), False))
+                continue
+            if increment and len(set(ts)) < len(ts):
+                ts = sorted(set(ts))
+                values, flags = values[: len(ts)], flags[: len(ts)]
+            future = store.submit_write(
+                db.id, batch(key(k), ts, values, flags), increment=increment
+            )
+            pending.append((future, True))
+            point_list = list(zip(ts, values, flags, strict=True))
+            if not increment:  # the last value given for a timestamp wins
+                point_list = list({p[0]: p for p in point_list}.values())
+            model.apply(k, point_list, increment)
+        for future, ok in pending:
+            if ok:
+                future.result()
+            else:
+                with pytest.raises(KeyConflict):
+                    future.result()
+    for k in model.series:
+        assert read_all(store, db, series_id(store, db, k)) == model.rows(k), k
 
 
 def test_keys_round_trip(store: Store, db: Database) -> None:

@@ -221,6 +221,72 @@ def test_a_failing_request_does_not_affect_others_committed_with_it(tmp_path: Pa
         assert len(store.find_series(db, SeriesFilter())) == 9
 
 
+def test_the_writers_cache_follows_other_connections(tmp_path: Path) -> None:
+    """A second store on the same file (as another process would be) deletes, recreates and
+    appends behind the first one's back; the first one's small writes still land right."""
+    with SQLiteStore(tmp_path) as first, SQLiteStore(tmp_path) as second:
+        db = open_db(first)
+        for i in range(3):  # the first store now knows the series and its last block
+            first.write_points(db, batch("k", [i], [i]))
+        old = first.lookup_series(db, "key", "k")
+        assert old is not None
+        second.write_points(db, batch("k", [3, 4], [3.5, 4.5]))  # the last block changes
+        first.write_points(db, batch("k", [5], [5]))
+        assert first.read_points(db, old.id, -FAR, FAR).values.tolist() == [0, 1, 2, 3.5, 4.5, 5]
+        assert second.delete_series(db, SeriesFilter(keys=("k",))) == 1
+        first.write_points(db, batch("k", [6], [6]))  # creates the series anew
+        new = first.lookup_series(db, "key", "k")
+        assert new is not None
+        assert new.id != old.id
+        assert first.read_points(db, new.id, -FAR, FAR).ts.tolist() == [6]
+        assert first.read_points(db, old.id, -FAR, FAR).ts.tolist() == []
+        check_layout(first, 4096)
+
+
+def test_a_rolled_back_request_leaves_nothing_in_the_writers_cache(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path) as store:
+        db = open_db(store)
+        store.create_series(db, "taken")
+        refs = [SeriesRef("key", "fresh"), SeriesRef("id", "taken")]
+        bad = WriteBatch(
+            refs, np.array([0, 1], np.int32), np.array([1, 1]), np.ones(2), np.ones(2, np.bool_)
+        )
+        store.write_points(db, batch("other", [1], [1]))  # same transaction as the bad one
+        with pytest.raises(KeyConflict):
+            store.write_points(db, bad)
+        assert store.lookup_series(db, "key", "fresh") is None
+        for i in range(3):
+            store.write_points(db, batch("fresh", [i], [i]))
+        record = store.lookup_series(db, "key", "fresh")
+        assert record is not None
+        assert store.read_points(db, record.id, -FAR, FAR).ts.tolist() == [0, 1, 2]
+        assert len(store.find_series(db, SeriesFilter())) == 3
+
+
+def test_small_appends_grow_the_last_block_in_place(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path) as store:
+        db = open_db(store)
+        for i in range(300):
+            store.write_points(db, batch("ints", [i * 1000], [i]))
+            store.write_points(db, batch("floats", [i * 1000], [i / 4], False))
+            store.write_points(db, batch("wide", [i * 2**33], [2**40 + i]))
+        layout = blocks(store.path)
+        assert [b[3] for b in layout] == [256, 44] * 3
+        # Compressed once full, plain while last: u32 offsets + int32 / float64 / int64-wide.
+        assert [b[4] for b in layout[1::2]] == [0x15, 0x01, 0x10]
+        for k, values in (
+            ("ints", list(range(300))),
+            ("floats", [i / 4 for i in range(300)]),
+            ("wide", [2**40 + i for i in range(300)]),
+        ):
+            record = store.lookup_series(db, "key", k)
+            assert record is not None
+            points = store.read_points(db, record.id, -FAR, FAR)
+            assert points.values.tolist() == values
+            assert points.is_int.all() == (k != "floats")
+        check_layout(store, 4096)
+
+
 def test_reader_connections_go_with_their_threads(tmp_path: Path) -> None:
     with SQLiteStore(tmp_path) as store:
         db = open_db(store)

@@ -15,6 +15,7 @@ import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from tempodb.server.http import Response
@@ -189,6 +190,7 @@ class Registry:
         return "".join(m.render() for m in self._metrics).encode()
 
 
+@lru_cache(maxsize=4096)
 def route_label(raw_path: bytes) -> str:
     """The route pattern of a path (``/v1/series/{field}/{value}/data``), or ``unmatched``."""
     segments = split_path(raw_path)

@@ -4,7 +4,8 @@ deletes (E14) and single-value lookups (E15, E16)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,15 +167,55 @@ def read_many(ctx: Context, request: Request, params: dict[str, str]) -> Respons
 # -- writes ----------------------------------------------------------------------------------
 
 
-def _store(ctx: Context, batch: WriteBatch, *, increment: bool) -> None:
-    if ctx.options.auto_tag:
-        _create_tagged(ctx, batch.refs)
-    try:
-        ctx.store.write_points(ctx.db.id, batch, increment=increment)
-    except KeyConflict as exc:
-        raise conflict(exc.key) from None
-    if ctx.metrics is not None:
-        ctx.metrics.points_written.inc("increment" if increment else "write", amount=len(batch))
+@dataclass(frozen=True)
+class WriteJob:
+    """A parsed write: the points, whether they add up, and the answer once stored."""
+
+    batch: WriteBatch
+    increment: bool
+    response: Response
+
+    def run(self, ctx: Context) -> Response:
+        """Store the points (on the calling thread) and answer."""
+        if ctx.options.auto_tag:
+            _create_tagged(ctx, self.batch.refs)
+        try:
+            ctx.store.write_points(ctx.db.id, self.batch, increment=self.increment)
+        except KeyConflict as exc:
+            raise conflict(exc.key) from None
+        return self.stored(ctx)
+
+    def submit(self, ctx: Context) -> Future[None]:
+        """Queue the points with the store without waiting (``Store.submit_write``); once the
+        future is done, ``outcome`` answers.  Not for auto-tagging servers."""
+        return ctx.store.submit_write(ctx.db.id, self.batch, increment=self.increment)
+
+    def outcome(self, ctx: Context, future: Future[None]) -> Response:
+        """The answer to a submitted job whose future is done."""
+        try:
+            future.result()
+        except KeyConflict as exc:
+            raise conflict(exc.key) from None
+        return self.stored(ctx)
+
+    def stored(self, ctx: Context) -> Response:
+        if ctx.metrics is not None:
+            kind = "increment" if self.increment else "write"
+            ctx.metrics.points_written.inc(kind, amount=len(self.batch))
+        return self.response
+
+
+class WriteHandler:
+    """A write endpoint: ``parse`` reads the request into a :class:`WriteJob` (400 when it is
+    invalid); calling the handler parses and stores it.  The app may instead parse and
+    submit small writes from its event loop (``WriteJob.submit``)."""
+
+    def __init__(self, parse: Callable[[Request, dict[str, str]], WriteJob]) -> None:
+        self.parse = parse
+        self.__doc__ = parse.__doc__
+
+    def __call__(self, ctx: Context, request: Request, params: dict[str, str]) -> Response:
+        return self.parse(request, params).run(ctx)
 
 
 def _create_tagged(ctx: Context, refs: Sequence[SeriesRef]) -> None:
@@ -195,49 +236,58 @@ def _series_ref(params: dict[str, str]) -> SeriesRef:
     return SeriesRef("id" if field == "id" else "key", value)
 
 
-def write_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:
-    """E8 ``POST /series/{id|key}/{v}/data/``."""
+def _series_job(request: Request, params: dict[str, str], *, increment: bool) -> WriteJob:
     batch = parse_points_body(request.body, request.json, _series_ref(params))
-    _store(ctx, batch, increment=False)
-    return empty_response()
+    return WriteJob(batch, increment, empty_response())
 
 
-def increment_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:
-    """E9 ``POST /series/{id|key}/{v}/increment/``."""
-    batch = parse_points_body(request.body, request.json, _series_ref(params))
-    _store(ctx, batch, increment=True)
-    return empty_response()
+def _bulk_job(request: Request, *, increment: bool) -> WriteJob:
+    return WriteJob(parse_bulk(request.json()), increment, empty_response())
 
 
-def write_bulk(ctx: Context, request: Request, params: dict[str, str]) -> Response:
-    """E10 ``POST /data/``."""
-    _store(ctx, parse_bulk(request.json()), increment=False)
-    return empty_response()
-
-
-def increment_bulk(ctx: Context, request: Request, params: dict[str, str]) -> Response:
-    """E11 ``POST /increment/``."""
-    _store(ctx, parse_bulk(request.json()), increment=True)
-    return empty_response()
-
-
-def _multi(ctx: Context, request: Request, *, increment: bool) -> Response:
+def _multi_job(request: Request, *, increment: bool) -> WriteJob:
     multi: MultiBatch = parse_multi(request.json())
-    if len(multi.batch):
-        _store(ctx, multi.batch, increment=increment)
     if multi.failed:
-        return json_response(multi.multistatus(), status=207)
-    return empty_response()
+        return WriteJob(multi.batch, increment, json_response(multi.multistatus(), status=207))
+    return WriteJob(multi.batch, increment, empty_response())
 
 
-def write_multi(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+def _write_series(request: Request, params: dict[str, str]) -> WriteJob:
+    """E8 ``POST /series/{id|key}/{v}/data/``."""
+    return _series_job(request, params, increment=False)
+
+
+def _increment_series(request: Request, params: dict[str, str]) -> WriteJob:
+    """E9 ``POST /series/{id|key}/{v}/increment/``."""
+    return _series_job(request, params, increment=True)
+
+
+def _write_bulk(request: Request, params: dict[str, str]) -> WriteJob:
+    """E10 ``POST /data/``."""
+    return _bulk_job(request, increment=False)
+
+
+def _increment_bulk(request: Request, params: dict[str, str]) -> WriteJob:
+    """E11 ``POST /increment/``."""
+    return _bulk_job(request, increment=True)
+
+
+def _write_multi(request: Request, params: dict[str, str]) -> WriteJob:
     """E12 ``POST /multi/``: 207 with a multistatus when some elements are invalid."""
-    return _multi(ctx, request, increment=False)
+    return _multi_job(request, increment=False)
 
 
-def increment_multi(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+def _increment_multi(request: Request, params: dict[str, str]) -> WriteJob:
     """E13 ``POST /multi/increment/``."""
-    return _multi(ctx, request, increment=True)
+    return _multi_job(request, increment=True)
+
+
+write_series = WriteHandler(_write_series)
+increment_series = WriteHandler(_increment_series)
+write_bulk = WriteHandler(_write_bulk)
+increment_bulk = WriteHandler(_increment_bulk)
+write_multi = WriteHandler(_write_multi)
+increment_multi = WriteHandler(_increment_multi)
 
 
 # -- deletes and single values ---------------------------------------------------------------

@@ -107,8 +107,23 @@ def coerce_value(value: object) -> tuple[float, bool] | str:
     return NO_VALUE
 
 
+#: Lists up to this long are checked item by item in Python (cheaper than numpy's calls).
+_SHORT = 64
+
+
 def _fast_values(raw: Sequence[object]) -> tuple[Float64Array, BoolArray] | None:
     """Vectorised conversion when every value is a plain JSON number in range."""
+    if len(raw) <= _SHORT:
+        flags: list[bool] = []
+        for value in raw:
+            kind = type(value)
+            if kind is float:
+                flags.append(False)
+            elif type(value) is int and -MAX_EXACT_INT <= value <= MAX_EXACT_INT:
+                flags.append(True)
+            else:
+                return None
+        return np.array(raw, np.float64), np.array(flags, np.bool_)
     kinds = set(map(type, raw))
     if not kinds or not kinds <= {float, int}:
         return None

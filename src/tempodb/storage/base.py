@@ -21,8 +21,9 @@ import secrets
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -237,6 +238,25 @@ class Store(ABC):
         taken).  An increment of a missing point starts from 0; the result is an integer only
         when both sides are.
         """
+
+    #: True when ``authenticate`` and ``submit_write`` return at once, without a network round
+    #: trip or a wait for the store (an embedded store with a writer thread): the server may
+    #: then take small writes on its event loop rather than on a worker thread.
+    quick_submit: ClassVar[bool] = False
+
+    def submit_write(self, db: int, batch: WriteBatch, *, increment: bool = False) -> Future[None]:
+        """Start ``write_points`` and return the future of its outcome (its exceptions come
+        from ``result()``).  This default stores the batch before it returns; a store with a
+        writer queue returns once the batch is queued (``Overloaded`` may then be raised at
+        once)."""
+        future: Future[None] = Future()
+        try:
+            self.write_points(db, batch, increment=increment)
+        except Exception as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
+        return future
 
     @abstractmethod
     def read_points(self, db: int, series_id: str, start: int, end: int) -> Points:

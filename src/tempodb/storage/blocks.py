@@ -56,7 +56,9 @@ Writing
 
 from __future__ import annotations
 
+import functools
 import itertools
+import struct
 import zlib
 from collections.abc import Sequence
 from typing import Final, NamedTuple
@@ -83,6 +85,9 @@ __all__ = [
     "cut",
     "decode",
     "encode",
+    "plain_append",
+    "plain_append_one",
+    "plain_block",
     "split",
 ]
 
@@ -102,6 +107,8 @@ _LEVEL: Final = 1
 #: Decimal digits tried for the decimal value code.
 _MAX_DIGITS: Final = 9
 _MAX_MANTISSA: Final = float(2**53)
+#: A point of a tiny write, as plain Python values: (timestamp, value, is_int).
+PyPoint = tuple[int, float, bool]
 
 
 class Block(NamedTuple):
@@ -192,6 +199,93 @@ def _encode_plain(ts: Int64Array, values: Float64Array, is_int: BoolArray) -> Bl
     if vals is None:
         vals = values.astype("<f8").tobytes()
     return Block(first, last, n, fmt, ts_blob, vals, mask)
+
+
+def plain_block(points: Sequence[PyPoint]) -> Block | None:
+    """The plain block (codes 0 and 1) of a few sorted, unique points given as Python values,
+    as ``encode(..., compress=False)`` makes it without numpy's per-call costs; None when
+    their int flags are mixed (the caller then takes the numpy path)."""
+    first, last, n = points[0][0], points[-1][0], len(points)
+    ints = [p[2] for p in points]
+    if any(ints) and not all(ints):
+        return None
+    fmt = 0
+    if last - first < 2**32:
+        fmt |= TS_U32
+        ts_blob = struct.pack(f"<{n}I", *[p[0] - first for p in points])
+    else:
+        ts_blob = struct.pack(f"<{n}q", *[p[0] - first for p in points])
+    values = [p[1] for p in points]
+    if ints[0]:
+        fmt |= INT_ALL
+        if min(values) >= _INT32_MIN and max(values) <= _INT32_MAX:
+            fmt |= VAL_I32
+            return Block(
+                first, last, n, fmt, ts_blob, struct.pack(f"<{n}i", *map(int, values)), None
+            )
+    return Block(first, last, n, fmt, ts_blob, struct.pack(f"<{n}d", *values), None)
+
+
+@functools.cache
+def _packer(code: str, n: int) -> struct.Struct:
+    """The little-endian packer of ``n`` items of struct ``code``."""
+    return struct.Struct(f"<{n}{code}")
+
+
+def plain_append(fmt: int, first: int, points: Sequence[PyPoint]) -> tuple[bytes, bytes] | None:
+    """What to add at the end of the ``ts`` and ``vals`` blobs of a plain block (codes 0 and
+    1, starting at ``first``) so that it holds ``points`` too (sorted, unique, all after its
+    last point); None when they do not fit its codes as they are (a compressed block, mixed
+    int flags, flags unlike the block's, an integer beyond int32 for code 1, an offset beyond
+    uint32 for code 1): the caller then rewrites the block."""
+    if fmt & (TS_STEP | VAL_DECIMAL | INT_MIXED):  # compressed codes (2, 3) or mixed flags
+        return None
+    want_int = bool(fmt & INT_ALL)
+    n = len(points)
+    offsets = []
+    values = []
+    for ts, value, is_int in points:
+        if is_int is not want_int:
+            return None
+        offsets.append(ts - first)
+        values.append(value)
+    if fmt & TS_U32:
+        if offsets[-1] >= 2**32:
+            return None
+        ts_blob = _packer("I", n).pack(*offsets)
+    else:
+        ts_blob = _packer("q", n).pack(*offsets)
+    if fmt & VAL_I32:
+        if min(values) < _INT32_MIN or max(values) > _INT32_MAX:
+            return None
+        return ts_blob, _packer("i", n).pack(*map(int, values))
+    return ts_blob, _packer("d", n).pack(*values)
+
+
+_U32: Final = struct.Struct("<I")
+_I64: Final = struct.Struct("<q")
+_I32: Final = struct.Struct("<i")
+_F64: Final = struct.Struct("<d")
+
+
+def plain_append_one(
+    fmt: int, first: int, ts: int, value: float, is_int: bool
+) -> tuple[bytes, bytes] | None:
+    """``plain_append`` for one point (the common small write), without its lists."""
+    if fmt & (TS_STEP | VAL_DECIMAL | INT_MIXED) or is_int is not bool(fmt & INT_ALL):
+        return None
+    offset = ts - first
+    if fmt & TS_U32:
+        if offset >= 2**32:
+            return None
+        ts_blob = _U32.pack(offset)
+    else:
+        ts_blob = _I64.pack(offset)
+    if fmt & VAL_I32:
+        if value < _INT32_MIN or value > _INT32_MAX:
+            return None
+        return ts_blob, _I32.pack(int(value))
+    return ts_blob, _F64.pack(value)
 
 
 def _decimal(values: Float64Array) -> tuple[int, Int64Array] | None:

@@ -26,18 +26,38 @@ Blocks
     The format, the invariants and how writes re-chunk a series are those of
     ``tempodb.storage.blocks``; each block is a ``block`` row of one ``sid``, and the blocks
     hold at most ``block_points`` points (4096 unless configured).  Small writes after the
-    last block of a series join it while it holds fewer than 256 points (rewriting a small
-    block is cheap), else they start a new block, so that a stream of one-point writes never
-    rewrites a big block.
+    last block of a series join it while it holds fewer than 256 points, else they start a
+    new block, so that a stream of one-point writes never rewrites a big block.  The last
+    block stays in the plain codes while it grows, so that a few points after it join it
+    without decoding it: its blobs grow by the new points' bytes
+    (``SET ts = CAST(ts || ? AS BLOB)``, byte for byte: the file's text encoding is never
+    involved), see ``blocks.plain_append``.
 
 Transactions
     One writer thread owns the only connection that writes.  Mutating calls are queued; the
-    writer takes everything queued, runs each call in its own SAVEPOINT inside one transaction,
-    commits once, then answers each caller with its own result or exception (a failing call is
-    rolled back to its savepoint and does not affect the others).  A call returns only after
-    the commit, so whatever is acknowledged is durable.  Readers use one connection per thread
-    and read inside a snapshot transaction, beside the writer (WAL).  At most ``max_queue`` calls
-    wait for the writer at once; one more raises ``Overloaded`` without being queued.
+    writer takes the first, begins a transaction, runs it and every call queued meanwhile
+    (at most 512), each in its own SAVEPOINT, commits once, then answers each caller with its
+    own result or exception (a failing call is rolled back to its savepoint and does not
+    affect the others).  A call returns only after the commit, so whatever is acknowledged is
+    durable.  Readers use one connection per thread and read inside a snapshot transaction,
+    beside the writer (WAL).  At most ``max_queue`` calls wait for the writer at once; one more
+    raises ``Overloaded`` without being queued.  ``submit_write`` queues a write and returns
+    its future at once (the server awaits it on its event loop).
+
+The writer's cache (``_Cache``)
+    Small writes are where the writer's time goes, so it remembers, between transactions, the
+    series that keys and ids name and the last block of each series (rowid, first, last, n,
+    fmt).  A write of at most 64 points whose series and last blocks are all remembered, and
+    whose points all go after them, is *planned* without a statement: the bytes to add to
+    each last block are worked out in Python and the growths of all planned calls of a
+    transaction run as one ``executemany`` (before the next call that is not planned, so
+    that it sees them).  Such a call cannot fail on its own, so it needs no savepoint; if the
+    statement or the commit fails, the whole transaction fails, as it would anyway.  The
+    cache only ever holds what was true at the writer's last commit: it is emptied when
+    another connection (another process on the same file) has committed since (``PRAGMA
+    data_version``, read once the transaction holds the write lock), when a call is rolled
+    back, when a transaction fails and when series are deleted; every change of a series'
+    blocks other than a planned or small append forgets that series' last block.
 
 Backups
     ``backup(path)`` copies the database with SQLite's online backup API in one step, inside one
@@ -57,11 +77,12 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 import numpy as np
 
 from tempodb.storage.base import (
+    MAX_EXACT_INT,
     Credentials,
     Database,
     Direction,
@@ -88,11 +109,15 @@ from tempodb.storage.blocks import (
     TS_STEP,
     Block,
     Meta,
+    PyPoint,
     choose_run,
     clip,
     concat,
     cut,
     decode,
+    plain_append,
+    plain_append_one,
+    plain_block,
     split,
 )
 
@@ -107,6 +132,8 @@ DEFAULT_MAX_QUEUE: Final = 1024
 _MAX_BLOCK_POINTS: Final = 1 << 20
 #: Small writes after a block this small join it; after a bigger one they start a new block.
 _TAIL_POINTS: Final = 256
+#: Writes of at most this many points take the per-point Python path (``_write_small``).
+_SMALL_WRITE: Final = 64
 
 _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (  # 1: the initial schema
@@ -176,7 +203,57 @@ class _Reader:
         self.conn = conn
 
 
-_Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]"]
+#: One block's growth by a cached append: (last, n, ts bytes, vals bytes, rowid), for ``_GROW``.
+_Growth = tuple[int, int, bytes, bytes, int]
+#: A queued call: what to run in the transaction, an optional plan (see ``_Writer.submit``)
+#: and the future of its outcome.
+_Job = tuple[
+    Callable[[sqlite3.Connection], Any], "Callable[[], list[_Growth] | None] | None", "Future[Any]"
+]
+_GROW: Final = (
+    "UPDATE block SET last = ?, n = ?, ts = CAST(ts || ? AS BLOB), vals = CAST(vals || ? AS BLOB) "
+    "WHERE rowid = ?"
+)
+
+
+class _Tail:
+    """What the writer knows of the last block of a series (updated in place as appends
+    grow it)."""
+
+    __slots__ = ("first", "fmt", "last", "n", "rowid")
+
+    def __init__(self, rowid: int, first: int, last: int, n: int, fmt: int) -> None:
+        self.rowid, self.first, self.last, self.n, self.fmt = rowid, first, last, n, fmt
+
+
+class _Cache:
+    """What the writer remembers between requests (see "The writer's cache" above): the
+    (sid, id) that each (db, field, value) names, and the last block of each series.  Only
+    the writer thread uses it."""
+
+    __slots__ = ("data_version", "series", "tails")
+
+    #: Entries kept at most (each map is emptied when it grows beyond).
+    limit: Final = 65_536
+
+    def __init__(self) -> None:
+        self.series: dict[tuple[int, str, str], tuple[int, str]] = {}
+        self.tails: dict[int, _Tail] = {}
+        self.data_version = -1
+
+    def clear(self) -> None:
+        self.series.clear()
+        self.tails.clear()
+
+    def add_series(self, db: int, field: str, value: str, found: tuple[int, str]) -> None:
+        if len(self.series) >= self.limit:
+            self.series.clear()
+        self.series[db, field, value] = found
+
+    def set_tail(self, sid: int, tail: _Tail) -> None:
+        if len(self.tails) >= self.limit:
+            self.tails.clear()
+        self.tails[sid] = tail
 
 
 class _Writer:
@@ -186,6 +263,7 @@ class _Writer:
 
     def __init__(self, conn: sqlite3.Connection, name: str, max_queue: int) -> None:
         self._conn = conn
+        self.cache = _Cache()
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._max_queue = max_queue
         self._slots = threading.BoundedSemaphore(max_queue)
@@ -199,17 +277,37 @@ class _Writer:
 
         Raises Overloaded (and queues nothing) when ``max_queue`` calls are already waiting.
         """
+        future: Future[_T] = self.submit(fn)
+        return future.result()
+
+    def submit(
+        self,
+        fn: Callable[[sqlite3.Connection], Any],
+        plan: Callable[[], list[_Growth] | None] | None = None,
+    ) -> Future[Any]:
+        """Queue ``fn`` for the writer's next transaction, without waiting: the future gets
+        its result (or exception) once that transaction is committed (or rolled back).
+
+        ``plan``, when given, runs first in the writer thread: if it returns the block
+        growths that make up the whole call (cached appends, which cannot fail on their
+        own), they join those of the other planned calls of the transaction, and ``fn`` is
+        not run (the result is None); if it returns None, ``fn`` runs as usual.
+
+        Raises Overloaded (and queues nothing) when ``max_queue`` calls are already waiting.
+        """
         if not self._slots.acquire(blocking=False):
             raise Overloaded(f"{self._max_queue} writes are waiting already: try again later")
-        try:
-            future: Future[_T] = Future()
-            with self._lock:
-                if self._closed:
-                    raise StorageError("the store is closed")
-                self._queue.put((fn, future))
-            return future.result()
-        finally:
-            self._slots.release()
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                self._slots.release()
+                raise StorageError("the store is closed")
+            future.add_done_callback(self._release)
+            self._queue.put((fn, plan, future))
+        return future
+
+    def _release(self, _: Future[Any]) -> None:
+        self._slots.release()
 
     def close(self) -> None:
         """Finish the queued requests, stop the thread and close the connection."""
@@ -228,54 +326,114 @@ class _Writer:
     def _run(self) -> None:
         while True:
             job = self._queue.get()
-            if job is None:
-                return
-            group = [job]
-            stop = False
-            while len(group) < self.max_group:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stop = True
-                    break
-                group.append(job)
-            self._commit(group)
-            if stop:
+            if job is None or self._commit(job):
                 return
 
-    def _commit(self, group: list[_Job]) -> None:
+    def _commit(self, first: _Job) -> bool:
+        """One transaction for ``first`` and every call queued until it ends (at most
+        ``max_group``, so that calls arriving while it runs join it rather than wait for
+        the next one): each call in its own savepoint (a failing call is rolled back
+        alone), planned calls' growths in one statement (before the next call that is not
+        planned, so that it sees them), one commit, then the answers.  True when the queue
+        asked the writer to stop."""
         conn = self._conn
+        group: list[_Job | None] = [first]
         outcomes: list[tuple[Future[Any], Any, Exception | None]] = []
+        cache = self.cache
+        grown: dict[int, list[Any]] = {}  # rowid -> [last, n, ts bytes, vals bytes]
+        stop = False
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for fn, future in group:
-                conn.execute("SAVEPOINT request")
-                try:
-                    result = fn(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO request")
-                    conn.execute("RELEASE request")
-                    outcomes.append((future, None, exc))
-                else:
-                    conn.execute("RELEASE request")
-                    outcomes.append((future, result, None))
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != cache.data_version:  # another connection committed meanwhile
+                cache.clear()
+                cache.data_version = version
+            while len(outcomes) < len(group) or self._more(group):
+                job = group[len(outcomes)]
+                if job is None:  # close() was called: finish this group, then stop
+                    group.pop()
+                    stop = True
+                    break
+                outcomes.append(self._one(conn, job, grown))
+            if grown:
+                _grow(conn, grown)
             conn.execute("COMMIT")
         except Exception as exc:
+            cache.clear()
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            for _, future in group:
+            for job in group:
+                if job is None:
+                    stop = True
+                    continue
                 failure = StorageError(f"the transaction was rolled back: {exc}")
                 failure.__cause__ = exc
-                future.set_exception(failure)
-            return
+                job[2].set_exception(failure)
+            return stop
         for future, result, error in outcomes:
             if error is None:
                 future.set_result(result)
             else:
                 future.set_exception(error)
+        return stop
+
+    def _one(
+        self, conn: sqlite3.Connection, job: _Job, grown: dict[int, list[Any]]
+    ) -> tuple[Future[Any], Any, Exception | None]:
+        """Run one call inside the group's transaction: its outcome, to answer after the
+        commit."""
+        fn, plan, future = job
+        if plan is not None:
+            try:
+                planned = plan()
+            except Exception as exc:
+                self.cache.clear()
+                return future, None, exc
+            if planned is not None:
+                _combine(grown, planned)
+                return future, None, None
+        if grown:
+            _grow(conn, grown)
+        conn.execute("SAVEPOINT request")
+        try:
+            result = fn(conn)
+        except Exception as exc:
+            self.cache.clear()
+            conn.execute("ROLLBACK TO request")
+            conn.execute("RELEASE request")
+            return future, None, exc
+        conn.execute("RELEASE request")
+        return future, result, None
+
+    def _more(self, group: list[_Job | None]) -> bool:
+        """Take the next queued call (or the stop mark, None) into ``group``; False when
+        nothing is queued or the group is full."""
+        if len(group) >= self.max_group:
+            return False
+        try:
+            group.append(self._queue.get_nowait())
+        except queue.Empty:
+            return False
+        return True
+
+
+def _combine(grown: dict[int, list[Any]], growths: list[_Growth]) -> None:
+    """Add growths to those pending, one per block (later ones extend earlier ones)."""
+    for last, n, ts, vals, rowid in growths:
+        pending = grown.get(rowid)
+        if pending is None:
+            grown[rowid] = [last, n, ts, vals]
+        else:
+            pending[0], pending[1] = last, n
+            pending[2] += ts
+            pending[3] += vals
+
+
+def _grow(conn: sqlite3.Connection, grown: dict[int, list[Any]]) -> None:
+    """Run the pending growths (and forget them)."""
+    conn.executemany(_GROW, [(*pending, rowid) for rowid, pending in grown.items()])
+    grown.clear()
 
 
 # -- schema --------------------------------------------------------------------------------------
@@ -414,9 +572,10 @@ def _insert_series(
     return sid, SeriesRecord(series_id, key, name, tags, attrs)
 
 
-def _delete_sids(conn: sqlite3.Connection, sids: Sequence[int]) -> None:
+def _delete_sids(conn: sqlite3.Connection, sids: Sequence[int], cache: _Cache) -> None:
     if not sids:
         return
+    cache.clear()
     ids = json.dumps(list(sids))
     for table in ("block", "series_tag", "series_attr", "series"):
         conn.execute(f"DELETE FROM {table} WHERE sid IN (SELECT value FROM json_each(?))", (ids,))
@@ -473,6 +632,35 @@ def _drop(conn: sqlite3.Connection, run: Sequence[Meta]) -> None:
     conn.executemany("DELETE FROM block WHERE rowid = ?", [(meta.handle,) for meta in run])
 
 
+def _group(
+    batch: WriteBatch, sid_of_ref: Callable[[int], int], increment: bool
+) -> dict[int, list[PyPoint]] | None:
+    """A small batch's points per series (sid), sorted, one per timestamp: a write keeps
+    the last value given, as ``fold_batch`` does; None for an increment that gives one
+    timestamp twice (``fold_batch`` sums those)."""
+    grouped: dict[int, dict[int, PyPoint]] = {}
+    for ref, ts, value, is_int in zip(
+        batch.ref_index.tolist(),
+        batch.ts.tolist(),
+        batch.values.tolist(),
+        batch.is_int.tolist(),
+        strict=True,
+    ):
+        points = grouped.setdefault(sid_of_ref(ref), {})
+        if increment and ts in points:
+            return None
+        points[ts] = (ts, value, is_int)
+    return {sid: [points[ts] for ts in sorted(points)] for sid, points in grouped.items()}
+
+
+def _appended(points: list[PyPoint], increment: bool) -> list[PyPoint]:
+    """What appending ``points`` stores: themselves, but after an increment an integer beyond
+    2**53 is no exact integer any more (as ``merge_points`` decides)."""
+    if not increment:
+        return points
+    return [(ts, value, is_int and abs(value) <= MAX_EXACT_INT) for ts, value, is_int in points]
+
+
 class SQLiteStore(Store):
     """The embedded default backend: one SQLite file in ``data_dir``.
 
@@ -493,6 +681,9 @@ class SQLiteStore(Store):
         store = SQLiteStore("/var/lib/tempodb")
         credentials = store.create_database("demo")
     """
+
+    #: Keys are read from the local file and writes only queued: both return at once.
+    quick_submit: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -689,6 +880,7 @@ class SQLiteStore(Store):
             if row is None:
                 return False
             db = row[0]
+            self._writer.cache.clear()
             conn.execute(
                 "DELETE FROM block WHERE sid IN (SELECT sid FROM series WHERE db = ?)", (db,)
             )
@@ -775,7 +967,7 @@ class SQLiteStore(Store):
 
         def op(conn: sqlite3.Connection) -> int:
             sids = [r[0] for r in conn.execute(f"SELECT sid FROM series s WHERE {where}", params)]
-            _delete_sids(conn, sids)
+            _delete_sids(conn, sids, self._writer.cache)
             return len(sids)
 
         return self._writer.call(op)
@@ -786,7 +978,20 @@ class SQLiteStore(Store):
         """Store the batch atomically (see ``Store.write_points``)."""
         if len(batch) == 0:
             return
-        self._writer.call(lambda conn: self._write(conn, db, batch, increment))
+        self.submit_write(db, batch, increment=increment).result()
+
+    def submit_write(self, db: int, batch: WriteBatch, *, increment: bool = False) -> Future[None]:
+        """Queue the batch for the writer and return at once (see ``Store.submit_write``);
+        Overloaded when the queue is full."""
+        if len(batch) == 0:
+            done: Future[None] = Future()
+            done.set_result(None)
+            return done
+        plan = (lambda: self._plan(db, batch, increment)) if len(batch) <= _SMALL_WRITE else None
+        future: Future[None] = self._writer.submit(
+            lambda conn: self._write(conn, db, batch, increment), plan
+        )
+        return future
 
     def read_points(self, db: int, series_id: str, start: int, end: int) -> Points:
         """The points with ``start <= ts < end`` (none for an unknown series)."""
@@ -859,6 +1064,8 @@ class SQLiteStore(Store):
     # -- the writer's side -----------------------------------------------------------------------
 
     def _write(self, conn: sqlite3.Connection, db: int, batch: WriteBatch, increment: bool) -> None:
+        if len(batch) <= _SMALL_WRITE and self._write_small(conn, db, batch, increment):
+            return
         used = np.bincount(batch.ref_index, minlength=len(batch.refs)) > 0
         series_of_ref: list[str] = []
         sid_of: dict[str, int] = {}
@@ -872,18 +1079,163 @@ class SQLiteStore(Store):
         for series_id, points in fold_batch(batch, series_of_ref, increment=increment).items():
             self._merge(conn, sid_of[series_id], points, increment)
 
-    @staticmethod
-    def _resolve(conn: sqlite3.Connection, db: int, ref: SeriesRef) -> tuple[int, str]:
+    def _plan(self, db: int, batch: WriteBatch, increment: bool) -> list[_Growth] | None:
+        """The growths of a small write made only of cached appends (``_Writer.submit``),
+        found without a statement; None (and nothing changed) for any other write."""
+        cache = self._writer.cache
+        known, tails = cache.series, cache.tails
+        refs = batch.refs
+        index = batch.ref_index.tolist()
+        planned: list[tuple[_Tail, int, int, tuple[bytes, bytes]]] = []
+        if len(set(index)) == len(index):  # one point per ref: the common case, in one pass
+            seen: set[int] = set()
+            for ref_at, ts, value, is_int in zip(
+                index, batch.ts.tolist(), batch.values.tolist(), batch.is_int.tolist(), strict=True
+            ):
+                ref = refs[ref_at]
+                found = known.get((db, ref.field, ref.value))
+                if found is None or found[0] in seen:
+                    return None
+                seen.add(found[0])
+                tail = tails.get(found[0])
+                if tail is None or tail.n >= _TAIL_POINTS or ts <= tail.last or tail.n >= self._cap:
+                    return None
+                if increment:
+                    is_int = is_int and abs(value) <= MAX_EXACT_INT
+                added = plain_append_one(tail.fmt, tail.first, ts, value, is_int)
+                if added is None:
+                    return None
+                planned.append((tail, ts, tail.n + 1, added))
+        else:
+            where: dict[int, int] = {}
+            for ref_at in set(index):
+                ref = refs[ref_at]
+                found = known.get((db, ref.field, ref.value))
+                if found is None:
+                    return None
+                where[ref_at] = found[0]
+            grouped = _group(batch, where.__getitem__, increment)
+            if grouped is None:
+                return None
+            for sid, points in grouped.items():
+                points = _appended(points, increment)
+                tail = tails.get(sid)
+                if tail is None or tail.n >= _TAIL_POINTS or points[0][0] <= tail.last:
+                    return None
+                count = tail.n + len(points)
+                more = plain_append(tail.fmt, tail.first, points) if count <= self._cap else None
+                if more is None:
+                    return None
+                planned.append((tail, points[-1][0], count, more))
+        growths: list[_Growth] = []
+        for tail, last, count, (ts_bytes, vals_bytes) in planned:
+            tail.last, tail.n = last, count
+            growths.append((last, count, ts_bytes, vals_bytes, tail.rowid))
+        return growths
+
+    def _write_small(
+        self, conn: sqlite3.Connection, db: int, batch: WriteBatch, increment: bool
+    ) -> bool:
+        """A write of a few points, point by point in Python (numpy's per-call costs dwarf
+        the work on arrays this small), with the same outcome as the numpy path.  False (and
+        nothing done) for an increment that adds to one timestamp twice, which the numpy path
+        sums in its own order."""
+        refs = batch.refs
+        where: dict[int, int] = {}
+        for index in set(batch.ref_index.tolist()):
+            where[index] = self._resolve(conn, db, refs[index])[0]
+        # Series are created only when missing, as the numpy path would do: giving up on a
+        # repeated increment after that changes nothing.
+        grouped = _group(batch, where.__getitem__, increment)
+        if grouped is None:
+            return False
+        grown: list[_Growth] = []
+        for sid, points in grouped.items():
+            if not self._append_small(conn, sid, _appended(points, increment), grown):
+                ts_all, values, ints = zip(*points, strict=True)
+                new = Points(np.array(ts_all, np.int64), np.array(values), np.array(ints, np.bool_))
+                self._merge(conn, sid, new, increment)
+        if grown:
+            conn.executemany(_GROW, grown)
+        return True
+
+    def _append_small(
+        self,
+        conn: sqlite3.Connection,
+        sid: int,
+        points: list[PyPoint],
+        grown: list[_Growth],
+    ) -> bool:
+        """Append a few points after the last block of a series without decoding it: a
+        small plain last block grows by its blobs' new bytes (the UPDATE is added to
+        ``grown``, for the caller to run), after a bigger one a new plain block starts; the
+        last block is remembered (``_Cache``).  False when the points are not such an append;
+        nothing is done then."""
+        cache = self._writer.cache
+        tail = cache.tails.get(sid)
+        if tail is None:
+            row = conn.execute(
+                "SELECT rowid, first, last, n, fmt FROM block WHERE sid = ? "
+                "ORDER BY first DESC LIMIT 1",
+                (sid,),
+            ).fetchone()
+            if row is None:
+                block = plain_block(points) if len(points) < self._cap else None
+                if block is None:
+                    return False
+                self._start_block(conn, sid, block)
+                return True
+            tail = _Tail(*row)
+        if points[0][0] <= tail.last:
+            return False
+        if tail.n < _TAIL_POINTS:
+            count = tail.n + len(points)
+            added = plain_append(tail.fmt, tail.first, points) if count <= self._cap else None
+            if added is None:
+                return False
+            tail.last, tail.n = points[-1][0], count
+            grown.append((tail.last, count, added[0], added[1], tail.rowid))
+            cache.set_tail(sid, tail)
+            return True
+        block = plain_block(points) if len(points) < min(_TAIL_POINTS, self._cap) else None
+        if block is None:
+            return False
+        if not tail.fmt & TS_STEP:  # plain codes: compress it now that it stays as it is
+            [old] = _load(conn, [Meta(tail.rowid, tail.first, tail.last, tail.n)])
+            [compressed] = split(old, self._cap, at_end=False)
+            _update(conn, tail.rowid, compressed)
+        self._start_block(conn, sid, block)
+        return True
+
+    def _start_block(self, conn: sqlite3.Connection, sid: int, block: Block) -> None:
+        """Store a plain block as the new last block of a series."""
+        cursor = conn.execute(
+            "INSERT INTO block (sid, first, last, n, fmt, ts, vals, mask) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (sid, *block),
+        )
+        tail = _Tail(int(cursor.lastrowid or 0), block.first, block.last, block.n, block.fmt)
+        self._writer.cache.set_tail(sid, tail)
+
+    def _resolve(self, conn: sqlite3.Connection, db: int, ref: SeriesRef) -> tuple[int, str]:
         """The (sid, id) a write addresses, creating the series when it is unknown."""
+        cache = self._writer.cache
+        found = cache.series.get((db, ref.field, ref.value))
+        if found is not None:
+            return found
         row = _lookup(conn, db, ref.field, ref.value)
         if row is not None:
-            return int(row[0]), str(row[1])
-        series_id = new_series_id() if ref.field == "key" else ref.value
-        sid, _ = _insert_series(conn, db, series_id, ref.value)
-        return sid, series_id
+            found = (int(row[0]), str(row[1]))
+        else:
+            series_id = new_series_id() if ref.field == "key" else ref.value
+            sid, _ = _insert_series(conn, db, series_id, ref.value)
+            found = (sid, series_id)
+        cache.add_series(db, ref.field, ref.value, found)
+        return found
 
     def _merge(self, conn: sqlite3.Connection, sid: int, new: Points, increment: bool) -> None:
         """Merge sorted unique points into a series' blocks."""
+        self._writer.cache.tails.pop(sid, None)
         if self._append(conn, sid, new, increment):
             return
         lo, hi = int(new.ts[0]), int(new.ts[-1])
@@ -932,6 +1284,7 @@ class SQLiteStore(Store):
         sid = _sid(conn, db, series_id)
         if sid is None:
             return 0
+        self._writer.cache.tails.pop(sid, None)
         run = _run_meta(conn, sid, start, end - 1)
         edges = [m for m in run if m.first < start or m.last >= end]
         rest, deleted = cut(_load(conn, edges), start, end)
