@@ -61,7 +61,7 @@ import itertools
 import struct
 import zlib
 from collections.abc import Sequence
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -84,6 +84,7 @@ __all__ = [
     "concat",
     "cut",
     "decode",
+    "decode_run",
     "encode",
     "plain_append",
     "plain_append_one",
@@ -322,9 +323,15 @@ def _shuffle(items: npt.NDArray[np.uint64], width: int) -> bytes:
     return items.astype(f"<u{width}").view(np.uint8).reshape(-1, width).T.tobytes()
 
 
-def _unshuffle(data: bytes, width: int, count: int) -> npt.NDArray[np.uint64]:
-    raw = np.frombuffer(data, np.uint8, width * count).reshape(width, count)
-    items: npt.NDArray[np.uint64] = raw.T.copy().view(f"<u{width}")[:, 0].astype(np.uint64)
+def _unshuffle(data: bytes, width: int, count: int) -> npt.NDArray[np.unsignedinteger[Any]]:
+    """Byte-shuffled ``width``-byte items back as an array of ``<u{width}`` (a view when
+    ``width`` is 1)."""
+    raw = np.frombuffer(data, np.uint8, width * count)
+    if width == 1:
+        return raw
+    items: npt.NDArray[np.unsignedinteger[Any]] = (
+        raw.reshape(width, count).T.copy().view(f"<u{width}")[:, 0]
+    )
     return items
 
 
@@ -335,43 +342,84 @@ def _pack(items: npt.NDArray[np.uint64]) -> bytes:
     return bytes([width]) + zlib.compress(_shuffle(items, width), _LEVEL)
 
 
-def _unpack(blob: bytes, count: int) -> npt.NDArray[np.uint64]:
+def _unpack(blob: bytes, count: int) -> npt.NDArray[np.unsignedinteger[Any]]:
     return _unshuffle(zlib.decompress(blob[1:]), blob[0], count)
 
 
-def decode(first: int, n: int, fmt: int, ts: bytes, vals: bytes, mask: bytes | None) -> Points:
-    """The points of one block (fresh, writable arrays)."""
+#: ``np.arange`` as uint64, for evenly spaced timestamps (grown on demand).
+_ramp: npt.NDArray[np.uint64] = np.arange(4096, dtype=np.uint64)
+
+
+def _decode_into(
+    row: Sequence[Any],
+    times: npt.NDArray[np.uint64],
+    values: Float64Array,
+    is_int: BoolArray,
+) -> None:
+    """Decode the block ``row`` (first, n, fmt, ts, vals, mask) into the given arrays of its
+    length: timestamps as uint64 (offsets are added modulo 2**64, then read as int64)."""
+    global _ramp
+    first, n, fmt, ts, vals, mask = row[0], row[1], row[2], row[3], row[4], row[5]
     code = fmt & TS_MASK
-    origin = np.uint64(first % 2**64)  # offsets are added modulo 2**64, then read as int64
+    origin = np.uint64(first % 2**64)
     if code == TS_STEP:
-        step = np.uint64(int.from_bytes(ts, "little"))
-        times = (np.arange(n, dtype=np.uint64) * step + origin).view(np.int64)
+        if n > _ramp.shape[0]:
+            _ramp = np.arange(n, dtype=np.uint64)
+        np.multiply(_ramp[:n], np.uint64(int.from_bytes(ts, "little")), out=times)
+        times += origin
     elif code == TS_DELTA:
-        offsets = np.zeros(n, np.uint64)
-        np.cumsum(_unpack(ts, n - 1), out=offsets[1:])
-        times = (offsets + origin).view(np.int64)
+        times[0] = origin
+        np.cumsum(_unpack(ts, n - 1), dtype=np.uint64, out=times[1:])
+        times[1:] += origin
     else:
-        times = np.frombuffer(ts, "<u4" if code == TS_U32 else "<i8", n).astype(np.int64)
-        times += first
+        offsets = np.frombuffer(ts, "<u4" if code == TS_U32 else "<u8", n)
+        np.add(offsets, origin, out=times, dtype=np.uint64)
     code = fmt & VAL_MASK
     if code == VAL_DECIMAL:
-        zigzag = _unpack(vals[9:], n - 1).view(np.int64)
+        zigzag = _unpack(vals[9:], n - 1).astype(np.int64)
         mantissa = np.empty(n, np.int64)
         mantissa[0] = int.from_bytes(vals[1:9], "little", signed=True)
         np.cumsum((zigzag >> 1) ^ -(zigzag & 1), out=mantissa[1:])
         mantissa[1:] += mantissa[0]
-        values = mantissa / 10.0 ** vals[0]
+        np.divide(mantissa, 10.0 ** vals[0], out=values)
     elif code == VAL_XOR:
         bits = _unshuffle(zlib.decompress(vals), 8, n)
-        values = np.bitwise_xor.accumulate(bits).view(np.float64)
+        np.bitwise_xor.accumulate(bits, out=values.view(np.uint64))
     else:
-        values = np.frombuffer(vals, "<i4" if code == VAL_I32 else "<f8", n).astype(np.float64)
+        values[:] = np.frombuffer(vals, "<i4" if code == VAL_I32 else "<f8", n)
     if fmt & INT_MIXED and mask is not None:
-        flags = np.unpackbits(np.frombuffer(mask, np.uint8), count=n, bitorder="little")
-        is_int = flags.astype(np.bool_)
+        is_int[:] = np.unpackbits(np.frombuffer(mask, np.uint8), count=n, bitorder="little")
     else:
-        is_int = np.full(n, bool(fmt & INT_ALL), np.bool_)
-    return Points(times, values, is_int)
+        is_int.fill(bool(fmt & INT_ALL))
+
+
+def decode(first: int, n: int, fmt: int, ts: bytes, vals: bytes, mask: bytes | None) -> Points:
+    """The points of one block (fresh, writable arrays)."""
+    times = np.empty(n, np.uint64)
+    values = np.empty(n, np.float64)
+    is_int = np.empty(n, np.bool_)
+    _decode_into((first, n, fmt, ts, vals, mask), times, values, is_int)
+    return Points(times.view(np.int64), values, is_int)
+
+
+def decode_run(rows: Sequence[Sequence[Any]], start: int, end: int) -> Points:
+    """The points with ``start <= ts < end`` of consecutive blocks given as rows (first, n,
+    fmt, ts, vals, mask): what ``clip(concat([decode(*row) ...]), start, end)`` gives, but
+    decoded straight into one set of arrays."""
+    if not rows:
+        return Points.empty()
+    if len(rows) == 1:
+        return clip(decode(*rows[0]), start, end)
+    total = sum(int(row[1]) for row in rows)
+    times = np.empty(total, np.uint64)
+    values = np.empty(total, np.float64)
+    is_int = np.empty(total, np.bool_)
+    lo = 0
+    for row in rows:
+        hi = lo + int(row[1])
+        _decode_into(row, times[lo:hi], values[lo:hi], is_int[lo:hi])
+        lo = hi
+    return clip(Points(times.view(np.int64), values, is_int), start, end)
 
 
 def concat(parts: Sequence[Points]) -> Points:

@@ -147,7 +147,16 @@ from tempodb.storage.base import (
     normalize_tags,
     verify_secret,
 )
-from tempodb.storage.blocks import Block, Meta, choose_run, clip, concat, cut, decode, split
+from tempodb.storage.blocks import (
+    Block,
+    Meta,
+    choose_run,
+    concat,
+    cut,
+    decode,
+    decode_run,
+    split,
+)
 
 __all__ = ["BLOCK_POINTS", "SCHEMA_VERSION", "PostgresStore"]
 
@@ -712,14 +721,14 @@ class PostgresStore(Store):
         if start >= end:
             return Points.empty()
 
-        def op(conn: _Conn) -> list[Points]:
+        def op(conn: _Conn) -> list[Any]:
             sid = _sid(conn, db, series_id)
             if sid is None:
                 return []
             params = {"db": db, "sid": sid, "lo": start, "hi": end}
-            return _decode_rows(conn.execute(_READ, params, binary=True))
+            return conn.execute(_READ, params, binary=True).fetchall()
 
-        return clip(concat(self._read(op)), start, end)
+        return decode_run(self._read(op), start, end)
 
     def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:
         """Delete the points with ``start <= ts < end``; how many there were."""

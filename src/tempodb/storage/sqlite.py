@@ -111,10 +111,10 @@ from tempodb.storage.blocks import (
     Meta,
     PyPoint,
     choose_run,
-    clip,
     concat,
     cut,
     decode,
+    decode_run,
     plain_append,
     plain_append_one,
     plain_block,
@@ -1007,7 +1007,7 @@ class SQLiteStore(Store):
                 "AND first <= ?2 ORDER BY first DESC LIMIT 1), ?2) ORDER BY first",
                 (sid, start, end),
             ).fetchall()
-        return clip(concat([decode(*row) for row in rows]), start, end)
+        return decode_run(rows, start, end)
 
     def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:
         """Delete the points with ``start <= ts < end``; how many there were."""
