@@ -21,6 +21,7 @@ from tempodb.rollup import (
     Interval,
     auto_interval,
     bucket_labels,
+    bucket_starts,
     parse_function,
     parse_interval,
     rollup,
@@ -1063,6 +1064,42 @@ def test_sparse_labels_match_reference(name: str, text: str, start: int, gaps: l
         np.array(ts, dtype=np.int64), interval=interval, zone=get_zone(name), start_ms=start
     )
     assert labels.tolist() == reference_labels(name, interval, start, ts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(REFERENCE_ZONES),
+    text=st.sampled_from(
+        ["1min", "5min", "1hour", "6hour", "7hour", "90min", "1day", "2day", "1week", "1month"]
+    ),
+    anchor=st.data(),
+    grid=st.sampled_from([MINUTE, 5 * MINUTE, 15 * MINUTE]),
+    shift=st.integers(0, 40 * DAY),
+    count=st.integers(1, 3000),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_bucket_starts_match_the_labels_of_dense_points(
+    name: str,
+    text: str,
+    anchor: st.DataObject,
+    grid: int,
+    shift: int,
+    count: int,
+    seed: int,
+) -> None:
+    """Dense points (more than their buckets) take the path that enumerates boundaries; its
+    buckets are the runs of the per-point labels, across every transition of the zones."""
+    anchors = transition_anchors(name) or [utc_ms("2013-03-10T08:00:00+00:00")]
+    around = anchor.draw(st.sampled_from(anchors))
+    start = around - shift
+    picks = np.sort(np.random.default_rng(seed).choice(12_000, size=count, replace=False))
+    ts = start - start % grid + grid * picks.astype(np.int64)
+    interval, zone = _interval(text), get_zone(name)
+    labels = bucket_labels(ts, interval=interval, zone=zone, start_ms=start)
+    firsts = np.flatnonzero(np.concatenate(([True], np.diff(labels) != 0)))
+    got_labels, got_firsts = bucket_starts(ts, interval=interval, zone=zone, start_ms=start)
+    assert got_firsts.tolist() == firsts.tolist()
+    assert got_labels.tolist() == labels[firsts].tolist()
 
 
 def test_zone_object_type() -> None:

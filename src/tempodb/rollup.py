@@ -22,7 +22,15 @@ How labels are computed, without a Python loop per point:
 
 Points more than about a year apart are labelled as separate runs, so sparse data never
 enumerates boundaries, or probes zone offsets, for the empty years between them. Labels never
-decrease with time, so buckets are runs of equal labels folded with ``reduceat``. Standard
+decrease with time, so buckets are runs of equal labels folded with ``reduceat``.
+
+A rollup does not label every point when a run has fewer candidate boundaries than points (an
+hourly or daily rollup of minute data): :func:`bucket_starts` enumerates the boundaries
+themselves (for minute and hour intervals, within each offset segment of the zone, the
+instants ``M + k * step - offset`` that fall in the segment; for calendar intervals, the first
+instants of the dates above) and finds where each bucket begins with one ``np.searchsorted`` of
+the boundaries into the points. A point's label is the last boundary at or before it either
+way, so both paths give the same buckets (a test checks it across the zones' transitions). Standard
 deviation and ss are two-pass (bucket means first, then the centred squares); integer sums are
 accumulated exactly in int64 (or Python ints when int64 could overflow).
 """
@@ -47,6 +55,7 @@ __all__ = [
     "Unit",
     "auto_interval",
     "bucket_labels",
+    "bucket_starts",
     "parse_function",
     "parse_interval",
     "rollup",
@@ -267,10 +276,22 @@ def _wall_step_labels(ts: I64, step: int, zone: Zone, start_wall: int) -> I64:
 
 def _calendar_labels(ts: I64, interval: Interval, zone: Zone, start_wall: int) -> I64:
     """Labels for day/week/month/year intervals: first instants of local dates M + k * interval."""
+    boundaries = _calendar_boundaries(ts, interval, zone, start_wall)
+    if boundaries is None:
+        raise RuntimeError("no calendar boundary found before the first point")
+    result: I64 = boundaries[np.searchsorted(boundaries, ts, side="right") - 1]
+    return result
+
+
+def _calendar_boundaries(ts: I64, interval: Interval, zone: Zone, start_wall: int) -> I64 | None:
+    """The first instants of the local dates M + k * interval from the last one at or before
+    the first point to the first one after the last point (ascending); None if none is found
+    at or before the first point."""
     first_ts, last_ts = int(ts[0]), int(ts[-1])
-    table = zone.table(first_ts, last_ts)
-    walls = ts + table.offsets_at(ts)
-    wall_lo, wall_hi = int(walls.min()), int(walls.max())
+    # Wall clocks can step back (by at most a day), so the dates to consider reach two days
+    # beyond the first and last points' (dates beyond the points give empty buckets).
+    wall_lo = first_ts + zone.offset_at(first_ts) - 2 * MS_PER_DAY
+    wall_hi = last_ts + zone.offset_at(last_ts) + 2 * MS_PER_DAY
     by_month = interval.unit in ("month", "year")
     if by_month:
         origin = _month_index(start_wall)
@@ -293,18 +314,113 @@ def _calendar_labels(ts: I64, interval: Interval, zone: Zone, start_wall: int) -
         date_walls: I64 = day_walls * MS_PER_DAY
         table = zone.table(int(date_walls[0]) - 2 * MS_PER_DAY, last_ts + 2 * MS_PER_DAY)
         instants, shown = table.first_instant(date_walls)
-        boundaries = instants[shown < date_walls + MS_PER_DAY]
-        position = np.searchsorted(boundaries, ts, side="right") - 1
-        if boundaries.size and position[0] >= 0:
-            result: I64 = boundaries[position]
-            return result
+        boundaries: I64 = instants[shown < date_walls + MS_PER_DAY]
+        if boundaries.size and int(boundaries[0]) <= first_ts:
+            return boundaries
         k_lo -= max(1, k_hi - k_lo)
-    raise RuntimeError("no calendar boundary found before the first point")
+    return None
 
 
 def _month_index(wall_ms: int) -> int:
     """Months since 1970-01 of a wall-clock value."""
     return int(np.datetime64(wall_ms, "ms").astype("datetime64[M]").astype(np.int64))
+
+
+def bucket_starts(
+    ts: npt.ArrayLike, *, interval: Interval, zone: Zone, start_ms: int
+) -> tuple[I64, npt.NDArray[np.intp]]:
+    """The non-empty buckets of ascending instants: their labels and the index in ``ts`` of
+    each one's first point (what runs of equal :func:`bucket_labels` give).
+
+    When a run of points has fewer candidate boundaries than points (an hourly or daily
+    rollup of minute data), the boundaries are enumerated and found in ``ts`` with one
+    ``np.searchsorted`` of the boundaries, not one per point; otherwise the points are
+    labelled one by one as :func:`bucket_labels` does.
+    """
+    instants = np.asarray(ts, dtype=np.int64)
+    if instants.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.intp)
+    start_wall = start_ms + zone.offset_at(start_ms)
+    step = interval.step_ms
+    labels: list[I64] = []
+    starts: list[npt.NDArray[np.intp]] = []
+    for lo, hi in sparse_runs(instants):
+        run = instants[lo:hi]
+        if step is not None:
+            found = _wall_step_bounds(run, step, zone, start_wall)
+        else:
+            found = _calendar_bounds(run, interval, zone, start_wall)
+        if found is None:
+            per_point = (
+                _wall_step_labels(run, step, zone, start_wall)
+                if step is not None
+                else _calendar_labels(run, interval, zone, start_wall)
+            )
+            first = np.flatnonzero(np.diff(per_point)) + 1
+            first = np.concatenate((np.zeros(1, np.intp), first))
+            found = per_point[first], first
+        labels.append(found[0])
+        starts.append(found[1] + lo)
+    if len(labels) == 1:
+        return labels[0], starts[0]
+    return np.concatenate(labels), np.concatenate(starts)
+
+
+def _first_points(ts: I64, boundaries: I64) -> tuple[I64, npt.NDArray[np.intp]] | None:
+    """The non-empty buckets that ascending ``boundaries`` open over ``ts``: their boundaries
+    and the index of their first points; None when the first point precedes them all."""
+    if boundaries.size == 0 or int(boundaries[0]) > int(ts[0]):
+        return None
+    firsts = np.searchsorted(ts, boundaries, side="left")
+    ends = np.empty_like(firsts)
+    ends[:-1] = firsts[1:]
+    ends[-1] = ts.size
+    filled = ends > firsts
+    return boundaries[filled], firsts[filled]
+
+
+def _wall_step_bounds(
+    ts: I64, step: int, zone: Zone, start_wall: int
+) -> tuple[I64, npt.NDArray[np.intp]] | None:
+    """:func:`bucket_starts` for minute and hour intervals: every instant where the wall
+    clock shows M + k * step, segment by segment of the zone's offsets, from a little before
+    the first point (further back until one precedes it) to the last; None when there would
+    be more boundaries than points."""
+    first, last = int(ts[0]), int(ts[-1])
+    midnight = start_wall // MS_PER_DAY * MS_PER_DAY
+    reach = step + 3 * MS_PER_DAY
+    while True:
+        lo = first - reach
+        if (last - lo) // step > ts.size:
+            return None
+        table = zone.table(lo, last)
+        parts: list[I64] = []
+        for begin, end, offset in zip(
+            table.starts.tolist(), table.ends.tolist(), table.offsets.tolist(), strict=True
+        ):
+            begin, end = max(begin, lo), min(end, last + 1)
+            if begin >= end:
+                continue
+            k_first = -((midnight - begin - offset) // step)  # ceil((begin + offset - M) / step)
+            k_end = -((midnight - end - offset) // step)
+            if k_end > k_first:
+                parts.append(midnight - offset + step * np.arange(k_first, k_end, dtype=np.int64))
+        boundaries = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        found = _first_points(ts, boundaries)
+        if found is not None and lo >= table.valid_from:
+            return found
+        reach *= 2
+
+
+def _calendar_bounds(
+    ts: I64, interval: Interval, zone: Zone, start_wall: int
+) -> tuple[I64, npt.NDArray[np.intp]] | None:
+    """:func:`bucket_starts` for day, week, month and year intervals (the boundaries of
+    :func:`_calendar_labels`); None when there would be more boundaries than points."""
+    boundaries = _calendar_boundaries(ts, interval, zone, start_wall)
+    if boundaries is None or boundaries.size > ts.size:
+        return None
+    return _first_points(ts, boundaries)
 
 
 def rollup(
@@ -337,10 +453,7 @@ def rollup(
     ints = np.asarray(is_int, dtype=np.bool_)
     if instants.size == 0:
         return Folded(np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.bool_))
-    labels = bucket_labels(instants, interval=interval, zone=zone, start_ms=start_ms)
-    starts = np.flatnonzero(np.diff(labels)) + 1
-    starts = np.concatenate((np.zeros(1, dtype=starts.dtype), starts))
-    out_ts = labels[starts]
+    out_ts, starts = bucket_starts(instants, interval=interval, zone=zone, start_ms=start_ms)
     counts = np.diff(np.append(starts, instants.size))
     if name == "count":
         return Folded(out_ts, counts.astype(np.float64), np.ones(starts.size, np.bool_))
