@@ -20,8 +20,10 @@ from tempodb.storage.base import (
     SeriesRef,
     StorageError,
     WriteBatch,
+    hash_secret,
 )
-from tempodb.storage.sqlite import FILE_NAME, SCHEMA_VERSION, SQLiteStore
+from tempodb.storage.blocks import encode
+from tempodb.storage.sqlite import _MIGRATIONS, FILE_NAME, SCHEMA_VERSION, SQLiteStore
 
 FAR = 2**63 - 1
 
@@ -91,6 +93,73 @@ def test_migrates_an_empty_database_file(tmp_path: Path) -> None:
         assert store.list_databases() == []
         open_db(store)
         assert len(store.list_databases()) == 1
+
+
+def test_a_version_2_file_with_points_upgrades_and_reads_the_same(tmp_path: Path) -> None:
+    """A file as tempodb wrote it before block generations (schema 2, built here from the
+    migrations of that time) opens, migrates to version 3 and reads back the same points,
+    through the cache of decoded blocks too; writes after the upgrade read back right."""
+    conn = sqlite3.connect(tmp_path / FILE_NAME, isolation_level=None)
+    for statement in (*_MIGRATIONS[0], *_MIGRATIONS[1]):
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("INSERT INTO databases (key, secret_hash) VALUES ('k', ?)", (hash_secret("s"),))
+    conn.execute("INSERT INTO series (db, id, key) VALUES (1, 'old', 'old')")
+    ts = np.arange(10_000, dtype=np.int64) * 60_000
+    values = np.round(np.sin(np.arange(10_000) / 50.0) * 100, 2)
+    for lo in range(0, 10_000, 4096):
+        block = encode(ts[lo : lo + 4096], values[lo : lo + 4096], np.zeros(4096, np.bool_)[:])
+        if lo + 4096 >= 10_000:  # the last block as the old code left it: plain
+            block = encode(ts[lo:], values[lo:], np.zeros(10_000 - lo, np.bool_), compress=False)
+        conn.execute(
+            "INSERT INTO block (sid, first, last, n, fmt, ts, vals, mask) "
+            "VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+            block,
+        )
+    conn.close()
+    with SQLiteStore(tmp_path) as store:
+        database = store.authenticate("k", "s")
+        assert database is not None
+        for _ in range(2):  # decoded, then from the cache
+            points = store.read_points(database.id, "old", -FAR, FAR)
+            assert points.ts.tolist() == ts.tolist()
+            assert points.values.tolist() == values.tolist()
+            assert not points.is_int.any()
+        store.write_points(database.id, batch("old", [ts[-1] + 60_000], [1.5]))
+        store.write_points(database.id, batch("old", [ts[5000]], [7.25]))
+        points = store.read_points(database.id, "old", -FAR, FAR)
+        assert len(points) == 10_001
+        assert points.values[5000] == 7.25
+        assert points.values[-1] == 1.5
+        check_layout(store, 4096)
+    conn = sqlite3.connect(tmp_path / FILE_NAME)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        gens = [r[0] for r in conn.execute("SELECT gen FROM block ORDER BY first")]
+        assert gens[0] == 0  # untouched since the upgrade
+        assert all(g != 0 for g in gens[1:])  # rewritten (5000), compressed, appended
+    finally:
+        conn.close()
+
+
+def test_the_read_cache_keeps_to_its_size(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path, block_points=1000, read_cache_mb=0.1) as store:
+        db = open_db(store)
+        ts = np.arange(20_000, dtype=np.int64)
+        store.write_points(db, batch("k", ts, ts.astype(np.float64)))
+        record = store.lookup_series(db, "key", "k")
+        assert record is not None
+        for lo in range(0, 20_000, 3000):
+            part = store.read_points(db, record.id, lo, lo + 2500)
+            assert part.ts.tolist() == list(range(lo, min(lo + 2500, 20_000)))
+        cache = store._blocks
+        assert cache is not None
+        assert 0 < cache.size <= 0.1 * 2**20
+        assert len(cache) <= 7  # 17 kB per block of 1,000 points
+    with SQLiteStore(tmp_path, read_cache_mb=0) as store:
+        assert store._blocks is None
+        database = store.list_databases()[0]
+        assert len(store.find_series(database.id, SeriesFilter())) == 1
 
 
 def test_refuses_a_newer_schema(tmp_path: Path) -> None:

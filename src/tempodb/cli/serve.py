@@ -82,6 +82,14 @@ def register(commands: Any) -> None:
         default=64.0,
         help="largest request body accepted, in MB (default 64)",
     )
+    serve.add_argument(
+        "--read-cache-mb",
+        type=float,
+        default=256.0,
+        metavar="MB",
+        help="memory for blocks kept decoded for later reads, embedded store only "
+        "(default 256; 0: none)",
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument(
         "--queue",
@@ -132,6 +140,9 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.tls_cert) != bool(args.tls_key):
         print("tempodb: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    if args.read_cache_mb < 0:
+        print("tempodb: --read-cache-mb must be 0 or more", file=sys.stderr)
         return 2
     if args.queue < 1 or (args.rate_limit is not None and not args.rate_limit > 0):
         print("tempodb: --queue and --rate-limit must be positive", file=sys.stderr)

@@ -38,9 +38,11 @@ def open_store(args: argparse.Namespace) -> Store:
             return PostgresStore(args.database_url)
         except StorageError as exc:
             raise SystemExit(f"tempodb: {exc}") from None
-    from tempodb.storage.sqlite import SQLiteStore
+    from tempodb.storage.sqlite import DEFAULT_READ_CACHE_MB, SQLiteStore
 
-    return SQLiteStore(args.data)
+    return SQLiteStore(
+        args.data, read_cache_mb=getattr(args, "read_cache_mb", DEFAULT_READ_CACHE_MB)
+    )
 
 
 def describe_store(args: argparse.Namespace) -> str:

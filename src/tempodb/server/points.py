@@ -145,7 +145,7 @@ def stream_dataset(ctx: Context, series: SeriesRecord, params: ReadParams) -> It
     span, low = 86_400_000, params.start
     while low < params.end:
         high = min(params.end, low + span)
-        points = ctx.store.read_points(ctx.db.id, series.id, low, high)
+        points = ctx.store.read_points(ctx.db.id, series.id, low, high, cache=False)
         if len(points):
             summary.add(points.values, points.is_int)
             yield separator + render_points(zone, points.ts, points.values, points.is_int)[1:-1]

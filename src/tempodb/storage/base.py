@@ -259,8 +259,14 @@ class Store(ABC):
         return future
 
     @abstractmethod
-    def read_points(self, db: int, series_id: str, start: int, end: int) -> Points:
-        """The points with ``start <= ts < end``."""
+    def read_points(
+        self, db: int, series_id: str, start: int, end: int, *, cache: bool = True
+    ) -> Points:
+        """The points with ``start <= ts < end``.
+
+        ``cache=False`` asks a store that keeps decoded blocks for later reads not to keep
+        these (a long streamed read would only push the others out).
+        """
 
     @abstractmethod
     def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:

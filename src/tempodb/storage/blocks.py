@@ -59,8 +59,10 @@ from __future__ import annotations
 import functools
 import itertools
 import struct
+import threading
 import zlib
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from typing import Any, Final, NamedTuple
 
 import numpy as np
@@ -78,7 +80,9 @@ __all__ = [
     "VAL_I32",
     "VAL_XOR",
     "Block",
+    "BlockCache",
     "Meta",
+    "assemble",
     "choose_run",
     "clip",
     "concat",
@@ -420,6 +424,76 @@ def decode_run(rows: Sequence[Sequence[Any]], start: int, end: int) -> Points:
         _decode_into(row, times[lo:hi], values[lo:hi], is_int[lo:hi])
         lo = hi
     return clip(Points(times.view(np.int64), values, is_int), start, end)
+
+
+class BlockCache:
+    """A bounded LRU of decoded blocks, shared by the threads of one store.
+
+    The key is whatever names a block's content for good (the SQLite store: its rowid and
+    the random generation that every write of a row sets), so that an entry never needs
+    invalidating: a rewritten block has a new key and its old entry ages out.  The cached
+    arrays are read-only and never leave the cache (``assemble`` copies them).
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._entries: OrderedDict[Hashable, Points] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Points | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: Hashable, points: Points) -> None:
+        weight = _weight(points)
+        if weight > self.max_bytes:
+            return
+        for array in (points.ts, points.values, points.is_int):
+            array.flags.writeable = False
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.size -= _weight(old)
+            self._entries[key] = points
+            self.size += weight
+            while self.size > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self.size -= _weight(evicted)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _weight(points: Points) -> int:
+    return int(points.ts.nbytes + points.values.nbytes + points.is_int.nbytes) + 200
+
+
+def assemble(parts: Sequence[Points], start: int, end: int) -> Points:
+    """The points with ``start <= ts < end`` of consecutive blocks' points, in fresh arrays."""
+    if not parts:
+        return Points.empty()
+    lo = int(np.searchsorted(parts[0].ts, start, "left"))
+    hi = int(np.searchsorted(parts[-1].ts, end, "left"))
+    if len(parts) == 1:
+        only = parts[0]
+        return Points(only.ts[lo:hi].copy(), only.values[lo:hi].copy(), only.is_int[lo:hi].copy())
+    total = sum(len(p) for p in parts) - lo - (len(parts[-1]) - hi)
+    ts = np.empty(total, np.int64)
+    values = np.empty(total, np.float64)
+    is_int = np.empty(total, np.bool_)
+    at = 0
+    for index, part in enumerate(parts):
+        a = lo if index == 0 else 0
+        b = hi if index == len(parts) - 1 else len(part)
+        ts[at : at + b - a] = part.ts[a:b]
+        values[at : at + b - a] = part.values[a:b]
+        is_int[at : at + b - a] = part.is_int[a:b]
+        at += b - a
+    return Points(ts, values, is_int)
 
 
 def concat(parts: Sequence[Points]) -> Points:

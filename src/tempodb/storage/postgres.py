@@ -716,8 +716,11 @@ class PostgresStore(Store):
             return
         self._transaction(lambda conn: self._write(conn, db, batch, increment))
 
-    def read_points(self, db: int, series_id: str, start: int, end: int) -> Points:
-        """The points with ``start <= ts < end`` (none for an unknown series)."""
+    def read_points(
+        self, db: int, series_id: str, start: int, end: int, *, cache: bool = True
+    ) -> Points:
+        """The points with ``start <= ts < end`` (none for an unknown series); this store
+        keeps no decoded blocks (``cache`` is accepted for the contract's sake)."""
         if start >= end:
             return Points.empty()
 

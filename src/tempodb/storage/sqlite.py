@@ -70,6 +70,7 @@ import contextlib
 import json
 import os
 import queue
+import secrets
 import sqlite3
 import threading
 import time
@@ -108,8 +109,10 @@ from tempodb.storage.base import (
 from tempodb.storage.blocks import (
     TS_STEP,
     Block,
+    BlockCache,
     Meta,
     PyPoint,
+    assemble,
     choose_run,
     concat,
     cut,
@@ -129,6 +132,8 @@ FILE_NAME: Final = "tempodb.sqlite3"
 BLOCK_POINTS: Final = 4096
 #: The default bound of the writer's queue.
 DEFAULT_MAX_QUEUE: Final = 1024
+#: The default size of the cache of decoded blocks (``BlockCache``), in MiB.
+DEFAULT_READ_CACHE_MB: Final = 256.0
 _MAX_BLOCK_POINTS: Final = 1 << 20
 #: Small writes after a block this small join it; after a bigger one they start a new block.
 _TAIL_POINTS: Final = 256
@@ -183,6 +188,11 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE UNIQUE INDEX block_by_time ON block (sid, first, last, n)",
     ),
     ("ALTER TABLE databases ADD COLUMN revoked_at INTEGER",),  # 2: key revocation
+    (  # 3: block generations, for the cache of decoded blocks
+        "ALTER TABLE block ADD COLUMN gen INTEGER NOT NULL DEFAULT 0",
+        "DROP INDEX block_by_time",
+        "CREATE UNIQUE INDEX block_by_time ON block (sid, first, last, n, gen)",
+    ),
 )
 
 #: The schema version this code writes.
@@ -211,8 +221,8 @@ _Job = tuple[
     Callable[[sqlite3.Connection], Any], "Callable[[], list[_Growth] | None] | None", "Future[Any]"
 ]
 _GROW: Final = (
-    "UPDATE block SET last = ?, n = ?, ts = CAST(ts || ? AS BLOB), vals = CAST(vals || ? AS BLOB) "
-    "WHERE rowid = ?"
+    "UPDATE block SET last = ?, n = ?, ts = CAST(ts || ? AS BLOB), vals = CAST(vals || ? AS BLOB), "
+    "gen = ? WHERE rowid = ?"
 )
 
 
@@ -231,7 +241,7 @@ class _Cache:
     (sid, id) that each (db, field, value) names, and the last block of each series.  Only
     the writer thread uses it."""
 
-    __slots__ = ("data_version", "series", "tails")
+    __slots__ = ("data_version", "gen", "series", "tails")
 
     #: Entries kept at most (each map is emptied when it grows beyond).
     limit: Final = 65_536
@@ -240,6 +250,8 @@ class _Cache:
         self.series: dict[tuple[int, str, str], tuple[int, str]] = {}
         self.tails: dict[int, _Tail] = {}
         self.data_version = -1
+        #: The generation that the blocks written by the current transaction get.
+        self.gen = 0
 
     def clear(self) -> None:
         self.series.clear()
@@ -344,6 +356,7 @@ class _Writer:
         stop = False
         try:
             conn.execute("BEGIN IMMEDIATE")
+            cache.gen = new_generation()
             version = conn.execute("PRAGMA data_version").fetchone()[0]
             if version != cache.data_version:  # another connection committed meanwhile
                 cache.clear()
@@ -356,7 +369,7 @@ class _Writer:
                     break
                 outcomes.append(self._one(conn, job, grown))
             if grown:
-                _grow(conn, grown)
+                _grow(conn, grown, cache.gen)
             conn.execute("COMMIT")
         except Exception as exc:
             cache.clear()
@@ -394,7 +407,7 @@ class _Writer:
                 _combine(grown, planned)
                 return future, None, None
         if grown:
-            _grow(conn, grown)
+            _grow(conn, grown, self.cache.gen)
         conn.execute("SAVEPOINT request")
         try:
             result = fn(conn)
@@ -430,10 +443,16 @@ def _combine(grown: dict[int, list[Any]], growths: list[_Growth]) -> None:
             pending[3] += vals
 
 
-def _grow(conn: sqlite3.Connection, grown: dict[int, list[Any]]) -> None:
+def _grow(conn: sqlite3.Connection, grown: dict[int, list[Any]], gen: int) -> None:
     """Run the pending growths (and forget them)."""
-    conn.executemany(_GROW, [(*pending, rowid) for rowid, pending in grown.items()])
+    conn.executemany(_GROW, [(*pending, gen, rowid) for rowid, pending in grown.items()])
     grown.clear()
+
+
+def new_generation() -> int:
+    """A block generation: random, so that writers in several processes never agree on one
+    by chance (one in 2**62), and never 0 (blocks written before version 3 have 0)."""
+    return secrets.randbits(62) + 1
 
 
 # -- schema --------------------------------------------------------------------------------------
@@ -584,6 +603,13 @@ def _delete_sids(conn: sqlite3.Connection, sids: Sequence[int], cache: _Cache) -
 # -- block helpers -------------------------------------------------------------------------------
 
 _BLOCK_COLUMNS: Final = "first, n, fmt, ts, vals, mask"
+#: The blocks that may hold ``?2 <= ts < ?3`` of series ``?1``, in time order (the block
+#: holding ``?2`` starts at the largest ``first <= ?2``).
+_READ: Final = (
+    "SELECT {columns} FROM block WHERE sid = ?1 AND first < ?3 AND last >= ?2 "
+    "AND first >= coalesce((SELECT first FROM block WHERE sid = ?1 AND first <= ?2 "
+    "ORDER BY first DESC LIMIT 1), ?2) ORDER BY first"
+)
 
 
 def _run_meta(conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> list[Meta]:
@@ -620,11 +646,12 @@ def _load(conn: sqlite3.Connection, run: Sequence[Meta]) -> list[Points]:
     return parts
 
 
-def _update(conn: sqlite3.Connection, rowid: int, block: Block) -> None:
+def _update(conn: sqlite3.Connection, rowid: int, block: Block, gen: int) -> None:
     """Store ``block`` in place of the block row ``rowid`` (same ``first``)."""
     conn.execute(
-        "UPDATE block SET last = ?, n = ?, fmt = ?, ts = ?, vals = ?, mask = ? WHERE rowid = ?",
-        (block.last, block.n, block.fmt, block.ts, block.vals, block.mask, rowid),
+        "UPDATE block SET last = ?, n = ?, fmt = ?, ts = ?, vals = ?, mask = ?, gen = ? "
+        "WHERE rowid = ?",
+        (block.last, block.n, block.fmt, block.ts, block.vals, block.mask, gen, rowid),
     )
 
 
@@ -691,7 +718,10 @@ class SQLiteStore(Store):
         *,
         block_points: int = BLOCK_POINTS,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        read_cache_mb: float = DEFAULT_READ_CACHE_MB,
     ) -> None:
+        if not read_cache_mb >= 0:
+            raise ValueError(f"read_cache_mb must be 0 or more, not {read_cache_mb!r}")
         if not 1 <= block_points <= _MAX_BLOCK_POINTS:
             raise ValueError(
                 f"block_points must be between 1 and {_MAX_BLOCK_POINTS}, not {block_points!r}"
@@ -704,6 +734,7 @@ class SQLiteStore(Store):
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / FILE_NAME
         self._cap = block_points
+        self._blocks = BlockCache(int(read_cache_mb * 2**20)) if read_cache_mb else None
         conn = self._connect(cache_kib=32768)
         try:
             _check_version(_user_version(conn), self.path)
@@ -993,21 +1024,41 @@ class SQLiteStore(Store):
         )
         return future
 
-    def read_points(self, db: int, series_id: str, start: int, end: int) -> Points:
-        """The points with ``start <= ts < end`` (none for an unknown series)."""
+    def read_points(
+        self, db: int, series_id: str, start: int, end: int, *, cache: bool = True
+    ) -> Points:
+        """The points with ``start <= ts < end`` (none for an unknown series).
+
+        With ``cache`` (and a read cache), blocks already decoded are taken from the cache
+        and those decoded now are kept there."""
         if start >= end:
             return Points.empty()
+        blocks = self._blocks if cache else None
         with self._snapshot() as conn:
             sid = _sid(conn, db, series_id)
             if sid is None:
                 return Points.empty()
-            rows = conn.execute(
-                f"SELECT {_BLOCK_COLUMNS} FROM block WHERE sid = ?1 AND first < ?3 "
-                "AND last >= ?2 AND first >= coalesce((SELECT first FROM block WHERE sid = ?1 "
-                "AND first <= ?2 ORDER BY first DESC LIMIT 1), ?2) ORDER BY first",
-                (sid, start, end),
-            ).fetchall()
-        return decode_run(rows, start, end)
+            if blocks is None:
+                rows = conn.execute(_READ.format(columns=_BLOCK_COLUMNS), (sid, start, end))
+                return decode_run(rows.fetchall(), start, end)
+            keys = conn.execute(_READ.format(columns="rowid, gen"), (sid, start, end)).fetchall()
+            parts = [blocks.get(key) for key in keys]
+            missing = [key[0] for key, part in zip(keys, parts, strict=True) if part is None]
+            found: dict[int, Any] = {}
+            if missing:
+                rows = conn.execute(
+                    f"SELECT rowid, {_BLOCK_COLUMNS} FROM block "
+                    "WHERE rowid IN (SELECT value FROM json_each(?))",
+                    (json.dumps(missing),),
+                )
+                found = {row[0]: row[1:] for row in rows}
+        complete: list[Points] = []
+        for key, part in zip(keys, parts, strict=True):
+            if part is None:
+                part = decode(*found[key[0]])
+                blocks.put(key, part)
+            complete.append(part)
+        return assemble(complete, start, end)
 
     def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:
         """Delete the points with ``start <= ts < end``; how many there were."""
@@ -1156,7 +1207,8 @@ class SQLiteStore(Store):
                 new = Points(np.array(ts_all, np.int64), np.array(values), np.array(ints, np.bool_))
                 self._merge(conn, sid, new, increment)
         if grown:
-            conn.executemany(_GROW, grown)
+            gen = self._writer.cache.gen
+            conn.executemany(_GROW, [(*growth[:4], gen, growth[4]) for growth in grown])
         return True
 
     def _append_small(
@@ -1203,16 +1255,16 @@ class SQLiteStore(Store):
         if not tail.fmt & TS_STEP:  # plain codes: compress it now that it stays as it is
             [old] = _load(conn, [Meta(tail.rowid, tail.first, tail.last, tail.n)])
             [compressed] = split(old, self._cap, at_end=False)
-            _update(conn, tail.rowid, compressed)
+            _update(conn, tail.rowid, compressed, self._writer.cache.gen)
         self._start_block(conn, sid, block)
         return True
 
     def _start_block(self, conn: sqlite3.Connection, sid: int, block: Block) -> None:
         """Store a plain block as the new last block of a series."""
         cursor = conn.execute(
-            "INSERT INTO block (sid, first, last, n, fmt, ts, vals, mask) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (sid, *block),
+            "INSERT INTO block (sid, first, last, n, fmt, ts, vals, mask, gen) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (sid, *block, self._writer.cache.gen),
         )
         tail = _Tail(int(cursor.lastrowid or 0), block.first, block.last, block.n, block.fmt)
         self._writer.cache.set_tail(sid, tail)
@@ -1270,12 +1322,12 @@ class SQLiteStore(Store):
             if not fmt & TS_STEP:  # plain codes: compress it now that it stays as it is
                 old = decode(*row[2:])
                 [block] = split(old, self._cap, at_end=False)
-                _update(conn, rowid, block)
+                _update(conn, rowid, block, self._writer.cache.gen)
             self._store(conn, sid, new)
             return True
         else:
             return False
-        _update(conn, rowid, block)
+        _update(conn, rowid, block, self._writer.cache.gen)
         return True
 
     def _delete_range(
@@ -1296,9 +1348,10 @@ class SQLiteStore(Store):
     def _store(self, conn: sqlite3.Connection, sid: int, points: Points) -> None:
         """Insert a run of points into the gap left for it, as blocks."""
         at_end = _neighbour(conn, sid, int(points.ts[-1]), before=False) is None
-        rows = [(sid, *block) for block in split(points, self._cap, at_end=at_end)]
+        gen = self._writer.cache.gen
+        rows = [(sid, *block, gen) for block in split(points, self._cap, at_end=at_end)]
         conn.executemany(
-            "INSERT INTO block (sid, first, last, n, fmt, ts, vals, mask) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO block (sid, first, last, n, fmt, ts, vals, mask, gen) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
