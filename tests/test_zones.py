@@ -286,3 +286,33 @@ def test_rendering_sparse_and_unsorted() -> None:
 
 def test_rendering_empty() -> None:
     assert get_zone("America/Chicago").format(np.zeros(0, np.int64)) == []
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    name=st.sampled_from(
+        [
+            "UTC",
+            "America/Chicago",
+            "Australia/Lord_Howe",
+            "Asia/Kolkata",
+            "Africa/Monrovia",
+            "Pacific/Apia",
+            "America/St_Johns",
+            "+05:45",
+            "-03:30",
+        ]
+    ),
+    instants=st.lists(st.integers(MIN_MS, MAX_MS), min_size=1, max_size=16),
+)
+def test_few_instants_render_as_many_do(name: str, instants: list[int]) -> None:
+    """A few instants are rendered one by one in Python: the same texts as the array path."""
+    zone = get_zone(name)
+    for ms in instants:
+        expected = zone._format_run(np.array([ms], np.int64), zone.table(ms, ms))[0]
+        few = zone._format_few([ms])
+        assert few is None or few == [expected]
+        assert zone.format_one(ms) == expected
+    assert zone.format(np.array(sorted(instants), np.int64)) == [
+        zone.format_one(ms) for ms in sorted(instants)
+    ]

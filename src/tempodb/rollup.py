@@ -521,8 +521,11 @@ def summarize(values: npt.ArrayLike, is_int: npt.ArrayLike) -> dict[str, int | f
         return {}
     total = float(vals.sum())
     total_out: int | float = total
-    if ints.all():
-        if float(np.abs(vals).max()) * count < 2.0**62:
+    high, low = float(vals.max()), float(vals.min())
+    all_int = bool(ints.all())
+    mixed = not all_int and bool(ints.any())
+    if all_int:
+        if max(abs(high), abs(low)) * count < 2.0**62:
             exact = int(vals.astype(np.int64).sum())
         else:
             exact = sum(int(v) for v in vals.tolist())
@@ -530,12 +533,14 @@ def summarize(values: npt.ArrayLike, is_int: npt.ArrayLike) -> dict[str, int | f
     mean = total / count
     deviations = vals - mean
     ss = float(np.sum(deviations * deviations))
-    high, low = float(vals.max()), float(vals.min())
+    # An extreme is an int when some int point attains it: every one, or none, unless mixed.
+    high_int = all_int or (mixed and bool((ints & (vals == high)).any()))
+    low_int = all_int or (mixed and bool((ints & (vals == low)).any()))
     return {
         "sum": total_out,
         "mean": mean,
-        "max": int(high) if bool((ints & (vals == high)).any()) else high,
-        "min": int(low) if bool((ints & (vals == low)).any()) else low,
+        "max": int(high) if high_int else high,
+        "min": int(low) if low_int else low,
         "stddev": math.sqrt(ss / (count - 1)) if count > 1 else 0.0,
         "ss": ss,
         "count": count,

@@ -30,7 +30,7 @@ zone has a transition in them.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache, lru_cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -69,6 +69,12 @@ _MIN_DAY = MIN_MS // MS_PER_DAY
 _MAX_DAY = MAX_MS // MS_PER_DAY
 _SPARSE_GAP = 400 * MS_PER_DAY
 _FIXED_RE = re.compile(r"([+-])([0-9]{2})(?::?([0-9]{2}))?")
+#: Up to this many instants are rendered one by one in Python (:meth:`Zone._format_few`).
+_FEW = 16
+_EPOCH_DATE = date(1970, 1, 1)
+#: Local times that ``date`` renders as :meth:`Zone.format` does (years 1..9999).
+_FEW_MIN = MIN_MS
+_FEW_MAX = MAX_MS
 
 
 def year_start_ms(year: int) -> int:
@@ -291,6 +297,10 @@ class Zone:
         flat = np.asarray(ts_ms, dtype=np.int64).ravel()
         if flat.size == 0:
             return []
+        if flat.size <= _FEW:
+            few = self._format_few(flat.tolist())
+            if few is not None:
+                return few
         if self._fixed_table is not None:
             return self._format_run(flat, self._fixed_table)
         order = None if _is_sorted(flat) else np.argsort(flat, kind="stable")
@@ -380,7 +390,30 @@ class Zone:
 
     def format_one(self, ts_ms: int) -> str:
         """Render one instant (see :meth:`format`)."""
+        few = self._format_few([ts_ms])
+        if few is not None:
+            return few[0]
         return self.format(np.array([ts_ms], dtype=np.int64))[0]
+
+    def _format_few(self, instants: list[int]) -> list[str] | None:
+        """:meth:`format` for a few instants, one by one without numpy's per-call costs;
+        None when one is outside years 1..9999 in this zone (the caller then takes the
+        general path)."""
+        texts = []
+        for ms in instants:
+            offset = self.offset_at(ms)
+            local = ms + offset
+            if not _FEW_MIN <= local <= _FEW_MAX:
+                return None
+            days, of_day = divmod(local, MS_PER_DAY)
+            hours, of_hour = divmod(of_day, 3_600_000)
+            minutes, of_minute = divmod(of_hour, 60_000)
+            seconds, millis = divmod(of_minute, 1000)
+            texts.append(
+                f"{_EPOCH_DATE + timedelta(days=days)}T{hours:02d}:{minutes:02d}:"
+                f"{seconds:02d}.{millis:03d}{_offset_suffix(offset)}"
+            )
+        return texts
 
     @staticmethod
     def _format_wide(local: I64, seg: npt.NDArray[np.intp], table: OffsetTable) -> list[str]:

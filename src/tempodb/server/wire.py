@@ -510,6 +510,8 @@ def number_texts(values: Float64Array, is_int: BoolArray) -> bytes:
     return orjson.dumps(value_list(values, is_int))
 
 
+#: Up to this many points are rendered with orjson from Python objects.
+_FEW_POINTS = 16
 _ITEM_OPEN = np.frombuffer(b'{"t":"', np.uint8)
 _ITEM_MIDDLE = np.frombuffer(b'","v":', np.uint8)
 
@@ -518,7 +520,8 @@ def render_points(zone: Zone, ts: Int64Array, values: Float64Array, is_int: Bool
     """``[{"t":"...","v":...},...]``: what ``orjson.dumps(points_json(...))`` gives, assembled
     with numpy from the fixed-width timestamps and the JSON array of the numbers."""
     count = len(ts)
-    stamps = zone.format_ascii(ts) if count else None
+    # A few points are cheaper one by one than through the arrays below.
+    stamps = zone.format_ascii(ts) if count > _FEW_POINTS else None
     if stamps is None:
         return orjson.dumps(points_json(zone, ts, values, is_int))
     numbers = np.frombuffer(number_texts(values, is_int), np.uint8)
