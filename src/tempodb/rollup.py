@@ -416,11 +416,16 @@ def _calendar_bounds(
     ts: I64, interval: Interval, zone: Zone, start_wall: int
 ) -> tuple[I64, npt.NDArray[np.intp]] | None:
     """:func:`bucket_starts` for day, week, month and year intervals (the boundaries of
-    :func:`_calendar_labels`); None when there would be more boundaries than points."""
+    :func:`_calendar_labels`), searched in the points or, when there are more boundaries
+    than points, the points in them."""
     boundaries = _calendar_boundaries(ts, interval, zone, start_wall)
-    if boundaries is None or boundaries.size > ts.size:
-        return None
-    return _first_points(ts, boundaries)
+    if boundaries is None:
+        raise RuntimeError("no calendar boundary found before the first point")
+    if boundaries.size <= ts.size:
+        return _first_points(ts, boundaries)
+    labels = boundaries[np.searchsorted(boundaries, ts, side="right") - 1]
+    firsts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))
+    return labels[firsts], firsts
 
 
 def rollup(
