@@ -225,6 +225,19 @@ def test_status_codes(raw: Raw, server: Any) -> None:
     assert conflict.status == 409
     assert "dup" in conflict.text
 
+    # A write by an unknown id creates a series whose key is that id: taken here (small
+    # writes run on the server's event loop, large ones on a worker thread: both say 409).
+    for body in (
+        [{"t": "2012-01-01T00:00:00Z", "v": 1}],
+        [{"t": f"2012-01-01T{i // 60:02d}:{i % 60:02d}:00Z", "v": i} for i in range(1000)],
+    ):
+        taken = raw("POST", "/v1/series/id/dup/data/", body)
+        assert taken.status == 409, taken.text
+        assert taken.headers["x-tempodb-error"] == "conflict"
+    bulk = {"t": "2012-01-01T00:00:00Z", "data": [{"key": "fresh", "v": 1}, {"id": "dup", "v": 2}]}
+    assert raw("POST", "/v1/data/", bulk).status == 409
+    assert raw("GET", "/v1/series/key/fresh/").status == 403  # nothing of it was written
+
     assert raw("POST", "/v1/series/", {"key": "bad%^key"}).status == 400
     assert raw("GET", "/v1/series/key/nothing/data/?start=2012-01-01&end=2012-01-02").status == 403
     assert raw("GET", "/v1/series/key/nothing/").status == 403

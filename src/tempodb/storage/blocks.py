@@ -44,6 +44,17 @@ Encoding
     again and again, so it keeps the plain codes 0 and 1 (4 + 8 bytes per point, rewritten in
     a few µs) until it fills up or is no longer the last.
 
+Reading
+    ``decode_run`` decodes the blocks of a read straight into one set of arrays;
+    ``BlockCache`` keeps decoded blocks for later reads (a backend keys it by whatever names a
+    block's contents for good) and ``assemble`` copies cached parts into one result.
+
+Small appends
+    ``plain_append`` (and ``plain_append_one``) give the bytes that extend a plain block's
+    ``ts`` and ``vals`` blobs with a few later points when they fit its codes as they are, so
+    that a backend can grow its last block without decoding it; ``plain_block`` encodes a few
+    points given as Python values in the plain codes.
+
 Writing
     A write or increment merges its points (already de-duplicated with ``fold_batch``) with the
     *run* of blocks its time span overlaps, or, when it overlaps none, with the neighbouring

@@ -6,7 +6,7 @@ Files
     opening a file runs the migrations in ``_MIGRATIONS`` that it lacks and refuses (SchemaTooNew)
     a file whose version is newer than this code.
 
-Tables (schema version 2)
+Tables (schema version 3)
     ``databases(id, key, secret_hash, name, admin, revoked_at)``
         One row per API key.  ``secret_hash`` is ``hash_secret`` output; secrets are never stored.
         ``revoked_at`` (epoch ms, version 2) is NULL while the key works.
@@ -18,9 +18,13 @@ Tables (schema version 2)
     ``series_tag(sid, db, tag)`` and ``series_attr(sid, db, name, value)``
         The same tags and attributes again, indexed by (db, tag) and (db, name, value) so that
         series filters run in SQL.  They are rewritten in the same transaction as the JSON.
-    ``block(sid, first, last, n, fmt, ts, vals, mask)``
-        The points.  The unique index (sid, first, last, n) finds the blocks of a time range
-        without reading any blob.
+    ``block(sid, first, last, n, fmt, ts, vals, mask, gen)``
+        The points.  The unique index (sid, first, last, n, gen) finds the blocks of a time
+        range, and names their contents, without reading any blob.  ``gen`` (version 3) is
+        set by every write of the row to the writing transaction's generation, a random
+        non-zero 62-bit number (rows untouched since the upgrade keep 0): (rowid, gen)
+        names a block's contents for good, across processes too, and keys the cache of
+        decoded blocks.
 
 Blocks
     The format, the invariants and how writes re-chunk a series are those of
@@ -58,6 +62,14 @@ The writer's cache (``_Cache``)
     data_version``, read once the transaction holds the write lock), when a call is rolled
     back, when a transaction fails and when series are deleted; every change of a series'
     blocks other than a planned or small append forgets that series' last block.
+
+The cache of decoded blocks
+    Reads take the blocks they need from a bounded LRU of decoded blocks (``BlockCache``,
+    256 MiB unless ``read_cache_mb`` says otherwise; 0 turns it off), keyed by (rowid, gen):
+    the read lists the keys of its blocks in its snapshot, reads and decodes only the blobs
+    of those not cached (in the same snapshot), and copies the parts it returns.  A block
+    rewritten by anyone has a new key, so no entry needs invalidating; stale ones age out.
+    Streamed reads (``cache=False``) neither use nor fill it.
 
 Backups
     ``backup(path)`` copies the database with SQLite's online backup API in one step, inside one
