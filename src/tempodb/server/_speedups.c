@@ -1,0 +1,25 @@
+/* tempodb.server._speedups: C loops for the hottest parts of the wire format.
+ *
+ * Optional: when the extension is not built, tempodb.server.wire takes its numpy paths, which
+ * give the same bytes (tests/server/test_wire_fast.py checks both against the general path).
+ */
+#include "_speedups.h"
+
+static PyMethodDef speedups_methods[] = {
+    {"render_points", (PyCFunction)(void (*)(void))tempodb_render_points, METH_FASTCALL,
+     "render_points(ts, offsets, numbers) -> bytes | None\n\n"
+     "The JSON array of {\"t\": ..., \"v\": ...} items for int64 epoch ms ``ts`` with the\n"
+     "zone's UTC offset (ms) of each point and the points' values as one JSON array of\n"
+     "numbers; None when a local time falls outside years 1..9999 or the counts disagree."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "tempodb.server._speedups",
+    .m_doc = "C loops for the hottest parts of the wire format (optional).",
+    .m_size = 0,
+    .m_methods = speedups_methods,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void) { return PyModuleDef_Init(&speedups_module); }

@@ -1,0 +1,11 @@
+/* The optional C speedups of tempodb.server.wire: shared declarations. */
+#ifndef TEMPODB_SPEEDUPS_H
+#define TEMPODB_SPEEDUPS_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* render_points(ts, offsets, numbers) -> bytes | None (_speedups_render.c) */
+PyObject *tempodb_render_points(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
+#endif
