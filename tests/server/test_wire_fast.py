@@ -8,8 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tempodb.server.wire import fast_points, parse_points, points_json, render_points
+from tempodb.server import _speedups
+from tempodb.server.wire import (
+    _render_points_numpy,
+    fast_points,
+    parse_points,
+    points_json,
+    render_points,
+)
 from tempodb.storage.base import SeriesRef
+from tempodb.timeutil import MAX_MS, MIN_MS
 from tempodb.zones import get_zone
 
 REF = SeriesRef("key", "k")
@@ -86,20 +94,51 @@ def test_fast_points_leaves_unusual_bodies_to_the_general_path(body: bytes) -> N
     assert fast_points(body) is None
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    st.lists(st.tuples(stamps, numbers), min_size=0, max_size=60, unique_by=lambda p: p[0]),
-    st.sampled_from(ZONES),
+#: The whole range of instants, whose local times in some zones fall outside years 1..9999.
+any_stamps = st.one_of(stamps, st.integers(MIN_MS, MAX_MS))
+render_zones = st.sampled_from(
+    [*ZONES, "America/St_Johns", "Africa/Monrovia", "Australia/Lord_Howe"]
 )
-def test_render_points_is_orjson_of_points_json(items: list[tuple[int, float]], zone: str) -> None:
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(any_stamps, numbers), min_size=0, max_size=60, unique_by=lambda p: p[0]),
+    render_zones,
+    st.booleans(),
+)
+def test_render_points_is_orjson_of_points_json(
+    items: list[tuple[int, float]], zone: str, numpy_path: bool
+) -> None:
+    """Both renderers (C, and numpy when the extension is not built) give orjson's bytes;
+    the numpy one may decline (None) when the timestamps are not all of one width."""
     items.sort()
     ts = np.array([t for t, _ in items], np.int64)
     values = np.array([float(v) for _, v in items], np.float64)
     is_int = np.array([isinstance(v, int) for _, v in items], np.bool_)
     tz = get_zone(zone)
-    assert render_points(tz, ts, values, is_int) == orjson.dumps(
-        points_json(tz, ts, values, is_int)
+    expected = orjson.dumps(points_json(tz, ts, values, is_int))
+    if numpy_path:
+        rendered = _render_points_numpy(tz, ts, values, is_int) if len(ts) else None
+        assert rendered in (None, expected)
+    else:
+        assert render_points(tz, ts, values, is_int) == expected
+
+
+def test_render_points_in_c_takes_whole_ranges_and_declines_the_ends_of_time() -> None:
+    """The C renderer handles years 1..9999 in any zone and says None beyond, where the
+    general path renders."""
+    ts = np.array([MIN_MS, 0, 1_000_000_000_123, MAX_MS], np.int64)
+    numbers = orjson.dumps([1, 2.5, -0.0, 1e300])
+    assert _speedups.render_points(ts, np.zeros(4, np.int64), numbers) == (
+        b'[{"t":"0001-01-01T00:00:00.000Z","v":1},{"t":"1970-01-01T00:00:00.000Z","v":2.5},'
+        b'{"t":"2001-09-09T01:46:40.123Z","v":-0.0},{"t":"9999-12-31T23:59:59.999Z","v":1e+300}]'
     )
+    chicago = np.array([-21_036_000, 0, 0, 0], np.int64)  # -05:50:36 at 0001-01-01
+    assert _speedups.render_points(ts, chicago, numbers) is None
+    utc = np.zeros(3, np.int64)
+    assert _speedups.render_points(ts[1:], utc, orjson.dumps([1, 2])) is None
+    assert _speedups.render_points(ts[1:2], utc[:1], orjson.dumps([1, 2])) is None
 
 
 @settings(max_examples=100, deadline=None)

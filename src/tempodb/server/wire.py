@@ -18,6 +18,11 @@ import numpy as np
 import orjson
 
 from tempodb.errors import SERIES_NOT_FOUND
+
+try:
+    from tempodb.server import _speedups
+except ImportError:  # built without a C compiler: the numpy paths serve
+    _speedups = None  # type: ignore[assignment]
 from tempodb.server.http import HTTPError, bad_request
 from tempodb.server.timestamps import InvalidTimestamp, parse_rows_ms, parse_timestamps_ms
 from tempodb.storage.base import (
@@ -517,13 +522,31 @@ _ITEM_MIDDLE = np.frombuffer(b'","v":', np.uint8)
 
 
 def render_points(zone: Zone, ts: Int64Array, values: Float64Array, is_int: BoolArray) -> bytes:
-    """``[{"t":"...","v":...},...]``: what ``orjson.dumps(points_json(...))`` gives, assembled
-    with numpy from the fixed-width timestamps and the JSON array of the numbers."""
-    count = len(ts)
+    """``[{"t":"...","v":...},...]``: what ``orjson.dumps(points_json(...))`` gives, from the
+    JSON array of the numbers and the timestamps rendered in C (or with numpy, when the
+    extension is not built)."""
     # A few points are cheaper one by one than through the arrays below.
-    stamps = zone.format_ascii(ts) if count > _FEW_POINTS else None
+    if len(ts) > _FEW_POINTS:
+        if _speedups is None:
+            rendered = _render_points_numpy(zone, ts, values, is_int)
+        else:
+            ts = np.ascontiguousarray(ts, np.int64)
+            numbers = number_texts(values, is_int)
+            rendered = _speedups.render_points(ts, zone.offsets_ms(ts), numbers)
+        if rendered is not None:
+            return rendered
+    return orjson.dumps(points_json(zone, ts, values, is_int))
+
+
+def _render_points_numpy(
+    zone: Zone, ts: Int64Array, values: Float64Array, is_int: BoolArray
+) -> bytes | None:
+    """``render_points`` assembled with numpy from the fixed-width timestamp texts; None when
+    they are not all of one width."""
+    count = len(ts)
+    stamps = zone.format_ascii(ts)
     if stamps is None:
-        return orjson.dumps(points_json(zone, ts, values, is_int))
+        return None
     numbers = np.frombuffer(number_texts(values, is_int), np.uint8)
     commas = np.flatnonzero(numbers == 0x2C)
     begins = np.empty(count, np.intp)
