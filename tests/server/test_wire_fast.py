@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import orjson
 import pytest
@@ -11,13 +13,14 @@ from hypothesis import strategies as st
 from tempodb.server import _speedups
 from tempodb.server.wire import (
     _render_points_numpy,
+    c_points,
     fast_points,
     parse_points,
     points_json,
     render_points,
 )
-from tempodb.storage.base import SeriesRef
-from tempodb.timeutil import MAX_MS, MIN_MS
+from tempodb.storage.base import BoolArray, Float64Array, Int64Array, SeriesRef
+from tempodb.timeutil import MAX_MS, MIN_MS, parse_timestamp_ms
 from tempodb.zones import get_zone
 
 REF = SeriesRef("key", "k")
@@ -31,12 +34,15 @@ numbers = st.one_of(
 )
 spellings = st.sampled_from(
     [
-        ('{"t":"%s","v":%s}', ","),
-        ('{"t": "%s", "v": %s}', ", "),
-        ('{ "t" : "%s" , "v" : %s }', " ,\n"),
+        ('{"t":"%(t)s","v":%(v)s}', ","),
+        ('{"t": "%(t)s", "v": %(v)s}', ", "),
+        ('{ "t" : "%(t)s" , "v" : %(v)s }', " ,\n"),
+        ('{"v":%(v)s,"t":"%(t)s"}', ",\r\n\t"),
     ]
 )
 time_formats = st.sampled_from(["ms_z", "offset", "seconds", "date"])
+body_parsers = pytest.mark.parametrize("parser", [fast_points, c_points], ids=["numpy", "c"])
+BodyParser = Callable[[bytes], "tuple[Int64Array, Float64Array, BoolArray] | None"]
 
 
 def _text(ms: int, form: str) -> str:
@@ -50,34 +56,114 @@ def _text(ms: int, form: str) -> str:
     return text[:10]
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    st.lists(st.tuples(stamps, numbers), min_size=0, max_size=40),
-    spellings,
-    time_formats,
-    st.booleans(),
-)
-def test_fast_points_agrees_with_parse_points(
-    items: list[tuple[int, float]], spelling: tuple[str, str], form: str, mutate: bool
-) -> None:
-    item, gap = spelling
-    texts = [item % (_text(ms, form), orjson.dumps(v).decode()) for ms, v in items]
-    if mutate and texts:
-        texts[-1] = texts[-1].replace('"v"', '"x"', 1)
-    body = ("[" + gap.join(texts) + "]").encode()
-    fast = fast_points(body)
+def _agrees_with_parse_points(parser: BodyParser, body: bytes) -> bool:
+    """Whatever ``parser`` accepts decodes as ``parse_points``; what that rejects, it leaves.
+    True when the parser took the body."""
+    fast = parser(body)
     try:
         slow = parse_points(orjson.loads(body), REF)
     except Exception:
         assert fast is None
+        return False
+    if fast is None:
+        return False
+    ts, values, is_int = fast
+    assert ts.tolist() == slow.ts.tolist()
+    assert values.tobytes() == slow.values.tobytes()
+    assert is_int.tolist() == slow.is_int.tolist()
+    return True
+
+
+@body_parsers
+@settings(max_examples=300, deadline=None)
+@given(
+    items=st.lists(st.tuples(stamps, numbers), min_size=0, max_size=40),
+    spelling=spellings,
+    form=time_formats,
+    mutate=st.booleans(),
+)
+def test_body_parsers_agree_with_parse_points(
+    parser: BodyParser,
+    items: list[tuple[int, float]],
+    spelling: tuple[str, str],
+    form: str,
+    mutate: bool,
+) -> None:
+    item, gap = spelling
+    texts = [item % {"t": _text(ms, form), "v": orjson.dumps(v).decode()} for ms, v in items]
+    if mutate and texts:
+        texts[-1] = texts[-1].replace('"v"', '"x"', 1)
+    _agrees_with_parse_points(parser, ("[" + gap.join(texts) + "]").encode())
+
+
+def _two(low: int, high: int) -> st.SearchStrategy[str]:
+    return st.integers(low, high).map(lambda n: f"{n:02d}")
+
+
+#: Texts near the spec §3.1 grammar: out-of-range fields, odd separators, fractions of 0-11
+#: digits, offsets of every spelling and some that are not.
+near_timestamps = st.builds(
+    lambda y, mo, d, sep, h, mi, s, fraction, offset, cut: (
+        f"{y:04d}-{mo}-{d}" + (f"{sep}{h}:{mi}" + s + fraction + offset)[:cut]
+    ),
+    st.integers(0, 9999),
+    _two(0, 13),
+    _two(0, 32),
+    st.sampled_from(["T", " ", "t", "_"]),
+    _two(0, 25),
+    _two(0, 61),
+    st.one_of(st.just(""), _two(0, 61).map(lambda s: ":" + s)),
+    st.one_of(st.just(""), st.text("0123456789", max_size=11).map(lambda f: "." + f)),
+    st.sampled_from(["", "Z", "z", "+00", "-05", "+0530", "-05:30", "+24:00", "+05:60", "+5"]),
+    st.integers(0, 40),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(near_timestamps, min_size=1, max_size=3))
+def test_c_points_reads_the_timestamp_grammar(texts: list[str]) -> None:
+    """The C scanner takes every timestamp the grammar does, as the scalar parser reads it."""
+    body = orjson.dumps([{"t": text, "v": 1} for text in texts])
+    try:
+        expected = [parse_timestamp_ms(text) for text in texts]
+    except ValueError:
+        assert c_points(body) is None
         return
-    if fast is not None:
-        ts, values, is_int = fast
-        assert ts.tolist() == slow.ts.tolist()
-        assert values.tobytes() == slow.values.tobytes()
-        assert is_int.tolist() == slow.is_int.tolist()
+    fast = c_points(body)
+    assert fast is not None
+    assert fast[0].tolist() == expected
 
 
+#: JSON numbers and near misses: leading zeros, bare dots and exponents, signs, long digits.
+near_numbers = st.builds(
+    lambda sign, whole, fraction, exponent: sign + whole + fraction + exponent,
+    st.sampled_from(["", "-", "+"]),
+    st.one_of(st.text("0123456789", max_size=25), st.sampled_from(["0", "9007199254740992"])),
+    st.one_of(st.just(""), st.text("0123456789", max_size=25).map(lambda f: "." + f)),
+    st.one_of(
+        st.just(""),
+        st.tuples(st.sampled_from("eE"), st.sampled_from(["", "+", "-"]), st.integers(0, 400)).map(
+            lambda e: f"{e[0]}{e[1]}{e[2]}"
+        ),
+    ),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(near_numbers, min_size=1, max_size=3))
+def test_c_points_reads_numbers_as_orjson_does(texts: list[str]) -> None:
+    items = ",".join('{"t":"2012-01-01T00:00:00.000Z","v":' + text + "}" for text in texts)
+    _agrees_with_parse_points(c_points, f"[{items}]".encode())
+
+
+#: Bodies of the usual shape that the numpy path leaves to the general one.
+UNUSUAL_LAYOUTS = [
+    b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"v":2,"t":"2012-01-01T00:00:01.000Z"}]',
+    b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"t":"2012-01-01T00:00:01Z","v":2}]',
+]
+
+
+@body_parsers
 @pytest.mark.parametrize(
     "body",
     [
@@ -85,13 +171,34 @@ def test_fast_points_agrees_with_parse_points(
         b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"t":"2012-01-01T00:00:01.000Z","v":2,"x":{}}]',
         b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"t":"2012-01-01T00:00:01.000Z","v":1 2}]',
         b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"t":"2012-13-01T00:00:01.000Z","v":2}]',
-        b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"v":2,"t":"2012-01-01T00:00:01.000Z"}]',
         b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"t":"2012-01-01T00:00:01.000Z","v":true}]',
         b'[{"t":"2012-01-01T00:00:00.000Z","v":1},,{"t":"2012-01-01T00:00:01.000Z","v":2}]',
+        b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"t":"2012-01-01T00:00:01.000Z","v":2},]',
+        b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"t":"2012-01-01T00:00:01.000Z","v":null}]',
+        b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"t":"2012-01-01T00:00:01\\u002e000Z","v":2}]',
+        b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"t":"2012-01-01T00:00:01.000Z","t":"x"}]',
+        b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"t":"2012-01-01T00:00:01.000Z","v":01}]',
+        b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"t":"2012-01-01T00:00:01.000Z","v":NaN}]',
+        b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"t":"2012-01-01T00:00:01.000Z","v":1e400}]',
+        b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"t":"2012-01-01T00:00:01.000Z","v":-0x1}]',
+        b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"t":"2012-01-01T00:00:01.000Z"}]',
+        b'[{"t":"2012-01-01T00:00:00.000Z","v":9007199254740992},{"t":"2012-01-01","v":2}]',
+        b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"t":"2012-01-01T00:00:01.000Z","v":2}] x',
+        b'[{"t":"2012-01-01T00:00:00.000Z","v":1},{"t":"2012-01-01T00:00:01.000Z","v":2}\f]',
+        b'{"t":"2012-01-01T00:00:00.000Z","v":1}',
+        b"[]",
     ],
 )
-def test_fast_points_leaves_unusual_bodies_to_the_general_path(body: bytes) -> None:
+def test_body_parsers_leave_unusual_bodies_to_the_general_path(
+    parser: BodyParser, body: bytes
+) -> None:
+    assert parser(body) is None
+
+
+@pytest.mark.parametrize("body", UNUSUAL_LAYOUTS)
+def test_c_points_takes_layouts_the_numpy_path_leaves(body: bytes) -> None:
     assert fast_points(body) is None
+    assert _agrees_with_parse_points(c_points, body)
 
 
 #: The whole range of instants, whose local times in some zones fall outside years 1..9999.
@@ -151,10 +258,11 @@ def test_format_ascii_is_format(instants: list[int], zone: str) -> None:
         assert [bytes(row).decode() for row in matrix] == tz.format(ts)
 
 
-def test_fast_points_takes_the_usual_layouts() -> None:
+@body_parsers
+def test_body_parsers_take_the_usual_layouts(parser: BodyParser) -> None:
     for item, gap in (('{"t":"%s","v":%s}', ","), ('{"t": "%s", "v": %s}', ", ")):
         texts = [item % (f"2012-01-01T00:00:0{i}.000+0000", v) for i, v in enumerate([1, 2.5])]
-        fast = fast_points(("[" + gap.join(texts) + "]").encode())
+        fast = parser(("[" + gap.join(texts) + "]").encode())
         assert fast is not None
         assert fast[0].tolist() == [1325376000000, 1325376001000]
         assert fast[1].tolist() == [1.0, 2.5]

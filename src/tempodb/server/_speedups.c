@@ -11,6 +11,11 @@ static PyMethodDef speedups_methods[] = {
      "The JSON array of {\"t\": ..., \"v\": ...} items for int64 epoch ms ``ts`` with the\n"
      "zone's UTC offset (ms) of each point and the points' values as one JSON array of\n"
      "numbers; None when a local time falls outside years 1..9999 or the counts disagree."},
+    {"parse_points", tempodb_parse_points, METH_O,
+     "parse_points(body) -> (ts, values, is_int) | None\n\n"
+     "A write body [{\"t\": ..., \"v\": ...}, ...] as bytearrays of int64 epoch ms, float64\n"
+     "values and one byte per point (1: an integer); None when the general path must decide\n"
+     "(other keys or types, escapes, invalid timestamps, integers from 2**53)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -8,4 +8,7 @@
 /* render_points(ts, offsets, numbers) -> bytes | None (_speedups_render.c) */
 PyObject *tempodb_render_points(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
+/* parse_points(body) -> (ts, values, is_int) as bytearrays | None (_speedups_parse.c) */
+PyObject *tempodb_parse_points(PyObject *module, PyObject *body);
+
 #endif

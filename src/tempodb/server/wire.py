@@ -225,12 +225,27 @@ def _one_series(
 
 
 def parse_points_body(body: bytes, parse_json: Callable[[], Any], ref: SeriesRef) -> WriteBatch:
-    """E8/E9 from the raw body: the vectorised path for the usual layout (``fast_points``),
-    else ``parse_points`` on the parsed JSON."""
-    fast = fast_points(body)
+    """E8/E9 from the raw body: the C scanner (or, when the extension is not built, the
+    vectorised ``fast_points``) for bodies of plain ``t`` and ``v`` items, else
+    ``parse_points`` on the parsed JSON."""
+    fast = c_points(body) if _speedups is not None else fast_points(body)
     if fast is not None:
         return _one_series(ref, *fast)
     return parse_points(parse_json(), ref)
+
+
+def c_points(body: bytes) -> tuple[Int64Array, Float64Array, BoolArray] | None:
+    """``fast_points`` by the C extension's scanner, which takes any JSON spacing and either
+    key order; None when the general path must decide."""
+    scanned = _speedups.parse_points(body)
+    if scanned is None:
+        return None
+    ts, values, is_int = scanned
+    return (
+        np.frombuffer(ts, np.int64),
+        np.frombuffer(values, np.float64),
+        np.frombuffer(is_int, np.bool_),
+    )
 
 
 # Bytes of JSON numbers, JSON whitespace and commas (a stray comma changes the item count).
