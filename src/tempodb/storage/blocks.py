@@ -492,19 +492,13 @@ def assemble(parts: Sequence[Points], start: int, end: int) -> Points:
     if len(parts) == 1:
         only = parts[0]
         return Points(only.ts[lo:hi].copy(), only.values[lo:hi].copy(), only.is_int[lo:hi].copy())
-    total = sum(len(p) for p in parts) - lo - (len(parts[-1]) - hi)
-    ts = np.empty(total, np.int64)
-    values = np.empty(total, np.float64)
-    is_int = np.empty(total, np.bool_)
-    at = 0
-    for index, part in enumerate(parts):
-        a = lo if index == 0 else 0
-        b = hi if index == len(parts) - 1 else len(part)
-        ts[at : at + b - a] = part.ts[a:b]
-        values[at : at + b - a] = part.values[a:b]
-        is_int[at : at + b - a] = part.is_int[a:b]
-        at += b - a
-    return Points(ts, values, is_int)
+    first, last = parts[0], parts[-1]
+    middle = parts[1:-1]
+    return Points(
+        np.concatenate([first.ts[lo:], *(p.ts for p in middle), last.ts[:hi]]),
+        np.concatenate([first.values[lo:], *(p.values for p in middle), last.values[:hi]]),
+        np.concatenate([first.is_int[lo:], *(p.is_int for p in middle), last.is_int[:hi]]),
+    )
 
 
 def concat(parts: Sequence[Points]) -> Points:
