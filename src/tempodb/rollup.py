@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -509,24 +510,41 @@ def _bucket_extreme(
     """Per-bucket max or min; an int when some int point attains it."""
     ufunc = np.maximum if maximum else np.minimum
     extreme: F64 = ufunc.reduceat(vals, starts)
+    if not ints.any():
+        return extreme, np.zeros(starts.size, np.bool_)
+    if ints.all():
+        return extreme, np.ones(starts.size, np.bool_)
     winners = ints & (vals == np.repeat(extreme, counts))
     return extreme, np.logical_or.reduceat(winners, starts)
 
 
-def summarize(values: npt.ArrayLike, is_int: npt.ArrayLike) -> dict[str, int | float]:
+#: The sum, minimum, maximum and centred sum of squares of a non-empty float64 array.
+Moments = Callable[[F64], tuple[float, float, float, float]]
+
+
+def numpy_moments(vals: F64) -> tuple[float, float, float, float]:
+    """:data:`Moments` by numpy."""
+    total = float(vals.sum())
+    deviations = vals - total / vals.size
+    return total, float(vals.min()), float(vals.max()), float(np.sum(deviations * deviations))
+
+
+def summarize(
+    values: npt.ArrayLike, is_int: npt.ArrayLike, moments: Moments = numpy_moments
+) -> dict[str, int | float]:
     """The summary of raw points (spec 3.7): ``{}`` when empty, else, in this order,
     sum, mean, max, min, stddev (sample), ss (centred), count.
 
     sum, max and min are ints under the same rules as the rollup functions; count is an int.
+    ``moments`` may be a faster function giving the same doubles.
     """
-    vals = np.asarray(values, dtype=np.float64)
+    vals = np.ascontiguousarray(values, dtype=np.float64)
     ints = np.asarray(is_int, dtype=np.bool_)
     count = int(vals.size)
     if count == 0:
         return {}
-    total = float(vals.sum())
+    total, low, high, ss = moments(vals)
     total_out: int | float = total
-    high, low = float(vals.max()), float(vals.min())
     all_int = bool(ints.all())
     mixed = not all_int and bool(ints.any())
     if all_int:
@@ -536,8 +554,6 @@ def summarize(values: npt.ArrayLike, is_int: npt.ArrayLike) -> dict[str, int | f
             exact = sum(int(v) for v in vals.tolist())
         total_out = exact if abs(exact) <= _MAX_EXACT else float(exact)
     mean = total / count
-    deviations = vals - mean
-    ss = float(np.sum(deviations * deviations))
     # An extreme is an int when some int point attains it: every one, or none, unless mixed.
     high_int = all_int or (mixed and bool((ints & (vals == high)).any()))
     low_int = all_int or (mixed and bool((ints & (vals == low)).any()))
@@ -558,7 +574,8 @@ class SummaryParts:
     combined part by part (Chan et al.).  ``result()`` has the shape of :func:`summarize`;
     float figures may differ from it in the last bits."""
 
-    def __init__(self) -> None:
+    def __init__(self, moments: Moments = numpy_moments) -> None:
+        self.moments = moments
         self.count = 0
         self.total = 0.0
         self.exact: int | None = 0  # the integer sum while every value is an integer
@@ -571,11 +588,8 @@ class SummaryParts:
         count = int(values.size)
         if not count:
             return
-        total = float(values.sum())
+        total, low, high, ss = self.moments(np.ascontiguousarray(values, dtype=np.float64))
         mean = total / count
-        deviations = values - mean
-        ss = float(np.sum(deviations * deviations))
-        high, low = float(values.max()), float(values.min())
         high_int = bool((is_int & (values == high)).any())
         low_int = bool((is_int & (values == low)).any())
         if self.exact is not None and bool(is_int.all()):

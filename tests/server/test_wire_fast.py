@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tempodb.rollup import numpy_moments, summarize
 from tempodb.server import _speedups
 from tempodb.server.wire import (
     _render_points_numpy,
@@ -18,6 +19,7 @@ from tempodb.server.wire import (
     parse_points,
     points_json,
     render_points,
+    summary_moments,
 )
 from tempodb.storage.base import BoolArray, Float64Array, Int64Array, SeriesRef
 from tempodb.timeutil import MAX_MS, MIN_MS, parse_timestamp_ms
@@ -267,3 +269,33 @@ def test_body_parsers_take_the_usual_layouts(parser: BodyParser) -> None:
         assert fast[0].tolist() == [1325376000000, 1325376001000]
         assert fast[1].tolist() == [1.0, 2.5]
         assert fast[2].tolist() == [True, False]
+
+
+finite_values = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e150, max_value=1e150)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(finite_values, min_size=1, max_size=600))
+def test_summary_moments_in_c_are_numpys_doubles(values: list[float]) -> None:
+    vals = np.array(values, np.float64)
+    assert _speedups.summary_moments(vals) == numpy_moments(vals)
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 9, 127, 128, 129, 256, 1000, 14_401, 100_001])
+def test_summary_moments_in_c_follow_numpys_pairwise_sums(size: int) -> None:
+    rng = np.random.default_rng(size)
+    for vals in (
+        rng.normal(20.0, 5.0, size),
+        np.round(rng.normal(0, 1e9, size)),
+        -rng.random(size),
+    ):
+        assert _speedups.summary_moments(vals) == numpy_moments(vals)
+        ints = np.round(vals) == vals
+        assert summarize(vals, ints, summary_moments) == summarize(vals, ints)
+
+
+def test_summary_moments_in_c_want_float64_values() -> None:
+    with pytest.raises(TypeError, match="float64"):
+        _speedups.summary_moments(np.arange(3))
+    with pytest.raises(ValueError, match="no values"):
+        _speedups.summary_moments(np.zeros(0))

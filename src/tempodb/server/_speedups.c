@@ -1,4 +1,5 @@
-/* tempodb.server._speedups: C loops for the hottest parts of the wire format.
+/* tempodb.server._speedups: C loops for the hottest parts of the wire format
+ * and of a read's summary.
  *
  * Optional: when the extension is not built, tempodb.server.wire takes its numpy paths, which
  * give the same bytes (tests/server/test_wire_fast.py checks both against the general path).
@@ -16,6 +17,10 @@ static PyMethodDef speedups_methods[] = {
      "A write body [{\"t\": ..., \"v\": ...}, ...] as bytearrays of int64 epoch ms, float64\n"
      "values and one byte per point (1: an integer); None when the general path must decide\n"
      "(other keys or types, escapes, invalid timestamps, integers from 2**53)."},
+    {"summary_moments", tempodb_summary_moments, METH_O,
+     "summary_moments(values) -> (sum, min, max, ss)\n\n"
+     "The sum, minimum, maximum and centred sum of squares of a non-empty float64 array, the\n"
+     "same doubles as numpy's sum, min, max and sum of squared deviations from the mean."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -39,6 +39,7 @@ from tempodb.server.wire import (
     parse_time_param,
     render_points,
     series_json,
+    summary_moments,
 )
 from tempodb.storage.base import KeyConflict, SeriesRecord, SeriesRef, WriteBatch
 from tempodb.zones import Zone, get_zone
@@ -107,7 +108,7 @@ def dataset_json(ctx: Context, series: SeriesRecord, params: ReadParams) -> dict
         "end": zone.format_one(params.end),
         "data": data,
         "rollup": rollup_json,
-        "summary": summarize(points.values, points.is_int),
+        "summary": summarize(points.values, points.is_int, summary_moments),
     }
 
 
@@ -140,7 +141,7 @@ def stream_dataset(ctx: Context, series: SeriesRecord, params: ReadParams) -> It
         }
     )
     yield head[:-1] + b',"data":['
-    summary = SummaryParts()
+    summary = SummaryParts(summary_moments)
     separator = b""
     span, low = 86_400_000, params.start
     while low < params.end:

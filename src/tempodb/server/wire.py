@@ -23,6 +23,7 @@ try:
     from tempodb.server import _speedups
 except ImportError:  # built without a C compiler: the numpy paths serve
     _speedups = None  # type: ignore[assignment]
+from tempodb.rollup import Moments, numpy_moments
 from tempodb.server.http import HTTPError, bad_request
 from tempodb.server.timestamps import InvalidTimestamp, parse_rows_ms, parse_timestamps_ms
 from tempodb.storage.base import (
@@ -534,6 +535,10 @@ def number_texts(values: Float64Array, is_int: BoolArray) -> bytes:
 _FEW_POINTS = 16
 _ITEM_OPEN = np.frombuffer(b'{"t":"', np.uint8)
 _ITEM_MIDDLE = np.frombuffer(b'","v":', np.uint8)
+
+
+#: The summary's sums and extremes in one C call without temporaries, when built.
+summary_moments: Moments = numpy_moments if _speedups is None else _speedups.summary_moments
 
 
 def render_points(zone: Zone, ts: Int64Array, values: Float64Array, is_int: BoolArray) -> bytes:
