@@ -8,7 +8,7 @@ UI_VENDOR := src/tempodb/server/ui/vendor/VERSION
 
 .PHONY: install demo test lint bench clean
 
-$(STAMP): pyproject.toml $(wildcard src/tempodb/server/_speedups*.[ch])
+$(STAMP): pyproject.toml $(wildcard src/tempodb/_speedups*.[ch])
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tempodb import _speedups
 from tempodb.rollup import numpy_moments, summarize
-from tempodb.server import _speedups
 from tempodb.server.wire import (
     _render_points_numpy,
     c_points,

@@ -7,13 +7,30 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tempodb.storage.blocks import decode, encode
+from tempodb.storage.blocks import _scaled, _scaled_numpy, decode, encode
 
 values = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.integers(-(2**53), 2**53).map(float),
     st.decimals(-(10**6), 10**6, places=2, allow_nan=False, allow_infinity=False).map(float),
 )
+
+
+edge_values = st.one_of(
+    values,
+    st.sampled_from([0.0, -0.0, float("nan"), float("inf"), -float("inf"), 2.0**53, 0.1, 1e300]),
+    st.integers(-(2**53) - 2, 2**53 + 2).map(float),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(edge_values, min_size=1, max_size=40), st.integers(0, 9))
+def test_decimal_mantissas_in_c_are_the_numpy_ones(vals: list[float], digits: int) -> None:
+    array = np.array(vals, np.float64)
+    ours, theirs = _scaled(array, digits), _scaled_numpy(array, 10.0**digits)
+    assert (ours is None) == (theirs is None)
+    if ours is not None and theirs is not None:
+        assert ours.tolist() == theirs.tolist()
 
 
 @settings(max_examples=300, deadline=None)

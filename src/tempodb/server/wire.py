@@ -20,7 +20,7 @@ import orjson
 from tempodb.errors import SERIES_NOT_FOUND
 
 try:
-    from tempodb.server import _speedups
+    from tempodb import _speedups
 except ImportError:  # built without a C compiler: the numpy paths serve
     _speedups = None  # type: ignore[assignment]
 from tempodb.rollup import Moments, numpy_moments

@@ -47,7 +47,7 @@ Encoding
 Reading
     ``decode_run`` decodes the blocks of a read straight into one set of arrays;
     ``BlockCache`` keeps decoded blocks for later reads (a backend keys it by whatever names a
-    block's contents for good) and ``assemble`` copies cached parts into one result.
+    block's contents for good) and ``assemble`` joins cached parts into one result.
 
 Small appends
     ``plain_append`` (and ``plain_append_one``) give the bytes that extend a plain block's
@@ -80,6 +80,11 @@ import numpy as np
 import numpy.typing as npt
 
 from tempodb.storage.base import BoolArray, Float64Array, Int64Array, Points
+
+try:
+    from tempodb import _speedups
+except ImportError:  # built without a C compiler: the numpy paths serve
+    _speedups = None  # type: ignore[assignment]
 
 __all__ = [
     "INT_ALL",
@@ -321,7 +326,15 @@ def _decimal(values: Float64Array) -> tuple[int, Int64Array] | None:
 
 
 def _scaled(values: Float64Array, digits: int) -> Int64Array | None:
+    """The mantissas m with ``values == m / 10**digits`` bit for bit, or None."""
     scale = 10.0**digits
+    if _speedups is not None:
+        found = _speedups.decimal_mantissas(np.ascontiguousarray(values), scale, _MAX_MANTISSA)
+        return None if found is None else np.frombuffer(found, np.int64)
+    return _scaled_numpy(values, scale)
+
+
+def _scaled_numpy(values: Float64Array, scale: float) -> Int64Array | None:
     with np.errstate(over="ignore", invalid="ignore"):
         rounded = np.round(values * scale)
     if not float(np.abs(rounded).max()) < _MAX_MANTISSA:

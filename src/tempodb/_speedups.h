@@ -1,4 +1,5 @@
-/* The optional C speedups of tempodb.server.wire: shared declarations. */
+/* tempodb._speedups, the optional C loops of the wire format, the summary and the block
+ * codec: shared declarations. */
 #ifndef TEMPODB_SPEEDUPS_H
 #define TEMPODB_SPEEDUPS_H
 
@@ -13,5 +14,11 @@ PyObject *tempodb_parse_points(PyObject *module, PyObject *body);
 
 /* summary_moments(values) -> (sum, min, max, ss) (_speedups_moments.c) */
 PyObject *tempodb_summary_moments(PyObject *module, PyObject *values);
+
+/* decimal_mantissas(values, scale, limit) -> int64 bytearray | None (_speedups_decimal.c) */
+PyObject *tempodb_decimal_mantissas(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
+/* A one-dimensional C-contiguous float64 buffer of ``object`` (TypeError otherwise). */
+int float64_vector(PyObject *object, Py_buffer *view);
 
 #endif

@@ -66,14 +66,7 @@ static void extremes(const double *a, Py_ssize_t n, double *low, double *high) {
 PyObject *tempodb_summary_moments(PyObject *module, PyObject *values) {
     (void)module;
     Py_buffer view;
-    if (PyObject_GetBuffer(values, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
-    if (view.itemsize != 8 || view.ndim != 1 || view.format == NULL ||
-        (strcmp(view.format, "d") != 0 && strcmp(view.format, "<d") != 0 &&
-         strcmp(view.format, "=d") != 0)) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_TypeError, "values must be a one-dimensional float64 array");
-        return NULL;
-    }
+    if (float64_vector(values, &view) < 0) return NULL;
     const double *a = view.buf;
     Py_ssize_t n = view.shape[0];
     if (n == 0) {

@@ -1,10 +1,26 @@
-/* tempodb.server._speedups: C loops for the hottest parts of the wire format
- * and of a read's summary.
+/* tempodb._speedups: C loops for the hottest parts of the wire format, a read's summary and
+ * the block codec.
  *
- * Optional: when the extension is not built, tempodb.server.wire takes its numpy paths, which
- * give the same bytes (tests/server/test_wire_fast.py checks both against the general path).
+ * Optional: when the extension is not built, tempodb.server.wire and tempodb.storage.blocks
+ * take their numpy paths, which give the same bytes and doubles (tests/server/test_wire_fast.py
+ * and tests/storage/test_blocks.py check both).
  */
+#include <string.h>
+
 #include "_speedups.h"
+
+int float64_vector(PyObject *object, Py_buffer *view) {
+    if (PyObject_GetBuffer(object, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+    if (view->itemsize != 8 || view->ndim != 1 || view->format == NULL ||
+        (strcmp(view->format, "d") != 0 && strcmp(view->format, "<d") != 0 &&
+         strcmp(view->format, "=d") != 0)) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_TypeError, "values must be a one-dimensional float64 array");
+        return -1;
+    }
+    return 0;
+}
+
 
 static PyMethodDef speedups_methods[] = {
     {"render_points", (PyCFunction)(void (*)(void))tempodb_render_points, METH_FASTCALL,
@@ -21,12 +37,16 @@ static PyMethodDef speedups_methods[] = {
      "summary_moments(values) -> (sum, min, max, ss)\n\n"
      "The sum, minimum, maximum and centred sum of squares of a non-empty float64 array, the\n"
      "same doubles as numpy's sum, min, max and sum of squared deviations from the mean."},
+    {"decimal_mantissas", (PyCFunction)(void (*)(void))tempodb_decimal_mantissas, METH_FASTCALL,
+     "decimal_mantissas(values, scale, limit) -> bytearray | None\n\n"
+     "The int64 m with values == m / scale bit for bit and |m| < limit, m rounded half to\n"
+     "even from value * scale; None at the first value that has none."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "tempodb.server._speedups",
+    .m_name = "tempodb._speedups",
     .m_doc = "C loops for the hottest parts of the wire format (optional).",
     .m_size = 0,
     .m_methods = speedups_methods,
