@@ -47,7 +47,7 @@ static PyMethodDef speedups_methods[] = {
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "tempodb._speedups",
-    .m_doc = "C loops for the hottest parts of the wire format (optional).",
+    .m_doc = "C loops for the wire format, the summary and the block codec (optional).",
     .m_size = 0,
     .m_methods = speedups_methods,
 };
