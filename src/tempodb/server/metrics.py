@@ -14,6 +14,7 @@ import bisect
 import math
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -50,7 +51,7 @@ def _format_number(value: float) -> str:
     return repr(value)
 
 
-class Metric:
+class Metric(ABC):
     """One metric family: a name, a help text, label names and a value per label set."""
 
     kind = "untyped"
@@ -71,9 +72,9 @@ class Metric:
             pairs.append(extra)
         return f"{self.name}{suffix}{{{','.join(pairs)}}}" if pairs else f"{self.name}{suffix}"
 
+    @abstractmethod
     def samples(self) -> list[str]:
         """The sample lines of this family."""
-        raise NotImplementedError
 
     def render(self) -> str:
         help_text = self.help.replace("\\", "\\\\").replace("\n", "\\n")
