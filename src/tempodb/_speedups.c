@@ -9,18 +9,21 @@
 
 #include "_speedups.h"
 
-int float64_vector(PyObject *object, Py_buffer *view) {
+int vector(PyObject *object, Py_buffer *view, char kind, const char *what) {
     if (PyObject_GetBuffer(object, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
-    if (view->itemsize != 8 || view->ndim != 1 || view->format == NULL ||
-        (strcmp(view->format, "d") != 0 && strcmp(view->format, "<d") != 0 &&
-         strcmp(view->format, "=d") != 0)) {
+    /* The struct codes of 8-byte items, in native or little-endian order. */
+    const char *format = view->format;
+    if (format != NULL && (*format == '<' || *format == '=')) format++;
+    const char *codes = kind == 'd' ? "d" : "ql";
+    if (view->itemsize != 8 || view->ndim != 1 || format == NULL || format[0] == '\0' ||
+        format[1] != '\0' || strchr(codes, format[0]) == NULL) {
         PyBuffer_Release(view);
-        PyErr_SetString(PyExc_TypeError, "values must be a one-dimensional float64 array");
+        PyErr_Format(PyExc_TypeError, "%s must be a one-dimensional %s array", what,
+                     kind == 'd' ? "float64" : "int64");
         return -1;
     }
     return 0;
 }
-
 
 static PyMethodDef speedups_methods[] = {
     {"render_points", (PyCFunction)(void (*)(void))tempodb_render_points, METH_FASTCALL,

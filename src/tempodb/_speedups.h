@@ -18,7 +18,8 @@ PyObject *tempodb_summary_moments(PyObject *module, PyObject *values);
 /* decimal_mantissas(values, scale, limit) -> int64 bytearray | None (_speedups_decimal.c) */
 PyObject *tempodb_decimal_mantissas(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
-/* A one-dimensional C-contiguous float64 buffer of ``object`` (TypeError otherwise). */
-int float64_vector(PyObject *object, Py_buffer *view);
+/* A one-dimensional C-contiguous buffer of ``object`` of float64 (kind 'd') or int64 (kind 'q')
+ * items; TypeError naming ``what`` otherwise. */
+int vector(PyObject *object, Py_buffer *view, char kind, const char *what);
 
 #endif

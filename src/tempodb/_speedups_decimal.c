@@ -33,7 +33,7 @@ PyObject *tempodb_decimal_mantissas(PyObject *module, PyObject *const *args, Py_
     double scale = PyFloat_AsDouble(args[1]), limit = PyFloat_AsDouble(args[2]);
     if ((scale == -1.0 || limit == -1.0) && PyErr_Occurred()) return NULL;
     Py_buffer view;
-    if (float64_vector(args[0], &view) < 0) return NULL;
+    if (vector(args[0], &view, 'd', "values") < 0) return NULL;
     Py_ssize_t n = view.shape[0];
     PyObject *result = PyByteArray_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(int64_t));
     if (result == NULL) {

@@ -5,8 +5,6 @@
  * added with eight accumulators, halved above that), two passes over the values and no
  * temporary array.
  */
-#include <string.h>
-
 #include "_speedups.h"
 
 #define BLOCK 128
@@ -66,7 +64,7 @@ static void extremes(const double *a, Py_ssize_t n, double *low, double *high) {
 PyObject *tempodb_summary_moments(PyObject *module, PyObject *values) {
     (void)module;
     Py_buffer view;
-    if (float64_vector(values, &view) < 0) return NULL;
+    if (vector(values, &view, 'd', "values") < 0) return NULL;
     const double *a = view.buf;
     Py_ssize_t n = view.shape[0];
     if (n == 0) {

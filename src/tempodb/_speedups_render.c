@@ -69,19 +69,6 @@ static int suffix_text(int64_t offset_ms, char *out) {
     return 9;
 }
 
-static int int64_vector(PyObject *object, Py_buffer *view, const char *what) {
-    if (PyObject_GetBuffer(object, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
-    if (view->itemsize != 8 || view->ndim != 1 || view->format == NULL ||
-        (strcmp(view->format, "q") != 0 && strcmp(view->format, "l") != 0 &&
-         strcmp(view->format, "<q") != 0 && strcmp(view->format, "<l") != 0 &&
-         strcmp(view->format, "=q") != 0 && strcmp(view->format, "=l") != 0)) {
-        PyBuffer_Release(view);
-        PyErr_Format(PyExc_TypeError, "%s must be a one-dimensional int64 array", what);
-        return -1;
-    }
-    return 0;
-}
-
 /* Fill ``out`` (room for the worst case); returns the length written, or -1 when a local
  * time is outside years 1..9999 or ``numbers`` does not hold ``count`` items. */
 static Py_ssize_t fill(const int64_t *ts, const int64_t *offsets, Py_ssize_t count,
@@ -151,8 +138,8 @@ PyObject *tempodb_render_points(PyObject *module, PyObject *const *args, Py_ssiz
         return NULL;
     }
     Py_buffer ts, offsets;
-    if (int64_vector(args[0], &ts, "ts") < 0) return NULL;
-    if (int64_vector(args[1], &offsets, "offsets") < 0) {
+    if (vector(args[0], &ts, 'q', "ts") < 0) return NULL;
+    if (vector(args[1], &offsets, 'q', "offsets") < 0) {
         PyBuffer_Release(&ts);
         return NULL;
     }
