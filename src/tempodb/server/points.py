@@ -186,12 +186,12 @@ class WriteJob:
             raise conflict(exc.key) from None
         return self.stored(ctx)
 
-    def submit(self, ctx: Context) -> Future[None]:
+    def submit(self, ctx: Context) -> Future[tuple[int, ...]]:
         """Queue the points with the store without waiting (``Store.submit_write``); once the
         future is done, ``outcome`` answers.  Not for auto-tagging servers."""
         return ctx.store.submit_write(ctx.db.id, self.batch, increment=self.increment)
 
-    def outcome(self, ctx: Context, future: Future[None]) -> Response:
+    def outcome(self, ctx: Context, future: Future[tuple[int, ...]]) -> Response:
         """The answer to a submitted job whose future is done."""
         try:
             future.result()

@@ -60,6 +60,11 @@ class Overloaded(StorageError):
     """Too many requests are waiting for the store: nothing was done, try again later."""
 
 
+class ValueOutOfRange(StorageError):
+    """An increment would store a value that a write could not: a result that is not finite,
+    or an integer beyond ``MAX_EXACT_INT`` in magnitude.  Nothing of the call was written."""
+
+
 @dataclass(frozen=True)
 class Database:
     """One database: everything an API key can see."""
@@ -160,9 +165,23 @@ class WriteBatch:
     ts: Int64Array
     values: Float64Array
     is_int: BoolArray
+    #: Skip the points of refs whose series cannot be created (an unknown id that another
+    #: series has as its key) instead of refusing the whole batch with KeyConflict: the multi
+    #: write answers per element.  ``write_points`` then returns the skipped refs.
+    skip_conflicts: bool = False
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
+
+
+@dataclass(frozen=True)
+class NewSeries:
+    """One series to create (``Store.create_series_many``); without a key, its id is the key."""
+
+    key: str | None
+    name: str = ""
+    tags: tuple[str, ...] = ()
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 class Store(ABC):
@@ -203,6 +222,23 @@ class Store(ABC):
     ) -> SeriesRecord:
         """Create a series; a missing key becomes the new id.  Raises KeyConflict."""
 
+    def create_series_many(
+        self, db: int, items: Sequence[NewSeries]
+    ) -> list[SeriesRecord | KeyConflict]:
+        """Create many series at once; per item, in order, its record or the KeyConflict that
+        refused it (its key exists, or an earlier item has it).  The created ones are durable
+        when this returns, the refused ones change nothing.  This default creates them one by
+        one; backends do it in one transaction."""
+        created: list[SeriesRecord | KeyConflict] = []
+        for item in items:
+            try:
+                created.append(
+                    self.create_series(db, item.key, item.name, item.tags, item.attributes)
+                )
+            except KeyConflict as exc:
+                created.append(exc)
+        return created
+
     @abstractmethod
     def lookup_series(self, db: int, field: SeriesField, value: str) -> SeriesRecord | None:
         """The series with this id or key, or None."""
@@ -230,13 +266,18 @@ class Store(ABC):
     # -- points ------------------------------------------------------------------------------
 
     @abstractmethod
-    def write_points(self, db: int, batch: WriteBatch, *, increment: bool = False) -> None:
+    def write_points(
+        self, db: int, batch: WriteBatch, *, increment: bool = False
+    ) -> tuple[int, ...]:
         """Store a batch atomically: overwrite, or add to what is there when ``increment``.
 
         Series addressed by a key that does not exist are created with empty metadata; an
         unknown id creates a series whose id and key are that value (KeyConflict if the key is
-        taken).  An increment of a missing point starts from 0; the result is an integer only
-        when both sides are.
+        taken; with ``batch.skip_conflicts`` the points of that ref are skipped instead, and the
+        skipped indices into ``batch.refs`` are returned, ascending; else the result is ``()``).
+        An increment of a missing point starts from 0; the result is an integer only when both
+        sides are.  An increment whose result is not finite, or an integer beyond
+        ``MAX_EXACT_INT``, raises ValueOutOfRange and writes nothing.
         """
 
     #: True when ``authenticate`` and ``submit_write`` return at once, without a network round
@@ -244,18 +285,20 @@ class Store(ABC):
     #: then take small writes on its event loop rather than on a worker thread.
     quick_submit: ClassVar[bool] = False
 
-    def submit_write(self, db: int, batch: WriteBatch, *, increment: bool = False) -> Future[None]:
+    def submit_write(
+        self, db: int, batch: WriteBatch, *, increment: bool = False
+    ) -> Future[tuple[int, ...]]:
         """Start ``write_points`` and return the future of its outcome (its exceptions come
         from ``result()``).  This default stores the batch before it returns; a store with a
         writer queue returns once the batch is queued (``Overloaded`` may then be raised at
         once)."""
-        future: Future[None] = Future()
+        future: Future[tuple[int, ...]] = Future()
         try:
-            self.write_points(db, batch, increment=increment)
+            skipped = self.write_points(db, batch, increment=increment)
         except Exception as exc:
             future.set_exception(exc)
         else:
-            future.set_result(None)
+            future.set_result(skipped)
         return future
 
     @abstractmethod

@@ -710,11 +710,14 @@ class PostgresStore(Store):
 
     # -- points ----------------------------------------------------------------------------------
 
-    def write_points(self, db: int, batch: WriteBatch, *, increment: bool = False) -> None:
+    def write_points(
+        self, db: int, batch: WriteBatch, *, increment: bool = False
+    ) -> tuple[int, ...]:
         """Store the batch atomically (see ``Store.write_points``)."""
         if len(batch) == 0:
-            return
+            return ()
         self._transaction(lambda conn: self._write(conn, db, batch, increment))
+        return ()
 
     def read_points(
         self, db: int, series_id: str, start: int, end: int, *, cache: bool = True

@@ -417,7 +417,7 @@ class _Writer:
                 return future, None, exc
             if planned is not None:
                 _combine(grown, planned)
-                return future, None, None
+                return future, (), None
         if grown:
             _grow(conn, grown, self.cache.gen)
         conn.execute("SAVEPOINT request")
@@ -1017,21 +1017,25 @@ class SQLiteStore(Store):
 
     # -- points ----------------------------------------------------------------------------------
 
-    def write_points(self, db: int, batch: WriteBatch, *, increment: bool = False) -> None:
+    def write_points(
+        self, db: int, batch: WriteBatch, *, increment: bool = False
+    ) -> tuple[int, ...]:
         """Store the batch atomically (see ``Store.write_points``)."""
         if len(batch) == 0:
-            return
-        self.submit_write(db, batch, increment=increment).result()
+            return ()
+        return self.submit_write(db, batch, increment=increment).result()
 
-    def submit_write(self, db: int, batch: WriteBatch, *, increment: bool = False) -> Future[None]:
+    def submit_write(
+        self, db: int, batch: WriteBatch, *, increment: bool = False
+    ) -> Future[tuple[int, ...]]:
         """Queue the batch for the writer and return at once (see ``Store.submit_write``);
         Overloaded when the queue is full."""
         if len(batch) == 0:
-            done: Future[None] = Future()
-            done.set_result(None)
+            done: Future[tuple[int, ...]] = Future()
+            done.set_result(())
             return done
         plan = (lambda: self._plan(db, batch, increment)) if len(batch) <= _SMALL_WRITE else None
-        future: Future[None] = self._writer.submit(
+        future: Future[tuple[int, ...]] = self._writer.submit(
             lambda conn: self._write(conn, db, batch, increment), plan
         )
         return future
@@ -1126,9 +1130,11 @@ class SQLiteStore(Store):
 
     # -- the writer's side -----------------------------------------------------------------------
 
-    def _write(self, conn: sqlite3.Connection, db: int, batch: WriteBatch, increment: bool) -> None:
+    def _write(
+        self, conn: sqlite3.Connection, db: int, batch: WriteBatch, increment: bool
+    ) -> tuple[int, ...]:
         if len(batch) <= _SMALL_WRITE and self._write_small(conn, db, batch, increment):
-            return
+            return ()
         used = np.bincount(batch.ref_index, minlength=len(batch.refs)) > 0
         series_of_ref: list[str] = []
         sid_of: dict[str, int] = {}
@@ -1141,6 +1147,7 @@ class SQLiteStore(Store):
             series_of_ref.append(series_id)
         for series_id, points in fold_batch(batch, series_of_ref, increment=increment).items():
             self._merge(conn, sid_of[series_id], points, increment)
+        return ()
 
     def _plan(self, db: int, batch: WriteBatch, increment: bool) -> list[_Growth] | None:
         """The growths of a small write made only of cached appends (``_Writer.submit``),
