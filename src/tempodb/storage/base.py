@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import uuid
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -335,7 +335,17 @@ class Store(ABC):
 
 
 def new_series_id() -> str:
-    return uuid.uuid4().hex
+    """A new series id (see ``new_series_ids``)."""
+    return next(new_series_ids(1))
+
+
+def new_series_ids(count: int) -> Iterator[str]:
+    """``count`` new series ids of 32 hex digits, as the original service issued them: the
+    creation time in ms (12 digits), then 80 random bits (``secrets``), so that the ids a
+    store creates land at the end of its index on ids rather than all over it."""
+    stamp = f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}"
+    drawn = secrets.token_bytes(10 * count).hex()
+    return (stamp + drawn[at : at + 20] for at in range(0, 20 * count, 20))
 
 
 def new_credentials() -> Credentials:
