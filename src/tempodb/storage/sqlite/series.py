@@ -14,6 +14,8 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
+import orjson
+
 from tempodb.storage.base import (
     KeyConflict,
     NewSeries,
@@ -45,8 +47,8 @@ def record(row: Sequence[Any]) -> SeriesRecord:
         id=row[1],
         key=row[2],
         name=row[3],
-        tags=tuple(json.loads(row[4])),
-        attributes=json.loads(row[5]),
+        tags=tuple(orjson.loads(row[4])),
+        attributes=orjson.loads(row[5]),
     )
 
 
@@ -112,8 +114,9 @@ def set_attributes(
 def insert_many(
     conn: sqlite3.Connection, db: int, items: Sequence[tuple[str, str, NewSeries | None]]
 ) -> dict[str, int]:
-    """Insert series that are known not to exist, given as (id, key, metadata or None), with
-    one ``executemany`` (two more for their tags and attributes); their sid by id.
+    """Insert series given as (id, key, metadata or None), distinct keys, with one
+    ``executemany`` (two more for their tags and attributes); the sid by id of those
+    inserted: an item whose key or id a series has already is left out.
 
     The new sids are read back as those above the table's AUTOINCREMENT counter before the
     insert: the writer holds the write lock, so no one else can take any."""
@@ -127,14 +130,16 @@ def insert_many(
             series_id,
             key,
             meta.name,
-            json.dumps(list(meta.tags)),
-            json.dumps(dict(meta.attributes)),
+            orjson.dumps(meta.tags).decode(),
+            orjson.dumps(meta.attributes).decode(),
         )
         for series_id, key, meta in items
     ]
     counter = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'series'").fetchone()
     conn.executemany(
-        "INSERT INTO series (db, id, key, name, tags, attributes) VALUES (?, ?, ?, ?, ?, ?)", rows
+        "INSERT OR IGNORE INTO series (db, id, key, name, tags, attributes) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
     )
     above = 0 if counter is None else counter[0]
     sids = {
@@ -144,7 +149,7 @@ def insert_many(
     tag_rows = [
         (sids[series_id], db, tag)
         for series_id, _, meta in items
-        if meta is not None
+        if meta is not None and meta.tags and series_id in sids
         for tag in meta.tags
     ]
     if tag_rows:
@@ -152,7 +157,7 @@ def insert_many(
     attr_rows = [
         (sids[series_id], db, name, value)
         for series_id, _, meta in items
-        if meta is not None
+        if meta is not None and meta.attributes and series_id in sids
         for name, value in meta.attributes.items()
     ]
     if attr_rows:
@@ -175,19 +180,24 @@ def create_many(
     conn: sqlite3.Connection, db: int, items: Sequence[NewSeries]
 ) -> list[SeriesRecord | KeyConflict]:
     """Create series (``Store.create_series_many``): per item its record or KeyConflict."""
-    planned: list[tuple[str, str, NewSeries]] = []
-    outcome: list[SeriesRecord | KeyConflict] = []
-    taken = existing_keys(conn, db, (item.key for item in items if item.key is not None))
+    planned: dict[str, tuple[str, str, NewSeries]] = {}  # by key: the first item wins
+    ids: list[str] = []
     for item, series_id in zip(items, new_series_ids(len(items)), strict=True):
         key = series_id if item.key is None else item.key
-        if key in taken:
+        ids.append(series_id)
+        if key not in planned:
+            tags = normalize_tags(item.tags) if len(item.tags) > 1 else tuple(item.tags)
+            meta = NewSeries(key, item.name, tags, dict(item.attributes))
+            planned[key] = (series_id, key, meta)
+    sids = insert_many(conn, db, list(planned.values()))
+    outcome: list[SeriesRecord | KeyConflict] = []
+    for item, series_id in zip(items, ids, strict=True):
+        key = series_id if item.key is None else item.key
+        if series_id not in sids:  # the key is taken, by a series or an earlier item
             outcome.append(KeyConflict(key))
             continue
-        taken.add(key)
-        meta = NewSeries(key, item.name, normalize_tags(item.tags), dict(item.attributes))
-        planned.append((series_id, key, meta))
+        meta = planned[key][2]
         outcome.append(SeriesRecord(series_id, key, meta.name, meta.tags, meta.attributes))
-    insert_many(conn, db, planned)
     return outcome
 
 

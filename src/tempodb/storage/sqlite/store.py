@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Final
 
 import numpy as np
+import orjson
 
 from tempodb.storage.base import (
     Credentials,
@@ -367,7 +368,12 @@ class SQLiteStore(Store):
             )
             conn.execute(
                 "UPDATE series SET name = ?, tags = ?, attributes = ? WHERE sid = ?",
-                (new.name, json.dumps(list(new.tags)), json.dumps(dict(new.attributes)), sid),
+                (
+                    new.name,
+                    orjson.dumps(new.tags).decode(),
+                    orjson.dumps(dict(new.attributes)).decode(),
+                    sid,
+                ),
             )
             if tags is not None:
                 series.set_tags(conn, sid, db, new.tags)
