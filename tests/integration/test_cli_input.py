@@ -83,6 +83,15 @@ def test_import_checks_every_line_first(
     assert "line 4" in line
     assert "Series key must match" in line
     assert client.get_series() == []
+    for meta, message in (
+        ("5", "series metadata must be a JSON object"),
+        ('{"name": "no key"}', "series metadata needs a key"),
+        ('{"key": "m", "tags": "x"}', "tags must be a list of non-empty strings"),
+        ('{"key": "m", "attributes": {"a": 1}}', "attributes must be an object of strings"),
+    ):
+        text = lines[1] + '\n{"series": ' + meta + "}\n"
+        line = one_line_error(tempodb("import", "-", env=env, stdin=text))
+        assert f"line 2: {message}" in line
     csv_lines = "key,time,value\na,2012-01-01T00:00:00Z,1\nb,2012-01-01,1e999\n"
     (tmp_path / "in.csv").write_text(csv_lines)
     line = one_line_error(tempodb("import", str(tmp_path / "in.csv"), "--increment", env=env))
@@ -147,6 +156,7 @@ def test_bad_input_gets_one_line_not_a_traceback(
         tempodb("series", "create", "bad%key", env=env)
     )
     assert "Series key must match" in one_line_error(tempodb("write", "bad%key", env=env))
+    assert "must not be empty" in one_line_error(tempodb("write", "", env=env, stdin=stdin))
     missing = tmp_path / "no-such-dir" / "x.csv"
     line = one_line_error(tempodb("export", "-o", str(missing), env=env))
     assert f"cannot write {missing}: No such file or directory" in line
@@ -224,6 +234,8 @@ def test_key_commands_refuse_a_folder_without_a_store(tmp_path: Path) -> None:
     a_file.write_text("not a store")
     line = one_line_error(tempodb("keys", "create", "--data", str(a_file)), status=1)
     assert "cannot open the store" in line
+    line = one_line_error(tempodb("keys", "list", "--database-url", "not-a-url"), status=1)
+    assert "cannot use --database-url" in line
     not_sqlite = tmp_path / "not-sqlite"
     not_sqlite.mkdir()
     (not_sqlite / "tempodb.sqlite3").write_text("garbage " * 1000)

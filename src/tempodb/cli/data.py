@@ -389,7 +389,7 @@ def _points(
                 if not isinstance(record, dict):
                     raise ValueError("expected a JSON object")
                 if "series" in record:
-                    yield number, done, Series.from_json(record["series"])
+                    yield number, done, _metadata(record["series"])
                     continue
                 key = record.get("key") if with_key else None
                 stamp = record.get("t", record.get("time"))
@@ -451,6 +451,24 @@ def _copied(stream: IO[bytes], copy: IO[bytes] | None) -> Iterator[bytes]:
         yield line
 
 
+def _metadata(meta: Any) -> Series:
+    """The series of an export's metadata line, checked as the API would check it."""
+    if not isinstance(meta, dict):
+        raise ValueError("series metadata must be a JSON object")
+    key, name = meta.get("key"), meta.get("name") or ""
+    tags, attributes = meta.get("tags") or [], meta.get("attributes") or {}
+    if not isinstance(key, str) or not key:
+        raise ValueError("series metadata needs a key")
+    protocol.check_key(key)
+    if not isinstance(name, str):
+        raise ValueError("a series name must be a string")
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        raise ValueError("tags must be a list of non-empty strings")
+    if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
+        raise ValueError("attributes must be an object of strings")
+    return Series.from_json(meta)
+
+
 def _write_stream(args: argparse.Namespace, with_key: bool) -> int:
     stream, size = _checked_input(args, with_key)
     progress = Progress(args.progress, size, "points")
@@ -491,6 +509,8 @@ def _apply_metadata(client: Client, series: Series) -> None:
 
 @_guarded
 def run_write(args: argparse.Namespace) -> int:
+    if not args.series_key:
+        raise UsageError("the series key must not be empty")
     try:
         protocol.check_key(args.series_key)
     except ValueError as exc:

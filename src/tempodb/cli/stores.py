@@ -33,6 +33,8 @@ def open_store(args: argparse.Namespace, *, existing: bool = False) -> Store:
 
     if args.database_url is not None:
         try:
+            import psycopg
+
             from tempodb.storage.postgres import PostgresStore
         except ImportError as exc:
             raise SystemExit(
@@ -43,6 +45,8 @@ def open_store(args: argparse.Namespace, *, existing: bool = False) -> Store:
             return PostgresStore(args.database_url)
         except StorageError as exc:
             raise SystemExit(f"tempodb: {exc}") from None
+        except psycopg.Error as exc:  # e.g. a malformed URL
+            raise SystemExit(f"tempodb: cannot use --database-url: {exc}".strip()) from None
     import sqlite3
 
     from tempodb.storage.sqlite import DEFAULT_READ_CACHE_MB, FILE_NAME, SQLiteStore
