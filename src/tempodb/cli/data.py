@@ -17,8 +17,13 @@ Every command connects with ``--host``, ``--port``, ``--secure``/``--insecure``,
 the API key (``--key``, or ``--api-key`` where ``--key`` filters series), each falling back to
 ``TEMPODB_HOST``, ``TEMPODB_PORT``, ``TEMPODB_SECURE``, ``TEMPODB_KEY`` and ``TEMPODB_SECRET``.
 
-Writes and imports stream through a batch writer; exports read one series at a time in windows
-of at most 100,000 points (counted before they are read): neither holds the data set in memory.
+Writes and imports are all or nothing as far as the input goes: every line is checked before
+the first point is sent (a bad line is named and nothing is written, so running the command
+again after fixing it never counts a point twice), then the input is read again and streamed
+through a batch writer (stdin is kept in a temporary file for that).  Exports read one series
+at a time in windows of at most 100,000 points (counted before they are read): neither holds
+the data set in memory.  CSV input may start with a UTF-8 byte order mark; a header line
+(time column named ``time``, ``t``, ``timestamp`` or ``ts``) is skipped wherever it comes.
 An export in JSON lines starts each series with its metadata (``{"series": {...}}``), which
 import applies.
 """
