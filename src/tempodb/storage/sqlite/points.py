@@ -47,8 +47,9 @@ from tempodb.storage.base import (
     Float64Array,
     Int64Array,
     Points,
-    ValueOutOfRange,
     WriteBatch,
+    check_increment,
+    exact_sums,
     merge_points,
 )
 from tempodb.storage.blocks import (
@@ -185,8 +186,8 @@ def _sorted_unique(
 ) -> tuple[Int64Array, Int64Array, Float64Array, BoolArray]:
     """The points grouped by series code, each series in time order, one point per (series,
     timestamp): a write keeps the last value given, an increment adds them in order
-    (ValueOutOfRange when a sum leaves what a write could store).  Points that come grouped
-    and in order, with no series twice, are returned as they are."""
+    (``check_increment``: ValueOutOfRange when a sum is not what a write could store).
+    Points that come grouped and in order, with no series twice, are returned as they are."""
     if codes.shape[0] > 1:
         change = codes[1:] != codes[:-1]
         if bool(np.all(change | (ts[1:] > ts[:-1]))):
@@ -206,29 +207,15 @@ def _sorted_unique(
         with np.errstate(over="ignore", invalid="ignore"):
             sums = np.add.reduceat(values, starts)
         sums_int = np.logical_and.reduceat(is_int, starts)
-        beyond = sums_int & (np.abs(sums) > 2**62)  # beyond int64's reach: out of range
-        if bool(sums_int.any()) and not bool(beyond.any()):
-            # Integer sums exactly: float64 rounds 2**53 + 1 to 2**53.
-            exact = np.add.reduceat(np.where(is_int, values, 0).astype(np.int64), starts)
-            beyond = sums_int & (np.abs(exact) > MAX_EXACT_INT)
-        check_sums(sums, beyond)
+        exact = None
+        if bool(sums_int.any()):  # float64 rounds 2**53 + 1 back to 2**53
+            exact = exact_sums(np.where(is_int, values, 0.0), starts)[sums_int]
+        check_increment(ts[starts], sums, sums_int, exact)
         values, is_int = sums, sums_int
     else:
         last = np.concatenate((starts[1:] - 1, [ts.shape[0] - 1]))
         values, is_int = values[last], is_int[last]
     return codes[starts], ts[starts], values, is_int
-
-
-def check_sums(sums: Float64Array, beyond: BoolArray) -> None:
-    """ValueOutOfRange unless every sum is what a write could store: finite, and no integer
-    beyond 2**53 (``beyond`` says which are)."""
-    if not bool(np.all(np.isfinite(sums))):
-        raise ValueOutOfRange("an increment would make a value that is not a finite number")
-    if bool(beyond.any()):
-        raise ValueOutOfRange(
-            f"an increment would make an integer beyond ±{MAX_EXACT_INT} (2**53), "
-            "which cannot be stored exactly"
-        )
 
 
 class PointWriter:

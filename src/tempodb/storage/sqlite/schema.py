@@ -5,7 +5,7 @@ Journal mode WAL with ``synchronous=FULL``.  ``PRAGMA user_version`` is the sche
 opening a file runs the migrations in ``MIGRATIONS`` that it lacks and refuses (SchemaTooNew)
 a file whose version is newer than this code.
 
-Tables (schema version 3)
+Tables (schema version 4)
     ``databases(id, key, secret_hash, name, admin, revoked_at)``
         One row per API key.  ``secret_hash`` is ``hash_secret`` output; secrets are never stored.
         ``revoked_at`` (epoch ms, version 2) is NULL while the key works.
@@ -14,9 +14,13 @@ Tables (schema version 3)
         AUTOINCREMENT, so a number is never reused and nothing deleted can reappear under a new
         owner.  (db, id) and (db, key) are unique.  ``tags`` (a JSON array: order kept, no
         duplicates) and ``attributes`` (a JSON object) are what a series reads back as.
-    ``series_tag(sid, db, tag)`` and ``series_attr(sid, db, name, value)``
+    ``series_tag(sid, tag, db)`` and ``series_attr(sid, name, db, value)``
         The same tags and attributes again, indexed by (db, tag) and (db, name, value) so that
         series filters run in SQL.  They are rewritten in the same transaction as the JSON.
+        These WITHOUT ROWID tables declare their primary key's columns first, in its order
+        (version 4): with ``db`` between them, the integrity check of SQLite 3.40.0-3.41.0
+        (Debian 12 has 3.40.1) reads ``db`` from the wrong place and reports "NULL value in
+        series_tag.db" for a sound file, which failed every backup of a store with a tag.
     ``block(sid, first, last, n, fmt, ts, vals, mask, gen)``
         The points.  The unique index (sid, first, last, n, gen) finds the blocks of a time
         range, and names their contents, without reading any blob.  ``gen`` (version 3) is
@@ -89,6 +93,30 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE block ADD COLUMN gen INTEGER NOT NULL DEFAULT 0",
         "DROP INDEX block_by_time",
         "CREATE UNIQUE INDEX block_by_time ON block (sid, first, last, n, gen)",
+    ),
+    (  # 4: the primary key's columns first (SQLite 3.40.0-3.41.0 misread the others' NOT NULL)
+        """CREATE TABLE series_tag_4 (
+            sid INTEGER NOT NULL,
+            tag TEXT NOT NULL,
+            db INTEGER NOT NULL,
+            PRIMARY KEY (sid, tag)
+        ) WITHOUT ROWID""",
+        "INSERT INTO series_tag_4 (sid, tag, db) SELECT sid, tag, db FROM series_tag",
+        "DROP TABLE series_tag",
+        "ALTER TABLE series_tag_4 RENAME TO series_tag",
+        "CREATE INDEX series_tag_by_tag ON series_tag (db, tag, sid)",
+        """CREATE TABLE series_attr_4 (
+            sid INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            db INTEGER NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (sid, name)
+        ) WITHOUT ROWID""",
+        "INSERT INTO series_attr_4 (sid, name, db, value) "
+        "SELECT sid, name, db, value FROM series_attr",
+        "DROP TABLE series_attr",
+        "ALTER TABLE series_attr_4 RENAME TO series_attr",
+        "CREATE INDEX series_attr_by_value ON series_attr (db, name, value, sid)",
     ),
 )
 

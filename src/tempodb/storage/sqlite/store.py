@@ -248,17 +248,23 @@ class SQLiteStore(Store):
         return self._writer.call(op)
 
     def backup(self, target: str | os.PathLike[str]) -> None:
-        """Copy the database to the new file ``target``: one consistent snapshot, taken with
-        SQLite's online backup API while writes go on, checked, and flushed to disk.
+        """Copy the database to the new file ``target`` (its folder is created if missing):
+        one consistent snapshot, taken with SQLite's online backup API while writes go on,
+        checked, and flushed to disk.
 
         Raises:
-            StorageError: ``target`` exists, or the copy fails its check.
+            StorageError: ``target`` exists, it cannot be written (a file where its folder
+                should be, no permission, a full disk), or the copy fails its check.
         """
         target = Path(target)
         if target.exists():
             raise StorageError(f"{target} exists already: the backup does not overwrite it")
         partial = target.with_name(target.name + ".partial")
-        partial.unlink(missing_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot write the backup {target}: {exc}") from None
         source = self._connect()
         try:
             copy = sqlite3.connect(partial, isolation_level=None)
@@ -272,16 +278,19 @@ class SQLiteStore(Store):
             with open(partial, "rb") as written:
                 os.fsync(written.fileno())
             os.replace(partial, target)
+            folder = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        except (sqlite3.Error, OSError) as exc:
+            partial.unlink(missing_ok=True)
+            raise StorageError(f"cannot write the backup {target}: {exc}") from None
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
         finally:
             source.close()
-        folder = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
 
     def delete_database(self, key: str) -> bool:
         """Delete a database with its series and points; False if the key is unknown."""
