@@ -86,11 +86,12 @@ def run(client: Client, args: argparse.Namespace) -> int:
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
-    for index, (where, item) in enumerate(items):
+    for where, item in items:  # keys the client would refuse to send
+        key = item.get("key")
         try:
-            protocol.new_series_json(index, item)  # what the client would refuse to send
+            protocol.check_key(key if isinstance(key, str) else None)
         except ValueError as exc:
-            raise UsageError(f"{where}: {str(exc).partition(': ')[2]}") from None
+            raise UsageError(f"{where}: {exc}") from None
     created = 0
     refused: list[tuple[str, int, str]] = []
     for start in range(0, len(items), args.chunk_size):
