@@ -3,7 +3,7 @@
 ::
 
     tempodb series list   [--key K] [--id I] [--tag T] [--attr NAME=VALUE] [--format table|json]
-    tempodb series create [KEY] [--name N] [--tag T] [--attr NAME=VALUE]
+    tempodb series create [KEY ...] [--name N] [--tag T] [--attr NAME=VALUE] [--from-file F]
     tempodb series update (filters | --all) [--name N] [--add-tag T] [--remove-tag T]
                           [--set-attr NAME=VALUE] [--remove-attr NAME]
     tempodb series delete (filters | --all)
@@ -46,6 +46,7 @@ from typing import IO, Any
 
 from tempodb import protocol
 from tempodb.batch import WriteBuffer
+from tempodb.cli import series_create
 from tempodb.client import Client
 from tempodb.errors import BatchWriteError, ConflictError, TempoDBApiException
 from tempodb.objects import Series
@@ -70,11 +71,12 @@ def register(commands: Any) -> None:
     listing = series_commands.add_parser("list", help="list the series matching the filters")
     _filters(listing)
     listing.add_argument("--format", choices=("table", "json"), default="table")
-    create = series_commands.add_parser("create", help="create a series")
-    create.add_argument("key", nargs="?", help="its key (default: generated)")
+    create = series_commands.add_parser("create", help="create a series, or many (bulk)")
+    create.add_argument("key", nargs="*", help="their keys (default: one, generated)")
     create.add_argument("--name", help="a display name")
     create.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
     create.add_argument("--attr", action="append", default=[], metavar="NAME=VALUE")
+    series_create.register(create)
     update = series_commands.add_parser("update", help="change the matching series")
     _filters(update, everything="update every series")
     update.add_argument("--name", help="set the display name")
@@ -245,9 +247,14 @@ def run_series(args: argparse.Namespace) -> int:
                     print(_json_line(series.to_json()))
                 else:
                     print(_series_row(series))
+        elif args.series_command == "create" and series_create.is_bulk(args):
+            return series_create.run(client, args)
         elif args.series_command == "create":
             created = client.create_series(
-                args.key, name=args.name, tags=args.tag, attributes=_attributes(args.attr)
+                args.key[0] if args.key else None,
+                name=args.name,
+                tags=args.tag,
+                attributes=_attributes(args.attr),
             )
             print(_json_line(created.to_json()))
         elif args.series_command == "update":
