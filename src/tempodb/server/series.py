@@ -14,6 +14,7 @@ from tempodb.server.http import (
 )
 from tempodb.server.wire import (
     check_key,
+    conflict_message,
     not_found,
     parse_attributes,
     parse_name,
@@ -33,9 +34,7 @@ def _body_object(request: Request) -> dict[str, Any]:
 
 
 def conflict(key: str) -> HTTPError:
-    return HTTPError(
-        409, f"Unique constraint violated: a series with key {key} already exists", "conflict"
-    )
+    return HTTPError(409, conflict_message(key), "conflict")
 
 
 def too_many_series(count: int, limit: int) -> HTTPError:
