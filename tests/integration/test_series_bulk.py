@@ -501,3 +501,22 @@ def test_cli_chunks_within_the_servers_limit(
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"created {len(keys)} series\n"
     assert sorted(_keys(limited_client.get_series())) == sorted(keys)
+
+
+# -- long listings -----------------------------------------------------------------------------
+
+
+def test_a_long_listing_streams_every_series_once(wire: Wire, client: Client) -> None:
+    """More series than a listing fetches at once (``LIST_PAGE``) come back streamed, every
+    one once and by key, filtered or not."""
+    from tempodb.server.series import LIST_PAGE
+
+    count = LIST_PAGE * 2 + 7
+    items = [{"key": f"long-{i:06d}", "tags": ["even"] if i % 2 == 0 else []} for i in range(count)]
+    for at in range(0, count, 10_000):
+        assert wire.post_series(items[at : at + 10_000]).status == 200
+    reply = wire.pool.request("GET", f"{wire.url}/v1/series/", headers=wire.headers, retries=False)
+    assert reply.status == 200
+    assert [s["key"] for s in reply.json()] == [item["key"] for item in items]
+    even = client.get_series(tags=["even"])
+    assert _keys(even) == [item["key"] for item in items[::2]]

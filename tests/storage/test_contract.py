@@ -629,6 +629,24 @@ def test_create_series_many(store: Store, db: Database) -> None:
     assert store.create_series_many(db.id, []) == []
 
 
+def test_find_series_page_walks_every_series_once(store: Store, db: Database) -> None:
+    keys = ["b", "a", "é", "a.1", "Z", "zz", "a b", "~"]
+    store.create_series_many(
+        db.id, [NewSeries(k, tags=("odd",) * (i % 2)) for i, k in enumerate(keys)]
+    )
+    for flt in (SeriesFilter(), SeriesFilter(tags=("odd",))):
+        everything = store.find_series(db.id, flt)
+        for limit in (1, 3, 100):
+            walked: list[SeriesRecord] = []
+            page = store.find_series_page(db.id, flt, limit=limit)
+            while page:
+                assert len(page) <= limit
+                walked += page
+                page = store.find_series_page(db.id, flt, after=page[-1].key, limit=limit)
+            assert walked == everything
+    assert store.find_series_page(db.id, SeriesFilter(), after=max(keys), limit=5) == []
+
+
 def test_create_series_many_at_scale(store: Store, db: Database) -> None:
     items = [NewSeries(f"s{i}", tags=(f"rack-{i % 10}",)) for i in range(3000)]
     created = store.create_series_many(db.id, items)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Final
+
+import orjson
 
 from tempodb.server.context import Context, auto_tags, parse_filter
 from tempodb.server.http import (
+    JSON_TYPE,
     HTTPError,
     Request,
     Response,
@@ -21,7 +25,7 @@ from tempodb.server.wire import (
     parse_tags,
     series_json,
 )
-from tempodb.storage.base import KeyConflict, NewSeries
+from tempodb.storage.base import KeyConflict, NewSeries, SeriesFilter, SeriesRecord
 
 
 def _body_object(request: Request) -> dict[str, Any]:
@@ -114,10 +118,30 @@ def create_many(ctx: Context, body: list[Any]) -> Response:
     return json_response({"multistatus": entries}, status=207)
 
 
+#: Series fetched and rendered at a time by a listing (``list_series``).
+LIST_PAGE: Final = 5_000
+
+
 def list_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:
-    """E2 ``GET /series/``: the series matching the filters, by key."""
-    found = ctx.store.find_series(ctx.db.id, parse_filter(request.query))
-    return json_response([series_json(s) for s in found])
+    """E2 ``GET /series/``: the series matching the filters, by key.  A long list is
+    streamed page by page, so that memory does not grow with the series listed."""
+    flt = parse_filter(request.query)
+    page = ctx.store.find_series_page(ctx.db.id, flt, limit=LIST_PAGE)
+    if len(page) < LIST_PAGE:
+        return json_response([series_json(s) for s in page])
+    return Response(200, b"[", JSON_TYPE, stream=_listing(ctx, flt, page))
+
+
+def _listing(ctx: Context, flt: SeriesFilter, page: list[SeriesRecord]) -> Iterator[bytes]:
+    """The rest of a streamed listing after its ``[``: each page's series, then ``]``."""
+    separator = b""
+    while page:
+        yield separator + orjson.dumps([series_json(s) for s in page])[1:-1]
+        separator = b","
+        if len(page) < LIST_PAGE:
+            break
+        page = ctx.store.find_series_page(ctx.db.id, flt, after=page[-1].key, limit=LIST_PAGE)
+    yield b"]"
 
 
 def delete_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:

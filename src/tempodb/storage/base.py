@@ -248,6 +248,18 @@ class Store(ABC):
     def find_series(self, db: int, flt: SeriesFilter) -> list[SeriesRecord]:
         """The series matching the filter (all for an empty filter), ordered by key."""
 
+    def find_series_page(
+        self, db: int, flt: SeriesFilter, *, after: str | None = None, limit: int
+    ) -> list[SeriesRecord]:
+        """A page of ``find_series``: the first ``limit`` matching series whose key sorts
+        after ``after`` (by code point, which is the order of the keys' UTF-8 bytes).  Pages
+        fetched one after another list every series once even while others are created.
+        This default filters ``find_series``; backends fetch only the page."""
+        found = self.find_series(db, flt)
+        if after is not None:
+            found = [record for record in found if record.key > after]
+        return found[:limit]
+
     @abstractmethod
     def update_series(
         self,

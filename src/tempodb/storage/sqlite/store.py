@@ -352,6 +352,24 @@ class SQLiteStore(Store):
         )
         return [series.record(row) for row in rows]
 
+    def find_series_page(
+        self, db: int, flt: SeriesFilter, *, after: str | None = None, limit: int
+    ) -> list[SeriesRecord]:
+        """A page of ``find_series`` (see ``Store.find_series_page``)."""
+        where, params = series.filter_sql(db, flt)
+        if after is not None:
+            where += " AND s.key > ?"
+            params.append(after)
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT {series.COLUMNS} FROM series s WHERE {where} ORDER BY s.key LIMIT ?",
+                [*params, limit],
+            )
+            .fetchall()
+        )
+        return [series.record(row) for row in rows]
+
     def update_series(
         self,
         db: int,
