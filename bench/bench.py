@@ -395,7 +395,8 @@ class S4:
     (timed), and the figures again (``_1m_series``).  The figures: the p50 of a W8-style write
     (10 series at random among those stored, one point each), of a raw read of one series at
     random and of the lookup of the group's series by tag, one request at a time; the
-    server's resident set."""
+    server's resident set (now, and the peak of S4: tempodb's process only, on PostgreSQL
+    without the database's own processes)."""
 
     def __init__(self, system: System, sizes: Sizes, put: Callable[[str, object], None]) -> None:
         self.system, self.sizes, self.put = system, sizes, put

@@ -10,6 +10,13 @@ Set-up (see ``/work/shared/notes/measured-facts.md``): InfluxDB 1.6 with HTTP on
 ``tz('America/Chicago')``; its size is taken once its cache has been snapshotted.
 VictoriaMetrics with ``-retentionPeriod=100y``, ``-search.disableCache``,
 ``-search.latencyOffset=0s``, a raised ``-search.maxPointsPerTimeseries`` and ``nocache=1``.
+
+Many series (S3, S4): tempodb creates tagged series with ``POST /v1/series/`` (one object, or
+an array of up to ``BULK`` for the bulk route) and others by their first point (the multi write
+``POST /v1/multi/``); the peers declare a series by its first point, tags included (line
+protocol: S4's series are ``m,g=<group>,s=<key>``), ``BULK`` lines per request.  W8's floor is
+the cheapest request each answers: tempodb an empty multi write (authenticated), the peers'
+unauthenticated ``/ping`` (InfluxDB) and ``/health`` (VictoriaMetrics).
 """
 
 from __future__ import annotations
