@@ -445,3 +445,49 @@ def test_request_target_too_long_gets_414_in_the_api_shape(
     sock.sendall(b"GET /v1/series/ HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
     assert_error(read_reply(sock), 400, "invalid-request", "Malformed HTTP request")
     sock.close()
+
+
+# -- cross-site writes ------------------------------------------------------------------------
+
+
+def test_cross_site_browser_writes_are_refused(start: Callable[..., Guarded]) -> None:
+    """A hostile page's form (text/plain, the browser's cached credentials) cannot write; the
+    original clients' requests, whatever Content-Type they send, still do."""
+    guarded = start("--allow-origin", "https://dash.example")
+    raw = guarded.raw
+    own = f"http://{guarded.process.host}:{guarded.process.port}"
+    browser = "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0"
+    form = {"Content-Type": "text/plain", "User-Agent": browser}
+    path = "/v1/series/key/csrf/data/"
+    refused = [
+        ({**form, "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}, 403),
+        ({**form, "Origin": "null"}, 403),
+        ({"Content-Type": "application/json", "Origin": "https://evil.example"}, 403),
+        ({**form, "Sec-Fetch-Site": "cross-site"}, 403),
+        (form, 415),  # an old browser without Origin
+        ({**form, "Content-Type": "multipart/form-data; boundary=x"}, 415),
+    ]
+    for headers, status in refused:
+        reply = raw.request("POST", path, POINT, headers)
+        code = "cross-site" if status == 403 else "unsupported-media-type"
+        assert_error(reply, status, code)
+    created = raw.request(
+        "POST", "/v1/series/", {"key": "csrf"}, {**form, "Origin": "https://evil.example"}
+    )
+    assert_error(created, 403, "cross-site", "--allow-origin")
+    assert raw.request("GET", "/v1/series/").json() == []
+    original_clients = [
+        {"Content-Type": "application/json", "User-Agent": "tempodb-python/0.5.0"},
+        {"User-Agent": "tempodb-nodejs/0.2.1"},  # Node sends no Content-Type
+        {"Content-Type": "text/plain; charset=ISO-8859-1", "User-Agent": "tempodb-java/0.7"},
+        {"Content-Type": "application/x-www-form-urlencoded", "User-Agent": "curl/7.88.1"},
+        {"Content-Type": "application/json", "User-Agent": "tempodb-ruby/0.6.1"},
+        {"Content-Type": "application/json", "User-Agent": browser, "Origin": own},
+        {"Content-Type": "application/json", "Origin": "https://dash.example"},
+    ]
+    for number, headers in enumerate(original_clients):
+        reply = raw.request("POST", path, _point(number), headers)
+        assert reply.status == 200, (headers, reply.text)
+    read = raw.request("GET", f"{path}?start=2012-01-01&end=2012-01-02&interval=raw")
+    assert len(read.json()["data"]) == len(original_clients)
+    assert raw.request("GET", "/v1/series/", None, {"Origin": "https://evil.example"}).status == 200

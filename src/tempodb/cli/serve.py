@@ -161,6 +161,14 @@ def register(commands: Any) -> None:
         help="requests a second allowed per API key (bursts of N); more get 429 (default: none)",
     )
     serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let browser pages of ORIGIN (e.g. https://dash.example.com; * for any) change "
+        "data; others are refused (repeatable; default: none)",
+    )
+    serve.add_argument(
         "--auth-cache",
         type=float,
         default=0.0,
@@ -310,7 +318,10 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"cannot listen on {args.host} port {args.port}: {_reason(exc)}", 1)
     app = TempoDBApp(
         store,
-        options=Options(auto_tag=args.auto_tag),
+        options=Options(
+            auto_tag=args.auto_tag,
+            allowed_origins=frozenset(o.strip().rstrip("/") for o in args.allow_origin),
+        ),
         limits=limits,
         rate_limit=args.rate_limit,
         auth_ttl=args.auth_cache,

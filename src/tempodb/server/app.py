@@ -1,7 +1,8 @@
 """The ASGI application: checks the credentials, reads the body, runs the handler, answers.
 
-Credentials come before work: an API request is routed (404, 405) and authenticated from its
-headers (401, 403, then the per-key rate, 429) before it is admitted (``limits.Admission``, 503)
+Credentials come before work: an API request is routed (404, 405), checked for a cross-site
+browser write (``auth.check_provenance``, 403 or 415) and authenticated from its headers (401,
+403, then the per-key rate, 429) before it is admitted (``limits.Admission``, 503)
 and before a byte of its body is read, so a client without a valid key can neither fill the
 server-wide limits nor make the server read, buffer or decompress anything.  The public
 resources (``/healthz``, ``/v1/openapi.json``, ``/metrics``, ``/ui/``) take no body; they have
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tempodb.server import openapi, ui
-from tempodb.server.auth import Authenticator, parse_basic
+from tempodb.server.auth import Authenticator, check_provenance, parse_basic
 from tempodb.server.body import read_body
 from tempodb.server.context import Context, Options
 from tempodb.server.http import (
@@ -156,6 +157,7 @@ class TempoDBApp:
             if route is None:  # a public resource: no credentials, no body
                 ticket = self.public.admit()
             else:
+                check_provenance(method, headers, self.options.allowed_origins)
                 database = await self._authenticate(headers)
                 ticket = self.admission.admit()
         except HTTPError as error:
@@ -334,6 +336,7 @@ class TempoDBApp:
         """The context and request objects of a routed request; authenticated and
         rate-limited here unless ``database`` says it was already."""
         if database is None:
+            check_provenance(method, headers, self.options.allowed_origins)
             database = self.auth.authenticate(headers.get("authorization"))
             if self.limiter is not None:
                 self.limiter.check(database.key)

@@ -26,6 +26,8 @@ class Options:
 
     #: Tag series created from dotted keys with all but the last component (spec §5.10).
     auto_tag: bool = False
+    #: Origins whose browser pages may change data (``*``: any); others get 403 (``auth``).
+    allowed_origins: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
