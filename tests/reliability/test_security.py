@@ -386,9 +386,12 @@ def test_connection_flood_keeps_room_for_health_checks(start: Callable[..., Guar
     assert health.request("GET", "/healthz").status == 200
     assert time.monotonic() - started < BOUND
     assert_error(guarded.raw.request("GET", "/v1/series/"), 503, "overloaded", "connections")
-    reserve = [guarded.connect() for _ in range(HEALTH_RESERVE)]
-    for sock in reserve:  # the reserve is busy too: none of them is idle
+    reserve = []
+    for _ in range(HEALTH_RESERVE):  # the reserve is busy too: none of them is idle
+        sock = guarded.connect()
         sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        reserve.append(sock)
+        time.sleep(0.02)  # read before the next arrives (else it would close this one, idle)
     time.sleep(0.3)
     extra = guarded.connect()
     assert closed_by_server(extra, 2.0)

@@ -128,7 +128,9 @@ class TempoDBApp:
         self.checking = Admission(limits.max_pending, 1)
         self.public = Admission(PUBLIC_PENDING, 1)
         self.limiter = RateLimiter(rate_limit) if rate_limit else None
-        self.metrics = ServerMetrics(store, in_progress=lambda: self.admission.requests)
+        self.metrics = ServerMetrics(
+            store, in_progress=lambda: self.admission.requests + self.public.requests
+        )
         #: Small writes skip the worker threads (two thread switches fewer per request).
         self.inline_writes = store.quick_submit and not self.options.auto_tag
 
