@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 import weakref
@@ -59,6 +60,29 @@ DEFAULT_READ_CACHE_MB: Final = 256.0
 _MAX_BLOCK_POINTS: Final = 1 << 20
 #: Verified against when the key is unknown, so that both answers take the same time.
 _DUMMY_HASH: Final = hash_secret("")
+
+
+def _make_private(folder: Path, path: Path) -> None:
+    """Keep the store to its owner whatever the umask: a new data folder is made 0700 and
+    the database file 0600 (SQLite gives its ``-wal`` and ``-shm`` files the mode of the
+    database file).  A folder that other users may write to is refused: they could replace
+    the files under us."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = folder.stat().st_mode
+        if os.name == "posix" and mode & 0o022:
+            raise StorageError(
+                f"data_dir {str(folder)!r} may be written by other users (mode "
+                f"{stat.S_IMODE(mode):o}): choose a private folder, or chmod go-w it"
+            )
+        if os.name == "posix":
+            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+            for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+                kept = folder / name
+                if kept.exists() and stat.S_IMODE(kept.stat().st_mode) & 0o077:
+                    kept.chmod(0o600)  # written by an older tempodb under a loose umask
+    except OSError as exc:
+        raise StorageError(f"cannot use data_dir {str(folder)!r}: {exc.strerror or exc}") from None
 
 
 class _Listings:
@@ -150,8 +174,8 @@ class SQLiteStore(Store):
         folder = Path(data_dir)
         if folder.exists() and not folder.is_dir():
             raise StorageError(f"data_dir {str(folder)!r} exists and is not a folder")
-        folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / FILE_NAME
+        _make_private(folder, self.path)
         self._blocks = BlockCache(int(read_cache_mb * 2**20)) if read_cache_mb else None
         conn = self._connect(cache_kib=32768)
         try:
@@ -311,12 +335,13 @@ class SQLiteStore(Store):
             raise StorageError(f"{target} exists already: the backup does not overwrite it")
         partial = target.with_name(target.name + ".partial")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             partial.unlink(missing_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot write the backup {target}: {exc}") from None
         source = self._connect()
         try:
+            os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
             copy = sqlite3.connect(partial, isolation_level=None)
             try:
                 source.backup(copy)  # all pages in one step: one read transaction
