@@ -76,6 +76,8 @@ class Engine:
 
         self.read_only = read_only
         self._temporary: Path | None = None
+        self._closed = False
+        self._close_lock = threading.Lock()
         if os.fspath(path) == MEMORY:
             if read_only:
                 raise ValueError(f"a {MEMORY} store starts empty: it cannot be read-only")
@@ -103,8 +105,6 @@ class Engine:
             f"Forbidden: this connection to {path} is read-only "
             "(tempodb.connect(..., read_only=True)); nothing was written\n"
         ).encode()
-        self._closed = False
-        self._close_lock = threading.Lock()
 
     @property
     def closed(self) -> bool:
