@@ -393,3 +393,44 @@ def test_read_only_needs_an_existing_store(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="no tempodb data"):
         tempodb.connect(tmp_path / "missing", read_only=True)
     assert not (tmp_path / "missing").exists()
+
+
+# -- the CLI's data commands in-process (--data DIR) ------------------------------------------
+
+
+def _cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        tempodb_command(*args), input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_data_commands_work_in_process(tmp_path: Path) -> None:
+    folder = str(tmp_path / "data")
+    csv = "time,value\n2012-01-01T00:00:00Z,1.5\n2012-01-01T01:00:00Z,2\n"
+    written = _cli("write", "temp.1", "--data", folder, stdin=csv)
+    assert written.returncode == 0, written.stderr
+    read = _cli("read", "temp.1", "--start", "2012-01-01", "--end", "2012-01-02")
+    assert read.returncode != 0  # no server named, none running: --data is what made it work
+    read = _cli("read", "temp.1", "--start", "2012-01-01", "--end", "2012-01-02", "--data", folder)
+    assert read.returncode == 0, read.stderr
+    assert "count=2" in read.stdout
+    exported = _cli("export", "--start", "2012-01-01", "--end", "2012-01-02", "--data", folder)
+    assert exported.stdout.splitlines()[1:] == [
+        "temp.1,2012-01-01T00:00:00.000Z,1.5",
+        "temp.1,2012-01-01T01:00:00.000Z,2",
+    ]
+    key, secret = create_key(data_args(folder))
+    with tempodb.connect(folder) as client:  # "default" among the two databases
+        assert [s.key for s in client.get_series()] == ["temp.1"]
+    server = ServerProcess.start(data_args(folder))
+    try:
+        listed = _cli("series", "list", "--data", folder)  # read-only beside the server
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.startswith("temp.1")
+        refused = _cli("write", "temp.1", "--data", folder, stdin=csv)
+        assert refused.returncode == 2
+        assert f"process {server.process.pid}" in refused.stderr
+        with Client(key, secret, host=server.host, port=server.port, secure=False) as http:
+            assert http.get_series() == []  # the key's own database, not the default one
+    finally:
+        assert server.stop() == 0
