@@ -4,7 +4,7 @@
 
 ``AsyncClient`` is imported on first use, since it needs httpx (``tempodb[async]``).
 ``tempodb.connect(path)`` gives a Client that runs in this process on a data folder, without a
-server (it needs ``tempodb[server]``).
+server (it needs ``tempodb[embedded]``).
 """
 
 import typing as _typing

@@ -240,7 +240,8 @@ def connect(
     """A :class:`~tempodb.Client` that works on the data folder ``path`` in this process.
 
     Every method answers exactly as over HTTP from ``tempodb serve --data path`` (the same
-    request handling runs); it needs ``pip install 'tempodb[server]'``.
+    request handling runs); it needs ``pip install 'tempodb[embedded]'`` (or ``[server]``),
+    which loads no HTTP server.
 
     Args:
         path: the data folder (created if missing, unless read-only), or ``":memory:"`` for a

@@ -387,6 +387,20 @@ def test_round_trip_between_connect_and_serve(tmp_path: Path) -> None:
         assert [s.key for s in client.get_series()] == ["written-in-process", "written-over-http"]
 
 
+def test_connect_loads_no_http_server() -> None:
+    """What ``tempodb[embedded]`` installs is enough: no uvicorn, httptools, uvloop or httpx."""
+    code = (
+        "import sys, datetime, tempodb\n"
+        "with tempodb.connect(':memory:') as c:\n"
+        "    c.write_key('a', [(datetime.datetime(2012, 1, 1), 1)])\n"
+        "    assert c.read_key('a', datetime.date(2012, 1, 1), datetime.date(2012, 1, 2)).data\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in"
+        " ('uvicorn', 'httptools', 'uvloop', 'httpx', 'h11')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_read_only_needs_an_existing_store(tmp_path: Path) -> None:
     from tempodb.storage.base import StorageError
 
