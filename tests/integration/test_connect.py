@@ -367,6 +367,10 @@ def test_a_running_server_holds_the_folder_and_keys_still_work(tmp_path: Path) -
                 assert other.get_series() == []
             with tempodb.connect(tmp_path, read_only=True, key=key) as reader:
                 assert reader.read_key("over-http", *DAY).data[0].value == 1.5
+                http.write_key("over-http", [DataPoint(DAY[0], 2.5)])  # the same block again
+                assert reader.read_key("over-http", *DAY).data[0].value == 2.5
+                http.delete_series(keys=["over-http"])
+                assert reader.get_series() == []
     finally:
         assert server.stop() == 0
 
