@@ -317,7 +317,7 @@ def run(args: argparse.Namespace) -> int:
 
     tune_allocator()
     try:
-        store = open_store(args)
+        store = open_store(args, lock=True)
     except (StorageError, OSError) as exc:
         return fail(f"cannot open the store ({describe_store(args)}): {_reason(exc)}")
     try:

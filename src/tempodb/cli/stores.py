@@ -23,11 +23,13 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_store(args: argparse.Namespace, *, existing: bool = False) -> Store:
+def open_store(args: argparse.Namespace, *, existing: bool = False, lock: bool = False) -> Store:
     """The store the options name; exits with a message when it cannot be opened.
 
     ``existing``: a data folder must already hold a store (commands that only read or change
-    keys must not create an empty store in a misspelt folder).
+    keys must not create an empty store in a misspelt folder).  ``lock``: take the data
+    folder's writer lock (``tempodb serve``; the short key commands go without it, so that they
+    work beside a running server).
     """
     from tempodb.storage.base import StorageError
 
@@ -59,7 +61,9 @@ def open_store(args: argparse.Namespace, *, existing: bool = False) -> Store:
         )
     try:
         return SQLiteStore(
-            args.data, read_cache_mb=getattr(args, "read_cache_mb", DEFAULT_READ_CACHE_MB)
+            args.data,
+            read_cache_mb=getattr(args, "read_cache_mb", DEFAULT_READ_CACHE_MB),
+            lock=lock,
         )
     except (StorageError, OSError, sqlite3.Error) as exc:
         raise SystemExit(f"tempodb: cannot open the store in {args.data}: {exc}") from None

@@ -40,9 +40,11 @@ from tempodb.storage.base import (
 )
 from tempodb.storage.blocks import BlockCache, assemble, decode, decode_run
 from tempodb.storage.sqlite import series
+from tempodb.storage.sqlite.lock import lock_folder
 from tempodb.storage.sqlite.points import BLOCK_COLUMNS, READ, SMALL_WRITE, PointWriter
 from tempodb.storage.sqlite.schema import (
     FILE_NAME,
+    SCHEMA_VERSION,
     check_version,
     migrate,
     user_version,
@@ -138,13 +140,19 @@ class SQLiteStore(Store):
         data_dir: the folder that holds the database file; created if missing.
         block_points: the most points a block holds (tests use small blocks).
         max_queue: the most write calls waiting for the writer at once; more raise Overloaded.
+        lock: take the folder's writer lock (``lock.lock_folder``) for as long as the store is
+            open, as the long-lived writers do (``tempodb serve``, ``tempodb.connect``).
+        read_only: open an existing store without writing anything (no lock, no migration;
+            every connection ``query_only``), to read beside a writer.
 
     Attributes:
         path: the database file.
 
     Raises:
         SchemaTooNew: the file was written by a newer tempodb.
-        StorageError: ``data_dir`` exists but is not a folder.
+        StorageError: ``data_dir`` exists but is not a folder; read-only and there is no
+            store there, or one of an older schema.
+        FolderLocked: ``lock`` and another process writes to the folder.
 
     Example::
 
@@ -162,6 +170,8 @@ class SQLiteStore(Store):
         block_points: int = BLOCK_POINTS,
         max_queue: int = DEFAULT_MAX_QUEUE,
         read_cache_mb: float = DEFAULT_READ_CACHE_MB,
+        lock: bool = False,
+        read_only: bool = False,
     ) -> None:
         if not read_cache_mb >= 0:
             raise ValueError(f"read_cache_mb must be 0 or more, not {read_cache_mb!r}")
@@ -175,18 +185,36 @@ class SQLiteStore(Store):
         if folder.exists() and not folder.is_dir():
             raise StorageError(f"data_dir {str(folder)!r} exists and is not a folder")
         self.path = folder / FILE_NAME
-        _make_private(folder, self.path)
+        self.read_only = read_only
+        if read_only and not self.path.is_file():
+            raise StorageError(f"no tempodb data in {str(folder)!r} ({self.path} is missing)")
+        if not read_only:
+            _make_private(folder, self.path)
+        self._lock = lock_folder(folder) if lock and not read_only else None
         self._blocks = BlockCache(int(read_cache_mb * 2**20)) if read_cache_mb else None
-        conn = self._connect(cache_kib=32768)
+        try:
+            conn = self._connect(cache_kib=32768)
+        except BaseException:
+            self._release_lock()
+            raise
         try:
             check_version(user_version(conn), self.path)
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StorageError(f"{self.path}: cannot use the WAL journal (got {mode!r})")
-            conn.execute("PRAGMA synchronous = FULL")
-            migrate(conn, self.path)
+            if read_only:
+                conn.execute("PRAGMA query_only = ON")
+                if user_version(conn) < SCHEMA_VERSION:
+                    raise StorageError(
+                        f"{self.path} has the older schema version {user_version(conn)}: "
+                        "open it once for writing to upgrade it"
+                    )
+            else:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StorageError(f"{self.path}: cannot use the WAL journal (got {mode!r})")
+                conn.execute("PRAGMA synchronous = FULL")
+                migrate(conn, self.path)
         except BaseException:
             conn.close()
+            self._release_lock()
             raise
         self._writer = Writer(conn, f"tempodb-writer:{self.path}", max_queue)
         self._points = PointWriter(self._writer.cache, block_points)
@@ -212,6 +240,11 @@ class SQLiteStore(Store):
         self._writer.close()
         for reader in readers:
             reader.conn.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
 
     def _change_series(self, op: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run a call that creates, changes or deletes series: the listings kept
