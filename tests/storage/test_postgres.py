@@ -264,7 +264,7 @@ def check_layout(url: str, cap: int) -> None:
 
 
 def test_appends_fill_blocks_and_inserts_split_them(url: str) -> None:
-    with PostgresStore(url, block_points=100) as store:
+    with PostgresStore(url, block_points=100, direct_points=1) as store:
         db = open_db(store)
         k = [SeriesRef("key", "k")]
         for i in range(0, 1050, 35):
