@@ -53,11 +53,14 @@ def decode_rows(rows: Iterable[Sequence[Any]]) -> list[Points]:
     return [decode(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
 
-def check_range(values: np.ndarray[Any, Any], is_int: np.ndarray[Any, Any]) -> None:
-    """ValueOutOfRange unless every value is finite and every integer exact."""
+def check_range(
+    values: np.ndarray[Any, Any], is_int: np.ndarray[Any, Any], exact: np.ndarray[Any, Any]
+) -> None:
+    """ValueOutOfRange unless every value is finite and every integer within 2**53 (``exact``:
+    the integer sums in int64, since float64 rounds 2**53 + 1 down to 2**53)."""
     if not bool(np.all(np.isfinite(values))):
         raise ValueOutOfRange("an increment gives a value that is not finite")
-    if bool(np.any(is_int & (np.abs(values) > MAX_EXACT_INT))):
+    if bool(np.any(is_int & (np.abs(exact) > MAX_EXACT_INT))):
         raise ValueOutOfRange(f"an increment gives an integer beyond {MAX_EXACT_INT}")
 
 
@@ -71,7 +74,10 @@ def add_checked(old: Points, new: Points) -> Points:
         at = pos[hit]
         with np.errstate(over="ignore", invalid="ignore"):
             sums = old.values[at] + new.values[hit]
-        check_range(sums, old.is_int[at] & new.is_int[hit])
+        ints = old.is_int[at] & new.is_int[hit]
+        exact = np.where(ints, old.values[at], 0).astype(np.int64)
+        exact += np.where(ints, new.values[hit], 0).astype(np.int64)
+        check_range(sums, ints, exact)
     return merge_points(old, new, increment=True)
 
 

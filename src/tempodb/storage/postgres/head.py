@@ -38,19 +38,38 @@ _OVERWRITE: Final = (
     "ON CONFLICT (db, sid, ts) DO UPDATE SET v = excluded.v, is_int = excluded.is_int, "
     "whole = true"
 )
+#: An overwrite of series that all exist, in one statement (autocommit: its own transaction):
+#: lock the series (KEY SHARE), and upsert the points unless a ref is missing (then nothing).
+OVERWRITE_KNOWN: Final = (
+    "WITH k AS (SELECT sid, key AS ref FROM series WHERE db = %(db)s "
+    "AND key = ANY(%(keys)s::text[]) ORDER BY sid FOR KEY SHARE), "
+    "i AS (SELECT sid, id AS ref FROM series WHERE db = %(db)s "
+    "AND id = ANY(%(ids)s::text[]) ORDER BY sid FOR KEY SHARE), "
+    "s AS (SELECT true AS by_key, sid, ref FROM k UNION ALL SELECT false, sid, ref FROM i) "
+    "INSERT INTO head AS h (db, sid, ts, v, is_int, whole) "
+    "SELECT %(db)s, s.sid, u.ts, u.v, u.i, true FROM unnest(%(by_key)s::bool[], "
+    "%(ref)s::text[], %(ts)s::bigint[], %(v)s::float8[], %(i)s::bool[]) "
+    "AS u(by_key, ref, ts, v, i) JOIN s ON s.by_key = u.by_key AND s.ref = u.ref "
+    "WHERE (SELECT count(*) FROM s) = %(n)s ORDER BY s.sid, u.ts "
+    "ON CONFLICT (db, sid, ts) DO UPDATE SET v = excluded.v, is_int = excluded.is_int, "
+    "whole = true RETURNING h.sid"
+)
 #: An increment adds to the head row, or creates one holding the increment alone; it returns
 #: the rows that need a second look: a new row (``NOT whole``) whose timestamp a block spans
-#: (the block's value there, if any, must be added), and integers beyond 2**53.
+#: (the block's value there, if any, must be added), and sums of integers beyond 2**53
+#: (computed exactly, in bigint, and marked NaN, which no stored value is).
 _INCREMENT: Final = (
     "WITH up AS (INSERT INTO head AS h (db, sid, ts, v, is_int, whole) "
     f"SELECT %(db)s, u.sid, u.ts, u.v, u.i, false FROM {_ROWS} "
-    "ON CONFLICT (db, sid, ts) DO UPDATE SET v = h.v + excluded.v, "
-    "is_int = h.is_int AND excluded.is_int RETURNING h.sid, h.ts, h.v, h.is_int, h.whole), "
+    "ON CONFLICT (db, sid, ts) DO UPDATE SET v = CASE WHEN h.is_int AND excluded.is_int "
+    f"AND abs(h.v::bigint + excluded.v::bigint) > {MAX_EXACT_INT} THEN 'NaN'::float8 "
+    "ELSE h.v + excluded.v END, is_int = h.is_int AND excluded.is_int "
+    "RETURNING h.sid, h.ts, h.v, h.is_int, h.whole), "
     "checked AS (SELECT sid, ts, v, is_int, NOT whole AND coalesce((SELECT b.last >= up.ts "
     "FROM block b WHERE b.db = %(db)s AND b.sid = up.sid AND b.first <= up.ts "
     "ORDER BY b.first DESC LIMIT 1), false) AS spanned FROM up) "
-    f"SELECT sid, ts, v, is_int, spanned FROM checked WHERE spanned "
-    f"OR (is_int AND abs(v) > {MAX_EXACT_INT})"
+    "SELECT sid, ts, v, is_int, spanned AND v <> 'NaN'::float8 FROM checked "
+    "WHERE spanned OR v = 'NaN'::float8"
 )
 _HOLDING: Final = (
     f"SELECT DISTINCT ON (b.sid, b.first) b.sid, b.{', b.'.join(BLOCK_COLUMNS.split(', '))} "
@@ -132,6 +151,7 @@ def _add_block_values(conn: _Conn, db: int, rows: Sequence[Sequence[Any]]) -> No
     ts = np.array([r[1] for r in rows], np.int64)
     values = np.array([r[2] for r in rows], np.float64)
     is_int = np.array([r[3] for r in rows], np.bool_)
+    exact = np.where(is_int, values, 0).astype(np.int64)
     blocks = conn.execute(_HOLDING, (sids.tolist(), ts.tolist(), db), binary=True).fetchall()
     for sid in np.unique(sids).tolist():
         mine = [b[1:] for b in blocks if int(b[0]) == sid]
@@ -145,7 +165,8 @@ def _add_block_values(conn: _Conn, db: int, rows: Sequence[Sequence[Any]]) -> No
         with np.errstate(over="ignore", invalid="ignore"):
             values[at[hit]] += held.values[pos[hit]]
         is_int[at[hit]] &= held.is_int[pos[hit]]
-    check_range(values, is_int)
+        exact[at[hit]] += np.where(held.is_int[pos[hit]], held.values[pos[hit]], 0).astype(np.int64)
+    check_range(values, is_int, exact)
     conn.execute(
         _SET_WHOLE, _rows(db, sids.tolist(), ts.tolist(), values.tolist(), is_int.tolist())
     )

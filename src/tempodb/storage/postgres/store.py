@@ -76,6 +76,8 @@ FOLD_AFTER_S: Final = 30.0
 #: A series given at least this many points by one request skips the head.
 DIRECT_POINTS: Final = 64
 
+#: The most points of a write that may take the one-statement path.
+_SMALL: Final = 256
 #: Attempts at a transaction that keeps failing on deadlocks or serialization errors.
 _ATTEMPTS: Final = 12
 _RETRYABLE: Final = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, Retry)
@@ -107,24 +109,37 @@ def _fold_batch(batch: WriteBatch, series_of_ref: list[str], increment: bool) ->
         groups = fold_batch(batch, series_of_ref, increment=increment)
     if not increment:
         return groups
-    big: list[str] = []
-    for series_id, points in groups.items():
+    for points in groups.values():
         if not bool(np.all(np.isfinite(points.values))):
             raise ValueOutOfRange("an increment gives a value that is not finite")
-        if bool(np.any(np.abs(points.values) > MAX_EXACT_INT)):
-            big.append(series_id)
-    if big:  # fold_batch made such sums floats: were they integers only?
-        floats = WriteBatch(
-            batch.refs,
-            batch.ref_index,
-            batch.ts,
-            (~batch.is_int).astype(np.float64),
-            np.zeros_like(batch.is_int),
+    if sum(len(points) for points in groups.values()) < len(batch):  # some points added up
+        # The same sums in int64, exact (float64 rounds 2**53 + 1 to 2**53), and how many
+        # floats each sum holds: an all-integer sum must stay within 2**53.
+        ints = fold_batch(
+            WriteBatch(
+                batch.refs,
+                batch.ref_index,
+                batch.ts,
+                np.where(batch.is_int, batch.values, 0).astype(np.int64),
+                batch.is_int,
+            ),
+            series_of_ref,
+            increment=True,
         )
-        counted = fold_batch(floats, series_of_ref, increment=True)
-        for series_id in big:
-            beyond = np.abs(groups[series_id].values) > MAX_EXACT_INT
-            if bool(np.any(counted[series_id].values[beyond] == 0)):
+        floats = fold_batch(
+            WriteBatch(
+                batch.refs,
+                batch.ref_index,
+                batch.ts,
+                (~batch.is_int).astype(np.float64),
+                np.zeros_like(batch.is_int),
+            ),
+            series_of_ref,
+            increment=True,
+        )
+        for series_id, exact in ints.items():
+            beyond = (np.abs(exact.values) > MAX_EXACT_INT) & (floats[series_id].values == 0)
+            if bool(np.any(beyond)):
                 raise ValueOutOfRange(f"an increment gives an integer beyond {MAX_EXACT_INT}")
     return groups
 
@@ -276,9 +291,23 @@ class PostgresStore(Store):
                         raise
         raise AssertionError("unreachable")
 
-    def _transaction(self, fn: Callable[[_Conn], _T], *, pipeline: bool = False) -> _T:
-        """Run ``fn`` in one transaction (``pipeline``: in pipeline mode, so that statements
-        whose results ``fn`` does not look at, the BEGIN and the COMMIT travel together).
+    def _idempotent(self, fn: Callable[[_Conn], _T]) -> _T:
+        """Run ``fn``, one statement that may safely run twice, in autocommit mode: it runs
+        again after a deadlock, a serialization failure or a lost connection."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                return self._read(fn)
+            except _RETRYABLE as exc:
+                if attempt + 1 == _ATTEMPTS:
+                    raise StorageError(f"gave up after {_ATTEMPTS} attempts: {exc}") from exc
+                time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+            except psycopg.OperationalError as exc:
+                if attempt + 1 == _ATTEMPTS:
+                    raise StorageError(f"lost the connection: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _transaction(self, fn: Callable[[_Conn], _T]) -> _T:
+        """Run ``fn`` in one transaction.
 
         It runs again from the start after a deadlock, a serialization failure, a concurrent
         change it cannot work around, or a connection lost before the COMMIT was sent.  A
@@ -290,8 +319,7 @@ class PostgresStore(Store):
             try:
                 with self._pooled() as conn:
                     try:
-                        piped = conn.pipeline() if pipeline else contextlib.nullcontext()
-                        with piped, conn.transaction():
+                        with conn.transaction():
                             result = fn(conn)
                             committing = True
                         return result
@@ -497,9 +525,9 @@ class PostgresStore(Store):
         large ones into the blocks."""
         if len(batch) == 0:
             return ()
-        written = self._transaction(
-            lambda conn: self._write(conn, db, batch, increment), pipeline=True
-        )
+        if not increment and self._overwrite_existing(db, batch):
+            return ()
+        written = self._transaction(lambda conn: self._write(conn, db, batch, increment))
         self._folder.note(db, written.head_counts)
         return written.skipped
 
@@ -570,6 +598,49 @@ class PostgresStore(Store):
         if later is None or ts - earlier[0] <= later[0] - ts:
             return earlier
         return later
+
+    def _overwrite_existing(self, db: int, batch: WriteBatch) -> bool:
+        """The common small write in one statement and one round trip (``head.OVERWRITE_KNOWN``):
+        False, having written nothing, unless every series exists and every part is small."""
+        if len(batch) > _SMALL:
+            return False
+        refs = [(ref.field == "key", ref.value) for ref in batch.refs]
+        if not storable(*(value for _, value in refs)):
+            return False
+        # The last value per (ref, timestamp), in plain Python: cheaper than numpy for a few.
+        last: dict[tuple[tuple[bool, str], int], tuple[float, bool]] = {}
+        columns = (batch.ref_index.tolist(), batch.ts.tolist(), batch.values.tolist())
+        for r, t, v, i in zip(*columns, batch.is_int.tolist(), strict=True):
+            last[refs[r], t] = (v, i)
+        per_ref: dict[tuple[bool, str], int] = {}
+        for ref, _ in last:
+            per_ref[ref] = per_ref.get(ref, 0) + 1
+        if max(per_ref.values()) >= self._direct:
+            return False
+        params = {
+            "db": db,
+            "keys": [value for by_key, value in per_ref if by_key],
+            "ids": [value for by_key, value in per_ref if not by_key],
+            "n": len(per_ref),
+            "by_key": [ref[0] for ref, _ in last],
+            "ref": [ref[1] for ref, _ in last],
+            "ts": [t for _, t in last],
+            "v": [v for v, _ in last.values()],
+            "i": [i for _, i in last.values()],
+        }
+        try:
+            rows = self._idempotent(
+                lambda conn: conn.execute(head.OVERWRITE_KNOWN, params).fetchall()
+            )
+        except pg_errors.CardinalityViolation:  # an id and a key of one series, one timestamp
+            return False
+        if not rows:
+            return False
+        counts: dict[int, int] = {}
+        for (sid,) in rows:
+            counts[sid] = counts.get(sid, 0) + 1
+        self._folder.note(db, counts)
+        return True
 
     # -- inside write transactions ---------------------------------------------------------------
 
