@@ -210,6 +210,12 @@ def test_validates_its_configuration(url: str) -> None:
         PostgresStore(url, block_points=0)
     with pytest.raises(ValueError, match="min_size"):
         PostgresStore(url, min_size=5, max_size=2)
+    with pytest.raises(ValueError, match="head_points"):
+        PostgresStore(url, head_points=0)
+    with pytest.raises(ValueError, match="fold_after_s"):
+        PostgresStore(url, fold_after_s=0)
+    with pytest.raises(ValueError, match="direct_points"):
+        PostgresStore(url, direct_points=0)
 
 
 def test_secrets_are_stored_only_hashed(store: PostgresStore, url: str) -> None:

@@ -6,8 +6,9 @@ every request is one transaction, and nothing that matters is kept in a server.
 Modules
     ``schema`` (tables, migrations), ``series`` (metadata, and resolving a write's series),
     ``head`` (the write head: upserts, reads merging head and blocks), ``blocks`` (merging
-    points into blocks), ``fold`` (the thread that moves head rows into blocks) and ``store``
-    (``PostgresStore``: connections, transactions, the Store contract).
+    points into blocks), ``writes`` (where a write's points go; the fold transaction),
+    ``fold`` (the thread that decides when to fold) and ``store`` (``PostgresStore``:
+    connections, transactions, the Store contract).
 
 Connections
     ``PostgresStore(url)`` keeps a ``psycopg_pool.ConnectionPool``.  Every session sets
@@ -75,7 +76,8 @@ The fold
     A background thread of each store (``fold.Folder``) folds a series once its head holds
     ``head_points`` points (1,024 unless configured) or ``fold_after_s`` seconds (30) after
     its first head point; a sweep at start and now and then finds head rows that no live store
-    counts (a server that crashed).  A fold is one transaction: lock the series' rows ``FOR
+    counts (a server that crashed).  The thread has a connection of its own, so that folds
+    never take one that a request waits for.  A fold is one transaction: lock the series' rows ``FOR
     UPDATE SKIP LOCKED`` (a series that a writer or another fold holds is skipped and tried
     again later), take their head rows (``DELETE ... RETURNING``) and merge them into the
     blocks, replacing the block points of the same timestamps.  A crash in the middle rolls

@@ -11,7 +11,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 import numpy as np
@@ -21,7 +20,6 @@ from psycopg.types.json import Json
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
 from tempodb.storage.base import (
-    MAX_EXACT_INT,
     Credentials,
     Database,
     Direction,
@@ -34,17 +32,14 @@ from tempodb.storage.base import (
     SeriesRecord,
     StorageError,
     Store,
-    ValueOutOfRange,
     WriteBatch,
-    fold_batch,
     hash_secret,
     new_credentials,
     new_series_id,
     normalize_tags,
     verify_secret,
 )
-from tempodb.storage.blocks import Block, split
-from tempodb.storage.postgres import blocks, head
+from tempodb.storage.postgres import blocks, head, writes
 from tempodb.storage.postgres.fold import Folder
 from tempodb.storage.postgres.schema import configure, migrate
 from tempodb.storage.postgres.series import (
@@ -56,7 +51,6 @@ from tempodb.storage.postgres.series import (
     insert_series,
     lookup,
     record,
-    resolve,
     set_attributes,
     set_tags,
     sid_of,
@@ -76,84 +70,14 @@ FOLD_AFTER_S: Final = 30.0
 #: A series given at least this many points by one request skips the head.
 DIRECT_POINTS: Final = 64
 
-#: The most points of a write that may take the one-statement path.
-_SMALL: Final = 256
 #: Attempts at a transaction that keeps failing on deadlocks or serialization errors.
 _ATTEMPTS: Final = 12
 _RETRYABLE: Final = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, Retry)
 #: Verified against when the key is unknown, so that both answers take the same time.
 _DUMMY_HASH: Final = hash_secret("")
-#: Every (db, sid) with head rows, by a loose index scan of the head's primary key.
-_HEAD_SERIES: Final = (
-    "WITH RECURSIVE t AS ((SELECT db, sid FROM head ORDER BY db, sid LIMIT 1) UNION ALL "
-    "SELECT n.db, n.sid FROM t CROSS JOIN LATERAL (SELECT db, sid FROM head "
-    "WHERE (db, sid) > (t.db, t.sid) ORDER BY db, sid LIMIT 1) n) SELECT db, sid FROM t LIMIT %s"
-)
 
 _T = TypeVar("_T")
 _Conn = psycopg.Connection[Any]
-
-
-@dataclass(frozen=True)
-class _Written:
-    """What a write transaction did: the refs it skipped, the head points it added per sid."""
-
-    skipped: tuple[int, ...]
-    head_counts: dict[int, int]
-
-
-def _fold_batch(batch: WriteBatch, series_of_ref: list[str], increment: bool) -> dict[str, Points]:
-    """``fold_batch``, and for an increment ValueOutOfRange when points of one series and
-    timestamp add up to a value that is not finite or an integer beyond 2**53."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        groups = fold_batch(batch, series_of_ref, increment=increment)
-    if not increment:
-        return groups
-    for points in groups.values():
-        if not bool(np.all(np.isfinite(points.values))):
-            raise ValueOutOfRange("an increment gives a value that is not finite")
-    if sum(len(points) for points in groups.values()) < len(batch):  # some points added up
-        # The same sums in int64, exact (float64 rounds 2**53 + 1 to 2**53), and how many
-        # floats each sum holds: an all-integer sum must stay within 2**53.
-        ints = fold_batch(
-            WriteBatch(
-                batch.refs,
-                batch.ref_index,
-                batch.ts,
-                np.where(batch.is_int, batch.values, 0).astype(np.int64),
-                batch.is_int,
-            ),
-            series_of_ref,
-            increment=True,
-        )
-        floats = fold_batch(
-            WriteBatch(
-                batch.refs,
-                batch.ref_index,
-                batch.ts,
-                (~batch.is_int).astype(np.float64),
-                np.zeros_like(batch.is_int),
-            ),
-            series_of_ref,
-            increment=True,
-        )
-        for series_id, exact in ints.items():
-            beyond = (np.abs(exact.values) > MAX_EXACT_INT) & (floats[series_id].values == 0)
-            if bool(np.any(beyond)):
-                raise ValueOutOfRange(f"an increment gives an integer beyond {MAX_EXACT_INT}")
-    return groups
-
-
-def _without(batch: WriteBatch, refs: Sequence[int]) -> WriteBatch:
-    keep = ~np.isin(batch.ref_index, np.asarray(refs, np.int32))
-    return WriteBatch(
-        batch.refs,
-        batch.ref_index[keep],
-        batch.ts[keep],
-        batch.values[keep],
-        batch.is_int[keep],
-        batch.skip_conflicts,
-    )
 
 
 class PostgresStore(Store):
@@ -235,7 +159,9 @@ class PostgresStore(Store):
             max_waiting=max_waiting,
         )
         self._pool.open()
-        self._closed = False
+        self._closed = self._closing = False
+        self._url, self._connect_timeout = url, connect_timeout
+        self._fold_conn: _Conn | None = None  # the fold thread's own
         self._lock = threading.Lock()
         self._folder = Folder(
             self._fold, self._head_series, head_points=head_points, fold_after_s=fold_after_s
@@ -250,10 +176,13 @@ class PostgresStore(Store):
     def close(self) -> None:
         """Stop the fold and close every connection (the head stays: nothing is lost)."""
         with self._lock:
-            if self._closed:
+            if self._closing:
                 return
-            self._closed = True
-        self._folder.close()
+            self._closing = True
+        self._folder.close()  # first, so that a fold in progress ends as usual
+        self._closed = True
+        if self._fold_conn is not None:
+            self._fold_conn.close()
         self._pool.close()
 
     def queue_depth(self) -> int:
@@ -527,7 +456,11 @@ class PostgresStore(Store):
             return ()
         if not increment and self._overwrite_existing(db, batch):
             return ()
-        written = self._transaction(lambda conn: self._write(conn, db, batch, increment))
+        written = self._transaction(
+            lambda conn: writes.write(
+                conn, db, batch, increment=increment, cap=self._cap, direct_points=self._direct
+            )
+        )
         self._folder.note(db, written.head_counts)
         return written.skipped
 
@@ -602,32 +535,9 @@ class PostgresStore(Store):
     def _overwrite_existing(self, db: int, batch: WriteBatch) -> bool:
         """The common small write in one statement and one round trip (``head.OVERWRITE_KNOWN``):
         False, having written nothing, unless every series exists and every part is small."""
-        if len(batch) > _SMALL:
+        params = writes.known_params(db, batch, self._direct)
+        if params is None:
             return False
-        refs = [(ref.field == "key", ref.value) for ref in batch.refs]
-        if not storable(*(value for _, value in refs)):
-            return False
-        # The last value per (ref, timestamp), in plain Python: cheaper than numpy for a few.
-        last: dict[tuple[tuple[bool, str], int], tuple[float, bool]] = {}
-        columns = (batch.ref_index.tolist(), batch.ts.tolist(), batch.values.tolist())
-        for r, t, v, i in zip(*columns, batch.is_int.tolist(), strict=True):
-            last[refs[r], t] = (v, i)
-        per_ref: dict[tuple[bool, str], int] = {}
-        for ref, _ in last:
-            per_ref[ref] = per_ref.get(ref, 0) + 1
-        if max(per_ref.values()) >= self._direct:
-            return False
-        params = {
-            "db": db,
-            "keys": [value for by_key, value in per_ref if by_key],
-            "ids": [value for by_key, value in per_ref if not by_key],
-            "n": len(per_ref),
-            "by_key": [ref[0] for ref, _ in last],
-            "ref": [ref[1] for ref, _ in last],
-            "ts": [t for _, t in last],
-            "v": [v for v, _ in last.values()],
-            "i": [i for _, i in last.values()],
-        }
         try:
             rows = self._idempotent(
                 lambda conn: conn.execute(head.OVERWRITE_KNOWN, params).fetchall()
@@ -642,93 +552,48 @@ class PostgresStore(Store):
         self._folder.note(db, counts)
         return True
 
-    # -- inside write transactions ---------------------------------------------------------------
-
-    def _write(self, conn: _Conn, db: int, batch: WriteBatch, increment: bool) -> _Written:
-        counts = np.bincount(batch.ref_index, minlength=len(batch.refs))
-        used = np.flatnonzero(counts).tolist()
-        # Requests with a large part lock their series for block writes, others share them.
-        lock: Any = "UPDATE" if int(counts.max()) >= self._direct else "KEY SHARE"
-        found = resolve(
-            conn, db, [batch.refs[i] for i in used], lock, skip_conflicts=batch.skip_conflicts
-        )
-        series_of_ref = [""] * len(batch.refs)
-        sids: dict[str, int] = {}
-        skipped: list[int] = []
-        for i, hit in zip(used, found.series, strict=True):
-            if hit is None:
-                skipped.append(i)
-            else:
-                sids[hit[1]] = hit[0]
-                series_of_ref[i] = hit[1]
-        if skipped:
-            batch = _without(batch, skipped)
-        fresh: list[tuple[int, list[Block]]] = []
-        direct: dict[int, Points] = {}
-        small: list[tuple[int, Points]] = []
-        for series_id, points in _fold_batch(batch, series_of_ref, increment).items():
-            sid = sids[series_id]
-            if len(points) < self._direct:
-                small.append((sid, points))
-            elif sid in found.created:  # no blocks, no head rows: just insert the blocks
-                fresh.append((sid, split(points, self._cap, at_end=True)))
-            elif lock == "UPDATE":
-                direct[sid] = points
-            else:
-                small.append((sid, points))
-        if direct:
-            taken = head.take(conn, db, sorted(direct))
-            for sid in sorted(direct):
-                if sid in taken:
-                    blocks.fold_in(conn, db, sid, self._cap, taken[sid])
-                blocks.merge(conn, db, sid, self._cap, direct[sid], increment=increment)
-        blocks.put_many(conn, db, fresh)
-        if small:
-            small.sort(key=lambda item: item[0])
-            head.write(
-                conn,
-                db,
-                np.repeat([sid for sid, _ in small], [len(p) for _, p in small]).astype(np.int64),
-                np.concatenate([p.ts for _, p in small]),
-                np.concatenate([p.values for _, p in small]),
-                np.concatenate([p.is_int for _, p in small]),
-                increment=increment,
-            )
-        return _Written(tuple(skipped), {sid: len(p) for sid, p in small})
-
     # -- the fold --------------------------------------------------------------------------------
 
     def _fold(self, db: int, sids: Sequence[int]) -> list[int]:
-        """Fold the head rows of these series into their blocks, in one transaction; the sids
-        skipped because another transaction holds them."""
+        """Fold these series in one transaction; the sids skipped (held elsewhere)."""
+        return self._on_fold_connection(
+            lambda conn: writes.fold(conn, db, sids, self._cap), transaction=True
+        )
 
-        def op(conn: _Conn) -> list[int]:
-            locked = [
-                int(row[0])
-                for row in conn.execute(
-                    "SELECT sid FROM series WHERE db = %s AND sid = ANY(%s::bigint[]) "
-                    "ORDER BY sid FOR UPDATE SKIP LOCKED",
-                    (db, list(sids)),
+    def _on_fold_connection(self, fn: Callable[[_Conn], _T], *, transaction: bool) -> _T:
+        """Run ``fn`` on the fold thread's own connection (so that folds never take one that
+        a request waits for), again after a deadlock or serialization failure.  A connection
+        error is raised (the fold is tried again later) and the connection opened afresh."""
+        for attempt in range(_ATTEMPTS):
+            self._check_open()
+            conn = self._fold_conn
+            if conn is None or conn.closed or conn.broken:
+                conn = psycopg.connect(
+                    self._url,
+                    autocommit=True,
+                    application_name="tempodb-fold",
+                    connect_timeout=max(1, round(self._connect_timeout)),
                 )
-            ]
-            rest = sorted(set(sids) - set(locked))
-            if rest:  # head rows of a deleted series (none should exist) go with it
-                conn.execute(
-                    "DELETE FROM head h WHERE db = %s AND sid = ANY(%s::bigint[]) AND NOT EXISTS "
-                    "(SELECT 1 FROM series s WHERE s.db = h.db AND s.sid = h.sid)",
-                    (db, rest),
-                )
-            for sid, points in head.take(conn, db, locked).items():
-                blocks.fold_in(conn, db, sid, self._cap, points)
-            return rest
-
-        if self._closed:
-            return list(sids)
-        return self._transaction(op)
+                configure(conn)
+                self._fold_conn = conn
+            try:
+                if not transaction:
+                    return fn(conn)
+                with conn.transaction():
+                    return fn(conn)
+            except _RETRYABLE as exc:
+                if attempt + 1 == _ATTEMPTS:
+                    raise StorageError(f"gave up after {_ATTEMPTS} attempts: {exc}") from exc
+                time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+            except psycopg.OperationalError:
+                conn.close()
+                self._fold_conn = None
+                raise
+        raise AssertionError("unreachable")
 
     def _head_series(self, limit: int) -> list[tuple[int, int]]:
         """Up to ``limit`` series that have head rows, as (db, sid)."""
-        if self._closed:
-            return []
-        rows = self._read(lambda conn: conn.execute(_HEAD_SERIES, (limit,)).fetchall())
+        rows = self._on_fold_connection(
+            lambda conn: conn.execute(writes.HEAD_SERIES, (limit,)).fetchall(), transaction=False
+        )
         return [(int(db), int(sid)) for db, sid in rows]
