@@ -20,7 +20,16 @@ from tempodb.errors import (
     TempoDBConnectionError,
     TooManyRequestsError,
 )
-from tempodb.objects import DataPoint, DataSet, DeleteSummary, Series, SingleValueSet, Summary
+from tempodb.objects import (
+    CreatedSeries,
+    DataPoint,
+    DataSet,
+    DeleteSummary,
+    RefusedSeries,
+    Series,
+    SingleValueSet,
+    Summary,
+)
 from tempodb.retry import RetryPolicy
 
 if _typing.TYPE_CHECKING:
@@ -34,11 +43,13 @@ __all__ = [
     "BatchWriter",
     "Client",
     "ConflictError",
+    "CreatedSeries",
     "DataPoint",
     "DataSet",
     "DeleteSummary",
     "InvalidRequestError",
     "NotFoundError",
+    "RefusedSeries",
     "RetryPolicy",
     "Series",
     "ServerError",

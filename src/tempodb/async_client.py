@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 try:
@@ -34,8 +34,23 @@ from tempodb import protocol
 from tempodb.batch import AsyncBatchWriter
 from tempodb.client import default_headers
 from tempodb.errors import ERROR_CODE_HEADER
-from tempodb.objects import DataSet, DeleteSummary, JSONDict, Series, SingleValueSet
-from tempodb.protocol import Points, Request, Response, Timestamp, TransportFailure, Wait
+from tempodb.objects import (
+    CreatedSeries,
+    DataSet,
+    DeleteSummary,
+    JSONDict,
+    Series,
+    SingleValueSet,
+)
+from tempodb.protocol import (
+    Points,
+    Request,
+    Response,
+    SeriesItem,
+    Timestamp,
+    TransportFailure,
+    Wait,
+)
 from tempodb.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -118,6 +133,14 @@ class AsyncClient:
     ) -> Series:
         """See :meth:`tempodb.Client.create_series`."""
         return await self._call(protocol.create_series(key, name, tags, attributes))
+
+    async def create_many_series(self, series: Iterable[SeriesItem]) -> CreatedSeries:
+        """See :meth:`tempodb.Client.create_many_series` (the created series, with the
+        refused ones in ``errors`` after a 207).
+
+        >>> created = await client.create_many_series(["boiler.1", {"key": "boiler.2"}])
+        """
+        return await self._call(protocol.create_many_series(series))
 
     async def get_series(
         self,

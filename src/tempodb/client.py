@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,7 +28,14 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from tempodb import protocol
 from tempodb.batch import BatchWriter
 from tempodb.errors import ERROR_CODE_HEADER
-from tempodb.objects import DataSet, DeleteSummary, JSONDict, Series, SingleValueSet
+from tempodb.objects import (
+    CreatedSeries,
+    DataSet,
+    DeleteSummary,
+    JSONDict,
+    Series,
+    SingleValueSet,
+)
 from tempodb.protocol import (
     API_HOST,
     API_PORT,
@@ -37,6 +44,7 @@ from tempodb.protocol import (
     Points,
     Request,
     Response,
+    SeriesItem,
     Timestamp,
     TransportFailure,
     Wait,
@@ -164,6 +172,37 @@ class Client:
         >>> series1 = client.create_series('my-custom-key')
         """
         return self._call(protocol.create_series(key, name, tags, attributes))
+
+    def create_many_series(self, series: Iterable[SeriesItem]) -> CreatedSeries:
+        """Create many series in one request, each with its tags and attributes.
+
+        ``series`` holds keys, :class:`~tempodb.Series` objects (their id is ignored) or
+        dicts like ``{'key': ..., 'name': ..., 'tags': [...], 'attributes': {...}}``;
+        ``None`` or ``{}`` creates a series with a generated key.  A server takes at most
+        10,000 per request unless it was started with another ``--max-series-per-request``;
+        split longer lists.
+
+        Returns a :class:`~tempodb.CreatedSeries`: the list of the series created, in the
+        order given.  As with :meth:`write_multi`, a series the server refuses does not stop
+        the others (HTTP 207): ``result.errors`` then lists the refused ones
+        (:class:`~tempodb.RefusedSeries`: position, key, status 409 when the key exists or
+        422 when the series is invalid, and the server's messages) and
+        ``result.multistatus`` holds the server's multistatus.
+
+        Raises ValueError for a key outside ``[a-zA-Z0-9.:;-_/\\ ]`` and TypeError for an
+        item of another type (nothing is sent then), and
+        :class:`~tempodb.InvalidRequestError` when the server refuses the whole request
+        (more series than its limit): nothing was created then.
+
+        >>> created = client.create_many_series(
+        ...     ["boiler.1", {"key": "boiler.2", "tags": ["boiler"], "attributes": {"floor": "2"}}]
+        ... )
+        >>> [s.key for s in created]
+        ['boiler.1', 'boiler.2']
+        >>> for refused in created.errors:
+        ...     print(refused.index, refused.key, refused.status, refused.messages)
+        """
+        return self._call(protocol.create_many_series(series))
 
     def get_series(
         self,

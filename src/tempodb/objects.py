@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tempodb.timeutil import from_wire, to_wire
@@ -98,6 +99,63 @@ class Series:
             f"Series(id={self.id!r}, key={self.key!r}, name={self.name!r}, "
             f"attributes={self.attributes!r}, tags={self.tags!r})"
         )
+
+
+@dataclass(frozen=True)
+class RefusedSeries:
+    """A series that ``create_many_series`` did not create.
+
+    ``index`` is its position in the list given, ``key`` the key it asked for (None when it
+    gave none), ``status`` 409 (the key exists, or an earlier series of the same call has it)
+    or 422 (the series object is invalid), and ``messages`` what the server said.
+    """
+
+    index: int
+    key: str | None
+    status: int
+    messages: list[str] = field(default_factory=list)
+
+
+class CreatedSeries(list[Series]):
+    """The result of ``create_many_series``: a list of the series created, in the order
+    given, with what the server refused.
+
+    ``errors`` is empty when every series was created; otherwise (HTTP 207) it lists the
+    refused ones, and, as with ``write_multi``, the valid ones were created all the same.
+    ``multistatus`` is None when every series was created, else the server's 207 body:
+    ``{'multistatus': [{'status': '200', 'messages': [], 'series': {...}},
+    {'status': '409', 'messages': [...]}, ...]}``, one entry per series given.
+    """
+
+    def __init__(
+        self,
+        created: Iterable[Series] = (),
+        errors: Iterable[RefusedSeries] = (),
+        multistatus: JSONDict | None = None,
+    ) -> None:
+        super().__init__(created)
+        self.errors: list[RefusedSeries] = list(errors)
+        self.multistatus = multistatus
+
+    @staticmethod
+    def from_json(json: Any, keys: Sequence[str | None] = ()) -> CreatedSeries:
+        """From the 200 body (an array of series) or the 207 body (a multistatus);
+        ``keys`` are the keys that were asked for, in order (for ``RefusedSeries.key``)."""
+        if isinstance(json, list):
+            return CreatedSeries(Series.from_json(item) for item in json)
+        created: list[Series] = []
+        errors: list[RefusedSeries] = []
+        for index, entry in enumerate(json["multistatus"]):
+            status = int(entry["status"])  # a string as v1 sends it; an integer is fine too
+            if status == 200:
+                created.append(Series.from_json(entry["series"]))
+            else:
+                key = keys[index] if index < len(keys) else None
+                errors.append(RefusedSeries(index, key, status, list(entry.get("messages") or [])))
+        return CreatedSeries(created, errors, json)
+
+    def __repr__(self) -> str:
+        return f"CreatedSeries({list.__repr__(self)}, errors={self.errors!r})"
 
 
 class Summary:

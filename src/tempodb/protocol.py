@@ -24,6 +24,7 @@ from urllib.parse import quote, urlencode
 
 from tempodb.errors import TempoDBApiException, TempoDBConnectionError, error_for_response
 from tempodb.objects import (
+    CreatedSeries,
     DataPoint,
     DataSet,
     DeleteSummary,
@@ -68,6 +69,8 @@ Timestamp = datetime.datetime | datetime.date
 Point = DataPoint | Mapping[str, Any] | tuple[Timestamp, int | float]
 Points = Iterable[Point]
 Params = list[tuple[str, str]]
+#: One series for ``create_many_series``: a key, a Series, a dict of its fields or None.
+SeriesItem = Series | Mapping[str, Any] | str | None
 T = TypeVar("T")
 
 
@@ -231,6 +234,46 @@ def create_series(
         body["attributes"] = dict(attributes)
     # Not idempotent: a second try after a lost answer would meet 409 (or make a second series).
     return Request("POST", "/series/", _series, body=dumps(body), idempotent=False)
+
+
+def create_many_series(series: Iterable[SeriesItem]) -> Request[CreatedSeries]:
+    """``POST /series/`` with an array: 200 or 207, each read into a :class:`CreatedSeries`."""
+    items = [new_series_json(index, item) for index, item in enumerate(series)]
+    keys = [key if isinstance(key := item.get("key"), str) and key else None for item in items]
+
+    def parse(status: int, body: bytes) -> CreatedSeries:
+        return CreatedSeries.from_json(loads(body), keys)
+
+    # Not idempotent, as create_series.
+    return Request(
+        "POST", "/series/", parse, body=dumps(items), accept=(200, 207), idempotent=False
+    )
+
+
+def new_series_json(index: int, item: SeriesItem) -> JSONDict:
+    """One series of ``create_many_series`` as wire JSON; ValueError for a bad key and
+    TypeError for something else than a key, Series, dict or None, naming its position."""
+    if item is None:
+        return {}
+    if isinstance(item, str):
+        body: JSONDict = {"key": item}
+    elif isinstance(item, Series):
+        body = {"name": item.name, "tags": list(item.tags), "attributes": dict(item.attributes)}
+        if item.key:
+            body["key"] = item.key
+    elif isinstance(item, Mapping):
+        body = dict(item)
+    else:
+        raise TypeError(
+            f"series {index}: expected a key, a Series or a dict, not {type(item).__name__}"
+        )
+    key = body.get("key")
+    if isinstance(key, str):
+        try:
+            check_key(key)
+        except ValueError as exc:
+            raise ValueError(f"series {index} ({key!r}): {exc}") from None
+    return body
 
 
 def get_series(

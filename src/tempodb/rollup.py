@@ -469,12 +469,16 @@ def rollup(
     if name in ("max", "min"):
         extreme, extreme_ints = _bucket_extreme(vals, ints, starts, counts, name == "max")
         return Folded(out_ts, extreme, extreme_ints)
-    means: F64 = np.add.reduceat(vals, starts) / counts
-    floats = np.zeros(starts.size, np.bool_)
-    if name in ("avg", "mean"):
-        return Folded(out_ts, means, floats)
-    deviations = vals - np.repeat(means, counts)
-    ss: F64 = np.add.reduceat(deviations * deviations, starts)
+    with np.errstate(over="ignore", invalid="ignore"):
+        means: F64 = np.add.reduceat(vals, starts) / counts
+        for bucket in np.flatnonzero(~np.isfinite(means)).tolist():  # the sum overflowed
+            lo = int(starts[bucket])
+            means[bucket] = finite_mean(vals[lo : lo + int(counts[bucket])])
+        floats = np.zeros(starts.size, np.bool_)
+        if name in ("avg", "mean"):
+            return Folded(out_ts, means, floats)
+        deviations = vals - np.repeat(means, counts)
+        ss: F64 = np.add.reduceat(deviations * deviations, starts)
     if name == "ss":
         return Folded(out_ts, ss, floats)
     return Folded(out_ts, np.sqrt(ss / np.maximum(counts - 1, 1)), floats)
@@ -529,6 +533,23 @@ def numpy_moments(vals: F64) -> tuple[float, float, float, float]:
     return total, float(vals.min()), float(vals.max()), float(np.sum(deviations * deviations))
 
 
+def finite_mean(vals: F64) -> float:
+    """The mean of finite values, also where their sum overflows float64 (values near
+    1.8e308): summed scaled down by a power of two (exact), so the mean is always finite."""
+    top = float(np.abs(vals).max())
+    shift = math.frexp(top)[1] + int(vals.size).bit_length()
+    return math.ldexp(float(np.ldexp(vals, -shift).sum()) / vals.size, shift)
+
+
+def _overflowed(vals: F64) -> tuple[float, float]:
+    """The mean and centred sum of squares where the plain sum overflowed: the mean is
+    ``finite_mean``, ss is inf when it is beyond float64 too."""
+    mean = finite_mean(vals)
+    with np.errstate(over="ignore", invalid="ignore"):
+        deviations = vals - mean
+        return mean, float(np.sum(deviations * deviations))
+
+
 def summarize(
     values: npt.ArrayLike, is_int: npt.ArrayLike, moments: Moments = numpy_moments
 ) -> dict[str, int | float]:
@@ -536,14 +557,19 @@ def summarize(
     sum, mean, max, min, stddev (sample), ss (centred), count.
 
     sum, max and min are ints under the same rules as the rollup functions; count is an int.
-    ``moments`` may be a faster function giving the same doubles.
+    ``moments`` may be a faster function giving the same doubles.  A sum (or ss) beyond
+    float64 is inf (it reads back as null); the mean of finite values is always finite.
     """
     vals = np.ascontiguousarray(values, dtype=np.float64)
     ints = np.asarray(is_int, dtype=np.bool_)
     count = int(vals.size)
     if count == 0:
         return {}
-    total, low, high, ss = moments(vals)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total, low, high, ss = moments(vals)
+    mean = total / count
+    if not math.isfinite(total):
+        mean, ss = _overflowed(vals)
     total_out: int | float = total
     all_int = bool(ints.all())
     mixed = not all_int and bool(ints.any())
@@ -553,7 +579,6 @@ def summarize(
         else:
             exact = sum(int(v) for v in vals.tolist())
         total_out = exact if abs(exact) <= _MAX_EXACT else float(exact)
-    mean = total / count
     # An extreme is an int when some int point attains it: every one, or none, unless mixed.
     high_int = all_int or (mixed and bool((ints & (vals == high)).any()))
     low_int = all_int or (mixed and bool((ints & (vals == low)).any()))
@@ -588,8 +613,12 @@ class SummaryParts:
         count = int(values.size)
         if not count:
             return
-        total, low, high, ss = self.moments(np.ascontiguousarray(values, dtype=np.float64))
+        vals = np.ascontiguousarray(values, dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            total, low, high, ss = self.moments(vals)
         mean = total / count
+        if not math.isfinite(total):
+            mean, ss = _overflowed(vals)
         high_int = bool((is_int & (values == high)).any())
         low_int = bool((is_int & (values == low)).any())
         if self.exact is not None and bool(is_int.all()):
@@ -607,7 +636,10 @@ class SummaryParts:
             both = self.count + count
             delta = mean - self.mean
             self.ss += ss + delta * delta * self.count * count / both
-            self.mean += delta * count / both
+            step = self.mean + delta * count / both
+            if not math.isfinite(step):  # delta overflowed: weighted, finite for finite means
+                step = self.mean * (self.count / both) + mean * (count / both)
+            self.mean = step
             if high > self.high or (high == self.high and high_int):
                 self.high_int = high_int or (high == self.high and self.high_int)
                 self.high = high
@@ -625,7 +657,7 @@ class SummaryParts:
             total = self.exact if abs(self.exact) <= _MAX_EXACT else float(self.exact)
         return {
             "sum": total,
-            "mean": self.total / self.count,
+            "mean": self.total / self.count if math.isfinite(self.total) else self.mean,
             "max": int(self.high) if self.high_int else self.high,
             "min": int(self.low) if self.low_int else self.low,
             "stddev": math.sqrt(self.ss / (self.count - 1)) if self.count > 1 else 0.0,

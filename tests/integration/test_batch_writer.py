@@ -100,6 +100,21 @@ def test_rejected_points_are_reported_and_the_rest_written(client: Client) -> No
     assert [p.value for p in client.read_key("a", *DAY).data] == [1, 3]
 
 
+def test_an_id_that_is_another_series_key_fails_alone(client: Client) -> None:
+    """20 good points and one by an unknown id that is another series' key: the 20 are
+    written, the one is reported (issue 25, item 2)."""
+    client.create_series("room.1")
+    writer = client.batch_writer()
+    for i in range(20):
+        writer.add("good", T0 + datetime.timedelta(minutes=i), i)
+    writer.add_id("room.1", T0, 1)
+    with pytest.raises(BatchWriteError) as failure:
+        writer.close()
+    assert failure.value.points == [{"t": T0, "id": "room.1", "v": 1}]
+    assert [p.value for p in client.read_key("good", *DAY).data] == list(range(20))
+    assert client.read_key("room.1", *DAY).data == []
+
+
 def test_backpressure_against_a_slow_server() -> None:
     """add() blocks while max_buffer points are buffered or in flight."""
     slow = Answer(200, delay=0.15)

@@ -135,6 +135,32 @@ def test_multi_write_with_a_bad_element(raw: Raw) -> None:
     assert [p["v"] for p in read.json()["data"]] == [1]
 
 
+@pytest.mark.parametrize("route", ["/v1/multi/", "/v1/multi/increment/"])
+@pytest.mark.parametrize("size", [2, 200], ids=["small", "large"])
+def test_multi_write_by_an_id_that_is_another_series_key(raw: Raw, route: str, size: int) -> None:
+    """An unknown id cannot become a series whose key is taken: that element answers 409 in
+    the 207, and the others are written (issue 25, item 2)."""
+    raw("POST", "/v1/series/", {"key": "room.1"})
+    body = [
+        {"t": "2012-01-01", "key": "good1", "v": 7},
+        {"t": "2012-01-01", "id": "room.1", "v": 7},
+    ]
+    body += [{"t": f"2012-01-02T00:00:{i % 60:02d}.{i // 60:03d}Z", "key": f"more{i}", "v": i}
+             for i in range(size - 2)]  # fmt: skip
+    reply = raw("POST", route, body)
+    assert reply.status == 207
+    statuses = [entry["status"] for entry in reply.json()["multistatus"]]
+    assert statuses == ["200", "409"] + ["200"] * (size - 2)
+    assert reply.json()["multistatus"][1]["messages"] == [
+        "Unique constraint violated: a series with key room.1 already exists"
+    ]
+    read = raw("GET", "/v1/series/key/good1/data?start=2012-01-01&end=2012-01-02")
+    assert [p["v"] for p in read.json()["data"]] == [7]
+    assert raw("GET", "/v1/series/id/room.1/").status == 403  # not found, as the spec has it
+    room = raw("GET", "/v1/series/key/room.1/data?start=2012-01-01&end=2012-01-02")
+    assert room.json()["data"] == []
+
+
 def test_delete_series_needs_a_filter_or_truncation(raw: Raw) -> None:
     for key, tag in [("k1", "old"), ("k2", "old"), ("k3", "new")]:
         raw("POST", "/v1/series/", {"key": key, "tags": [tag]})

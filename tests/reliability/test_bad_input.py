@@ -70,7 +70,9 @@ CASES: dict[str, Case] = {
     "bulk-numeric-key": Case("POST", "/v1/data/", '{"t": "2012-01-01", "data": [{"key": 5}]}'),
     "bulk-no-series": Case("POST", "/v1/increment/", '{"t": "2012-01-01", "data": [{"v": 1}]}'),
     "multi-object": Case("POST", "/v1/multi/", '{"key": "a", "v": 1}'),
-    "create-array": Case("POST", "/v1/series/", '["k2"]'),
+    "create-array": Case("POST", "/v1/series/", '["k2"]', 207),  # bulk: a key is no object
+    "create-array-bad-key": Case("POST", "/v1/series/", '[{"key": "a\\tb"}, {"tags": "t"}]', 207),
+    "create-array-over-limit": Case("POST", "/v1/series/", "[" + ",".join(["{}"] * 10_001) + "]"),
     "create-numeric-key": Case("POST", "/v1/series/", '{"key": 5}'),
     "create-tags-string": Case("POST", "/v1/series/", '{"key": "k2", "tags": "t"}'),
     "create-attributes-list": Case("POST", "/v1/series/", '{"key": "k2", "attributes": [1]}'),
@@ -212,7 +214,7 @@ def test_malformed_request_is_refused_and_writes_nothing(
     case = CASES[name]
     reply = raw.request(case.method, case.path, case.body, dict(case.headers))
     assert reply.status == case.status, (name, reply.status, reply.text)
-    if case.status == 207:  # a multi write whose every element is invalid: per element, 422
+    if case.status == 207:  # a multi write (or bulk creation) whose every element is invalid
         statuses = {entry["status"] for entry in reply.json()["multistatus"]}
         assert statuses == {"422"}, reply.text
     else:

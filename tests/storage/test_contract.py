@@ -30,11 +30,13 @@ from tempodb.storage.base import (
     Database,
     Direction,
     KeyConflict,
+    NewSeries,
     Points,
     SeriesFilter,
     SeriesRecord,
     SeriesRef,
     Store,
+    ValueOutOfRange,
     WriteBatch,
 )
 
@@ -525,6 +527,134 @@ def test_batch_with_key_conflict_writes_nothing(store: Store, db: Database) -> N
     assert read_all(store, db, before[0].id) == [(1, 1, int), (2, 2, int)]
 
 
+@pytest.mark.parametrize("increment", [False, True])
+def test_skip_conflicts_writes_the_other_refs(store: Store, db: Database, increment: bool) -> None:
+    """With ``skip_conflicts``, a ref that cannot be created is left out and named; the
+    rest of the batch is written, small and large alike."""
+    taken = store.create_series(db.id, "room.1")
+    for size in (4, 200):  # the per-point path and the grouped path
+        refs = [key(f"good{size}"), by_id("room.1"), key(f"new{size}"), by_id(f"fresh{size}")]
+        index = np.arange(size) % 4
+        ts = np.arange(size) // 4 + 1
+        written = WriteBatch(
+            refs, index.astype(np.int32), ts.astype(np.int64), np.full(size, 7.0),
+            np.ones(size, np.bool_), skip_conflicts=True,
+        )  # fmt: skip
+        assert store.write_points(db.id, written, increment=increment) == (1,)
+        count = len(range(0, size, 4))
+        for k in (f"good{size}", f"new{size}", f"fresh{size}"):
+            assert read_all(store, db, series_id(store, db, k)) == [
+                (t, 7, int) for t in range(1, count + 1)
+            ]
+        assert store.lookup_series(db.id, "id", "room.1") is None
+        assert read_all(store, db, taken.id) == []
+
+
+def test_skip_conflicts_of_an_id_a_key_in_the_same_batch_took(store: Store, db: Database) -> None:
+    refs = [key("dup"), by_id("dup")]
+    written = WriteBatch(
+        refs, np.array([0, 1], np.int32), np.array([1, 1], np.int64), np.ones(2),
+        np.ones(2, np.bool_), skip_conflicts=True,
+    )  # fmt: skip
+    assert store.write_points(db.id, written) == (1,)
+    assert read_all(store, db, series_id(store, db, "dup")) == [(1, 1, int)]
+    with pytest.raises(KeyConflict):
+        store.write_points(db.id, batch([key("dup2"), by_id("dup2")], [1, 1], [1, 1], None, [0, 1]))
+    assert store.lookup_series(db.id, "key", "dup2") is None
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(1e308, 1e308), (-1e308, -1.5e308), (2**53, 1), (-(2**53), -1)],
+    ids=["float-overflow", "negative-overflow", "int-beyond-2**53", "negative-int"],
+)
+@pytest.mark.parametrize("where", ["stored", "same-batch", "many-series"])
+def test_increments_beyond_what_a_write_stores_change_nothing(
+    store: Store, db: Database, first: float, second: float, where: str
+) -> None:
+    """An increment whose result a write could not store (not finite, an integer beyond
+    2**53) raises ValueOutOfRange and changes nothing."""
+    is_int = all(isinstance(v, int) for v in (first, second))
+    store.write_points(db.id, batch(key("k"), [5], [first], [is_int]))
+    before = read_all(store, db, series_id(store, db, "k"))
+    if where == "stored":
+        bad = batch(key("k"), [5], [second], [is_int])
+    elif where == "same-batch":
+        bad = batch(key("k"), [6, 6], [first, second], [is_int, is_int])
+    else:
+        refs = [key(f"other{i}") for i in range(100)] + [key("k")]
+        bad = batch(
+            refs, [*range(100), 5], [*([1.0] * 100), second], [True] * 100 + [is_int],
+            ref_index=list(range(101)),
+        )  # fmt: skip
+    with pytest.raises(ValueOutOfRange):
+        store.write_points(db.id, bad, increment=True)
+    assert read_all(store, db, series_id(store, db, "k")) == before
+    assert store.lookup_series(db.id, "key", "other0") is None
+
+
+def test_create_series_many(store: Store, db: Database) -> None:
+    store.create_series(db.id, "exists")
+    created = store.create_series_many(
+        db.id,
+        [
+            NewSeries("a", "A", ("t1", "t2", "t1"), {"room": "1"}),
+            NewSeries("exists"),
+            NewSeries(None, tags=("t1",)),
+            NewSeries("a"),
+            NewSeries("b", attributes={"room": "2"}),
+        ],
+    )
+    a, conflict, anonymous, again, b = created
+    assert isinstance(a, SeriesRecord)
+    assert isinstance(anonymous, SeriesRecord)
+    assert isinstance(b, SeriesRecord)
+    assert a == SeriesRecord(a.id, "a", "A", ("t1", "t2"), {"room": "1"})
+    assert HEX32.match(a.id)
+    assert HEX32.match(anonymous.id)
+    assert a.id != anonymous.id
+    assert anonymous.key == anonymous.id
+    assert isinstance(conflict, KeyConflict)
+    assert conflict.key == "exists"
+    assert isinstance(again, KeyConflict)
+    assert again.key == "a"
+    for record in (a, anonymous, b):
+        assert store.lookup_series(db.id, "id", record.id) == record
+    assert store.find_series(db.id, SeriesFilter(tags=("t1",))) == sorted(
+        [a, anonymous], key=lambda r: r.key.encode()
+    )
+    assert store.find_series(db.id, SeriesFilter(attributes={"room": ("2",)})) == [b]
+    store.write_points(db.id, batch(key("b"), [1], [1]))
+    assert read_all(store, db, b.id) == [(1, 1, int)]
+    assert store.create_series_many(db.id, []) == []
+
+
+def test_find_series_page_walks_every_series_once(store: Store, db: Database) -> None:
+    keys = ["b", "a", "é", "a.1", "Z", "zz", "a b", "~"]
+    store.create_series_many(
+        db.id, [NewSeries(k, tags=("odd",) * (i % 2)) for i, k in enumerate(keys)]
+    )
+    for flt in (SeriesFilter(), SeriesFilter(tags=("odd",))):
+        everything = store.find_series(db.id, flt)
+        for limit in (1, 3, 100):
+            walked: list[SeriesRecord] = []
+            page = store.find_series_page(db.id, flt, limit=limit)
+            while page:
+                assert len(page) <= limit
+                walked += page
+                page = store.find_series_page(db.id, flt, after=page[-1].key, limit=limit)
+            assert walked == everything
+    assert store.find_series_page(db.id, SeriesFilter(), after=max(keys), limit=5) == []
+
+
+def test_create_series_many_at_scale(store: Store, db: Database) -> None:
+    items = [NewSeries(f"s{i}", tags=(f"rack-{i % 10}",)) for i in range(3000)]
+    created = store.create_series_many(db.id, items)
+    assert all(isinstance(c, SeriesRecord) for c in created)
+    assert len({c.id for c in created if isinstance(c, SeriesRecord)}) == 3000
+    assert len(store.find_series(db.id, SeriesFilter(tags=("rack-3",)))) == 300
+
+
 @TINY_BLOCKS_TOO
 def test_overwrite_is_last_writer_wins(store: Store, db: Database) -> None:
     store.write_points(db.id, batch(key("k"), [1, 2, 3], [1, 2, 3]))
@@ -560,7 +690,7 @@ def test_duplicates_in_one_batch(store: Store, db: Database) -> None:
         (2.0, 2, (4.0, float)),
         (2, 2.0, (4.0, float)),
         (2**53 - 1, 1, (2**53, int)),
-        (2**53, 2, (float(2**53 + 2), float)),  # beyond 2**53 a sum is no longer exact
+        (2**53, 2.5, (float(2**53 + 2), float)),  # a float sum may go beyond 2**53
     ],
 )
 def test_increment(
@@ -983,6 +1113,48 @@ class StoreMachine(RuleBasedStateMachine):
             self.store.write_points(self.db, written, increment=increment)
         self.model.apply(k, flat, increment)
 
+    @rule(
+        parts=st.lists(
+            st.tuples(
+                st.sampled_from(["a", "b", "c", "d", "e"]),
+                st.lists(st.tuples(SMALL_TS, VALUES), min_size=1, max_size=40),
+            ),
+            min_size=1,
+            max_size=6,
+        ),
+        increment=st.booleans(),
+        interleave=st.booleans(),
+        after_last=st.booleans(),
+    )
+    def many(
+        self,
+        parts: list[tuple[str, list[tuple[int, tuple[float, bool]]]]],
+        increment: bool,
+        interleave: bool,
+        after_last: bool,
+    ) -> None:
+        """One batch for several series (new ones too), grouped or interleaved, after the
+        last points (the appends of many series) or anywhere."""
+        refs = sorted({k for k, _ in parts})
+        flat: list[tuple[int, int, float, bool]] = []  # (ref index, ts, value, is_int)
+        for k, points in parts:
+            base = max(self.model.series.get(k, {}), default=0) + 1 if after_last else 0
+            flat += [(refs.index(k), base + t, v, i) for t, (v, i) in points]
+        if interleave:
+            flat = flat[1::2] + flat[::2]
+        else:
+            flat.sort(key=lambda p: (p[0], p[1]))
+        written = batch(
+            [key(k) for k in refs],
+            [p[1] for p in flat],
+            [p[2] for p in flat],
+            [p[3] for p in flat],
+            ref_index=[p[0] for p in flat],
+        )
+        assert self.store.write_points(self.db, written, increment=increment) == ()
+        for index, k in enumerate(refs):
+            self.model.apply(k, [(t, v, i) for r, t, v, i in flat if r == index], increment)
+
     @rule(k=KEYS, start=SMALL_TS, length=st.integers(0, 12_000))
     def delete_range(self, k: str, start: int, length: int) -> None:
         sid = self._id(k)
@@ -1014,7 +1186,7 @@ class StoreMachine(RuleBasedStateMachine):
                     assert got == self.model.single(k, ts, direction), (ts, direction)
 
     def teardown(self) -> None:
-        for k in self.model.series:
+        for k in list(self.model.series):
             sid = self._id(k)
             assert sid is not None
             assert read_all(self.store, Database(self.db, "", ""), sid) == self.model.rows(k)

@@ -23,7 +23,7 @@ from tempodb.storage.base import (
     hash_secret,
 )
 from tempodb.storage.blocks import encode
-from tempodb.storage.sqlite import _MIGRATIONS, FILE_NAME, SCHEMA_VERSION, SQLiteStore
+from tempodb.storage.sqlite import FILE_NAME, MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 
 FAR = 2**63 - 1
 
@@ -100,7 +100,7 @@ def test_a_version_2_file_with_points_upgrades_and_reads_the_same(tmp_path: Path
     migrations of that time) opens, migrates to version 3 and reads back the same points,
     through the cache of decoded blocks too; writes after the upgrade read back right."""
     conn = sqlite3.connect(tmp_path / FILE_NAME, isolation_level=None)
-    for statement in (*_MIGRATIONS[0], *_MIGRATIONS[1]):
+    for statement in (*MIGRATIONS[0], *MIGRATIONS[1]):
         conn.execute(statement)
     conn.execute("PRAGMA user_version = 2")
     conn.execute("INSERT INTO databases (key, secret_hash) VALUES ('k', ?)", (hash_secret("s"),))
@@ -134,7 +134,7 @@ def test_a_version_2_file_with_points_upgrades_and_reads_the_same(tmp_path: Path
         check_layout(store, 4096)
     conn = sqlite3.connect(tmp_path / FILE_NAME)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         gens = [r[0] for r in conn.execute("SELECT gen FROM block ORDER BY first")]
         assert gens[0] == 0  # untouched since the upgrade
         assert all(g != 0 for g in gens[1:])  # rewritten (5000), compressed, appended

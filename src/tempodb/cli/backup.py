@@ -10,6 +10,7 @@ server runs).  On PostgreSQL use the database's own tools (``pg_dump``, base bac
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,11 @@ def run(args: argparse.Namespace) -> int:
     if target.exists():
         print(f"tempodb: {target} exists already: back up into a new folder", file=sys.stderr)
         return 1
-    target.parent.mkdir(parents=True, exist_ok=True)
-    store = SQLiteStore(args.data)
+    try:
+        store = SQLiteStore(args.data)
+    except (StorageError, sqlite3.Error) as exc:
+        print(f"tempodb: cannot open the store in {args.data}: {exc}", file=sys.stderr)
+        return 1
     try:
         store.backup(target)
     except StorageError as exc:

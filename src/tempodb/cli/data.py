@@ -3,7 +3,7 @@
 ::
 
     tempodb series list   [--key K] [--id I] [--tag T] [--attr NAME=VALUE] [--format table|json]
-    tempodb series create [KEY] [--name N] [--tag T] [--attr NAME=VALUE]
+    tempodb series create [KEY ...] [--name N] [--tag T] [--attr NAME=VALUE] [--from-file F]
     tempodb series update (filters | --all) [--name N] [--add-tag T] [--remove-tag T]
                           [--set-attr NAME=VALUE] [--remove-attr NAME]
     tempodb series delete (filters | --all)
@@ -17,8 +17,13 @@ Every command connects with ``--host``, ``--port``, ``--secure``/``--insecure``,
 the API key (``--key``, or ``--api-key`` where ``--key`` filters series), each falling back to
 ``TEMPODB_HOST``, ``TEMPODB_PORT``, ``TEMPODB_SECURE``, ``TEMPODB_KEY`` and ``TEMPODB_SECRET``.
 
-Writes and imports stream through a batch writer; exports read one series at a time in windows
-of at most 100,000 points (counted before they are read): neither holds the data set in memory.
+Writes and imports are all or nothing as far as the input goes: every line is checked before
+the first point is sent (a bad line is named and nothing is written, so running the command
+again after fixing it never counts a point twice), then the input is read again and streamed
+through a batch writer (stdin is kept in a temporary file for that).  Exports read one series
+at a time in windows of at most 100,000 points (counted before they are read): neither holds
+the data set in memory.  CSV input may start with a UTF-8 byte order mark; a header line
+(time column named ``time``, ``t``, ``timestamp`` or ``ts``) is skipped wherever it comes.
 An export in JSON lines starts each series with its metadata (``{"series": {...}}``), which
 import applies.
 """
@@ -26,6 +31,7 @@ import applies.
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import csv
 import datetime
@@ -33,11 +39,14 @@ import io
 import json
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
 from tempodb import protocol
+from tempodb.batch import WriteBuffer
+from tempodb.cli import series_create
 from tempodb.client import Client
 from tempodb.errors import BatchWriteError, ConflictError, TempoDBApiException
 from tempodb.objects import Series
@@ -62,11 +71,12 @@ def register(commands: Any) -> None:
     listing = series_commands.add_parser("list", help="list the series matching the filters")
     _filters(listing)
     listing.add_argument("--format", choices=("table", "json"), default="table")
-    create = series_commands.add_parser("create", help="create a series")
-    create.add_argument("key", nargs="?", help="its key (default: generated)")
+    create = series_commands.add_parser("create", help="create a series, or many (bulk)")
+    create.add_argument("key", nargs="*", help="their keys (default: one, generated)")
     create.add_argument("--name", help="a display name")
     create.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
     create.add_argument("--attr", action="append", default=[], metavar="NAME=VALUE")
+    series_create.register(create)
     update = series_commands.add_parser("update", help="change the matching series")
     _filters(update, everything="update every series")
     update.add_argument("--name", help="set the display name")
@@ -141,7 +151,9 @@ def _filters(parser: argparse.ArgumentParser, everything: str | None = None) -> 
 def _write_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("csv", "jsonl"), help="default: from the content")
     parser.add_argument("--increment", action="store_true", help="add to the stored values")
-    parser.add_argument("--batch-size", type=int, default=5_000, help="points per request")
+    parser.add_argument(
+        "--batch-size", type=_positive, default=5_000, help="points per request (at least 1)"
+    )
     _progress(parser)
     _connection(parser)
 
@@ -153,6 +165,16 @@ def _progress(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="show progress on stderr (default: when stderr is a terminal)",
     )
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
 
 
 def _timestamp(text: str) -> datetime.datetime:
@@ -179,7 +201,7 @@ def _guarded(run: Any) -> Any:
         try:
             result: int = run(args)
             return result
-        except UsageError as exc:
+        except (UsageError, ValueError) as exc:  # ValueError: the client refused the input
             print(f"tempodb: {exc}", file=sys.stderr)
             return 2
         except BatchWriteError as exc:
@@ -225,9 +247,14 @@ def run_series(args: argparse.Namespace) -> int:
                     print(_json_line(series.to_json()))
                 else:
                     print(_series_row(series))
+        elif args.series_command == "create" and series_create.is_bulk(args):
+            return series_create.run(client, args)
         elif args.series_command == "create":
             created = client.create_series(
-                args.key, name=args.name, tags=args.tag, attributes=_attributes(args.attr)
+                args.key[0] if args.key else None,
+                name=args.name,
+                tags=args.tag,
+                attributes=_attributes(args.attr),
             )
             print(_json_line(created.to_json()))
         elif args.series_command == "update":
@@ -309,13 +336,15 @@ def _open_input(name: str) -> tuple[IO[bytes], int | None]:
         raise UsageError(f"cannot read {name}: {exc.strerror}") from None
 
 
-def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+def _lines(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
     for number, line in enumerate(stream, 1):
+        if number == 1 and line.startswith(codecs.BOM_UTF8):  # as spreadsheets save UTF-8
+            line = line[len(codecs.BOM_UTF8) :]
         if line.strip():
             yield number, line
 
 
-def _sniff(stream: IO[bytes], fmt: str | None) -> tuple[str, Iterator[tuple[int, bytes]]]:
+def _sniff(stream: Iterable[bytes], fmt: str | None) -> tuple[str, Iterator[tuple[int, bytes]]]:
     """The format (given, or guessed from the first non-blank line) and the lines."""
     lines = _lines(stream)
     first = next(lines, None)
@@ -330,12 +359,31 @@ def _sniff(stream: IO[bytes], fmt: str | None) -> tuple[str, Iterator[tuple[int,
     return fmt or guess, chained()
 
 
+#: What a CSV header may call the time column (compared without case).
+_TIME_NAMES = frozenset(("time", "t", "timestamp", "ts"))
+
+
+def _is_header(fields: Sequence[str], with_key: bool) -> bool:
+    """Whether a CSV record names the columns (``key,time,value`` or ``time,value``, the
+    time column named as in ``_TIME_NAMES``): skipped wherever it comes (files joined with
+    ``cat`` repeat it), since no data line has such a time."""
+    time_at = 1 if with_key else 0
+    return len(fields) > time_at and fields[time_at].strip().lower() in _TIME_NAMES
+
+
 def _number(text: str) -> int | float:
+    """A value as written: an integer or a float (Python's ``1_000`` is not a number here)."""
     text = text.strip()
+    if "_" in text:
+        raise ValueError(f"not a number: {text!r}")
     try:
         return int(text)
     except ValueError:
+        pass
+    try:
         return float(text)
+    except ValueError:
+        raise ValueError(f"not a number: {text!r}") from None
 
 
 def _points(
@@ -353,7 +401,7 @@ def _points(
                 if not isinstance(record, dict):
                     raise ValueError("expected a JSON object")
                 if "series" in record:
-                    yield number, done, Series.from_json(record["series"])
+                    yield number, done, _metadata(record["series"])
                     continue
                 key = record.get("key") if with_key else None
                 stamp = record.get("t", record.get("time"))
@@ -362,8 +410,8 @@ def _points(
                     raise ValueError(f"not a number: {value!r}")
             else:
                 fields = next(csv.reader(io.StringIO(text)))
-                if number == 1 and fields and fields[0].strip() in ("key", "time", "t"):
-                    continue  # the header
+                if _is_header(fields, with_key):
+                    continue
                 if len(fields) != (3 if with_key else 2):
                     shape = "key,time,value" if with_key else "time,value"
                     raise ValueError(f"expected {shape}")
@@ -379,30 +427,79 @@ def _points(
         yield number, done, (key, ts, value)
 
 
-def _write_stream(args: argparse.Namespace, fixed_key: str | None) -> int:
-    protocol.check_key(fixed_key)
+def _checked_input(args: argparse.Namespace, with_key: bool) -> tuple[IO[bytes], int | None]:
+    """The input, read once through to check every line before anything is written (so a
+    bad line writes nothing, and running the command again never counts a point twice), and
+    rewound for the writing pass: a file as it is, stdin kept in a temporary file."""
     stream, size = _open_input(args.file)
+    copy: IO[bytes] | None = None
+    if stream is sys.stdin.buffer:
+        copy = tempfile.TemporaryFile()  # noqa: SIM115 - returned to the caller
+    checker = WriteBuffer(increment=False, batch_size=1, flush_interval=1.0, max_buffer=1)
+    try:
+        fmt, lines = _sniff(_copied(stream, copy), args.format)
+        for number, _, item in _points(fmt, lines, with_key):
+            if not isinstance(item, Series):
+                key, ts, value = item
+                try:
+                    checker.entry("key", args.series_key if not with_key else key, ts, value)
+                except (ValueError, TypeError) as exc:
+                    raise UsageError(f"line {number}: {exc}") from None
+    except UsageError as exc:
+        (copy or stream).close()
+        raise UsageError(f"{exc} (nothing was written)") from None
+    if copy is not None:
+        size = copy.tell()
+        stream = copy
+    stream.seek(0)
+    return stream, size
+
+
+def _copied(stream: IO[bytes], copy: IO[bytes] | None) -> Iterator[bytes]:
+    """The lines of ``stream``, each also written to ``copy`` when there is one."""
+    for line in stream:
+        if copy is not None:
+            copy.write(line)
+        yield line
+
+
+def _metadata(meta: Any) -> Series:
+    """The series of an export's metadata line, checked as the API would check it."""
+    if not isinstance(meta, dict):
+        raise ValueError("series metadata must be a JSON object")
+    key, name = meta.get("key"), meta.get("name") or ""
+    tags, attributes = meta.get("tags") or [], meta.get("attributes") or {}
+    if not isinstance(key, str) or not key:
+        raise ValueError("series metadata needs a key")
+    protocol.check_key(key)
+    if not isinstance(name, str):
+        raise ValueError("a series name must be a string")
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        raise ValueError("tags must be a list of non-empty strings")
+    if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
+        raise ValueError("attributes must be an object of strings")
+    return Series.from_json(meta)
+
+
+def _write_stream(args: argparse.Namespace, with_key: bool) -> int:
+    stream, size = _checked_input(args, with_key)
     progress = Progress(args.progress, size, "points")
     count = 0
     try:
         with _client(args) as client:
             fmt, lines = _sniff(stream, args.format)
             with client.batch_writer(increment=args.increment, batch_size=args.batch_size) as w:
-                for number, done, item in _points(fmt, lines, with_key=fixed_key is None):
+                for _, done, item in _points(fmt, lines, with_key):
                     if isinstance(item, Series):
                         _apply_metadata(client, item)
                         continue
                     key, ts, value = item
-                    try:
-                        w.add(fixed_key or key, ts, value)
-                    except (ValueError, TypeError) as exc:
-                        raise UsageError(f"line {number}: {exc}") from None
+                    w.add(key if with_key else args.series_key, ts, value)
                     count += 1
                     if count % 1000 == 0:
                         progress.update(count, done)
     finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+        stream.close()
     progress.update(count)
     progress.close()
     print(f"wrote {count} points", file=sys.stderr)
@@ -424,16 +521,18 @@ def _apply_metadata(client: Client, series: Series) -> None:
 
 @_guarded
 def run_write(args: argparse.Namespace) -> int:
+    if not args.series_key:
+        raise UsageError("the series key must not be empty")
     try:
         protocol.check_key(args.series_key)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return _write_stream(args, args.series_key)
+    return _write_stream(args, with_key=False)
 
 
 @_guarded
 def run_import(args: argparse.Namespace) -> int:
-    return _write_stream(args, None)
+    return _write_stream(args, with_key=True)
 
 
 # -- exporting and reading -------------------------------------------------------------------
@@ -449,8 +548,10 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot encode {obj!r}")
 
 
-def _value_text(value: int | float) -> str:
-    return repr(value)  # ints as ints, floats in their shortest round-trip form
+def _value_text(value: int | float | None) -> str:
+    """Ints as ints, floats in their shortest round-trip form (every digit), ``null`` for a
+    figure the server could not represent (a sum beyond the float64 range)."""
+    return "null" if value is None else repr(value)
 
 
 def _count(client: Client, key: str, start: datetime.datetime, end: datetime.datetime) -> int:
@@ -464,15 +565,32 @@ def _windows(
 ) -> Iterator[list[tuple[str, int | float]]]:
     """The raw points of a series in time order, a window at a time.  Each window is counted
     first and halved until it holds at most WINDOW_POINTS points; sparse stretches make the
-    windows grow, and empty ones are skipped with a single-value lookup."""
+    windows grow, and empty ones are skipped with a single-value lookup.
+
+    A point at the last instant there is (9999-12-31T23:59:59.999Z), which no range read can
+    include (``end`` is exclusive and cannot be later), comes last from its single-value
+    lookup when no ``end`` is given."""
     first = client.single_value_key(key, start or FIRST, "after").data
     if first is None:
         return
     begin = max(first.ts, start) if start else first.ts
+    final = None
     if end is None:
         last = client.single_value_key(key, LAST, "before").data
         assert last is not None
-        end = last.ts + datetime.timedelta(milliseconds=1)
+        if last.ts >= LAST:
+            final, end = last, LAST
+        else:
+            end = last.ts + datetime.timedelta(milliseconds=1)
+    yield from _ranges(client, key, begin, end)
+    if final is not None:
+        yield [(to_wire(final.ts), final.value)]
+
+
+def _ranges(
+    client: Client, key: str, begin: datetime.datetime, end: datetime.datetime
+) -> Iterator[list[tuple[str, int | float]]]:
+    """The windows of ``_windows`` between ``begin`` and ``end`` (exclusive)."""
     span = datetime.timedelta(minutes=1)
     smallest, largest = datetime.timedelta(milliseconds=1), datetime.timedelta(days=3650)
     while begin < end:
@@ -496,9 +614,12 @@ def _windows(
 
 @_guarded
 def run_export(args: argparse.Namespace) -> int:
-    output: IO[str] = (
-        sys.stdout if args.output == "-" else open(args.output, "w", newline="")  # noqa: SIM115
-    )
+    try:
+        output: IO[str] = (
+            sys.stdout if args.output == "-" else open(args.output, "w", newline="")  # noqa: SIM115
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
     count = 0
     try:
         with _client(args) as client:
@@ -563,5 +684,5 @@ def run_read(args: argparse.Namespace) -> int:
             print(f"{t:<{width}}  {_value_text(v)}")
         summary = dataset.summary.to_json() if dataset.summary else {}
         if summary:
-            print("\n" + "  ".join(f"{k}={v:g}" for k, v in summary.items()))
+            print("\n" + "  ".join(f"{k}={_value_text(v)}" for k, v in summary.items()))
     return 0

@@ -41,7 +41,7 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    store = open_store(args, existing=args.keys_command != "create")
     try:
         if args.keys_command == "create":
             credentials = store.create_database(args.name, admin=args.admin)

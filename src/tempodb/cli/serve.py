@@ -77,6 +77,13 @@ def register(commands: Any) -> None:
         help="tag new series with the dotted components of their key",
     )
     serve.add_argument(
+        "--max-series-per-request",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="most series one POST /v1/series/ with a JSON array creates (default 10000)",
+    )
+    serve.add_argument(
         "--max-body-mb",
         type=float,
         default=64.0,
@@ -160,11 +167,14 @@ def run(args: argparse.Namespace) -> int:
     if args.queue < 1 or (args.rate_limit is not None and not args.rate_limit > 0):
         print("tempodb: --queue and --rate-limit must be positive", file=sys.stderr)
         return 2
+    if args.max_series_per_request < 1:
+        print("tempodb: --max-series-per-request must be at least 1", file=sys.stderr)
+        return 2
     tune_allocator()
     store = open_store(args)
     app = TempoDBApp(
         store,
-        options=Options(auto_tag=args.auto_tag),
+        options=Options(auto_tag=args.auto_tag, max_series_per_request=args.max_series_per_request),
         max_body=int(args.max_body_mb * 1024 * 1024),
         max_pending=args.queue,
         rate_limit=args.rate_limit,

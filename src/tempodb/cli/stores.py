@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import urllib.parse
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the storage modules need the server extra: load them only when used
@@ -22,12 +23,18 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_store(args: argparse.Namespace) -> Store:
-    """The store the options name; exits with a message when it cannot be opened."""
+def open_store(args: argparse.Namespace, *, existing: bool = False) -> Store:
+    """The store the options name; exits with a message when it cannot be opened.
+
+    ``existing``: a data folder must already hold a store (commands that only read or change
+    keys must not create an empty store in a misspelt folder).
+    """
     from tempodb.storage.base import StorageError
 
     if args.database_url is not None:
         try:
+            import psycopg
+
             from tempodb.storage.postgres import PostgresStore
         except ImportError as exc:
             raise SystemExit(
@@ -43,11 +50,24 @@ def open_store(args: argparse.Namespace) -> Store:
             return PostgresStore(args.database_url, **head)
         except (StorageError, ValueError) as exc:
             raise SystemExit(f"tempodb: {exc}") from None
-    from tempodb.storage.sqlite import DEFAULT_READ_CACHE_MB, SQLiteStore
+        except psycopg.Error as exc:  # e.g. a malformed URL
+            raise SystemExit(f"tempodb: cannot use --database-url: {exc}".strip()) from None
+    import sqlite3
 
-    return SQLiteStore(
-        args.data, read_cache_mb=getattr(args, "read_cache_mb", DEFAULT_READ_CACHE_MB)
-    )
+    from tempodb.storage.sqlite import DEFAULT_READ_CACHE_MB, FILE_NAME, SQLiteStore
+
+    path = Path(args.data) / FILE_NAME
+    if existing and not path.is_file():
+        raise SystemExit(
+            f"tempodb: no tempodb data in {args.data} ({path} is missing): check --data "
+            "(`tempodb keys create --data DIR` starts a new store)"
+        )
+    try:
+        return SQLiteStore(
+            args.data, read_cache_mb=getattr(args, "read_cache_mb", DEFAULT_READ_CACHE_MB)
+        )
+    except (StorageError, OSError, sqlite3.Error) as exc:
+        raise SystemExit(f"tempodb: cannot open the store in {args.data}: {exc}") from None
 
 
 def describe_store(args: argparse.Namespace) -> str:

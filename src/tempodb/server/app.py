@@ -36,7 +36,7 @@ from tempodb.server.limits import Admission, RateLimiter, overloaded
 from tempodb.server.metrics import ServerMetrics
 from tempodb.server.points import WriteHandler
 from tempodb.server.routes import API_PREFIX, match, split_path
-from tempodb.storage.base import Overloaded, Store
+from tempodb.storage.base import Overloaded, Store, ValueOutOfRange
 
 log = logging.getLogger("tempodb.server")
 
@@ -188,6 +188,8 @@ class TempoDBApp:
             return error_response(exc)
         if isinstance(exc, Overloaded):
             return error_response(overloaded(str(exc)))
+        if isinstance(exc, ValueOutOfRange):  # an increment past the storable values
+            return error_response(HTTPError(400, str(exc)))
         log.exception(
             "internal error on %s %s", method, raw_path.decode("utf-8", "replace"), exc_info=exc
         )

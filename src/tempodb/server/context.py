@@ -22,6 +22,8 @@ class Options:
 
     #: Tag series created from dotted keys with all but the last component (spec §5.10).
     auto_tag: bool = False
+    #: Most series one ``POST /v1/series/`` with a JSON array may create (400 beyond).
+    max_series_per_request: int = 10_000
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ serves the document without credentials at ``GET /v1/openapi.json``.
 
 What the document states, as the server does it (``docs/tempodb-v1-api.md``): errors are plain
 text with the status of §6 and an ``X-TempoDB-Error`` code; an unknown series is ``403`` (not
-404); partly invalid multi writes answer ``207`` with a multistatus; values may be JSON numbers,
+404); partly invalid multi writes, and bulk series creations (``POST /v1/series/`` with an array)
+that refuse some series, answer ``207`` with a multistatus; values may be JSON numbers,
 booleans (1/0) or strings that spell a finite number.
 """
 
@@ -116,6 +117,26 @@ SCHEMAS: JSONObject = {
                     "properties": {
                         "status": {"type": "string", "enum": ["200", "422"]},
                         "messages": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            }
+        },
+    },
+    "SeriesMultistatus": {
+        "type": "object",
+        "description": "one entry per series of the request, in order: 200 created (with the "
+        "series), 409 its key exists (or an earlier series of the request has it), 422 invalid",
+        "required": ["multistatus"],
+        "properties": {
+            "multistatus": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["status", "messages"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["200", "409", "422"]},
+                        "messages": {"type": "array", "items": {"type": "string"}},
+                        "series": {"$ref": "#/components/schemas/Series"},
                     },
                 },
             }
@@ -258,6 +279,8 @@ class Operation:
     body: JSONObject | None = None
     response: JSONObject | None = None  # the 200 JSON body; None: an empty 200
     extra: tuple[str, ...] = ()  # statuses beyond COMMON_ERRORS (and BODY_ERRORS with a body)
+    multistatus: str = "Multistatus"  # the schema of a 207 body
+    partly: str = "some elements were invalid; the valid ones were written"  # what 207 means
 
 
 def _array(schema: JSONObject) -> JSONObject:
@@ -272,7 +295,14 @@ _ONE = ("field", "value")
 OPERATIONS: dict[tuple[tuple[str, ...], str], Operation] = {
     (("series",), "GET"): Operation("List series", FILTERS, None, _array(_ref("Series"))),
     (("series",), "POST"): Operation(
-        "Create a series", (), _ref("SeriesIn"), _ref("Series"), ("409",)
+        "Create a series, or several with an array (at most 10,000 by default; 400 beyond, "
+        "nothing created)",
+        (),
+        {"oneOf": [_ref("SeriesIn"), _array(_ref("SeriesIn"))]},
+        {"oneOf": [_ref("Series"), _array(_ref("Series"))]},
+        ("207", "409"),
+        multistatus="SeriesMultistatus",
+        partly="some series were refused (409, 422); the others were created",
     ),
     (("series",), "DELETE"): Operation(
         "Delete series", (*FILTERS, "allow_truncation"), None, _ref("DeleteSummary")
@@ -349,8 +379,8 @@ def _responses(operation: Operation) -> JSONObject:
     for status in sorted(set(statuses)):
         if status == "207":
             responses[status] = {
-                "description": "some elements were invalid; the valid ones were written",
-                "content": {"application/json": {"schema": _ref("Multistatus")}},
+                "description": operation.partly,
+                "content": {"application/json": {"schema": _ref(operation.multistatus)}},
             }
             continue
         retry = status in ("429", "503")

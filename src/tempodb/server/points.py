@@ -9,6 +9,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 
 from tempodb.rollup import (
@@ -175,16 +176,18 @@ class WriteJob:
     batch: WriteBatch
     increment: bool
     response: Response
+    #: A multi write answers per element (207) when some fail, at parsing or in the store.
+    multi: MultiBatch | None = None
 
     def run(self, ctx: Context) -> Response:
         """Store the points (on the calling thread) and answer."""
         if ctx.options.auto_tag:
             _create_tagged(ctx, self.batch.refs)
         try:
-            ctx.store.write_points(ctx.db.id, self.batch, increment=self.increment)
+            skipped = ctx.store.write_points(ctx.db.id, self.batch, increment=self.increment)
         except KeyConflict as exc:
             raise conflict(exc.key) from None
-        return self.stored(ctx)
+        return self.stored(ctx, skipped)
 
     def submit(self, ctx: Context) -> Future[tuple[int, ...]]:
         """Queue the points with the store without waiting (``Store.submit_write``); once the
@@ -194,15 +197,21 @@ class WriteJob:
     def outcome(self, ctx: Context, future: Future[tuple[int, ...]]) -> Response:
         """The answer to a submitted job whose future is done."""
         try:
-            future.result()
+            skipped = future.result()
         except KeyConflict as exc:
             raise conflict(exc.key) from None
-        return self.stored(ctx)
+        return self.stored(ctx, skipped)
 
-    def stored(self, ctx: Context) -> Response:
+    def stored(self, ctx: Context, skipped: tuple[int, ...]) -> Response:
+        """The answer once the store has written the batch but the ``skipped`` refs."""
         if ctx.metrics is not None:
             kind = "increment" if self.increment else "write"
-            ctx.metrics.points_written.inc(kind, amount=len(self.batch))
+            written = len(self.batch)
+            if skipped:
+                written -= int(np.isin(self.batch.ref_index, skipped).sum())
+            ctx.metrics.points_written.inc(kind, amount=written)
+        if self.multi is not None and (skipped or self.multi.failed):
+            return json_response(self.multi.multistatus(skipped), status=207)
         return self.response
 
 
@@ -248,9 +257,7 @@ def _bulk_job(request: Request, *, increment: bool) -> WriteJob:
 
 def _multi_job(request: Request, *, increment: bool) -> WriteJob:
     multi: MultiBatch = parse_multi(request.json())
-    if multi.failed:
-        return WriteJob(multi.batch, increment, json_response(multi.multistatus(), status=207))
-    return WriteJob(multi.batch, increment, empty_response())
+    return WriteJob(multi.batch, increment, empty_response(), multi)
 
 
 def _write_series(request: Request, params: dict[str, str]) -> WriteJob:

@@ -1,11 +1,15 @@
-"""Series metadata endpoints (spec E1-E5) and database creation (E17)."""
+"""Series metadata endpoints (spec E1-E5, E1B) and database creation (E17)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Final
+
+import orjson
 
 from tempodb.server.context import Context, auto_tags, parse_filter
 from tempodb.server.http import (
+    JSON_TYPE,
     HTTPError,
     Request,
     Response,
@@ -14,13 +18,14 @@ from tempodb.server.http import (
 )
 from tempodb.server.wire import (
     check_key,
+    conflict_message,
     not_found,
     parse_attributes,
     parse_name,
     parse_tags,
     series_json,
 )
-from tempodb.storage.base import KeyConflict
+from tempodb.storage.base import KeyConflict, NewSeries, SeriesFilter, SeriesRecord
 
 
 def _body_object(request: Request) -> dict[str, Any]:
@@ -33,36 +38,110 @@ def _body_object(request: Request) -> dict[str, Any]:
 
 
 def conflict(key: str) -> HTTPError:
+    return HTTPError(409, conflict_message(key), "conflict")
+
+
+def too_many_series(count: int, limit: int) -> HTTPError:
     return HTTPError(
-        409, f"Unique constraint violated: a series with key {key} already exists", "conflict"
+        400,
+        f"Too many series in one request: {count} (at most {limit} per request; "
+        "send them in several requests)",
+        "too-many-series",
+    )
+
+
+def new_series(ctx: Context, item: Any) -> NewSeries:
+    """A series object of a create request, validated: 400 (an HTTPError) says why not."""
+    if not isinstance(item, dict):
+        raise bad_request("A series must be a JSON object")
+    key = item.get("key")
+    key = None if key in (None, "") else check_key(key)
+    tags = parse_tags(item.get("tags"))
+    if key is not None and ctx.options.auto_tag:
+        tags = auto_tags(key) + tags
+    return NewSeries(
+        key,
+        name=parse_name(item.get("name")),
+        tags=tuple(tags),
+        attributes=parse_attributes(item.get("attributes")),
     )
 
 
 def create_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:
-    """E1 ``POST /series/``: ``{"key": K}`` or ``{}``, optionally name, tags, attributes."""
-    body = _body_object(request)
-    key = body.get("key")
-    key = None if key in (None, "") else check_key(key)
-    tags = parse_tags(body.get("tags"))
-    if key is not None and ctx.options.auto_tag:
-        tags = auto_tags(key) + tags
+    """E1 ``POST /series/``: ``{"key": K}`` or ``{}``, optionally name, tags, attributes;
+    a JSON array of such objects creates them all (E1B, :func:`create_many`)."""
+    body = request.json()
+    if isinstance(body, list):
+        return create_many(ctx, body)
+    if body is not None and not isinstance(body, dict):
+        raise bad_request("Request body must be a JSON object, or an array of them")
+    item = new_series(ctx, body or {})
     try:
-        series = ctx.store.create_series(
-            ctx.db.id,
-            key,
-            name=parse_name(body.get("name")),
-            tags=tags,
-            attributes=parse_attributes(body.get("attributes")),
-        )
+        series = ctx.store.create_series(ctx.db.id, item.key, item.name, item.tags, item.attributes)
     except KeyConflict as exc:
         raise conflict(exc.key) from None
     return json_response(series_json(series))
 
 
+def create_many(ctx: Context, body: list[Any]) -> Response:
+    """E1B: every valid item created in one storage call; 200 with the created series when
+    all were, else 207 with one multistatus entry per item (200, 409 or 422).  More items
+    than ``Options.max_series_per_request``: 400, nothing created."""
+    limit = ctx.options.max_series_per_request
+    if len(body) > limit:
+        raise too_many_series(len(body), limit)
+    entries: list[dict[str, Any]] = []
+    valid: list[NewSeries] = []
+    slots: list[int] = []  # the entry of each valid item
+    for item in body:
+        try:
+            valid.append(new_series(ctx, item))
+        except HTTPError as error:
+            entries.append({"status": "422", "messages": [error.message]})
+            continue
+        slots.append(len(entries))
+        entries.append({})
+    results = ctx.store.create_series_many(ctx.db.id, valid) if valid else []
+    earlier: set[str] = set()
+    for slot, item, result in zip(slots, valid, results, strict=True):
+        if isinstance(result, KeyConflict):
+            message = conflict(result.key).message
+            if result.key in earlier:
+                message += " (an earlier series of this request has the same key)"
+            entries[slot] = {"status": "409", "messages": [message]}
+        else:
+            entries[slot] = {"status": "200", "messages": [], "series": series_json(result)}
+        if item.key is not None:
+            earlier.add(item.key)
+    if all(entry["status"] == "200" for entry in entries):
+        return json_response([entry["series"] for entry in entries])
+    return json_response({"multistatus": entries}, status=207)
+
+
+#: Series fetched and rendered at a time by a listing (``list_series``).
+LIST_PAGE: Final = 5_000
+
+
 def list_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:
-    """E2 ``GET /series/``: the series matching the filters, by key."""
-    found = ctx.store.find_series(ctx.db.id, parse_filter(request.query))
-    return json_response([series_json(s) for s in found])
+    """E2 ``GET /series/``: the series matching the filters, by key.  A long list is
+    streamed page by page, so that memory does not grow with the series listed."""
+    flt = parse_filter(request.query)
+    page = ctx.store.find_series_page(ctx.db.id, flt, limit=LIST_PAGE)
+    if len(page) < LIST_PAGE:
+        return json_response([series_json(s) for s in page])
+    return Response(200, b"[", JSON_TYPE, stream=_listing(ctx, flt, page))
+
+
+def _listing(ctx: Context, flt: SeriesFilter, page: list[SeriesRecord]) -> Iterator[bytes]:
+    """The rest of a streamed listing after its ``[``: each page's series, then ``]``."""
+    separator = b""
+    while page:
+        yield separator + orjson.dumps([series_json(s) for s in page])[1:-1]
+        separator = b","
+        if len(page) < LIST_PAGE:
+            break
+        page = ctx.store.find_series_page(ctx.db.id, flt, after=page[-1].key, limit=LIST_PAGE)
+    yield b"]"
 
 
 def delete_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:

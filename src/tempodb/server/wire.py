@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -393,18 +393,31 @@ class MultiBatch:
     batch: WriteBatch
     #: One entry per element: [] when accepted, else the messages.
     errors: list[list[str]]
+    #: One entry per element: the index of its series in ``batch.refs`` (-1 when refused).
+    slots: list[int]
 
     @property
     def failed(self) -> bool:
         return any(self.errors)
 
-    def multistatus(self) -> dict[str, list[dict[str, Any]]]:
-        return {
-            "multistatus": [
-                {"status": "422" if messages else "200", "messages": messages}
-                for messages in self.errors
-            ]
-        }
+    def multistatus(self, skipped: Collection[int] = ()) -> dict[str, list[dict[str, Any]]]:
+        """The §3.9 body: 422 for invalid elements, 409 for those whose series could not be
+        created (``skipped`` refs: an unknown id that another series has as its key)."""
+        entries = []
+        for messages, slot in zip(self.errors, self.slots, strict=True):
+            if messages:
+                entries.append({"status": "422", "messages": messages})
+            elif slot in skipped:
+                key = self.batch.refs[slot].value
+                entries.append({"status": "409", "messages": [conflict_message(key)]})
+            else:
+                entries.append({"status": "200", "messages": []})
+        return {"multistatus": entries}
+
+
+def conflict_message(key: str) -> str:
+    """What a 409 says when a series cannot be created because its key is taken."""
+    return f"Unique constraint violated: a series with key {key} already exists"
 
 
 def parse_multi(body: Any) -> MultiBatch:
@@ -414,6 +427,7 @@ def parse_multi(body: Any) -> MultiBatch:
     now = now_ms()
     table = _RefTable()
     errors: list[list[str]] = []
+    slots: list[int] = []
     index: list[int] = []
     ts: list[int] = []
     values: list[float] = []
@@ -421,6 +435,7 @@ def parse_multi(body: Any) -> MultiBatch:
     for item in body:
         if not isinstance(item, dict):
             errors.append([NO_VALUE, NO_SERIES])
+            slots.append(-1)
             continue
         messages = []
         value = coerce_value(item.get("v"))
@@ -433,6 +448,7 @@ def parse_multi(body: Any) -> MultiBatch:
         if isinstance(stamp, str):
             messages.append(stamp)
         errors.append(messages)
+        slots.append(slot if isinstance(slot, int) and not messages else -1)
         if not messages:
             assert isinstance(slot, int)
             assert isinstance(stamp, int)
@@ -447,8 +463,9 @@ def parse_multi(body: Any) -> MultiBatch:
         np.array(ts, np.int64),
         np.array(values, np.float64),
         np.array(is_int, np.bool_),
+        skip_conflicts=True,
     )
-    return MultiBatch(batch, errors)
+    return MultiBatch(batch, errors, slots)
 
 
 # -- series metadata in request bodies -------------------------------------------------------

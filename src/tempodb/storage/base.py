@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import secrets
-import uuid
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -247,6 +248,18 @@ class Store(ABC):
     def find_series(self, db: int, flt: SeriesFilter) -> list[SeriesRecord]:
         """The series matching the filter (all for an empty filter), ordered by key."""
 
+    def find_series_page(
+        self, db: int, flt: SeriesFilter, *, after: str | None = None, limit: int
+    ) -> list[SeriesRecord]:
+        """A page of ``find_series``: the first ``limit`` matching series whose key sorts
+        after ``after`` (by code point, which is the order of the keys' UTF-8 bytes).  Pages
+        fetched one after another list every series once even while others are created.
+        This default filters ``find_series``; backends fetch only the page."""
+        found = self.find_series(db, flt)
+        if after is not None:
+            found = [record for record in found if record.key > after]
+        return found[:limit]
+
     @abstractmethod
     def update_series(
         self,
@@ -335,7 +348,17 @@ class Store(ABC):
 
 
 def new_series_id() -> str:
-    return uuid.uuid4().hex
+    """A new series id (see ``new_series_ids``)."""
+    return next(new_series_ids(1))
+
+
+def new_series_ids(count: int) -> Iterator[str]:
+    """``count`` new series ids of 32 hex digits, as the original service issued them: the
+    creation time in ms (12 digits), then 80 random bits (``secrets``), so that the ids a
+    store creates land at the end of its index on ids rather than all over it."""
+    stamp = f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}"
+    drawn = secrets.token_bytes(10 * count).hex()
+    return (stamp + drawn[at : at + 20] for at in range(0, 20 * count, 20))
 
 
 def new_credentials() -> Credentials:
@@ -402,8 +425,16 @@ def fold_batch(
         if ts.shape[0] > 1 and bool(np.any(ts[1:] == ts[:-1])):
             starts = np.flatnonzero(np.concatenate(([True], ts[1:] != ts[:-1])))
             if increment:
-                values = np.add.reduceat(values, starts)
-                is_int = np.logical_and.reduceat(is_int, starts) & exact_int(values)
+                raw = values
+                with np.errstate(over="ignore", invalid="ignore"):
+                    values = np.add.reduceat(values, starts)
+                all_int = np.logical_and.reduceat(is_int, starts)
+                exact = None
+                if all_int.any():
+                    sums = exact_sums(np.where(is_int, raw, 0.0), starts)
+                    exact = sums[all_int]
+                check_increment(ts[starts], values, all_int, exact)
+                is_int = all_int
             else:
                 last = np.concatenate((starts[1:] - 1, [ts.shape[0] - 1]))
                 values, is_int = values[last], is_int[last]
@@ -413,20 +444,59 @@ def fold_batch(
     return {names[code]: groups[code] for code in sorted(first_seen, key=first_seen.__getitem__)}
 
 
-def exact_int(values: Float64Array) -> BoolArray:
-    """Where a sum of integers is still exact (beyond 2**53 it becomes a float)."""
-    return np.abs(values) <= MAX_EXACT_INT
+def check_increment(
+    ts: Int64Array, values: Float64Array, is_int: BoolArray, exact: npt.NDArray[Any] | None = None
+) -> None:
+    """Raise ValueOutOfRange unless every result of an increment is storable: finite, and an
+    integer result (both sides integers) at most ``MAX_EXACT_INT`` in magnitude.
+
+    ``exact`` holds the integer results exactly (in the order of ``is_int``'s True entries),
+    where the float64 ``values`` may have rounded them back into range (2**53 + 1 is 2**53).
+    """
+    too_big = np.zeros(values.shape, np.bool_)
+    if is_int.any():
+        ints = np.abs(values[is_int] if exact is None else exact) > MAX_EXACT_INT
+        too_big[is_int] = ints.astype(np.bool_)
+    bad = ~np.isfinite(values) | too_big
+    if not bad.any():
+        return
+    at = int(np.argmax(bad))
+    when = f"{np.datetime64(int(ts[at]), 'ms')}Z"
+    if not np.isfinite(values[at]):
+        reason = "the sum is not a finite number (beyond ±1.8e308, the float64 range)"
+    else:
+        total = int(values[at]) if exact is None else int(exact[int(is_int[:at].sum())])
+        reason = (
+            f"the integer sum {total} is beyond ±{MAX_EXACT_INT} (2**53), the largest exact integer"
+        )
+    raise ValueOutOfRange(f"Increment out of range at {when}: {reason}; nothing was written")
+
+
+def exact_sums(values: Float64Array, starts: npt.NDArray[np.intp]) -> npt.NDArray[Any]:
+    """The exact sums of integer values (each at most 2**53) from each start to the next:
+    int64 when no partial sum can overflow it, else Python ints."""
+    if float(np.abs(values).sum()) < 2.0**62:
+        return np.add.reduceat(values.astype(np.int64), starts)
+    bounds = [*starts.tolist(), values.shape[0]]
+    chunks = itertools.pairwise(bounds)
+    return np.array([sum(int(v) for v in values[lo:hi].tolist()) for lo, hi in chunks], object)
 
 
 def merge_points(old: Points, new: Points, *, increment: bool) -> Points:
-    """Merge ``new`` into ``old`` (both sorted and unique): overwrite or add per timestamp."""
+    """Merge ``new`` into ``old`` (both sorted and unique): overwrite or add per timestamp.
+
+    Raises:
+        ValueOutOfRange: an increment whose result is not finite, or an integer beyond
+            ``MAX_EXACT_INT`` (``check_increment``); nothing is merged then.
+    """
+    if increment:
+        check_increment(new.ts, new.values, new.is_int)
     if len(old) == 0:
         return new
     if len(new) == 0:
         return old
     if new.ts[0] > old.ts[-1] or new.ts[-1] < old.ts[0]:  # no overlap: an append, a prepend
-        added_int = new.is_int & exact_int(new.values) if increment else new.is_int
-        parts = (old, Points(new.ts, new.values, added_int))
+        parts = (old, new)
         if new.ts[0] < old.ts[0]:
             parts = parts[::-1]
         return Points(
@@ -442,19 +512,22 @@ def merge_points(old: Points, new: Points, *, increment: bool) -> Points:
     is_int = old.is_int.copy()
     at = pos[hit]
     if increment:
-        values[at] += new.values[hit]
-        is_int[at] &= new.is_int[hit] & exact_int(values[at])
+        added = new.values[hit]
+        both = is_int[at] & new.is_int[hit]
+        exact = values[at][both].astype(np.int64) + added[both].astype(np.int64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            values[at] += added
+        is_int[at] = both
+        check_increment(old.ts[at], values[at], both, exact)
     else:
         values[at] = new.values[hit]
         is_int[at] = new.is_int[hit]
     miss = ~hit
     if not miss.any():
         return Points(old.ts, values, is_int)
-    added_values = new.values[miss]
-    added_int = new.is_int[miss] & exact_int(added_values) if increment else new.is_int[miss]
     into = pos[miss]
     return Points(
         np.insert(old.ts, into, new.ts[miss]),
-        np.insert(values, into, added_values),
-        np.insert(is_int, into, added_int),
+        np.insert(values, into, new.values[miss]),
+        np.insert(is_int, into, new.is_int[miss]),
     )

@@ -1,0 +1,539 @@
+"""``SQLiteStore``: the embedded default backend, on one SQLite file (see the package docstring)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, ClassVar, Final
+
+import numpy as np
+import orjson
+
+from tempodb.storage.base import (
+    Credentials,
+    Database,
+    Direction,
+    KeyConflict,
+    NewSeries,
+    Points,
+    SeriesField,
+    SeriesFilter,
+    SeriesRecord,
+    StorageError,
+    Store,
+    WriteBatch,
+    hash_secret,
+    new_credentials,
+    new_series_id,
+    normalize_tags,
+    verify_secret,
+)
+from tempodb.storage.blocks import BlockCache, assemble, decode, decode_run
+from tempodb.storage.sqlite import series
+from tempodb.storage.sqlite.points import BLOCK_COLUMNS, READ, SMALL_WRITE, PointWriter
+from tempodb.storage.sqlite.schema import (
+    FILE_NAME,
+    check_version,
+    migrate,
+    user_version,
+)
+from tempodb.storage.sqlite.writer import Writer
+
+#: The default number of points per block.
+BLOCK_POINTS: Final = 4096
+#: The default bound of the writer's queue.
+DEFAULT_MAX_QUEUE: Final = 1024
+#: The default size of the cache of decoded blocks (``BlockCache``), in MiB.
+DEFAULT_READ_CACHE_MB: Final = 256.0
+_MAX_BLOCK_POINTS: Final = 1 << 20
+#: Verified against when the key is unknown, so that both answers take the same time.
+_DUMMY_HASH: Final = hash_secret("")
+
+
+class _Reader:
+    """A thread's reader connection: it closes when its thread ends (the thread-local goes and
+    the connection with it) or when the store is closed."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+
+class SQLiteStore(Store):
+    """The embedded default backend: one SQLite file in ``data_dir``.
+
+    Args:
+        data_dir: the folder that holds the database file; created if missing.
+        block_points: the most points a block holds (tests use small blocks).
+        max_queue: the most write calls waiting for the writer at once; more raise Overloaded.
+
+    Attributes:
+        path: the database file.
+
+    Raises:
+        SchemaTooNew: the file was written by a newer tempodb.
+        StorageError: ``data_dir`` exists but is not a folder.
+
+    Example::
+
+        store = SQLiteStore("/var/lib/tempodb")
+        credentials = store.create_database("demo")
+    """
+
+    #: Keys are read from the local file and writes only queued: both return at once.
+    quick_submit: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        block_points: int = BLOCK_POINTS,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        read_cache_mb: float = DEFAULT_READ_CACHE_MB,
+    ) -> None:
+        if not read_cache_mb >= 0:
+            raise ValueError(f"read_cache_mb must be 0 or more, not {read_cache_mb!r}")
+        if not 1 <= block_points <= _MAX_BLOCK_POINTS:
+            raise ValueError(
+                f"block_points must be between 1 and {_MAX_BLOCK_POINTS}, not {block_points!r}"
+            )
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1, not {max_queue!r}")
+        folder = Path(data_dir)
+        if folder.exists() and not folder.is_dir():
+            raise StorageError(f"data_dir {str(folder)!r} exists and is not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / FILE_NAME
+        self._blocks = BlockCache(int(read_cache_mb * 2**20)) if read_cache_mb else None
+        conn = self._connect(cache_kib=32768)
+        try:
+            check_version(user_version(conn), self.path)
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StorageError(f"{self.path}: cannot use the WAL journal (got {mode!r})")
+            conn.execute("PRAGMA synchronous = FULL")
+            migrate(conn, self.path)
+        except BaseException:
+            conn.close()
+            raise
+        self._writer = Writer(conn, f"tempodb-writer:{self.path}", max_queue)
+        self._points = PointWriter(self._writer.cache, block_points)
+        self._local = threading.local()
+        self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
+        self._readers_lock = threading.Lock()
+        self._closed = False
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Finish queued writes, stop the writer and close every connection."""
+        with self._readers_lock:
+            if self._closed:
+                return
+            self._closed = True
+            readers = list(self._readers)
+        self._writer.close()
+        for reader in readers:
+            reader.conn.close()
+
+    def queue_depth(self) -> int:
+        """Write calls waiting for the writer thread."""
+        return self._writer.depth()
+
+    # -- connections -----------------------------------------------------------------------------
+
+    def _connect(self, cache_kib: int = 8192) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's reader connection."""
+        reader: _Reader | None = getattr(self._local, "reader", None)
+        if reader is None:
+            with self._readers_lock:
+                if self._closed:
+                    raise StorageError("the store is closed")
+                reader = _Reader(self._connect())
+                reader.conn.execute("PRAGMA query_only = ON")
+                self._readers.add(reader)
+            self._local.reader = reader
+        elif self._closed:
+            raise StorageError("the store is closed")
+        return reader.conn
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A reader connection inside one read transaction (a consistent view)."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    # -- databases and keys ----------------------------------------------------------------------
+
+    def create_database(self, name: str = "", *, admin: bool = False) -> Credentials:
+        """Create a database; its secret is stored only as a salted hash."""
+        credentials = new_credentials()
+        stored = hash_secret(credentials.secret)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO databases (key, secret_hash, name, admin) VALUES (?, ?, ?, ?)",
+                (credentials.key, stored, name, int(admin)),
+            )
+
+        self._writer.call(op)
+        return credentials
+
+    def authenticate(self, key: str, secret: str) -> Database | None:
+        """The database of ``key`` if ``secret`` is right, else None."""
+        row = (
+            self._reader()
+            .execute(
+                "SELECT id, key, name, admin, secret_hash, revoked_at FROM databases WHERE key = ?",
+                (key,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            verify_secret(secret, _DUMMY_HASH)
+            return None
+        if not verify_secret(secret, row[4]) or row[5] is not None:
+            return None
+        return Database(id=row[0], key=row[1], name=row[2], admin=bool(row[3]))
+
+    def list_databases(self) -> list[Database]:
+        """Every database, revoked ones included, ordered by key."""
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT id, key, name, admin, revoked_at IS NOT NULL FROM databases ORDER BY key"
+            )
+            .fetchall()
+        )
+        return [
+            Database(id=r[0], key=r[1], name=r[2], admin=bool(r[3]), revoked=bool(r[4]))
+            for r in rows
+        ]
+
+    def revoke_database(self, key: str) -> bool:
+        """Revoke ``key``: the next authentication fails; its data stays."""
+        revoked_at = time.time_ns() // 1_000_000
+
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE databases SET revoked_at = coalesce(revoked_at, ?) WHERE key = ?",
+                (revoked_at, key),
+            )
+            return cursor.rowcount > 0
+
+        return self._writer.call(op)
+
+    def backup(self, target: str | os.PathLike[str]) -> None:
+        """Copy the database to the new file ``target`` (its folder is created if missing):
+        one consistent snapshot, taken with SQLite's online backup API while writes go on,
+        checked, and flushed to disk.
+
+        Raises:
+            StorageError: ``target`` exists, it cannot be written (a file where its folder
+                should be, no permission, a full disk), or the copy fails its check.
+        """
+        target = Path(target)
+        if target.exists():
+            raise StorageError(f"{target} exists already: the backup does not overwrite it")
+        partial = target.with_name(target.name + ".partial")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot write the backup {target}: {exc}") from None
+        source = self._connect()
+        try:
+            copy = sqlite3.connect(partial, isolation_level=None)
+            try:
+                source.backup(copy)  # all pages in one step: one read transaction
+                check = copy.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise StorageError(f"the backup {target} failed its check: {check}")
+            finally:
+                copy.close()
+            with open(partial, "rb") as written:
+                os.fsync(written.fileno())
+            os.replace(partial, target)
+            folder = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        except (sqlite3.Error, OSError) as exc:
+            partial.unlink(missing_ok=True)
+            raise StorageError(f"cannot write the backup {target}: {exc}") from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        finally:
+            source.close()
+
+    def delete_database(self, key: str) -> bool:
+        """Delete a database with its series and points; False if the key is unknown."""
+
+        def op(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT id FROM databases WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return False
+            db = row[0]
+            self._writer.cache.clear()
+            conn.execute(
+                "DELETE FROM block WHERE sid IN (SELECT sid FROM series WHERE db = ?)", (db,)
+            )
+            for table in ("series_tag", "series_attr", "series"):
+                conn.execute(f"DELETE FROM {table} WHERE db = ?", (db,))
+            conn.execute("DELETE FROM databases WHERE id = ?", (db,))
+            return True
+
+        return self._writer.call(op)
+
+    # -- series metadata -------------------------------------------------------------------------
+
+    def create_series(
+        self,
+        db: int,
+        key: str | None,
+        name: str = "",
+        tags: Sequence[str] = (),
+        attributes: Mapping[str, str] | None = None,
+    ) -> SeriesRecord:
+        """Create a series (without a key its id is the key too).  Raises KeyConflict."""
+        series_id = new_series_id()
+
+        def op(conn: sqlite3.Connection) -> SeriesRecord:
+            return series.insert(
+                conn, db, series_id, series_id if key is None else key, name, tags, attributes
+            )[1]
+
+        return self._writer.call(op)
+
+    def create_series_many(
+        self, db: int, items: Sequence[NewSeries]
+    ) -> list[SeriesRecord | KeyConflict]:
+        """Create many series in one transaction (see ``Store.create_series_many``)."""
+        return self._writer.call(lambda conn: series.create_many(conn, db, items))
+
+    def lookup_series(self, db: int, field: SeriesField, value: str) -> SeriesRecord | None:
+        """The series with this id or key, or None."""
+        row = series.lookup(self._reader(), db, field, value)
+        return None if row is None else series.record(row)
+
+    def find_series(self, db: int, flt: SeriesFilter) -> list[SeriesRecord]:
+        """The series matching the filter (all for an empty one), ordered by key."""
+        where, params = series.filter_sql(db, flt)
+        rows = (
+            self._reader()
+            .execute(f"SELECT {series.COLUMNS} FROM series s WHERE {where} ORDER BY s.key", params)
+            .fetchall()
+        )
+        return [series.record(row) for row in rows]
+
+    def find_series_page(
+        self, db: int, flt: SeriesFilter, *, after: str | None = None, limit: int
+    ) -> list[SeriesRecord]:
+        """A page of ``find_series`` (see ``Store.find_series_page``)."""
+        where, params = series.filter_sql(db, flt)
+        if after is not None:
+            where += " AND s.key > ?"
+            params.append(after)
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT {series.COLUMNS} FROM series s WHERE {where} ORDER BY s.key LIMIT ?",
+                [*params, limit],
+            )
+            .fetchall()
+        )
+        return [series.record(row) for row in rows]
+
+    def update_series(
+        self,
+        db: int,
+        series_id: str,
+        *,
+        name: str | None = None,
+        tags: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> SeriesRecord | None:
+        """Replace the fields given (None leaves a field as it is); None if the id is unknown."""
+
+        def op(conn: sqlite3.Connection) -> SeriesRecord | None:
+            row = series.lookup(conn, db, "id", series_id)
+            if row is None:
+                return None
+            sid, old = int(row[0]), series.record(row)
+            new = SeriesRecord(
+                id=old.id,
+                key=old.key,
+                name=old.name if name is None else name,
+                tags=old.tags if tags is None else normalize_tags(tags),
+                attributes=old.attributes if attributes is None else dict(attributes),
+            )
+            conn.execute(
+                "UPDATE series SET name = ?, tags = ?, attributes = ? WHERE sid = ?",
+                (
+                    new.name,
+                    orjson.dumps(new.tags).decode(),
+                    orjson.dumps(dict(new.attributes)).decode(),
+                    sid,
+                ),
+            )
+            if tags is not None:
+                series.set_tags(conn, sid, db, new.tags)
+            if attributes is not None:
+                series.set_attributes(conn, sid, db, new.attributes)
+            return new
+
+        return self._writer.call(op)
+
+    def delete_series(self, db: int, flt: SeriesFilter | None) -> int:
+        """Delete the matching series with their points (all for None); how many."""
+        where, params = series.filter_sql(db, flt or SeriesFilter())
+
+        def op(conn: sqlite3.Connection) -> int:
+            sids = [r[0] for r in conn.execute(f"SELECT sid FROM series s WHERE {where}", params)]
+            series.delete_sids(conn, sids, self._writer.cache)
+            return len(sids)
+
+        return self._writer.call(op)
+
+    # -- points ----------------------------------------------------------------------------------
+
+    def write_points(
+        self, db: int, batch: WriteBatch, *, increment: bool = False
+    ) -> tuple[int, ...]:
+        """Store the batch atomically (see ``Store.write_points``)."""
+        if len(batch) == 0:
+            return ()
+        return self.submit_write(db, batch, increment=increment).result()
+
+    def submit_write(
+        self, db: int, batch: WriteBatch, *, increment: bool = False
+    ) -> Future[tuple[int, ...]]:
+        """Queue the batch for the writer and return at once (see ``Store.submit_write``);
+        Overloaded when the queue is full."""
+        if len(batch) == 0:
+            done: Future[tuple[int, ...]] = Future()
+            done.set_result(())
+            return done
+        plan = (
+            (lambda: self._points.plan(db, batch, increment)) if len(batch) <= SMALL_WRITE else None
+        )
+        future: Future[tuple[int, ...]] = self._writer.submit(
+            lambda conn: self._points.write(conn, db, batch, increment), plan
+        )
+        return future
+
+    def read_points(
+        self, db: int, series_id: str, start: int, end: int, *, cache: bool = True
+    ) -> Points:
+        """The points with ``start <= ts < end`` (none for an unknown series).
+
+        With ``cache`` (and a read cache), blocks already decoded are taken from the cache
+        and those decoded now are kept there."""
+        if start >= end:
+            return Points.empty()
+        blocks = self._blocks if cache else None
+        with self._snapshot() as conn:
+            sid = series.sid_of(conn, db, series_id)
+            if sid is None:
+                return Points.empty()
+            if blocks is None:
+                rows = conn.execute(READ.format(columns=BLOCK_COLUMNS), (sid, start, end))
+                return decode_run(rows.fetchall(), start, end)
+            keys = conn.execute(READ.format(columns="rowid, gen"), (sid, start, end)).fetchall()
+            parts = [blocks.get(key) for key in keys]
+            missing = [key[0] for key, part in zip(keys, parts, strict=True) if part is None]
+            found: dict[int, Any] = {}
+            if missing:
+                rows = conn.execute(
+                    f"SELECT rowid, {BLOCK_COLUMNS} FROM block "
+                    "WHERE rowid IN (SELECT value FROM json_each(?))",
+                    (json.dumps(missing),),
+                )
+                found = {row[0]: row[1:] for row in rows}
+        complete: list[Points] = []
+        for key, part in zip(keys, parts, strict=True):
+            if part is None:
+                part = decode(*found[key[0]])
+                blocks.put(key, part)
+            complete.append(part)
+        return assemble(complete, start, end)
+
+    def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:
+        """Delete the points with ``start <= ts < end``; how many there were."""
+        if start >= end:
+            return 0
+        return self._writer.call(
+            lambda conn: self._points.delete_range(conn, db, series_id, start, end)
+        )
+
+    def single_value(
+        self, db: int, series_id: str, ts: int, direction: Direction
+    ) -> tuple[int, int | float] | None:
+        """The point at ``ts``, or the closest one before / after / either side of it."""
+        if direction not in ("exact", "before", "after", "nearest"):
+            raise ValueError(
+                f"direction must be exact, before, after or nearest, not {direction!r}"
+            )
+        with self._snapshot() as conn:
+            sid = series.sid_of(conn, db, series_id)
+            if sid is None:
+                return None
+            row = conn.execute(
+                f"SELECT {BLOCK_COLUMNS} FROM block WHERE sid = ? AND first <= ? "
+                "ORDER BY first DESC LIMIT 1",
+                (sid, ts),
+            ).fetchone()
+            block = None if row is None else decode(*row)
+            earlier: tuple[int, int | float] | None = None
+            later: tuple[int, int | float] | None = None
+            if block is not None:
+                i = int(np.searchsorted(block.ts, ts, "right")) - 1
+                earlier = (int(block.ts[i]), block.value_at(i))
+                if i + 1 < len(block):
+                    later = (int(block.ts[i + 1]), block.value_at(i + 1))
+            if earlier is not None and earlier[0] == ts:
+                return earlier
+            if direction == "exact":
+                return None
+            if direction == "before":
+                return earlier
+            if later is None:
+                row = conn.execute(
+                    f"SELECT {BLOCK_COLUMNS} FROM block WHERE sid = ? AND first > ? "
+                    "ORDER BY first LIMIT 1",
+                    (sid, ts),
+                ).fetchone()
+                if row is not None:
+                    nxt = decode(*row)
+                    later = (int(nxt.ts[0]), nxt.value_at(0))
+        if direction == "after" or earlier is None:
+            return later
+        if later is None or ts - earlier[0] <= later[0] - ts:
+            return earlier
+        return later
