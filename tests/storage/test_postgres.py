@@ -467,11 +467,11 @@ def test_increments_out_of_range_write_nothing(url: str, direct: int) -> None:
         refs = [SeriesRef("key", "a"), SeriesRef("key", "b")]
         store.write_points(db, batch(refs, [1, 1], [MAX_EXACT_INT, 1.5e308], [0, 1]))
         before = [read_all(store, db, "a"), read_all(store, db, "b")]
-        with pytest.raises(ValueOutOfRange, match="integer"):
+        with pytest.raises(ValueOutOfRange, match="integer sum"):
             store.write_points(db, batch(refs, [1, 2], [1, 1], [0, 1]), increment=True)
-        with pytest.raises(ValueOutOfRange, match="finite"):
+        with pytest.raises(ValueOutOfRange, match="not a finite"):
             store.write_points(db, batch(refs, [2, 1], [1, 1.5e308], [0, 1]), increment=True)
-        with pytest.raises(ValueOutOfRange, match="integer"):  # within one batch
+        with pytest.raises(ValueOutOfRange, match="integer sum"):  # within one batch
             store.write_points(db, batch(refs[:1], [7, 7], [MAX_EXACT_INT, 1]), increment=True)
         assert [read_all(store, db, "a"), read_all(store, db, "b")] == before
         store.write_points(db, batch(refs, [1, 1], [-1, -1.5e308], [0, 1]), increment=True)

@@ -1,5 +1,5 @@
-"""The columnar blocks on PostgreSQL: merging points into a locked series' blocks, range
-deletes, and checked increments.
+"""The columnar blocks on PostgreSQL: merging points into a locked series' blocks, and range
+deletes.
 
 The block format, its invariants and how a write re-chunks a series are those of
 ``tempodb.storage.blocks``.  Every statement here names one series (``sid = <value>``) except
@@ -16,7 +16,7 @@ from typing import Any, Final
 import numpy as np
 import psycopg
 
-from tempodb.storage.base import MAX_EXACT_INT, Points, ValueOutOfRange, merge_points
+from tempodb.storage.base import Points, merge_points
 from tempodb.storage.blocks import Block, Meta, choose_run, concat, cut, decode, split
 from tempodb.storage.postgres.series import Retry
 
@@ -53,34 +53,6 @@ def decode_rows(rows: Iterable[Sequence[Any]]) -> list[Points]:
     return [decode(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
 
-def check_range(
-    values: np.ndarray[Any, Any], is_int: np.ndarray[Any, Any], exact: np.ndarray[Any, Any]
-) -> None:
-    """ValueOutOfRange unless every value is finite and every integer within 2**53 (``exact``:
-    the integer sums in int64, since float64 rounds 2**53 + 1 down to 2**53)."""
-    if not bool(np.all(np.isfinite(values))):
-        raise ValueOutOfRange("an increment gives a value that is not finite")
-    if bool(np.any(is_int & (np.abs(exact) > MAX_EXACT_INT))):
-        raise ValueOutOfRange(f"an increment gives an integer beyond {MAX_EXACT_INT}")
-
-
-def add_checked(old: Points, new: Points) -> Points:
-    """``merge_points(old, new, increment=True)``, but ValueOutOfRange where a sum is not
-    finite or an integer beyond ``MAX_EXACT_INT`` (rather than a float)."""
-    if len(old) and len(new):
-        pos = np.searchsorted(old.ts, new.ts)
-        hit = pos < len(old)
-        hit[hit] = old.ts[pos[hit]] == new.ts[hit]
-        at = pos[hit]
-        with np.errstate(over="ignore", invalid="ignore"):
-            sums = old.values[at] + new.values[hit]
-        ints = old.is_int[at] & new.is_int[hit]
-        exact = np.where(ints, old.values[at], 0).astype(np.int64)
-        exact += np.where(ints, new.values[hit], 0).astype(np.int64)
-        check_range(sums, ints, exact)
-    return merge_points(old, new, increment=True)
-
-
 def merge(conn: _Conn, db: int, sid: int, cap: int, new: Points, *, increment: bool) -> None:
     """Merge sorted unique points into the blocks of a locked series (one span: the run of
     blocks from ``new.ts[0]`` to ``new.ts[-1]`` is rewritten)."""
@@ -97,8 +69,7 @@ def merge(conn: _Conn, db: int, sid: int, cap: int, new: Points, *, increment: b
         before = next((Meta(r[1], r[1], r[7], r[2]) for r in rows if r[0] == 1), None)
         run = choose_run([], before, after[0] if after else None, cap)
         parts = take(conn, db, sid, run)
-    old = concat(parts)
-    merged = add_checked(old, new) if increment else merge_points(old, new, increment=False)
+    merged = merge_points(concat(parts), new, increment=increment)  # ValueOutOfRange
     last = int(merged.ts[-1])
     at_end = not any(m.first > last for m in after if m not in run)
     put_many(conn, db, [(sid, split(merged, cap, at_end=at_end))])

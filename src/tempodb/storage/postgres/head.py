@@ -7,12 +7,12 @@ The table, the meaning of its rows and the locks are described in the package do
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
 import psycopg
-from psycopg import errors as pg_errors
 
 from tempodb.storage.base import (
     MAX_EXACT_INT,
@@ -21,13 +21,16 @@ from tempodb.storage.base import (
     Int64Array,
     Points,
     ValueOutOfRange,
+    check_increment,
     merge_points,
 )
 from tempodb.storage.blocks import concat, decode_run
-from tempodb.storage.postgres.blocks import BLOCK_COLUMNS, FROM_LO, check_range, decode_rows
+from tempodb.storage.postgres.blocks import BLOCK_COLUMNS, FROM_LO, decode_rows
 
 _Conn = psycopg.Connection[Any]
 
+#: The smallest magnitude that float64 addition rounds to infinity (halfway past the largest).
+_FLOAT_OVERFLOW: Final = str(2**1024 - 2**970)
 _ROWS: Final = (
     "unnest(%(sid)s::bigint[], %(ts)s::bigint[], %(v)s::float8[], %(i)s::bool[]) "
     "AS u(sid, ts, v, i)"
@@ -56,20 +59,23 @@ OVERWRITE_KNOWN: Final = (
 )
 #: An increment adds to the head row, or creates one holding the increment alone; it returns
 #: the rows that need a second look: a new row (``NOT whole``) whose timestamp a block spans
-#: (the block's value there, if any, must be added), and sums of integers beyond 2**53
-#: (computed exactly, in bigint, and marked NaN, which no stored value is).
+#: (the block's value there, if any, must be added), and sums out of range: integers beyond
+#: 2**53 (computed exactly, in bigint) marked NaN, sums beyond the float64 range marked
+#: Infinity (no stored value is either; the caller then rolls back).
 _INCREMENT: Final = (
     "WITH up AS (INSERT INTO head AS h (db, sid, ts, v, is_int, whole) "
     f"SELECT %(db)s, u.sid, u.ts, u.v, u.i, false FROM {_ROWS} "
     "ON CONFLICT (db, sid, ts) DO UPDATE SET v = CASE WHEN h.is_int AND excluded.is_int "
     f"AND abs(h.v::bigint + excluded.v::bigint) > {MAX_EXACT_INT} THEN 'NaN'::float8 "
+    "WHEN abs(h.v::numeric + excluded.v::numeric) >= "
+    f"{_FLOAT_OVERFLOW} THEN 'Infinity'::float8 "
     "ELSE h.v + excluded.v END, is_int = h.is_int AND excluded.is_int "
     "RETURNING h.sid, h.ts, h.v, h.is_int, h.whole), "
     "checked AS (SELECT sid, ts, v, is_int, NOT whole AND coalesce((SELECT b.last >= up.ts "
     "FROM block b WHERE b.db = %(db)s AND b.sid = up.sid AND b.first <= up.ts "
     "ORDER BY b.first DESC LIMIT 1), false) AS spanned FROM up) "
-    "SELECT sid, ts, v, is_int, spanned AND v <> 'NaN'::float8 FROM checked "
-    "WHERE spanned OR v = 'NaN'::float8"
+    "SELECT sid, ts, v, is_int, spanned FROM checked "
+    "WHERE spanned OR v IN ('NaN'::float8, 'Infinity'::float8)"
 )
 _HOLDING: Final = (
     f"SELECT DISTINCT ON (b.sid, b.first) b.sid, b.{', b.'.join(BLOCK_COLUMNS.split(', '))} "
@@ -134,12 +140,19 @@ def write(
     if not increment:
         conn.execute(_OVERWRITE, params)
         return
-    try:
-        rows = conn.execute(_INCREMENT, params).fetchall()
-    except pg_errors.NumericValueOutOfRange as exc:  # float8 addition overflowed
-        raise ValueOutOfRange("an increment gives a value that is not finite") from exc
-    if any(not spanned for *_, spanned in rows):
-        raise ValueOutOfRange(f"an increment gives an integer beyond {MAX_EXACT_INT}")
+    rows = conn.execute(_INCREMENT, params).fetchall()
+    for _, t, v, _, _ in rows:
+        if math.isnan(v) or math.isinf(v):
+            reason = (
+                "the sum is not a finite number (beyond ±1.8e308, the float64 range)"
+                if math.isinf(v)
+                else f"the integer sum is beyond ±{MAX_EXACT_INT} (2**53), the largest exact "
+                "integer"
+            )
+            when = f"{np.datetime64(int(t), 'ms')}Z"
+            raise ValueOutOfRange(
+                f"Increment out of range at {when}: {reason}; nothing was written"
+            )
     if rows:
         _add_block_values(conn, db, rows)
 
@@ -166,7 +179,7 @@ def _add_block_values(conn: _Conn, db: int, rows: Sequence[Sequence[Any]]) -> No
             values[at[hit]] += held.values[pos[hit]]
         is_int[at[hit]] &= held.is_int[pos[hit]]
         exact[at[hit]] += np.where(held.is_int[pos[hit]], held.values[pos[hit]], 0).astype(np.int64)
-    check_range(values, is_int, exact)
+    check_increment(ts, values, is_int, exact[is_int])
     conn.execute(
         _SET_WHOLE, _rows(db, sids.tolist(), ts.tolist(), values.tolist(), is_int.tolist())
     )

@@ -11,9 +11,7 @@ import numpy as np
 import psycopg
 
 from tempodb.storage.base import (
-    MAX_EXACT_INT,
     Points,
-    ValueOutOfRange,
     WriteBatch,
     fold_batch,
 )
@@ -39,48 +37,6 @@ class Written:
 
     skipped: tuple[int, ...]
     head_counts: dict[int, int]
-
-
-def fold_checked(batch: WriteBatch, series_of_ref: list[str], increment: bool) -> dict[str, Points]:
-    """``fold_batch``, and for an increment ValueOutOfRange when points of one series and
-    timestamp add up to a value that is not finite or an integer beyond 2**53."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        groups = fold_batch(batch, series_of_ref, increment=increment)
-    if not increment:
-        return groups
-    for points in groups.values():
-        if not bool(np.all(np.isfinite(points.values))):
-            raise ValueOutOfRange("an increment gives a value that is not finite")
-    if sum(len(points) for points in groups.values()) < len(batch):  # some points added up
-        # The same sums in int64, exact (float64 rounds 2**53 + 1 to 2**53), and how many
-        # floats each sum holds: an all-integer sum must stay within 2**53.
-        ints = fold_batch(
-            WriteBatch(
-                batch.refs,
-                batch.ref_index,
-                batch.ts,
-                np.where(batch.is_int, batch.values, 0).astype(np.int64),
-                batch.is_int,
-            ),
-            series_of_ref,
-            increment=True,
-        )
-        floats = fold_batch(
-            WriteBatch(
-                batch.refs,
-                batch.ref_index,
-                batch.ts,
-                (~batch.is_int).astype(np.float64),
-                np.zeros_like(batch.is_int),
-            ),
-            series_of_ref,
-            increment=True,
-        )
-        for series_id, exact in ints.items():
-            beyond = (np.abs(exact.values) > MAX_EXACT_INT) & (floats[series_id].values == 0)
-            if bool(np.any(beyond)):
-                raise ValueOutOfRange(f"an increment gives an integer beyond {MAX_EXACT_INT}")
-    return groups
 
 
 def without(batch: WriteBatch, refs: Sequence[int]) -> WriteBatch:
@@ -154,7 +110,7 @@ def write(
     fresh: list[tuple[int, list[Block]]] = []
     direct: dict[int, Points] = {}
     small: list[tuple[int, Points]] = []
-    for series_id, points in fold_checked(batch, series_of_ref, increment).items():
+    for series_id, points in fold_batch(batch, series_of_ref, increment=increment).items():
         sid = sids[series_id]
         if len(points) < direct_points:
             small.append((sid, points))
