@@ -20,7 +20,6 @@ from tempodb.storage.base import (
     Float64Array,
     Int64Array,
     Points,
-    ValueOutOfRange,
     check_increment,
     merge_points,
 )
@@ -118,6 +117,15 @@ SINGLE_AFTER: Final = (
 )
 
 
+class OutOfRange(Exception):
+    """Increments whose sums with the head are out of range, as (sid, ts, value, is_int) of
+    the increment: the caller rolls back, then explains (``ValueOutOfRange``) with the sum."""
+
+    def __init__(self, points: list[tuple[int, int, float, bool]]) -> None:
+        super().__init__(f"{len(points)} increments out of range")
+        self.points = points
+
+
 def _rows(db: int, sids: Sequence[int], ts: Any, values: Any, is_int: Any) -> dict[str, Any]:
     return {"db": db, "sid": list(sids), "ts": list(ts), "v": list(values), "i": list(is_int)}
 
@@ -141,18 +149,13 @@ def write(
         conn.execute(_OVERWRITE, params)
         return
     rows = conn.execute(_INCREMENT, params).fetchall()
-    for _, t, v, _, _ in rows:
-        if math.isnan(v) or math.isinf(v):
-            reason = (
-                "the sum is not a finite number (beyond ±1.8e308, the float64 range)"
-                if math.isinf(v)
-                else f"the integer sum is beyond ±{MAX_EXACT_INT} (2**53), the largest exact "
-                "integer"
-            )
-            when = f"{np.datetime64(int(t), 'ms')}Z"
-            raise ValueOutOfRange(
-                f"Increment out of range at {when}: {reason}; nothing was written"
-            )
+    marked = [(int(r[0]), int(r[1])) for r in rows if math.isnan(r[2]) or math.isinf(r[2])]
+    if marked:
+        added = {
+            (int(s), int(t)): (float(v), bool(i))
+            for s, t, v, i in zip(sids, ts, values, is_int, strict=True)
+        }
+        raise OutOfRange([(sid, t, *added[sid, t]) for sid, t in marked])
     if rows:
         _add_block_values(conn, db, rows)
 

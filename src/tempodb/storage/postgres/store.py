@@ -33,6 +33,7 @@ from tempodb.storage.base import (
     StorageError,
     Store,
     WriteBatch,
+    check_increment,
     hash_secret,
     new_credentials,
     new_series_id,
@@ -456,13 +457,47 @@ class PostgresStore(Store):
             return ()
         if not increment and self._overwrite_existing(db, batch):
             return ()
-        written = self._transaction(
-            lambda conn: writes.write(
-                conn, db, batch, increment=increment, cap=self._cap, direct_points=self._direct
-            )
-        )
+        for _ in range(_ATTEMPTS):
+            try:
+                written = self._transaction(
+                    lambda conn: writes.write(
+                        conn,
+                        db,
+                        batch,
+                        increment=increment,
+                        cap=self._cap,
+                        direct_points=self._direct,
+                    )
+                )
+                break
+            except head.OutOfRange as exc:  # rolled back: say why (or, if it changed, retry)
+                self._explain(db, exc.points)
+        else:
+            raise StorageError(f"gave up after {_ATTEMPTS} attempts: the values keep changing")
         self._folder.note(db, written.head_counts)
         return written.skipped
+
+    def _around(self, db: int, sid: int, ts: int) -> Points:
+        """The points of ``SINGLE`` around ``ts`` (the one at ``ts`` among them, if any)."""
+        params = {"db": db, "sid": sid, "ts": ts}
+        return head.merged(
+            self._read(lambda conn: conn.execute(head.SINGLE, params, binary=True).fetchall())
+        )
+
+    def _explain(self, db: int, points: Sequence[tuple[int, int, float, bool]]) -> None:
+        """ValueOutOfRange (``check_increment``'s message, with the exact sum) for the first of
+        these increments that is still out of range with the value stored now."""
+        for sid, ts, value, is_int in points:
+            now = self._around(db, sid, ts)
+            at = np.flatnonzero(now.ts == ts)
+            old, old_int = 0.0, True
+            if len(at):
+                old, old_int = float(now.values[at[0]]), bool(now.is_int[at[0]])
+            both = old_int and is_int
+            with np.errstate(over="ignore", invalid="ignore"):
+                total = np.array([old + value])
+            exact = np.array([int(old) + int(value)], object) if both else None
+            check_increment(np.array([ts], np.int64), total, np.array([both]), exact)
 
     def read_points(
         self, db: int, series_id: str, start: int, end: int, *, cache: bool = True
