@@ -54,8 +54,13 @@ The head and its invariants
       a large write, a range delete), so a committed ``whole = false`` row has no block point
       at its timestamp.  ``whole`` only spares later increments that look at the blocks.
     * An increment adds to the head row (``v = head.v + excluded.v``; an integer only if both
-      are, ValueOutOfRange when the sum is not finite or an integer beyond 2**53: the request
-      then writes nothing), an overwrite replaces it.
+      are), an overwrite replaces it.  A sum that is not finite or an integer beyond 2**53 is
+      marked by the upsert itself (computed in numeric and bigint, stored as NaN or Infinity,
+      which no point is): the transaction rolls back, the sum is read again and
+      ValueOutOfRange says it; the request writes nothing.
+    * Why a head: it takes the one thing blocks do badly (below: a single-point write
+      rewrites a block).  A small write is an upsert of rows; the fold rewrites a block once
+      per ``head_points`` points of a series.
 
 Writes
     A small overwrite whose series all exist locks them (``FOR KEY SHARE``) and upserts its
@@ -77,9 +82,9 @@ The fold
     ``head_points`` points (1,024 unless configured) or ``fold_after_s`` seconds (30) after
     its first head point; a sweep at start and now and then finds head rows that no live store
     counts (a server that crashed).  The thread has a connection of its own, so that folds
-    never take one that a request waits for.  A fold is one transaction: lock the series' rows ``FOR
-    UPDATE SKIP LOCKED`` (a series that a writer or another fold holds is skipped and tried
-    again later), take their head rows (``DELETE ... RETURNING``) and merge them into the
+    never take one that a request waits for.  A fold is one transaction: lock the series'
+    rows ``FOR UPDATE SKIP LOCKED`` (a series that a writer or another fold holds is skipped
+    and tried again later), take their head rows (``DELETE ... RETURNING``) and merge them into the
     blocks, replacing the block points of the same timestamps.  A crash in the middle rolls
     it all back: nothing is lost and nothing shows twice.  Two servers folding at once never
     take the same series, and the deleted rows are gone for any other fold.
