@@ -14,15 +14,27 @@ a response counts when its last byte arrived) and are medians of repeated runs.
     W6  delete 10 days of one series                             W6_delete_10_days_ms
     W7  bytes on disk per point                                  W7_bytes_per_point
     W8  8 clients sending 10 series x 1 point each               W8_requests_per_s
+        and the floor: the same clients sending the cheapest authenticated request
+        (tempodb: an empty multi write; the peers: their ping)   W8_floor_requests_per_s
     S1  ingest into 1k and 100k series                           S1_*_points_per_s
     S2  automatic rollup over 1 month, 1 year, 10 years of minute data, and the raw 10 years
-    S3  series by tag among 100k series                          S3_*
+    S3  100k tagged series: 10k created one per request (16 clients), 90k in requests of
+        10,000 (tempodb's bulk ``POST /v1/series/``, the peers' line protocol), then the
+        series of one tag among them (1,000)                     S3_*
+    S4  1M series (``--s4-series``) on an instance of its own: created by multi writes of
+        10,000 points (one per series), a second round of points; at 1k and at 1M series
+        stored the p50 of a W8-style write, of a one-series raw read and of the series of a
+        tag (1,000), and the server's resident set             S4_*
 
-``--quick`` runs everything on small data in about a minute (``make test`` does, without
-looking at the timings); peers that are not installed are skipped with the reason.  Results:
-a table on stdout and ``bench/results/latest.json``.
+W1 to W7 run on the main instance filled by W1's first round; W8, S1, S2 and S3 follow on it.
+``--only S3,S4,W8`` runs only those workloads and what they need set up (W2 to W7 need the
+fill; W8, S1, S2, S3 alone run on an empty instance).  ``--quick`` runs everything on small
+data in a minute or two (``make test`` does, without looking at the timings); peers that are
+not installed are skipped with the reason.  Results: a table on stdout and
+``bench/results/latest.json`` (``only.json`` with ``--only``).
 
-    python bench/bench.py [--quick] [--systems tempodb,influxdb,...] [--output FILE]
+    python bench/bench.py [--quick] [--only W8,S3,...] [--systems tempodb,influxdb,...]
+                          [--s4-series N] [--output FILE]
 """
 
 from __future__ import annotations
@@ -40,9 +52,10 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -52,12 +65,13 @@ import numpy as np  # noqa: E402
 from dataset import DAY_MS, MINUTE_MS, START_MS, Series, make_series  # noqa: E402
 from floor import numpy_floor  # noqa: E402
 from httpc import Request, requests_per_second, send_all  # noqa: E402
-from procs import peak_rss_mb, reset_peak  # noqa: E402
+from procs import peak_rss_mb, reset_peak, rss_mb  # noqa: E402
 from report import KEYS, print_table  # noqa: E402
-from systems import InfluxDB, System, TempoDB, Unavailable, VictoriaMetrics  # noqa: E402
+from systems import BULK, InfluxDB, System, TempoDB, Unavailable, VictoriaMetrics  # noqa: E402
 
 NOT_SUPPORTED = "not supported"
 Figures = dict[str, object]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,9 @@ class Sizes:
     scale_100k: tuple[int, int]
     long_points: int  # the 10-year series (minute data)
     tagged: int
+    s4_series: int  # series stored at the end of S4
+    s4_probe: int  # S4's first size (and the series its tag lookup finds)
+    s4_samples: int  # S4's small writes and reads at each size (a quarter as many lookups)
     ingest_clients: int = 2
 
 
@@ -90,6 +107,9 @@ FULL = Sizes(
     scale_100k=(100_000, 100),
     long_points=5_259_600,
     tagged=100_000,
+    s4_series=1_000_000,
+    s4_probe=1_000,
+    s4_samples=200,
 )
 QUICK = Sizes(
     series=8,
@@ -104,6 +124,9 @@ QUICK = Sizes(
     scale_100k=(2_000, 10),
     long_points=100_000,
     tagged=2_000,
+    s4_series=2_000,
+    s4_probe=200,
+    s4_samples=20,
 )
 
 
@@ -130,33 +153,82 @@ def say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
-class Run:
-    """The workloads against one system."""
+#: The workloads, in the order they run; ``--only`` picks some of them.
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "S1", "S2", "S3", "S4")
+#: The workloads that read or change the main data set (W1's ingest fills it first).
+NEED_DATA = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7"})
+#: The workloads that run on the main instance (S4 starts one of its own).
+ON_MAIN = frozenset(WORKLOADS) - {"S4"}
 
-    def __init__(self, system: System, sizes: Sizes, data: list[Series], root: Path) -> None:
+
+class Run:
+    """The workloads ``only`` (all by default) against one system."""
+
+    def __init__(
+        self,
+        system: System,
+        sizes: Sizes,
+        data: list[Series],
+        root: Path,
+        only: frozenset[str] = frozenset(WORKLOADS),
+    ) -> None:
         self.system, self.sizes, self.data, self.root = system, sizes, data, root
+        self.only = only
         self.figures: Figures = {}
+        #: The workloads that failed, and the last line of their error.
+        self.failed: dict[str, str] = {}
 
     def put(self, key: str, value: object) -> None:
         self.figures[key] = value
         say(f"  {self.system.name} {key} = {value}")
 
     def run(self) -> Figures:
+        """The figures; a workload that fails is noted in ``failed`` and the next one runs
+        (the set-up failing stops the run with the exception)."""
+        system, only = self.system, self.only
+        if only & NEED_DATA:
+            self.w1()
+        elif only & ON_MAIN:
+            system.start(self.root / "main")
+        data = ",".join(w for w in WORKLOADS if w in only & NEED_DATA - {"W1"})
+        for name, step in (
+            (data, self.on_data),
+            ("W8", self.w8),
+            ("S1", self.s1),
+            ("S2", self.long_series),
+            ("S3", self.tags),
+            ("S4", self.s4),
+        ):
+            if name and set(name.split(",")) & only:
+                self.step(name, step)
+        return self.figures
+
+    def step(self, name: str, run: Callable[[], None]) -> None:
+        try:
+            run()
+        except Unavailable:
+            raise
+        except Exception:
+            traceback.print_exc()
+            self.failed[name] = traceback.format_exc().splitlines()[-1]
+            say(f"  {self.system.name} {name} failed: {self.failed[name]}")
+
+    def w1(self) -> None:
+        """Fill the main instance with the data set (W1's first round); with W1 asked for,
+        more rounds on fresh instances and the Python client."""
         s, system = self.sizes, self.system
-        end = START_MS + s.points * MINUTE_MS
-        ten_days = START_MS + 10 * DAY_MS
-        keys = [series.key for series in self.data]
         requests = [
             system.write(series, lo, min(lo + s.batch, s.points))
             for series in self.data
             for lo in range(0, s.points, s.batch)
         ]
-        # W1: the first round fills the instance the other workloads use.
         system.start(self.root / "main")
         rates = [len(self.data) * s.points / ingest(system, requests, s.ingest_clients)]
+        if "W1" not in self.only:
+            return
         self.put("W1_peak_rss_mb", round(peak_rss_mb(system.pid), 1))
         for extra in range(1, s.ingest_rounds):
-            fresh = type(system)() if not isinstance(system, TempoDB) else system.fresh()
+            fresh = system.fresh()
             fresh.start(self.root / f"round{extra}")
             try:
                 rates.append(len(self.data) * s.points / ingest(fresh, requests, s.ingest_clients))
@@ -167,26 +239,37 @@ class Run:
         self.put("W1_points_per_s", round(statistics.median(rates)))
         if isinstance(system, TempoDB) and system.name == "tempodb":
             self.put("W1_python_client_points_per_s", round(python_client_rate(system, s)))
-        # W7 right after the ingest.
-        self.put("W7_bytes_per_point", round(system.disk_bytes() / (len(self.data) * s.points), 2))
-        self.w2(keys)
+
+    def on_data(self) -> None:
+        """W7, W2 to W6 (those asked for) on the data set W1 wrote."""
+        s, system, only = self.sizes, self.system, self.only
+        keys = [series.key for series in self.data]
+        key = keys[0]
+        end = START_MS + s.points * MINUTE_MS
+        ten_days = START_MS + 10 * DAY_MS
+        if "W7" in only:  # right after the ingest
+            bytes_on_disk = system.disk_bytes()
+            self.put("W7_bytes_per_point", round(bytes_on_disk / (len(self.data) * s.points), 2))
+        if "W2" in only:
+            self.w2()
         if isinstance(system, VictoriaMetrics):
             system.flush()
-        key = keys[0]
-        self.put("W3_raw_10_days_ms", median_ms(system.raw(key, START_MS, ten_days), s.reads))
-        self.put("W4_hourly_mean_ms", median_ms(system.hourly_mean(key, START_MS, end), s.reads))
-        for function in ("min", "max", "mean", "stddev"):
-            read = system.daily(key, START_MS, end, function)
-            self.put(f"W4_daily_{function}_chicago_ms", median_ms(read, s.reads))
-        self.put("W4_summary_ms", median_ms(system.summary(key, START_MS, end), s.reads))
-        read = system.multi_daily_mean(keys, START_MS, end)
-        self.put("W5_daily_mean_all_series_ms", median_ms(read, s.multi_reads))
-        self.w6(keys)
-        self.w8()
-        self.scaling()
-        return self.figures
+        if "W3" in only:
+            self.put("W3_raw_10_days_ms", median_ms(system.raw(key, START_MS, ten_days), s.reads))
+        if "W4" in only:
+            read = system.hourly_mean(key, START_MS, end)
+            self.put("W4_hourly_mean_ms", median_ms(read, s.reads))
+            for function in ("min", "max", "mean", "stddev"):
+                read = system.daily(key, START_MS, end, function)
+                self.put(f"W4_daily_{function}_chicago_ms", median_ms(read, s.reads))
+            self.put("W4_summary_ms", median_ms(system.summary(key, START_MS, end), s.reads))
+        if "W5" in only:
+            read = system.multi_daily_mean(keys, START_MS, end)
+            self.put("W5_daily_mean_all_series_ms", median_ms(read, s.multi_reads))
+        if "W6" in only:
+            self.w6(keys)
 
-    def w2(self, keys: list[str]) -> None:
+    def w2(self) -> None:
         s, system = self.sizes, self.system
         per_series = min(s.points, max(1, s.rewrite // len(self.data)))
         changed = [
@@ -217,6 +300,8 @@ class Run:
         self.put("W6_delete_10_days_ms", round(statistics.median(deletes), 3))
 
     def w8(self) -> None:
+        """W8, then its floor: the same client and clients, the cheapest (authenticated)
+        request the system answers instead of the write."""
         system = self.system
         conn = system.connection()
         base = START_MS + 400 * DAY_MS
@@ -226,8 +311,11 @@ class Run:
         ]
         rate = requests_per_second(system.host, system.port, wires, self.sizes.small_seconds)
         self.put("W8_requests_per_s", round(rate))
+        floor = [[conn.encode(system.floor_request())] for _ in range(8)]
+        rate = requests_per_second(system.host, system.port, floor, self.sizes.small_seconds)
+        self.put("W8_floor_requests_per_s", round(rate))
 
-    def scaling(self) -> None:
+    def s1(self) -> None:
         s, system = self.sizes, self.system
         for label, (count, points) in (("1k", s.scale_1k), ("100k", s.scale_100k)):
             parts = [make_series(i, points, key=f"s{label}-{i}") for i in range(count)]
@@ -239,8 +327,6 @@ class Run:
                 requests = [system.write_many(parts[i : i + per]) for i in range(0, count, per)]
             seconds = ingest(system, requests, s.ingest_clients)
             self.put(f"S1_ingest_{label}_series_points_per_s", round(count * points / seconds))
-        self.long_series()
-        self.tags()
 
     def long_series(self) -> None:
         s, system = self.sizes, self.system
@@ -269,18 +355,133 @@ class Run:
         self.put("S2_raw_10_years_rss_growth_mb", round(peak_rss_mb(system.pid) - base_rss, 1))
 
     def tags(self) -> None:
+        """S3: a tenth of the tagged series created one per request (16 clients), the rest in
+        requests of 10,000 (tempodb's bulk route, the peers' line protocol), then a lookup by
+        tag among them all."""
         s, system = self.sizes, self.system
         keys = [f"tagged-{i}" for i in range(s.tagged)]
         tags = [f"rack-{i % 100}" for i in range(s.tagged)]
-        requests = system.tagged_series(keys, tags, START_MS)
+        single = s.tagged // 10
         conn = system.connection()
-        clients = 16 if len(requests) > 100 else 1
-        wires = [[conn.encode(r) for r in requests[k::clients]] for k in range(clients)]
-        seconds = send_all(system.host, system.port, wires)
-        self.put("S3_create_series_per_s", round(s.tagged / seconds))
+        one = [conn.encode(system.tagged_series_one(k, t, START_MS))
+               for k, t in zip(keys[:single], tags[:single], strict=True)]  # fmt: skip
+        clients = 16
+        seconds = send_all(system.host, system.port, [one[k::clients] for k in range(clients)])
+        self.put("S3_create_series_one_per_request_per_s", round(single / seconds))
+        bulk = system.tagged_series(keys[single:], tags[single:], START_MS)
+        seconds = ingest(system, bulk, s.ingest_clients)
+        self.put("S3_create_series_bulk_per_s", round((s.tagged - single) / seconds))
         if isinstance(system, VictoriaMetrics):
             system.flush()
         self.put("S3_series_by_tag_ms", median_ms(system.series_by_tag("rack-7"), s.reads))
+
+    def s4(self) -> None:
+        """S4 on an instance of its own (see ``S4``); the main one is stopped first."""
+        self.system.stop()
+        system = self.system.fresh()
+        root = self.root / "s4"
+        system.start(root)
+        try:
+            S4(system, self.sizes, self.put).run()
+        finally:
+            system.stop()
+            shutil.rmtree(root, ignore_errors=True)
+
+
+class S4:
+    """Many series: ``s4_probe`` series of a group (one tag), two rounds of points to each,
+    and the figures at that size (``_1k_series``); then ``s4_series`` in all, created by multi
+    writes of 10,000 points (one per series, timed), a second round of points to them
+    (timed), and the figures again (``_1m_series``).  The figures: the p50 of a W8-style write
+    (10 series at random among those stored, one point each), of a raw read of one series at
+    random and of the lookup of the group's series by tag, one request at a time; the
+    server's resident set (now, and the peak of S4: tempodb's process only, on PostgreSQL
+    without the database's own processes)."""
+
+    def __init__(self, system: System, sizes: Sizes, put: Callable[[str, object], None]) -> None:
+        self.system, self.sizes, self.put = system, sizes, put
+        self.total = sizes.s4_series
+        self.probe = min(sizes.s4_probe, self.total)
+        self.rng = np.random.default_rng(15)
+        self.small_writes = 0
+
+    def key(self, index: int) -> str:
+        return f"s4-{index}"
+
+    def group(self, index: int) -> str:
+        return "probe" if index < self.probe else ""
+
+    def rounds(self, lo: int, hi: int, ts: int) -> list[Request]:
+        """Multi writes of ``BULK`` points: one point at ``ts`` for each series ``lo:hi``."""
+        requests = []
+        for first in range(lo, hi, BULK):
+            indices = range(first, min(first + BULK, hi))
+            requests.append(
+                self.system.points_many(
+                    [self.key(i) for i in indices],
+                    [self.group(i) for i in indices],
+                    ts,
+                    [float(i % 1000) for i in indices],
+                )
+            )
+        return requests
+
+    def run(self) -> None:
+        s, system = self.sizes, self.system
+        reset_peak(system.pid)
+        probes = [self.key(i) for i in range(self.probe)]
+        setup = system.group_series(probes, "probe")
+        for ts in (START_MS, START_MS + MINUTE_MS):
+            setup += self.rounds(0, self.probe, ts)
+        for request in setup:
+            system.conn.request(request)
+        self.measure("1k", self.probe)
+        say(f"  {system.name} S4: {self.total - self.probe:,} series more")
+        for label, ts in (("create_series", START_MS), ("second_round", START_MS + MINUTE_MS)):
+            requests = self.rounds(self.probe, self.total, ts)
+            seconds = ingest(system, requests, s.ingest_clients) if requests else 0.0
+            rate = round((self.total - self.probe) / seconds) if seconds else None
+            self.put(f"S4_{label}_points_per_s", rate)
+        self.measure("1m", self.total)
+        self.put("S4_peak_rss_mb", round(peak_rss_mb(system.pid), 1))
+
+    def measure(self, label: str, stored: int) -> None:
+        s, system = self.sizes, self.system
+        if isinstance(system, VictoriaMetrics):
+            system.flush()
+        writes = []
+        for _ in range(s.s4_samples * 2 + 1):
+            indices = self.rng.choice(stored, 10, replace=False).tolist()
+            # After both rounds and every earlier small write, one second apart.
+            ts = START_MS + DAY_MS + self.small_writes * 1000
+            self.small_writes += 1
+            request = system.small_write_to(
+                [self.key(i) for i in indices],
+                [self.group(i) for i in indices],
+                ts,
+                [float(self.small_writes % 997)] * 10,
+            )
+            writes.append(system.conn.encode(request))
+        self.put(f"S4_small_write_p50_{label}_series_ms", p50_ms(system.conn.send, writes))
+        reads = [system.raw(self.key(int(i)), START_MS, START_MS + 2 * DAY_MS)
+                 for i in self.rng.integers(0, stored, s.s4_samples + 1)]  # fmt: skip
+        self.put(f"S4_raw_read_p50_{label}_series_ms", p50_ms(lambda read: read(), reads))
+        lookup = system.series_in_group("probe")
+        lookups = [lookup] * (s.s4_samples // 4 + 1)
+        self.put(f"S4_series_by_tag_p50_{label}_series_ms", p50_ms(lambda read: read(), lookups))
+        self.put(f"S4_rss_{label}_series_mb", round(rss_mb(system.pid), 1))
+
+
+def p50_ms(call: Callable[[T], object], arguments: Sequence[T]) -> float:
+    """The median time of ``call(a)`` for each of ``arguments`` after the first (a warm-up),
+    one at a time."""
+    call(arguments[0])
+    times = []
+    for argument in arguments[1:]:
+        began = time.perf_counter()
+        call(argument)
+        times.append((time.perf_counter() - began) * 1000)
+    return round(statistics.median(times), 3)
 
 
 def python_client_rate(system: TempoDB, sizes: Sizes) -> float:
@@ -366,18 +567,57 @@ def make_systems(names: list[str]) -> tuple[list[System], list[Callable[[], None
     return systems, cleanups
 
 
+def parse_only(text: str | None) -> frozenset[str]:
+    """The workloads of ``--only`` (every one without it)."""
+    if text is None:
+        return frozenset(WORKLOADS)
+    names = {name.strip().upper() for name in text.split(",") if name.strip()}
+    unknown = sorted(names - set(WORKLOADS))
+    if unknown or not names:
+        raise SystemExit(
+            f"--only: unknown workload(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose among {','.join(WORKLOADS)}"
+        )
+    return frozenset(names)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small data, about a minute")
     parser.add_argument("--systems", default="tempodb,tempodb-postgres,influxdb,victoriametrics")
-    parser.add_argument("--output", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument(
+        "--only",
+        metavar="W1,S3,...",
+        help=f"run only these workloads (and what they need set up), among {','.join(WORKLOADS)}",
+    )
+    parser.add_argument(
+        "--s4-series",
+        type=int,
+        metavar="N",
+        help="series stored at the end of S4 (default 1,000,000; 2,000 with --quick)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="where to write the results (default bench/results/latest.json, "
+        "bench/results/only.json with --only)",
+    )
     args = parser.parse_args()
+    only = parse_only(args.only)
+    output = args.output or HERE / "results" / ("latest.json" if args.only is None else "only.json")
     np.seterr(all="ignore")
     # SIGTERM unwinds like an error, so that every process started here is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = QUICK if args.quick else FULL
-    say(f"data set: {sizes.series} series x {sizes.points} points, one per minute")
-    data = [make_series(i, sizes.points) for i in range(sizes.series)]
+    if args.s4_series is not None:
+        if args.s4_series < 1:
+            raise SystemExit("--s4-series must be at least 1")
+        sizes = replace(sizes, s4_series=args.s4_series)
+    say(f"workloads: {','.join(w for w in WORKLOADS if w in only)}")
+    data: list[Series] = []
+    if only & NEED_DATA:
+        say(f"data set: {sizes.series} series x {sizes.points} points, one per minute")
+        data = [make_series(i, sizes.points) for i in range(sizes.series)]
     results: dict[str, Figures] = {}
     skipped: dict[str, str] = {}
     systems, cleanups = make_systems(args.systems.split(","))
@@ -386,9 +626,13 @@ def main() -> int:
             os.chmod(folder, 0o755)
             for system in systems:
                 say(f"{system.name}: starting")
+                run = Run(system, sizes, data, Path(folder) / system.name, only)
                 try:
-                    run = Run(system, sizes, data, Path(folder) / system.name)
                     results[system.name] = run.run()
+                    if run.failed:
+                        skipped[system.name] = "failed: " + "; ".join(
+                            f"{name}: {error}" for name, error in run.failed.items()
+                        )
                 except Unavailable as exc:
                     skipped[system.name] = str(exc)
                     say(f"skipping {system.name}: {exc}")
@@ -401,21 +645,29 @@ def main() -> int:
     finally:
         for cleanup in cleanups:
             cleanup()
-    results["numpy_floor"] = numpy_floor(data, sizes.points, sizes.reads)
+    if only & {"W3", "W4", "W5", "W7"}:
+        results["numpy_floor"] = numpy_floor(data, sizes.points, sizes.reads)
     for figures in results.values():
         for key in KEYS:
             figures.setdefault(key, None)
     document = {
         "machine": machine(),
         "mode": "quick" if args.quick else "full",
-        "data": {"series": sizes.series, "points_per_series": sizes.points},
+        "workloads": [w for w in WORKLOADS if w in only],
+        "data": {
+            "series": sizes.series,
+            "points_per_series": sizes.points,
+            "s3_series": sizes.tagged,
+            "s4_series": sizes.s4_series,
+            "s4_probe_series": min(sizes.s4_probe, sizes.s4_series),
+        },
         "systems": results,
         "skipped": skipped,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(document, indent=2) + "\n")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(document, indent=2) + "\n")
     print_table(document)
-    say(f"written to {args.output}")
+    say(f"written to {output}")
     return 0
 
 

@@ -63,6 +63,11 @@ def peak_rss_mb(pid: int) -> float:
     return _status_kib(pid, "VmHWM") / 1024
 
 
+def rss_mb(pid: int) -> float:
+    """The resident set of the process now."""
+    return _status_kib(pid, "VmRSS") / 1024
+
+
 def reset_peak(pid: int) -> None:
     """Start measuring the peak resident set afresh (Linux: ``clear_refs`` 5)."""
     with contextlib.suppress(OSError), open(f"/proc/{pid}/clear_refs", "w") as refs:

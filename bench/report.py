@@ -1,7 +1,8 @@
-"""The results table: every figure per system, ratios, and the targets of issue 4."""
+"""The results table: every figure per system, ratios, and the targets of issues 4 and 15."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 #: Every figure, in table order; every system gets every key (None: not measured).
@@ -22,6 +23,7 @@ KEYS = [
     "W6_delete_10_days_ms",
     "W7_bytes_per_point",
     "W8_requests_per_s",
+    "W8_floor_requests_per_s",
     "S1_ingest_1k_series_points_per_s",
     "S1_ingest_100k_series_points_per_s",
     "S2_auto_1_month_ms",
@@ -29,12 +31,25 @@ KEYS = [
     "S2_auto_10_years_ms",
     "S2_raw_10_years_ms",
     "S2_raw_10_years_rss_growth_mb",
-    "S3_create_series_per_s",
+    "S3_create_series_one_per_request_per_s",
+    "S3_create_series_bulk_per_s",
     "S3_series_by_tag_ms",
+    "S4_small_write_p50_1k_series_ms",
+    "S4_raw_read_p50_1k_series_ms",
+    "S4_series_by_tag_p50_1k_series_ms",
+    "S4_rss_1k_series_mb",
+    "S4_create_series_points_per_s",
+    "S4_second_round_points_per_s",
+    "S4_small_write_p50_1m_series_ms",
+    "S4_raw_read_p50_1m_series_ms",
+    "S4_series_by_tag_p50_1m_series_ms",
+    "S4_rss_1m_series_mb",
+    "S4_peak_rss_mb",
 ]
 
 PEERS = ("influxdb", "victoriametrics")
 OURS = "tempodb"
+OURS_PG = "tempodb-postgres"
 
 
 def _cell(value: object) -> str:
@@ -53,18 +68,30 @@ def _ratio(ours: object, other: object) -> str:
     return "-"
 
 
-def targets(systems: dict[str, dict[str, Any]]) -> list[tuple[str, bool | None, str]]:
-    """Each target: its text, whether it holds (None: a figure is missing), the figures."""
+def targets(
+    systems: dict[str, dict[str, Any]], workloads: Sequence[str] | None = None
+) -> list[tuple[str, bool | None, str]]:
+    """Each target: its text, whether it holds (None: a figure is missing), the figures.
+    Only the targets of ``workloads`` (the first two letters of their figures' names), if
+    given."""
     ours = systems.get(OURS, {})
+    ours_pg = systems.get(OURS_PG, {})
     peers = [systems[p] for p in PEERS if p in systems]
     vm = systems.get("victoriametrics", {})
+    influx = systems.get("influxdb", {})
     found: list[tuple[str, bool | None, str]] = []
 
     def number(figures: dict[str, Any], key: str) -> float | None:
         value = figures.get(key)
         return float(value) if isinstance(value, int | float) else None
 
+    def times(figures: dict[str, Any], key: str, factor: float) -> float | None:
+        value = number(figures, key)
+        return None if value is None else factor * value
+
     def check(text: str, value: float | None, bound: float | None, higher: bool) -> None:
+        if workloads is not None and text[:2] not in workloads:
+            return
         if value is None or bound is None:
             found.append((text, None, "missing"))
             return
@@ -88,26 +115,59 @@ def targets(systems: dict[str, dict[str, Any]]) -> list[tuple[str, bool | None, 
         "W4_summary_ms",
         "W5_daily_mean_all_series_ms",
     ):
-        times = [t for t in (number(p, key) for p in peers) if t is not None]
+        fastest = [t for t in (number(p, key) for p in peers) if t is not None]
         check(
             f"{key} <= half the faster peer",
             number(ours, key),
-            min(times) / 2 if times else None,
+            min(fastest) / 2 if fastest else None,
             False,
         )
-    bpp = number(vm, "W7_bytes_per_point")
     check(
         "W7 bytes/pt <= 1.5x VictoriaMetrics",
         number(ours, "W7_bytes_per_point"),
-        None if bpp is None else 1.5 * bpp,
+        times(vm, "W7_bytes_per_point", 1.5),
         False,
     )
     check("W1 peak RSS < 500 MB", number(ours, "W1_peak_rss_mb"), 500.0, False)
+    # Issue 15: many series, small writes, series metadata.
+    s1 = "S1_ingest_100k_series_points_per_s"
+    check("S1 100k series >= VictoriaMetrics", number(ours, s1), number(vm, s1), True)
+    check(
+        "S1 100k series on PostgreSQL >= 0.5x VictoriaMetrics",
+        number(ours_pg, s1),
+        times(vm, s1, 0.5),
+        True,
+    )
+    w8 = "W8_requests_per_s"
+    check("W8 small writes >= InfluxDB", number(ours, w8), number(influx, w8), True)
+    check(
+        "W8 small writes on PostgreSQL >= 0.5x InfluxDB",
+        number(ours_pg, w8),
+        times(influx, w8, 0.5),
+        True,
+    )
+    s3 = "S3_create_series_bulk_per_s"
+    check("S3 bulk creation >= 0.5x VictoriaMetrics", number(ours, s3), times(vm, s3, 0.5), True)
+    s3 = "S3_series_by_tag_ms"
+    check("S3 series by tag <= VictoriaMetrics", number(ours, s3), number(vm, s3), False)
+    for what, factor in (("small_write", 1.5), ("raw_read", 1.5), ("series_by_tag", 2.0)):
+        at_1k = f"S4_{what}_p50_1k_series_ms"
+        check(
+            f"S4 {what} p50 at 1M series <= {factor}x at 1k",
+            number(ours, f"S4_{what}_p50_1m_series_ms"),
+            times(ours, at_1k, factor),
+            False,
+        )
+    check("S4 peak RSS at 1M series < 1 GiB", number(ours, "S4_peak_rss_mb"), 1024.0, False)
     return found
 
 
 def print_table(document: dict[str, Any]) -> None:
+    """The figures of the workloads run (``document["workloads"]``, all if absent), the
+    ratios to the peers and the numpy floor, and the targets."""
     systems: dict[str, dict[str, Any]] = document["systems"]
+    workloads: list[str] | None = document.get("workloads")
+    keys = [k for k in KEYS if workloads is None or k[:2] in workloads]
     names = list(systems)
     columns = [*names, *(f"{OURS}/{p}" for p in PEERS if p in systems)]
     if "numpy_floor" in systems:
@@ -116,14 +176,14 @@ def print_table(document: dict[str, Any]) -> None:
     print()
     print(f"{'figure':<{width}} " + " ".join(f"{c:>16}" for c in columns))
     ours = systems.get(OURS, {})
-    for key in KEYS:
+    for key in keys:
         row = [_cell(systems[name].get(key)) for name in names]
         row += [_ratio(ours.get(key), systems[p].get(key)) for p in PEERS if p in systems]
         if "numpy_floor" in systems:
             row.append(_ratio(ours.get(key), systems["numpy_floor"].get(key)))
         print(f"{key:<{width}} " + " ".join(f"{c:>16}" for c in row))
     print()
-    for text, holds, detail in targets(systems):
+    for text, holds, detail in targets(systems, workloads):
         mark = {True: "holds", False: "MISSED", None: "n/a"}[holds]
         print(f"  target {text:<58} {mark:>7}  ({detail})")
     for name, reason in document.get("skipped", {}).items():

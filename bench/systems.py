@@ -10,6 +10,13 @@ Set-up (see ``/work/shared/notes/measured-facts.md``): InfluxDB 1.6 with HTTP on
 ``tz('America/Chicago')``; its size is taken once its cache has been snapshotted.
 VictoriaMetrics with ``-retentionPeriod=100y``, ``-search.disableCache``,
 ``-search.latencyOffset=0s``, a raised ``-search.maxPointsPerTimeseries`` and ``nocache=1``.
+
+Many series (S3, S4): tempodb creates tagged series with ``POST /v1/series/`` (one object, or
+an array of up to ``BULK`` for the bulk route) and others by their first point (the multi write
+``POST /v1/multi/``); the peers declare a series by its first point, tags included (line
+protocol: S4's series are ``m,g=<group>,s=<key>``), ``BULK`` lines per request.  W8's floor is
+the cheapest request each answers: tempodb an empty multi write (authenticated), the peers'
+unauthenticated ``/ping`` (InfluxDB) and ``/health`` (VictoriaMetrics).
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from procs import folder_bytes, free_port, settle, stop, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 HOUR_MS = 3_600_000
+#: Series per bulk creation request (the route's limit) and per S3 request of the peers.
+BULK = 10_000
 Read = Callable[[], object]
 
 
@@ -70,6 +79,10 @@ class System(ABC):
     @abstractmethod
     def disk_bytes(self) -> int:
         """Bytes on disk of the stored data, once the system has settled."""
+
+    def fresh(self) -> System:
+        """Another instance of the same system, with a store of its own."""
+        return type(self)()
 
     def connection(self) -> Connection:
         return Connection(self.host, self.port, self.auth)
@@ -106,7 +119,34 @@ class System(ABC):
 
     @abstractmethod
     def tagged_series(self, keys: Sequence[str], tags: Sequence[str], ts: int) -> list[Request]:
-        """Requests creating series with one tag each (``rack=...``)."""
+        """Requests creating series with one tag each (``rack=...``), 10,000 per request."""
+
+    @abstractmethod
+    def tagged_series_one(self, key: str, tag: str, ts: int) -> Request:
+        """A request creating one series with one tag (``rack=...``)."""
+
+    @abstractmethod
+    def floor_request(self) -> Request:
+        """The cheapest request the system answers (authenticated, where it authenticates)."""
+
+    # -- S4: series ``keys`` in groups (a group: a tag, or "" for none) ----------------------
+
+    @abstractmethod
+    def group_series(self, keys: Sequence[str], group: str) -> list[Request]:
+        """Requests declaring series of a group before their first points (none where a
+        series is declared by its first point)."""
+
+    @abstractmethod
+    def points_many(
+        self, keys: Sequence[str], groups: Sequence[str], ts: int, values: Sequence[float]
+    ) -> Request:
+        """One point per series at ``ts``: the system's multi-series write."""
+
+    def small_write_to(
+        self, keys: Sequence[str], groups: Sequence[str], ts: int, values: Sequence[float]
+    ) -> Request:
+        """A W8-style write (a few series, one point each at ``ts``)."""
+        return self.points_many(keys, groups, ts, values)
 
     # -- reads: callables ----------------------------------------------------------------------
 
@@ -135,6 +175,10 @@ class System(ABC):
 
     @abstractmethod
     def series_by_tag(self, tag: str) -> Read: ...
+
+    @abstractmethod
+    def series_in_group(self, group: str) -> Read:
+        """The series of an S4 group (a tag lookup)."""
 
 
 # -- tempodb -------------------------------------------------------------------------------------
@@ -248,10 +292,41 @@ class TempoDB(System):
         return Request("POST", "/v1/data/", orjson.dumps({"t": iso(ts), "data": data}))
 
     def tagged_series(self, keys: Sequence[str], tags: Sequence[str], ts: int) -> list[Request]:
+        """Bulk creation: ``POST /v1/series/`` with an array of series objects."""
         return [
-            Request("POST", "/v1/series/", orjson.dumps({"key": key, "tags": [tag]}))
-            for key, tag in zip(keys, tags, strict=True)
+            _bulk_series(keys[lo : lo + BULK], [[tag] for tag in tags[lo : lo + BULK]])
+            for lo in range(0, len(keys), BULK)
         ]
+
+    def tagged_series_one(self, key: str, tag: str, ts: int) -> Request:
+        return Request("POST", "/v1/series/", orjson.dumps({"key": key, "tags": [tag]}))
+
+    def floor_request(self) -> Request:
+        """An empty multi write: routed, authenticated, parsed and answered like a small write
+        (on the embedded store without leaving the event loop), with nothing to store.  It is
+        the cheapest authenticated request: a series lookup (``GET /v1/series/key/K/``) also
+        hands the request to a worker thread and back, and answers about half as many."""
+        return Request("POST", "/v1/multi/", b"[]")
+
+    def group_series(self, keys: Sequence[str], group: str) -> list[Request]:
+        """Series of a group are created with their tag, one per request (set-up, not timed:
+        S4 does not depend on the bulk route); the others by their first point."""
+        if not group:
+            return []
+        return [self.tagged_series_one(key, group, 0) for key in keys]
+
+    def points_many(
+        self, keys: Sequence[str], groups: Sequence[str], ts: int, values: Sequence[float]
+    ) -> Request:
+        stamp = iso(ts)
+        body = [{"key": k, "t": stamp, "v": v} for k, v in zip(keys, values, strict=True)]
+        return Request("POST", "/v1/multi/", orjson.dumps(body))
+
+    def small_write_to(
+        self, keys: Sequence[str], groups: Sequence[str], ts: int, values: Sequence[float]
+    ) -> Request:
+        data = [{"key": k, "v": v} for k, v in zip(keys, values, strict=True)]
+        return Request("POST", "/v1/data/", orjson.dumps({"t": iso(ts), "data": data}))
 
     def _read(self, path: str, params: list[tuple[str, str]]) -> Read:
         return lambda: self.get(path, params)
@@ -291,6 +366,25 @@ class TempoDB(System):
 
     def series_by_tag(self, tag: str) -> Read:
         return self._read("/v1/series/", [("tag", tag)])
+
+    def series_in_group(self, group: str) -> Read:
+        return self._read("/v1/series/", [("tag", group)])
+
+
+def _bulk_series(keys: Sequence[str], tags: Sequence[Sequence[str]]) -> Request:
+    """``POST /v1/series/`` with ``[{"key": ..., "tags": [...]}, ...]``: answered 200 with
+    the created series (207 with a multistatus when some fail, which the benchmark refuses)."""
+    body = [{"key": k, "tags": list(t)} for k, t in zip(keys, tags, strict=True)]
+    return Request("POST", "/v1/series/", orjson.dumps(body))
+
+
+def _lines(keys: Sequence[str], groups: Sequence[str], ts: int, values: Sequence[float]) -> bytes:
+    """Line protocol for the peers' S4 series: measurement ``m``, tags ``g`` (the group, if
+    any) and ``s`` (the key), field ``v``."""
+    return "".join(
+        f"{MEASUREMENT},{'g=' + g + ',' if g else ''}s={k} v={float(v)!r} {ts}\n"
+        for k, g, v in zip(keys, groups, values, strict=True)
+    ).encode()
 
 
 # -- InfluxDB ------------------------------------------------------------------------------------
@@ -394,14 +488,21 @@ class InfluxDB(System):
         return self._write(lines.encode())
 
     def tagged_series(self, keys: Sequence[str], tags: Sequence[str], ts: int) -> list[Request]:
-        requests = []
-        for lo in range(0, len(keys), 10_000):
-            lines = "".join(
-                f"tagged,s={k},rack={t} v=1 {ts}\n"
-                for k, t in zip(keys[lo : lo + 10_000], tags[lo : lo + 10_000], strict=True)
-            )
-            requests.append(self._write(lines.encode(), "scale"))
-        return requests
+        return [self._write(body, "scale") for body in _tagged_lines(keys, tags, ts)]
+
+    def tagged_series_one(self, key: str, tag: str, ts: int) -> Request:
+        return self._write(f"tagged,s={key},rack={tag} v=1 {ts}\n".encode(), "scale")
+
+    def floor_request(self) -> Request:
+        return Request("GET", "/ping")
+
+    def group_series(self, keys: Sequence[str], group: str) -> list[Request]:
+        return []  # a series is declared by its first point, with its tags
+
+    def points_many(
+        self, keys: Sequence[str], groups: Sequence[str], ts: int, values: Sequence[float]
+    ) -> Request:
+        return self._write(_lines(keys, groups, ts, values))
 
     def query(self, text: str, db: str | None = None, **more: str) -> Read:
         path = "/query?" + _q(text, db=db or self.db, epoch="ms", **more)
@@ -458,6 +559,20 @@ class InfluxDB(System):
 
     def series_by_tag(self, tag: str) -> Read:
         return self.query(f"SHOW SERIES FROM tagged WHERE rack='{tag}'", db="scale")
+
+    def series_in_group(self, group: str) -> Read:
+        return self.query(f"SHOW SERIES FROM {MEASUREMENT} WHERE g='{group}'")
+
+
+def _tagged_lines(keys: Sequence[str], tags: Sequence[str], ts: int) -> list[bytes]:
+    """S3's series for the peers: one point each, ``BULK`` series per request."""
+    return [
+        "".join(
+            f"tagged,s={k},rack={t} v=1 {ts}\n"
+            for k, t in zip(keys[lo : lo + BULK], tags[lo : lo + BULK], strict=True)
+        ).encode()
+        for lo in range(0, len(keys), BULK)
+    ]
 
 
 def _q(text: str, **params: str) -> str:
@@ -541,14 +656,21 @@ class VictoriaMetrics(System):
         return self._write(lines.encode())
 
     def tagged_series(self, keys: Sequence[str], tags: Sequence[str], ts: int) -> list[Request]:
-        requests = []
-        for lo in range(0, len(keys), 10_000):
-            lines = "".join(
-                f"tagged,s={k},rack={t} v=1 {ts}\n"
-                for k, t in zip(keys[lo : lo + 10_000], tags[lo : lo + 10_000], strict=True)
-            )
-            requests.append(self._write(lines.encode()))
-        return requests
+        return [self._write(body) for body in _tagged_lines(keys, tags, ts)]
+
+    def tagged_series_one(self, key: str, tag: str, ts: int) -> Request:
+        return self._write(f"tagged,s={key},rack={tag} v=1 {ts}\n".encode())
+
+    def floor_request(self) -> Request:
+        return Request("GET", "/health")
+
+    def group_series(self, keys: Sequence[str], group: str) -> list[Request]:
+        return []  # a series is declared by its first point, with its labels
+
+    def points_many(
+        self, keys: Sequence[str], groups: Sequence[str], ts: int, values: Sequence[float]
+    ) -> Request:
+        return self._write(_lines(keys, groups, ts, values))
 
     def _range(self, query: str, start: int, end: int, step: int) -> Read:
         """A range query whose windows are ``[t, t + step)`` for t = start, start + step, ...
@@ -614,6 +736,14 @@ class VictoriaMetrics(System):
     def series_by_tag(self, tag: str) -> Read:
         params = [
             ("match[]", f'tagged_v{{rack="{tag}"}}'),
+            ("start", "2000-01-01T00:00:00Z"),
+            ("end", "2030-01-01T00:00:00Z"),
+        ]
+        return lambda: self.get("/api/v1/series", params)
+
+    def series_in_group(self, group: str) -> Read:
+        params = [
+            ("match[]", f'{self.metric}{{g="{group}"}}'),
             ("start", "2000-01-01T00:00:00Z"),
             ("end", "2030-01-01T00:00:00Z"),
         ]

@@ -126,8 +126,8 @@ def register(commands: Any) -> None:
 
 def _connection(parser: argparse.ArgumentParser, key_option: bool = True) -> None:
     group = parser.add_argument_group("connection (default: the TEMPODB_* variables)")
-    group.add_argument("--host", help="server host ($TEMPODB_HOST, else api.tempo-db.com)")
-    group.add_argument("--port", type=int, help="server port ($TEMPODB_PORT, else 443)")
+    group.add_argument("--host", help="server host ($TEMPODB_HOST, else 127.0.0.1)")
+    group.add_argument("--port", type=int, help="server port ($TEMPODB_PORT, else 4242)")
     secure = group.add_mutually_exclusive_group()
     secure.add_argument("--secure", dest="secure", action="store_true", default=None)
     secure.add_argument(
@@ -186,10 +186,20 @@ def _timestamp(text: str) -> datetime.datetime:
 
 # -- running ---------------------------------------------------------------------------------
 
+#: Where the commands look without --host or $TEMPODB_HOST: ``tempodb serve``'s defaults.
+LOCAL_HOST, LOCAL_PORT = "127.0.0.1", 4242
+
 
 def _client(args: argparse.Namespace) -> Client:
+    """A client of the server the options and variables name, else of ``tempodb serve`` on
+    this machine with its defaults (never of the defunct hosted service)."""
+    host, port, secure = args.host, args.port, args.secure
+    if host is None and not os.environ.get(protocol.ENV_HOST):
+        host = LOCAL_HOST
+        port = port if port is not None else LOCAL_PORT
+        secure = secure if secure is not None else False
     try:
-        return Client(args.api_key, args.secret, args.host, args.port, args.secure)
+        return Client(args.api_key, args.secret, host, port, secure)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 

@@ -3,7 +3,12 @@
 Safe defaults: it binds 127.0.0.1 unless ``--host`` says otherwise; with ``--tls-cert`` it speaks
 TLS 1.2 or 1.3 only, with forward-secret AEAD ciphers (``tls_context``); credentials are not
 cached, so that a revoked key stops working with the next request (``--auth-cache`` trades that
-for one database round trip less per request on PostgreSQL).
+for one database round trip less per request on PostgreSQL).  The limits a connection and a
+request must stay within (``server.limits.Limits``: sizes, deadlines, open connections) each
+have an option, and the connections are served by ``server.connection.GuardedProtocol``,
+which enforces them.  Every mistake in the options, the data folder, the TLS files or the
+address is a one-line message and exit status 2 (1 when the address cannot be had), before
+anything is served.
 """
 
 from __future__ import annotations
@@ -11,14 +16,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import math
 import signal
 import socket
 import ssl
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tempodb.cli.stores import add_store_arguments, describe_store, open_store
+
+if sys.platform != "win32":
+    import resource
+
+if TYPE_CHECKING:
+    from tempodb.server.limits import Limits
 
 #: TLS 1.2 cipher suites allowed (TLS 1.3 suites are all AEAD and always allowed).
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!MD5:!DSS"
@@ -87,7 +99,8 @@ def register(commands: Any) -> None:
         "--max-body-mb",
         type=float,
         default=64.0,
-        help="largest request body accepted, in MB (default 64)",
+        metavar="MB",
+        help="largest request body accepted (after decompression), in MB (default 64)",
     )
     serve.add_argument(
         "--read-cache-mb",
@@ -119,10 +132,61 @@ def register(commands: Any) -> None:
         help="most requests in progress at once; more get 503 with Retry-After (default 256)",
     )
     serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="most open connections; past it the one idle the longest is closed, and 16 more "
+        "are kept for /healthz (default 1000)",
+    )
+    serve.add_argument(
+        "--max-header-kb",
+        type=float,
+        default=64.0,
+        metavar="KB",
+        help="largest request header fields, in KiB; more get 431 (default 64)",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="time for a request's headers to arrive; a slower client gets 408 (default 10)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="time for a request's body to arrive; a slower client gets 408 (default 60)",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=75.0,
+        metavar="SECONDS",
+        help="how long a connection may stay open between requests (default 75)",
+    )
+    serve.add_argument(
+        "--max-gzip-ratio",
+        type=float,
+        default=100.0,
+        metavar="N",
+        help="how many times its size a gzip body may expand; more get 413 (default 100)",
+    )
+    serve.add_argument(
         "--rate-limit",
         type=float,
         metavar="N",
         help="requests a second allowed per API key (bursts of N); more get 429 (default: none)",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let browser pages of ORIGIN (e.g. https://dash.example.com; * for any) change "
+        "data; others are refused (repeatable; default: none)",
     )
     serve.add_argument(
         "--auth-cache",
@@ -135,8 +199,117 @@ def register(commands: Any) -> None:
     serve.set_defaults(run=run)
 
 
+def limits_of(args: argparse.Namespace) -> Limits:
+    """The server's limits from the options; ValueError naming the bad one."""
+    from tempodb.server.limits import Limits
+
+    def whole(value: float, unit: int, option: str) -> int:
+        if not (math.isfinite(value) and value > 0 and value * unit >= 1):
+            raise ValueError(f"{option} must be more than 0, not {value:g}")
+        return int(value * unit)
+
+    for option in ("header_timeout", "body_timeout", "idle_timeout"):
+        value = getattr(args, option)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"--{option.replace('_', '-')} must be more than 0, not {value:g}")
+    if not (math.isfinite(args.max_gzip_ratio) and args.max_gzip_ratio >= 1):
+        raise ValueError(f"--max-gzip-ratio must be 1 or more, not {args.max_gzip_ratio:g}")
+    if args.queue < 1:
+        raise ValueError(f"--queue must be 1 or more, not {args.queue}")
+    if args.max_connections < 1:
+        raise ValueError(f"--max-connections must be 1 or more, not {args.max_connections}")
+    return Limits(
+        max_body=whole(args.max_body_mb, 1024 * 1024, "--max-body-mb"),
+        max_pending=args.queue,
+        max_connections=args.max_connections,
+        max_header_bytes=whole(args.max_header_kb, 1024, "--max-header-kb"),
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        idle_timeout=args.idle_timeout,
+        max_gzip_ratio=args.max_gzip_ratio,
+    )
+
+
+def check_options(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options that need no store or socket, or None."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        return "--tls-cert and --tls-key go together"
+    if not 0 <= args.port <= 65535:
+        return f"--port must be between 0 and 65535, not {args.port}"
+    if not (math.isfinite(args.read_cache_mb) and args.read_cache_mb >= 0):
+        return "--read-cache-mb must be 0 or more"
+    if args.rate_limit is not None and not (math.isfinite(args.rate_limit) and args.rate_limit > 0):
+        return "--rate-limit must be positive"
+    if not (math.isfinite(args.auth_cache) and args.auth_cache >= 0):
+        return "--auth-cache must be 0 or more seconds"
+    if args.max_series_per_request < 1:
+        return "--max-series-per-request must be at least 1"
+    return None
+
+
+#: File descriptors kept for the store, logs and the like, beside one per connection.
+SPARE_FILES = 128
+
+
+def fit_open_files(connections: int) -> int:
+    """Raise the soft limit on open files to what ``connections`` need (up to the hard
+    limit); the number of connections that fit (``connections`` when they all do)."""
+    if sys.platform == "win32":
+        return connections
+    from tempodb.server.limits import HEALTH_RESERVE
+
+    needed = connections + HEALTH_RESERVE + SPARE_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return connections
+    return max(1, soft - HEALTH_RESERVE - SPARE_FILES)
+
+
+def fail(message: str, status: int = 2) -> int:
+    print(f"tempodb: {message}", file=sys.stderr)
+    return status
+
+
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     import uvicorn
+
+    from tempodb.server.app import TempoDBApp
+    from tempodb.server.connection import protocol_class
+    from tempodb.server.context import Options
+    from tempodb.storage.base import StorageError
+
+    problem = check_options(args)
+    if problem is not None:
+        return fail(problem)
+    try:
+        limits = limits_of(args)
+    except ValueError as exc:
+        return fail(str(exc))
+    fitting = fit_open_files(limits.max_connections)
+    if fitting < limits.max_connections:
+        print(
+            f"tempodb: the open-file limit allows {fitting} connections, not "
+            f"{limits.max_connections} (raise it with ulimit -n)",
+            file=sys.stderr,
+        )
+        limits = dataclasses.replace(limits, max_connections=fitting)
+    tls = None
+    if args.tls_cert:
+        try:
+            tls = tls_context(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            if isinstance(exc, ssl.SSLError):
+                reason = f"not a PEM certificate and its private key ({exc.reason or exc})"
+            else:
+                reason = _reason(exc)
+            return fail(f"cannot use --tls-cert {args.tls_cert} --tls-key {args.tls_key}: {reason}")
 
     class GracefulServer(uvicorn.Server):
         """Stops cleanly on SIGINT/SIGTERM and exits 0 (uvicorn re-raises the signal)."""
@@ -152,39 +325,30 @@ def run(args: argparse.Namespace) -> int:
 
         def load(self) -> None:
             super().load()
-            if args.tls_cert:
-                self.ssl = tls_context(args.tls_cert, args.tls_key)
+            if tls is not None:
+                self.ssl = tls
 
-    from tempodb.server.app import TempoDBApp
-    from tempodb.server.context import Options
-
-    if bool(args.tls_cert) != bool(args.tls_key):
-        print("tempodb: --tls-cert and --tls-key go together", file=sys.stderr)
-        return 2
-    if args.read_cache_mb < 0:
-        print("tempodb: --read-cache-mb must be 0 or more", file=sys.stderr)
-        return 2
-    if args.queue < 1 or (args.rate_limit is not None and not args.rate_limit > 0):
-        print("tempodb: --queue and --rate-limit must be positive", file=sys.stderr)
-        return 2
-    if args.max_series_per_request < 1:
-        print("tempodb: --max-series-per-request must be at least 1", file=sys.stderr)
-        return 2
     tune_allocator()
-    store = open_store(args)
+    try:
+        store = open_store(args)
+    except (StorageError, OSError) as exc:
+        return fail(f"cannot open the store ({describe_store(args)}): {_reason(exc)}")
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as exc:
+        store.close()
+        return fail(f"cannot listen on {args.host} port {args.port}: {_reason(exc)}", 1)
     app = TempoDBApp(
         store,
-        options=Options(auto_tag=args.auto_tag, max_series_per_request=args.max_series_per_request),
-        max_body=int(args.max_body_mb * 1024 * 1024),
-        max_pending=args.queue,
+        options=Options(
+            auto_tag=args.auto_tag,
+            max_series_per_request=args.max_series_per_request,
+            allowed_origins=frozenset(o.strip().rstrip("/") for o in args.allow_origin),
+        ),
+        limits=limits,
         rate_limit=args.rate_limit,
         auth_ttl=args.auth_cache,
     )
-    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    sock.set_inheritable(True)
     port = sock.getsockname()[1]
     try:
         import uvloop  # noqa: F401
@@ -195,14 +359,13 @@ def run(args: argparse.Namespace) -> int:
     config = HardenedConfig(
         app,
         loop=loop,
-        http="httptools",
+        http=protocol_class(limits),
         lifespan="on",
         access_log=args.access_log,
         log_level="info",
         server_header=False,
         ssl_certfile=args.tls_cert,
         ssl_keyfile=args.tls_key,
-        timeout_keep_alive=75,
         timeout_graceful_shutdown=10,
     )
     scheme = "https" if args.tls_cert else "http"
@@ -211,3 +374,24 @@ def run(args: argparse.Namespace) -> int:
     )
     GracefulServer(config).run(sockets=[sock])
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (OSError when it cannot be)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as a short sentence (the OS's words for an OSError)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)

@@ -1,17 +1,29 @@
-"""The ASGI application: reads the request, runs its handler on a worker thread, answers.
+"""The ASGI application: checks the credentials, reads the body, runs the handler, answers.
+
+Credentials come before work: an API request is routed (404, 405), checked for a cross-site
+browser write (``auth.check_provenance``, 403 or 415) and authenticated from its headers (401,
+403, then the per-key rate, 429) before it is admitted (``limits.Admission``, 503)
+and before a byte of its body is read, so a client without a valid key can neither fill the
+server-wide limits nor make the server read, buffer or decompress anything.  The public
+resources (``/healthz``, ``/v1/openapi.json``, ``/metrics``, ``/ui/``) take no body; they have
+their own small admission, and ``/healthz`` is answered on the event loop, so it answers
+whatever the API's load.  The body must arrive within ``Limits.body_timeout`` (408) and is
+decompressed on a worker thread of its own (``body``).
 
 Handlers are plain synchronous functions (storage calls, numpy folds, JSON rendering); the
 event loop only moves bytes, so one slow read never stalls other connections.  The one
 exception is a small write (a body up to ``INLINE_WRITE_MAX``) on a store that takes writes
-without waiting (``Store.quick_submit``, the embedded store): it is authenticated and parsed
-on the event loop (tens of microseconds), queued with the store's writer and awaited there,
-which saves two thread switches per request, the larger part of a small write's cost.
+without waiting (``Store.quick_submit``, the embedded store): it is parsed on the event loop
+(tens of microseconds), queued with the store's writer and awaited there, which saves two
+thread switches per request, the larger part of a small write's cost.  On such a store the
+credentials are checked on the event loop too (one indexed read and a SHA-256).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gzip
 import logging
 import zlib
@@ -21,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tempodb.server import openapi, ui
-from tempodb.server.auth import Authenticator
+from tempodb.server.auth import Authenticator, check_provenance, parse_basic
 from tempodb.server.body import read_body
 from tempodb.server.context import Context, Options
 from tempodb.server.http import (
@@ -32,11 +44,11 @@ from tempodb.server.http import (
     Response,
     error_response,
 )
-from tempodb.server.limits import Admission, RateLimiter, overloaded
+from tempodb.server.limits import Admission, Limits, RateLimiter, overloaded
 from tempodb.server.metrics import ServerMetrics
 from tempodb.server.points import WriteHandler
-from tempodb.server.routes import API_PREFIX, match, split_path
-from tempodb.storage.base import Overloaded, Store, ValueOutOfRange
+from tempodb.server.routes import API_PREFIX, Match, match, split_path
+from tempodb.storage.base import Database, Overloaded, Store, ValueOutOfRange
 
 log = logging.getLogger("tempodb.server")
 
@@ -46,15 +58,21 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 #: Bodies larger than this are refused with 413 (spec §7 asks for at least 10 MB).
-DEFAULT_MAX_BODY = 64 * 1024 * 1024
+DEFAULT_MAX_BODY = Limits.max_body
 #: Streamed responses shorter than this are sent whole, with a Content-Length.
 STREAM_MIN = 1 << 20
 #: Responses smaller than this are not worth compressing.
 GZIP_MIN_SIZE = 1024
 #: Requests in progress at once (reading, waiting for a worker, running); more get 503.
-DEFAULT_MAX_PENDING = 256
+DEFAULT_MAX_PENDING = Limits.max_pending
 #: Request bodies held in memory at once, in multiples of the body limit; more get 503.
 BUFFERED_BODIES = 4
+#: Requests for the public resources (OpenAPI, metrics, explorer) in progress at once.
+PUBLIC_PENDING = 32
+#: Threads that decompress gzip request bodies (so bombs cannot take every worker).
+INFLATE_THREADS = 2
+#: The answer of ``/healthz``.
+HEALTHY = Response(200, b"ok\n", b"text/plain; charset=utf-8")
 #: Writes with bodies up to this size are parsed on the event loop and queued with the store
 #: from there, when the store can take them at once (``Store.quick_submit``).
 INLINE_WRITE_MAX = 16 * 1024
@@ -72,10 +90,11 @@ class EncodedResponse:
 class TempoDBApp:
     """The v1 API over ``store``.  Call :meth:`close` (or let the ASGI lifespan do it).
 
-    ``max_pending`` requests may be in progress at once, holding up to ``BUFFERED_BODIES``
-    times ``max_body`` bytes of bodies; beyond either, 503 with Retry-After (``limits``).
-    ``rate_limit`` (requests a second per key) answers 429 beyond it.  ``auth_ttl`` caches
-    good credentials that long (0: never, so that a revoked key stops working at once).
+    ``limits.max_pending`` authenticated requests may be in progress at once, holding up to
+    ``BUFFERED_BODIES`` times ``limits.max_body`` bytes of bodies; beyond either, 503 with
+    Retry-After (``limits``).  ``rate_limit`` (requests a second per key) answers 429 beyond
+    it.  ``auth_ttl`` caches good credentials that long (0: never, so that a revoked key stops
+    working at once).  ``max_body`` and ``max_pending``, when given, override ``limits``.
     """
 
     def __init__(
@@ -83,25 +102,41 @@ class TempoDBApp:
         store: Store,
         *,
         options: Options | None = None,
-        max_body: int = DEFAULT_MAX_BODY,
+        limits: Limits | None = None,
+        max_body: int | None = None,
         threads: int = 32,
         auth_ttl: float = 0.0,
-        max_pending: int = DEFAULT_MAX_PENDING,
+        max_pending: int | None = None,
         rate_limit: float | None = None,
     ) -> None:
+        limits = limits or Limits()
+        if max_body is not None or max_pending is not None:
+            limits = dataclasses.replace(
+                limits,
+                max_body=limits.max_body if max_body is None else max_body,
+                max_pending=limits.max_pending if max_pending is None else max_pending,
+            )
         self.store = store
         self.options = options or Options()
-        self.max_body = max_body
+        self.limits = limits
+        self.max_body = limits.max_body
         self.auth = Authenticator(store, ttl=auth_ttl)
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="tempodb")
-        self.admission = Admission(max_pending, BUFFERED_BODIES * max_body)
+        self.inflater = ThreadPoolExecutor(INFLATE_THREADS, thread_name_prefix="tempodb-gunzip")
+        self.admission = Admission(limits.max_pending, BUFFERED_BODIES * limits.max_body)
+        #: Credentials being checked on a worker thread (stores that are no quick read).
+        self.checking = Admission(limits.max_pending, 1)
+        self.public = Admission(PUBLIC_PENDING, 1)
         self.limiter = RateLimiter(rate_limit) if rate_limit else None
-        self.metrics = ServerMetrics(store, in_progress=lambda: self.admission.requests)
+        self.metrics = ServerMetrics(
+            store, in_progress=lambda: self.admission.requests + self.public.requests
+        )
         #: Small writes skip the worker threads (two thread switches fewer per request).
         self.inline_writes = store.quick_submit and not self.options.auto_tag
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
+        self.inflater.shutdown(wait=True)
         self.store.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -112,31 +147,105 @@ class TempoDBApp:
             return
         send = self.metrics.instrument(scope, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        method = scope["method"]
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        query_string = scope.get("query_string", b"")
+        segments = split_path(raw_path)
+        if segments == ["healthz"] and method in ("GET", "HEAD"):
+            await _send(send, _encode(HEALTHY, gzip_ok=False))
+            return
         try:
-            ticket = self.admission.admit()
+            route = self._route(method, segments, raw_path)
+            if route is None:  # a public resource: no credentials, no body
+                ticket = self.public.admit()
+            else:
+                check_provenance(method, headers, self.options.allowed_origins)
+                database = await self._authenticate(headers)
+                ticket = self.admission.admit()
         except HTTPError as error:
             await _send(send, _encode(error_response(error), gzip_ok=False))
             return
+        loop = asyncio.get_running_loop()
         try:
+            if route is None:
+                public = await loop.run_in_executor(
+                    self.executor, self.handle, method, raw_path, query_string, headers, b""
+                )
+                await _send(send, public)
+                return
             try:
-                body = await read_body(receive, headers, self.max_body, ticket)
+                body = await read_body(
+                    receive,
+                    headers,
+                    self.max_body,
+                    ticket,
+                    timeout=self.limits.body_timeout,
+                    max_ratio=self.limits.max_gzip_ratio,
+                    run=lambda fn, data: loop.run_in_executor(self.inflater, fn, data),
+                )
             except HTTPError as error:
                 await _send(send, _encode(error_response(error), gzip_ok=False))
                 return
-            method = scope["method"]
-            raw_path = scope.get("raw_path") or scope["path"].encode()
-            query_string = scope.get("query_string", b"")
-            response = None
+            response: EncodedResponse | None = None
             if self.inline_writes and method == "POST" and len(body) <= INLINE_WRITE_MAX:
-                response = await self._inline_write(method, raw_path, query_string, headers, body)
+                response = await self._inline_write(
+                    method, raw_path, query_string, headers, body, database
+                )
             if response is None:
-                loop = asyncio.get_running_loop()
                 response = await loop.run_in_executor(
-                    self.executor, self.handle, method, raw_path, query_string, headers, body
+                    self.executor,
+                    self.handle,
+                    method,
+                    raw_path,
+                    query_string,
+                    headers,
+                    body,
+                    database,
                 )
             await _send(send, response)
         finally:
             ticket.close()
+
+    @staticmethod
+    def _route(method: str, segments: list[str], raw_path: bytes) -> Match | None:
+        """The API route of a request that needs credentials; None for a public resource;
+        404 or 405 for anything else."""
+        if segments in (["healthz"], [API_PREFIX, "openapi.json"], ["metrics"]):
+            if method in ("GET", "HEAD"):
+                return None
+        elif segments[:1] == ["ui"]:
+            return None
+        route = match(segments[1:]) if segments[:1] == [API_PREFIX] else None
+        if route is None:
+            raise HTTPError(404, f"Not found: {raw_path.decode('utf-8', 'replace')}", "not-found")
+        if method not in route.methods:
+            allowed = ", ".join(sorted(route.methods))
+            raise HTTPError(
+                405,
+                f"Method {method} not allowed here (allowed: {allowed})",
+                "method-not-allowed",
+                {"Allow": allowed},
+            )
+        return route
+
+    async def _authenticate(self, headers: dict[str, str]) -> Database:
+        """The database of the request's credentials, and a token of its key's rate: 401,
+        403 or 429.  Checked on the event loop when the store's read is quick, else on a
+        worker thread (at most ``max_pending`` at once, 503 beyond)."""
+        header = headers.get("authorization")
+        parse_basic(header)  # 401 without asking the store
+        if self.store.quick_submit:
+            database = self.auth.authenticate(header)
+        else:
+            ticket = self.checking.admit()
+            try:
+                loop = asyncio.get_running_loop()
+                database = await loop.run_in_executor(self.executor, self.auth.authenticate, header)
+            finally:
+                ticket.close()
+        if self.limiter is not None:
+            self.limiter.check(database.key)
+        return database
 
     def handle(
         self,
@@ -145,11 +254,12 @@ class TempoDBApp:
         query_string: bytes,
         headers: dict[str, str],
         body: bytes,
+        database: Database | None = None,
     ) -> EncodedResponse:
-        """Route, authenticate and run one request, and encode the answer; every failure
-        becomes an error response."""
+        """Route, authenticate (unless ``database`` is the one already authenticated) and run
+        one request, and encode the answer; every failure becomes an error response."""
         try:
-            response = self._dispatch(method, raw_path, query_string, headers, body)
+            response = self._dispatch(method, raw_path, query_string, headers, body, database)
         except Exception as exc:
             response = self._failure(exc, method, raw_path)
         return _encode(response, gzip_ok=_accepts_gzip(headers.get("accept-encoding", "")))
@@ -161,6 +271,7 @@ class TempoDBApp:
         query_string: bytes,
         headers: dict[str, str],
         body: bytes,
+        database: Database,
     ) -> EncodedResponse | None:
         """A small write run on the event loop: routed, authenticated and parsed here, then
         queued with the store and awaited without a worker thread (``WriteJob.submit``).
@@ -171,7 +282,7 @@ class TempoDBApp:
             handler = None if route is None else route.methods.get(method)
             if route is None or not isinstance(handler, WriteHandler):
                 return None
-            context, request = self._admit(method, segments, query_string, headers, body)
+            context, request = self._admit(method, segments, query_string, headers, body, database)
             job = handler.parse(request, route.params)
             future = job.submit(context)
             with contextlib.suppress(Exception):  # job.outcome answers the failure
@@ -202,30 +313,20 @@ class TempoDBApp:
         query_string: bytes,
         headers: dict[str, str],
         body: bytes,
+        database: Database | None = None,
     ) -> Response:
         segments = split_path(raw_path)
         if segments == ["healthz"] and method in ("GET", "HEAD"):
-            return Response(200, b"ok\n", b"text/plain; charset=utf-8")
-        if segments == [API_PREFIX, "openapi.json"] and method in ("GET", "HEAD"):
-            return Response(200, openapi.document_bytes(), JSON_TYPE)
-        if segments == ["metrics"] and method in ("GET", "HEAD"):
-            return self.metrics.response()
-        if segments[:1] == ["ui"]:
-            return ui.serve(method, raw_path, headers)
-        route = match(segments[1:]) if segments[:1] == [API_PREFIX] else None
+            return HEALTHY
+        route = self._route(method, segments, raw_path)
         if route is None:
-            raise HTTPError(404, f"Not found: {raw_path.decode('utf-8', 'replace')}", "not-found")
-        handler = route.methods.get(method)
-        if handler is None:
-            allowed = ", ".join(sorted(route.methods))
-            raise HTTPError(
-                405,
-                f"Method {method} not allowed here (allowed: {allowed})",
-                "method-not-allowed",
-                {"Allow": allowed},
-            )
-        context, request = self._admit(method, segments, query_string, headers, body)
-        return handler(context, request, route.params)
+            if segments == [API_PREFIX, "openapi.json"]:
+                return Response(200, openapi.document_bytes(), JSON_TYPE)
+            if segments == ["metrics"]:
+                return self.metrics.response()
+            return ui.serve(method, raw_path, headers)
+        context, request = self._admit(method, segments, query_string, headers, body, database)
+        return route.methods[method](context, request, route.params)
 
     def _admit(
         self,
@@ -234,11 +335,15 @@ class TempoDBApp:
         query_string: bytes,
         headers: dict[str, str],
         body: bytes,
+        database: Database | None,
     ) -> tuple[Context, Request]:
-        """Authenticate and rate-limit a routed request: its context and request objects."""
-        database = self.auth.authenticate(headers.get("authorization"))
-        if self.limiter is not None:
-            self.limiter.check(database.key)
+        """The context and request objects of a routed request; authenticated and
+        rate-limited here unless ``database`` says it was already."""
+        if database is None:
+            check_provenance(method, headers, self.options.allowed_origins)
+            database = self.auth.authenticate(headers.get("authorization"))
+            if self.limiter is not None:
+                self.limiter.check(database.key)
         request = Request(method, segments, Query.parse(query_string), body, headers)
         return Context(self.store, database, self.options, self.metrics), request
 

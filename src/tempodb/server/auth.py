@@ -1,4 +1,5 @@
-"""HTTP Basic authentication against the store, with an optional short-lived cache.
+"""HTTP Basic authentication against the store, with an optional short-lived cache, and the
+refusal of cross-site browser writes (``check_provenance``).
 
 Without a cache (``ttl`` 0, what ``tempodb serve`` does) every request asks the store, so a key
 revoked or deleted by another process stops working with the next request.  With ``ttl`` > 0
@@ -15,11 +16,19 @@ import binascii
 import hashlib
 import threading
 import time
+from collections.abc import Mapping
 
 from tempodb.server.http import HTTPError
 from tempodb.storage.base import Database, Store
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="TempoDB"'}
+
+#: Methods that change something: a browser must not be made to send them from another site.
+STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+#: The body types a browser sends cross-site without asking first (an HTML form, or a fetch
+#: without a preflight).  The original clients send JSON under some of them (Java 0.7:
+#: text/plain; Bash's curl -d: x-www-form-urlencoded), so they are refused from browsers only.
+FORM_TYPES = frozenset({"text/plain", "multipart/form-data", "application/x-www-form-urlencoded"})
 
 
 class Authenticator:
@@ -79,3 +88,52 @@ def parse_basic(header: str | None) -> tuple[str, str]:
     if not sep:
         raise HTTPError(401, "Malformed Basic credentials", "unauthenticated", CHALLENGE)
     return key, secret
+
+
+def check_provenance(method: str, headers: Mapping[str, str], allowed: frozenset[str]) -> None:
+    """Refuse a state-changing request that a browser sends on behalf of another site.
+
+    A hostile page can make a browser POST a form (``enctype="text/plain"`` makes its body
+    JSON enough) with the credentials the browser cached after a 401 prompt.  Browsers say
+    where such a request comes from: ``Origin`` (every current browser, on every cross-origin
+    POST) and ``Sec-Fetch-Site``.  So: 403 when ``Origin`` names another host than the
+    request's ``Host`` (and is not in ``allowed``, the origins ``tempodb serve --allow-origin``
+    lists; ``*`` allows all), or when ``Sec-Fetch-Site`` says ``cross-site``/``same-site``; and
+    415 for a form body type from a browser (a ``Mozilla/`` user agent, or fetch metadata),
+    for the browsers old enough to send no ``Origin``.  Clients that are no browser send
+    neither, and keep working whatever their Content-Type (spec §2.3).
+    """
+    if method not in STATE_CHANGING or "*" in allowed:
+        return
+    origin = headers.get("origin")
+    site = headers.get("sec-fetch-site", "").strip().lower()
+    if origin is not None:
+        if origin not in allowed and _host_of(origin) != headers.get("host", "").lower():
+            raise _cross_site(origin)
+    elif site in ("cross-site", "same-site"):
+        raise _cross_site("another site")
+    media = headers.get("content-type", "").partition(";")[0].strip().lower()
+    browser = headers.get("user-agent", "").startswith("Mozilla/") or bool(site)
+    if media in FORM_TYPES and browser:
+        raise HTTPError(
+            415,
+            f"Content-Type {media} refused from a browser: send the body as application/json",
+            "unsupported-media-type",
+        )
+
+
+def _host_of(origin: str) -> str | None:
+    """``host[:port]`` of an ``Origin`` value (None for ``null`` or a malformed one)."""
+    scheme, sep, rest = origin.strip().lower().partition("://")
+    if not sep or not scheme or not rest or "/" in rest:
+        return None
+    return rest
+
+
+def _cross_site(origin: str) -> HTTPError:
+    return HTTPError(
+        403,
+        f"Forbidden: a browser request from {origin[:100]} may not change data here "
+        "(tempodb serve --allow-origin allows an origin)",
+        "cross-site",
+    )

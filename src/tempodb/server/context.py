@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from tempodb.server.http import Query
+from tempodb.server.http import Query, bad_request
 from tempodb.server.wire import not_found
 from tempodb.storage.base import Database, SeriesField, SeriesFilter, SeriesRecord, Store
 
@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from tempodb.server.metrics import ServerMetrics
 
 ATTR_PARAM = re.compile(r"attr\[(.+)\]", re.DOTALL)
+#: Distinct tags and attribute names one series filter may name (each is one condition that
+#: every series must meet; the ids, keys and attribute values have no count of their own,
+#: only the request target's length, ``limits.MAX_TARGET_BYTES``).
+MAX_FILTER_CONDITIONS = 256
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,8 @@ class Options:
     auto_tag: bool = False
     #: Most series one ``POST /v1/series/`` with a JSON array may create (400 beyond).
     max_series_per_request: int = 10_000
+    #: Origins whose browser pages may change data (``*``: any); others get 403 (``auth``).
+    allowed_origins: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -50,15 +56,23 @@ def auto_tags(key: str) -> list[str]:
 
 
 def parse_filter(query: Query) -> SeriesFilter:
-    """``id``/``key``/``tag`` (repeatable) and ``attr[NAME]=VALUE`` parameters (spec §5.1)."""
+    """``id``/``key``/``tag`` (repeatable) and ``attr[NAME]=VALUE`` parameters (spec §5.1);
+    400 when they name more than ``MAX_FILTER_CONDITIONS`` distinct tags and attributes."""
     attributes: dict[str, list[str]] = {}
     for name, value in query.pairs:
         match = ATTR_PARAM.fullmatch(name)
         if match:
             attributes.setdefault(match.group(1), []).append(value)
+    tags = query.get_all("tag")
+    conditions = len(set(tags)) + len(attributes)
+    if conditions > MAX_FILTER_CONDITIONS:
+        raise bad_request(
+            f"Too many filters: {conditions} distinct tags and attribute names, at most "
+            f"{MAX_FILTER_CONDITIONS} in one request (narrow the filter, or filter by key)"
+        )
     return SeriesFilter(
         ids=tuple(query.get_all("id")),
         keys=tuple(query.get_all("key")),
-        tags=tuple(query.get_all("tag")),
+        tags=tuple(tags),
         attributes={name: tuple(values) for name, values in attributes.items()},
     )

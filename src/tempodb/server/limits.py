@@ -1,4 +1,10 @@
-"""Overload protection: bounded work in progress (503) and an optional per-key rate (429).
+"""Overload protection: bounded work in progress (503), an optional per-key rate (429), and
+the limits a request and a connection must stay within (``Limits``).
+
+``Limits`` gathers what ``tempodb serve`` lets an operator set (README "Security"): the body size,
+the requests in progress, the open connections, the header size, the deadlines for the headers
+and the body, the idle keep-alive time and how far a gzip body may expand.  They are checked
+where they are created, with messages that name the bad value.
 
 ``Admission`` bounds what the server holds at once: the requests in progress (reading their
 body, waiting for a worker thread, running) and the request-body bytes they keep in memory.
@@ -17,11 +23,61 @@ from __future__ import annotations
 import math
 import threading
 import time
+from dataclasses import dataclass
 
 from tempodb.server.http import HTTPError
 
 #: Seconds a client is asked to wait after a 503.
 BUSY_RETRY_AFTER = 1
+
+#: The request target (path and query) may be this long at most: the URL parser's bound
+#: (uvicorn's ``httptools.parse_url`` keeps offsets in 16 bits).  Longer ones get 414.
+MAX_TARGET_BYTES = 65_535
+#: Connections over ``max_connections`` kept open for ``/healthz`` alone (others get 503).
+HEALTH_RESERVE = 16
+#: A gzip body may always decompress to this much, whatever its ratio.
+GZIP_RATIO_FLOOR = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request and one connection may use, and how long they may take.
+
+    The defaults suit a server that faces untrusted clients; README "Security" explains each,
+    and ``tempodb serve`` has an option for each.
+    """
+
+    #: Largest request body, after decompression (413 beyond it).
+    max_body: int = 64 * 1024 * 1024
+    #: Authenticated requests in progress at once (503 beyond it).
+    max_pending: int = 256
+    #: Open connections; ``HEALTH_RESERVE`` more are kept for ``/healthz``.  Past the limit
+    #: the connection idle the longest is closed, or the new one when none is idle.
+    max_connections: int = 1000
+    #: Bytes of header fields in one request (431 beyond it).
+    max_header_bytes: int = 64 * 1024
+    #: Seconds from the first byte of a request (or the opening of the connection) to the end
+    #: of its headers (408 beyond it).
+    header_timeout: float = 10.0
+    #: Seconds for a whole request body to arrive once it is read (408 beyond it).
+    body_timeout: float = 60.0
+    #: Seconds a connection may stay open between requests.
+    idle_timeout: float = 75.0
+    #: How many times its own size a gzip body may expand (413 beyond it; bodies decompressing
+    #: to 1 MiB or less are always accepted).
+    max_gzip_ratio: float = 100.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_body", "max_pending", "max_connections", "max_header_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive whole number, not {value!r}")
+        for name in ("header_timeout", "body_timeout", "idle_timeout"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0 < value < math.inf):
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        if not (isinstance(self.max_gzip_ratio, int | float) and self.max_gzip_ratio >= 1):
+            raise ValueError(f"max_gzip_ratio must be 1 or more, not {self.max_gzip_ratio!r}")
 
 
 def overloaded(reason: str) -> HTTPError:
