@@ -150,7 +150,10 @@ Running on Citus
     * the statements on ``head`` that serve one series say ``sid = <value>``; the write's
       upsert, the fold's ``DELETE ... RETURNING`` and the head listing name several series
       (multi-shard statements, in one distributed transaction); the increment's look at the
-      blocks joins ``head`` and ``block`` on ``sid``: colocated;
+      blocks joins ``head`` and ``block`` on ``sid``: colocated.  Not yet tried on Citus: the
+      one-statement small write (``head.OVERWRITE_KNOWN``), which locks ``series`` rows (by
+      db) in a CTE and inserts into ``head`` (by sid); if Citus refuses it, that path is to
+      be switched off there;
     * every statement on ``block`` but three says ``sid = <value>``, with subqueries on the same
       table and the same value only (never a join with ``series``): router queries too, and so
       is the write's ``WITH run AS (DELETE ... RETURNING) SELECT ...``, a data-modifying CTE
