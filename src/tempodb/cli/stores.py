@@ -6,7 +6,7 @@ import argparse
 import re
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the storage modules need the server extra: load them only when used
     from tempodb.storage.base import Store
@@ -43,9 +43,14 @@ def open_store(args: argparse.Namespace, *, existing: bool = False, lock: bool =
                 f"tempodb: --database-url needs the PostgreSQL driver ({exc}): "
                 "pip install 'tempodb[postgres]'"
             ) from None
+        head: dict[str, Any] = {}
+        if getattr(args, "head_points", None) is not None:
+            head["head_points"] = args.head_points
+        if getattr(args, "fold_after", None) is not None:
+            head["fold_after_s"] = args.fold_after
         try:
-            return PostgresStore(args.database_url)
-        except StorageError as exc:
+            return PostgresStore(args.database_url, **head)
+        except (StorageError, ValueError) as exc:
             raise SystemExit(f"tempodb: {exc}") from None
         except psycopg.Error as exc:  # e.g. a malformed URL
             raise SystemExit(f"tempodb: cannot use --database-url: {exc}".strip()) from None
