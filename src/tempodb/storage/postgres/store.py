@@ -389,6 +389,23 @@ class PostgresStore(Store):
         )
         return [record(row) for row in rows]
 
+    def find_series_page(
+        self, db: int, flt: SeriesFilter, *, after: str | None = None, limit: int
+    ) -> list[SeriesRecord]:
+        """A page of ``find_series`` (see ``Store.find_series_page``)."""
+        where, params = filter_sql(db, flt)
+        if after is not None:
+            where += " AND s.key > %s"
+            params.append(after)
+        params.append(limit)
+        rows = self._read(
+            lambda conn: conn.execute(
+                f"SELECT {SERIES_COLUMNS} FROM series s WHERE {where} ORDER BY s.key LIMIT %s",
+                params,
+            ).fetchall()
+        )
+        return [record(row) for row in rows]
+
     def update_series(
         self,
         db: int,
