@@ -111,6 +111,13 @@ def register(commands: Any) -> None:
         "(default 256; 0: none)",
     )
     serve.add_argument(
+        "--block-points",
+        type=int,
+        metavar="N",
+        help="the most points a block holds (default 4096); small blocks fold all the time, "
+        "which the crash tests use",
+    )
+    serve.add_argument(
         "--head-points",
         type=int,
         metavar="N",

@@ -44,6 +44,8 @@ def open_store(args: argparse.Namespace, *, existing: bool = False, lock: bool =
                 "pip install 'tempodb[postgres]'"
             ) from None
         head: dict[str, Any] = {}
+        if getattr(args, "block_points", None) is not None:
+            head["block_points"] = args.block_points
         if getattr(args, "head_points", None) is not None:
             head["head_points"] = args.head_points
         if getattr(args, "fold_after", None) is not None:
@@ -64,13 +66,17 @@ def open_store(args: argparse.Namespace, *, existing: bool = False, lock: bool =
             f"tempodb: no tempodb data in {args.data} ({path} is missing): check --data "
             "(`tempodb keys create --data DIR` starts a new store)"
         )
+    blocks: dict[str, Any] = {}
+    if getattr(args, "block_points", None) is not None:
+        blocks["block_points"] = args.block_points
     try:
         return SQLiteStore(
             args.data,
             read_cache_mb=getattr(args, "read_cache_mb", DEFAULT_READ_CACHE_MB),
             lock=lock,
+            **blocks,
         )
-    except (StorageError, OSError, sqlite3.Error) as exc:
+    except (StorageError, OSError, ValueError, sqlite3.Error) as exc:
         raise SystemExit(f"tempodb: cannot open the store in {args.data}: {exc}") from None
 
 
