@@ -26,6 +26,7 @@ it could not, InfluxDB's ``unable to parse '<line>': <reason>``.  What is done w
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -183,21 +184,38 @@ def _sections(line: str) -> tuple[str, str, str]:
     key = line[:i]
     while i < n and line[i] == " ":
         i += 1
-    start = i
-    quoted = False
+    end = _field_cuts(line, i, [])
+    return key, line[i:end], line[end:]
+
+
+def _field_cuts(text: str, i: int, cuts: list[int]) -> int:
+    """Where the fields that start at ``i`` end (an unquoted, unescaped space, or the end),
+    appending the position of each comma between two fields to ``cuts``.  A double quote
+    opens or closes a string only in a value (after the field key's ``=``), as InfluxDB
+    reads it."""
+    n = len(text)
+    quoted = in_value = False
     while i < n:
-        c = line[i]
+        c = text[i]
         if c == "\\":
             i += 2
             continue
-        if c == '"':
-            quoted = not quoted
-        elif c == " " and not quoted:
-            break
+        if quoted:
+            if c == '"':
+                quoted = False
+        elif c == "=":
+            in_value = True
+        elif c == '"' and in_value:
+            quoted = True
+        elif c == ",":
+            cuts.append(i)
+            in_value = False
+        elif c == " ":
+            return i
         i += 1
     if quoted:
         raise LineError("unbalanced quotes")
-    return key, line[start:i], line[i:]
+    return n
 
 
 def _scan_to(text: str, i: int, stops: str) -> int:
@@ -214,27 +232,34 @@ def _scan_to(text: str, i: int, stops: str) -> int:
     return n
 
 
-def _split(text: str, sep: str) -> list[str]:
-    """``text`` split at unescaped ``sep`` (outside quotes)."""
-    if "\\" not in text and '"' not in text:
-        return text.split(sep)
+def _split_tags(text: str) -> list[str]:
+    """The key section split at unescaped commas."""
+    if "\\" not in text:
+        return text.split(",")
     parts: list[str] = []
     start = i = 0
     n = len(text)
-    quoted = False
     while i < n:
         c = text[i]
         if c == "\\":
             i += 2
             continue
-        if c == '"':
-            quoted = not quoted
-        elif c == sep and not quoted:
+        if c == ",":
             parts.append(text[start:i])
             start = i + 1
         i += 1
     parts.append(text[start:])
     return parts
+
+
+def _split_fields(text: str) -> list[str]:
+    """The fields section split between fields (not at commas in strings)."""
+    if "\\" not in text and '"' not in text:
+        return text.split(",")
+    cuts: list[int] = []
+    _field_cuts(text, 0, cuts)
+    bounds = [-1, *cuts, len(text)]
+    return [text[lo + 1 : hi] for lo, hi in itertools.pairwise(bounds)]
 
 
 def _unescape(text: str, escapes: tuple[str, ...] = _NAME_ESCAPES) -> str:
@@ -246,7 +271,7 @@ def _unescape(text: str, escapes: tuple[str, ...] = _NAME_ESCAPES) -> str:
 
 
 def _parse_key(key: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    parts = _split(key, ",")
+    parts = _split_tags(key)
     measurement = _unescape(parts[0])
     if not measurement:
         raise LineError("missing measurement")
@@ -272,7 +297,7 @@ def _parse_fields(text: str) -> tuple[tuple[str, FieldValue], ...]:
     if not text:
         raise LineError("missing fields")
     fields: list[tuple[str, FieldValue]] = []
-    for part in _split(text, ","):
+    for part in _split_fields(text):
         at = _scan_to(part, 0, "=")
         if at >= len(part):
             raise LineError("invalid field format")
