@@ -69,7 +69,7 @@ class Str(str):
 FieldValue = float | int | bool | Str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Point:
     """One parsed line: names unescaped, tags sorted by key, ``time_ns`` None when absent."""
 
@@ -99,6 +99,7 @@ def parse_lines(text: str, precision: str = "n", *, check_utf8: bool = False) ->
     factor = PRECISIONS[precision]
     points: list[Point] = []
     errors: list[str] = []
+    keys: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
     for line in split_lines(text):
         start = 0
         while start < len(line) and line[start] in " \t\x00":
@@ -114,7 +115,7 @@ def parse_lines(text: str, precision: str = "n", *, check_utf8: bool = False) ->
                 errors.append(f"unable to parse '{shown}': invalid UTF-8")
                 continue
         try:
-            points.append(parse_line(line, factor))
+            points.append(parse_line(line, factor, keys))
         except LineError as exc:
             errors.append(f"unable to parse '{line}': {exc}")
     return Parsed(points, errors)
@@ -160,8 +161,13 @@ def split_lines(text: str) -> list[str]:
     return lines
 
 
-def parse_line(line: str, factor: int = 1) -> Point:
-    """One line (without its newline, leading blanks removed); LineError when invalid."""
+def parse_line(
+    line: str,
+    factor: int = 1,
+    keys: dict[str, tuple[str, tuple[tuple[str, str], ...]]] | None = None,
+) -> Point:
+    """One line (without its newline, leading blanks removed); LineError when invalid.
+    ``keys`` remembers the measurement and tags of each key section already read."""
     if "\\" in line or '"' in line:
         key, fields_text, time_text = _sections(line)
     else:
@@ -170,7 +176,12 @@ def parse_line(line: str, factor: int = 1) -> Point:
         fields_text, _, time_text = rest.partition(" ")
     if "\x00" in line:
         raise LineError("NUL characters are not allowed")
-    measurement, tags = _parse_key(key)
+    known = None if keys is None else keys.get(key)
+    if known is None:
+        known = _parse_key(key)
+        if keys is not None:
+            keys[key] = known
+    measurement, tags = known
     fields = _parse_fields(fields_text)
     time_text = time_text.strip(" ")
     time_ns = None if not time_text else _parse_time(time_text, factor)
@@ -221,6 +232,9 @@ def _field_cuts(text: str, i: int, cuts: list[int]) -> int:
 def _scan_to(text: str, i: int, stops: str) -> int:
     """The index of the first unescaped character of ``stops`` at or after ``i``."""
     n = len(text)
+    if len(stops) == 1 and "\\" not in text:
+        at = text.find(stops, i)
+        return n if at < 0 else at
     while i < n:
         c = text[i]
         if c == "\\":
@@ -297,6 +311,19 @@ def _parse_fields(text: str) -> tuple[tuple[str, FieldValue], ...]:
     if not text:
         raise LineError("missing fields")
     fields: list[tuple[str, FieldValue]] = []
+    if "\\" not in text and '"' not in text:  # the common case: nothing escaped or quoted
+        for part in text.split(","):
+            name, sep, raw = part.partition("=")
+            if not (name and raw):
+                raise LineError(
+                    "invalid field format"
+                    if not sep
+                    else "missing field key"
+                    if not name
+                    else "missing field value"
+                )
+            fields.append((name, _parse_value(raw)))
+        return tuple(fields)
     for part in _split_fields(text):
         at = _scan_to(part, 0, "=")
         if at >= len(part):
@@ -317,6 +344,14 @@ def _parse_value(text: str) -> FieldValue:
         return Str(text[1:-1].replace('\\"', '"').replace("\\\\", "\\"))
     if first in "-.0123456789":
         last = text[-1]
+        if last in "0123456789" and "_" not in text:
+            try:
+                number = float(text)
+            except ValueError:
+                raise LineError("invalid number") from None
+            if not math.isfinite(number):
+                raise LineError("invalid float")
+            return number
         if last == "i":
             if not _INT.fullmatch(text):
                 raise LineError("invalid number")

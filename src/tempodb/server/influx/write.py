@@ -189,6 +189,7 @@ def plan_write(points: list[Point], now_ns: int) -> WritePlan:
     values: list[float] = []
     is_int: list[bool] = []
     now_ms = now_ns // 1_000_000
+    known: dict[tuple[str, tuple[tuple[str, str], ...], str], int] = {}
     for point in points:
         reason = refusal(point)
         if reason is not None:
@@ -196,11 +197,15 @@ def plan_write(points: list[Point], now_ns: int) -> WritePlan:
             continue
         ms = now_ms if point.time_ns is None else point.time_ns // 1_000_000
         for name, value in point.fields:
-            key = series_key(point.measurement, point.tags, name)
-            slot = refs.get(key)
+            names = (point.measurement, point.tags, name)
+            slot = known.get(names)
             if slot is None:
-                slot = refs[key] = len(refs)
-                plan.attributes[key] = series_attributes(point.measurement, point.tags, name)
+                key = series_key(*names)
+                slot = refs.get(key)
+                if slot is None:
+                    slot = refs[key] = len(refs)
+                    plan.attributes[key] = series_attributes(*names)
+                known[names] = slot
             index.append(slot)
             stamps.append(ms)
             values.append(float(value))
