@@ -640,3 +640,11 @@ def test_deliberate_differences_from_influxdb(reference: Wire, wire: Wire) -> No
         ours = _send(wire, body, query, gzipped)
         assert _shape(theirs)[:2] == theirs_expected, (name, theirs)
         assert _shape(ours)[:2] == ours_expected[name], (name, ours)
+
+
+def test_metrics_count_the_influx_routes(server: Any, wire: Wire) -> None:
+    assert wire.write("metered v=1").status == 204
+    assert wire.request("GET", "/ping").status == 204
+    metrics = Wire(server.url).request("GET", "/metrics").body.decode()
+    assert 'route="/write",method="POST",status="2xx"' in metrics
+    assert 'route="/ping",method="GET"' in metrics

@@ -98,6 +98,14 @@ def credentials(
                     CHALLENGE,
                 )
             return key, secret
+        if not header:
+            raise HTTPError(
+                401,
+                "Authentication required: your API key and secret as the u and p parameters, "
+                "Authorization: Token KEY:SECRET, or HTTP Basic",
+                "unauthenticated",
+                CHALLENGE,
+            )
     return parse_basic(header)
 
 

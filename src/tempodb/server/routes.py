@@ -95,8 +95,9 @@ def route(segments: list[str]) -> Match | None:
     """The route of a whole raw path (``/v1/...`` or an InfluxDB one), or None."""
     if segments[:1] == [API_PREFIX]:
         return match(segments[1:])
-    methods = INFLUX_ROUTES.get(tuple(unquote(s) for s in segments))
-    return None if methods is None else Match(methods, {}, (), "influx")
+    path = tuple(unquote(s) for s in segments)
+    methods = INFLUX_ROUTES.get(path)
+    return None if methods is None else Match(methods, {}, path, "influx")
 
 
 def is_influx(segments: list[str]) -> bool:
