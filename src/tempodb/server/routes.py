@@ -1,6 +1,6 @@
 """The route table: v1 (spec §1) under ``/v1``, the InfluxDB dialect at the top level
-(``/write``, ``/api/v2/write``; ``/ping`` is public, served by the app), and path matching on
-the raw path (spec §2.5).
+(``/write``, ``/api/v2/write``, ``/query``; ``/ping`` is public, served by the app), and path
+matching on the raw path (spec §2.5).
 
 Paths are split on literal ``/`` before percent-decoding, so that a key may contain ``%2F``;
 the ``{v}`` segment also reads ``+`` as a space (Go and old Python clients send it).  A
@@ -16,6 +16,7 @@ from urllib.parse import unquote, unquote_plus
 from tempodb.server import points, series
 from tempodb.server.context import Context
 from tempodb.server.http import HTTPError, Request, Response, error_response
+from tempodb.server.influx import query as influx_query
 from tempodb.server.influx import write as influx
 
 Handler = Callable[[Context, Request, dict[str, str]], Response]
@@ -47,6 +48,7 @@ API_PREFIX = "v1"
 INFLUX_ROUTES: dict[tuple[str, ...], dict[str, Handler]] = {
     ("write",): {"POST": influx.write_v1},
     ("api", "v2", "write"): {"POST": influx.write_v2},
+    ("query",): {"GET": influx_query.query, "POST": influx_query.query},
 }
 #: Public InfluxDB resources (no credentials, no body).
 INFLUX_PUBLIC = (["ping"],)

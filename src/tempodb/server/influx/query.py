@@ -1,0 +1,298 @@
+"""``GET``/``POST /query``: the InfluxQL of ``influxql`` over the line-protocol mapping, with
+InfluxDB 1.x's JSON answers (``results``, ``statement_id``, ``series`` with ``name``, ``tags``,
+``columns`` and ``values``).
+
+The catalogue (measurements, tag keys and values, field keys) is read from the series'
+attributes (``names``): every series with ``_measurement`` and ``_field``.  ``SELECT``
+aggregates go through the rollup engine (``rollup.rollup``) in UTC with buckets aligned to
+the epoch, as InfluxDB aligns them; points of several series in one group are folded
+together, as InfluxDB folds them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import numpy as np
+
+from tempodb.rollup import Interval, rollup
+from tempodb.server.context import Context
+from tempodb.server.http import HTTPError, Request, Response, json_response
+from tempodb.server.influx.influxql import (
+    QueryError,
+    Select,
+    Show,
+    Statement,
+    TagCondition,
+    parse_query,
+)
+from tempodb.server.influx.names import FIELD_ATTR, MEASUREMENT_ATTR
+from tempodb.server.influx.write import VERSION_HEADERS
+from tempodb.storage.base import SeriesFilter, SeriesRecord
+from tempodb.zones import get_zone
+
+#: ``epoch`` values and their nanoseconds.
+EPOCHS = {"ns": 1, "n": 1, "u": 1_000, "µ": 1_000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9}
+EPOCHS["h"] = 3600 * 10**9
+_MS_PER_MINUTE = 60_000
+#: At most this many buckets per series in one answer.
+MAX_BUCKETS = 100_000
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One series of the mapping."""
+
+    measurement: str
+    field: str
+    tags: dict[str, str]
+    record: SeriesRecord
+
+
+def query(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    """``/query?q=...&db=&epoch=``: one result per statement."""
+    text = request.query.get("q")
+    form = dict(_form(request))
+    if text is None:
+        text = form.get("q")
+    if not text:
+        raise HTTPError(400, 'missing required parameter "q"')
+    epoch = request.query.get("epoch") or form.get("epoch")
+    if epoch is not None and epoch not in EPOCHS:
+        raise HTTPError(400, f"invalid epoch {epoch[:20]!r}: one of ns, u, ms, s, m, h")
+    try:
+        statements = parse_query(text, time.time_ns())
+    except QueryError as exc:
+        raise HTTPError(400, f"error parsing query: {exc}") from None
+    database = request.query.get("db") or form.get("db") or ctx.db.name or "tempodb"
+    results = []
+    for number, statement in enumerate(statements):
+        result: dict[str, Any] = {"statement_id": number}
+        series = run(ctx, statement, database, epoch)
+        if series:
+            result["series"] = series
+        results.append(result)
+    response = json_response({"results": results})
+    response.headers.update(VERSION_HEADERS)
+    return response
+
+
+def _form(request: Request) -> list[tuple[str, str]]:
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if request.method != "POST" or media != "application/x-www-form-urlencoded":
+        return []
+    return parse_qsl(request.body.decode("utf-8", "replace"))
+
+
+def run(ctx: Context, statement: Statement, database: str, epoch: str | None) -> list[Any]:
+    """The ``series`` of one statement's result."""
+    if isinstance(statement, Select):
+        return select(ctx, statement, epoch)
+    return show(ctx, statement, database)
+
+
+# -- the catalogue -------------------------------------------------------------------------------
+
+
+def catalogue(ctx: Context, measurement: str | None = None) -> list[Entry]:
+    """The series of the mapping (of one measurement), ordered by key."""
+    flt = SeriesFilter(attributes={MEASUREMENT_ATTR: (measurement,)} if measurement else {})
+    entries = []
+    for record in ctx.store.find_series(ctx.db.id, flt):
+        attributes = record.attributes
+        name, field = attributes.get(MEASUREMENT_ATTR), attributes.get(FIELD_ATTR)
+        if name is None or field is None:
+            continue
+        tags = {k: v for k, v in attributes.items() if k not in (MEASUREMENT_ATTR, FIELD_ATTR)}
+        entries.append(Entry(name, field, tags, record))
+    return entries
+
+
+def _where(entries: Iterable[Entry], conditions: tuple[TagCondition, ...]) -> list[Entry]:
+    return [e for e in entries if all(c.matches(e.tags) for c in conditions)]
+
+
+def _page(values: list[Any], limit: int | None, offset: int) -> list[Any]:
+    values = values[offset:]
+    return values if limit is None else values[:limit]
+
+
+def _by_measurement(entries: list[Entry]) -> dict[str, list[Entry]]:
+    grouped: dict[str, list[Entry]] = {}
+    for entry in entries:
+        grouped.setdefault(entry.measurement, []).append(entry)
+    return dict(sorted(grouped.items()))
+
+
+def show(ctx: Context, show: Show, database: str) -> list[Any]:
+    if show.what == "databases":
+        return [{"name": "databases", "columns": ["name"], "values": [[database]]}]
+    if show.what == "retention policies":
+        columns = ["name", "duration", "shardGroupDuration", "replicaN", "default"]
+        return [{"columns": columns, "values": [["autogen", "0s", "168h0m0s", 1, True]]}]
+    entries = _where(catalogue(ctx, show.measurement), show.where)
+    if show.what == "measurements":
+        names = sorted({e.measurement for e in entries})
+        if show.with_op is not None:
+            names = [
+                n
+                for n in names
+                if TagCondition("m", show.with_op, show.with_values[0]).matches({"m": n})
+            ]
+        names = _page(names, show.limit, show.offset)
+        if not names:
+            return []
+        return [{"name": "measurements", "columns": ["name"], "values": [[n] for n in names]}]
+    if show.what == "series":
+        keys = sorted({_influx_series_key(e) for e in entries})
+        keys = _page(keys, show.limit, show.offset)
+        return [{"columns": ["key"], "values": [[k] for k in keys]}] if keys else []
+    out = []
+    for measurement, group in _by_measurement(entries).items():
+        if show.what == "tag keys":
+            rows: list[list[Any]] = [[k] for k in sorted({k for e in group for k in e.tags})]
+            columns = ["tagKey"]
+        elif show.what == "field keys":
+            rows = [[f, "float"] for f in sorted({e.field for e in group})]
+            columns = ["fieldKey", "fieldType"]
+        else:  # tag values
+            pairs = {(k, v) for e in group for k, v in e.tags.items() if _key_matches(show, k)}
+            rows = [[k, v] for k, v in sorted(pairs)]
+            columns = ["key", "value"]
+        rows = _page(rows, show.limit, show.offset)
+        if rows:
+            out.append({"name": measurement, "columns": columns, "values": rows})
+    return out
+
+
+def _key_matches(show: Show, key: str) -> bool:
+    if show.with_op == "IN":
+        return key in show.with_values
+    assert show.with_op is not None
+    return TagCondition("k", show.with_op, show.with_values[0]).matches({"k": key})
+
+
+def _influx_series_key(entry: Entry) -> str:
+    def escape(text: str, special: str) -> str:
+        for c in special:
+            text = text.replace(c, "\\" + c)
+        return text
+
+    tags = "".join(f",{escape(k, ', =')}={escape(v, ', =')}" for k, v in sorted(entry.tags.items()))
+    return escape(entry.measurement, ", ") + tags
+
+
+# -- SELECT --------------------------------------------------------------------------------------
+
+
+def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
+    if query.interval_ns % (_MS_PER_MINUTE * 10**6) or query.offset_ns % 10**6:
+        raise HTTPError(
+            400,
+            "not supported: GROUP BY time() intervals that are not whole minutes "
+            "(and offsets that are not whole milliseconds)",
+        )
+    assert query.start_ns is not None
+    assert query.end_ns is not None
+    step = query.interval_ns // 10**6
+    offset = query.offset_ns // 10**6
+    start_ms = -(-query.start_ns // 10**6)
+    end_ms = query.end_ns // 10**6  # inclusive
+    if end_ms < start_ms:
+        return []
+    first = (start_ms - offset) // step * step + offset
+    last = (end_ms - offset) // step * step + offset
+    if (last - first) // step + 1 > MAX_BUCKETS:
+        raise HTTPError(
+            400, f"too many buckets: at most {MAX_BUCKETS} per series (narrow the time range)"
+        )
+    grid = np.arange(first, last + 1, step, dtype=np.int64)
+    fields = {call.field for call in query.calls}
+    entries = [
+        e for e in _where(catalogue(ctx, query.measurement), query.where) if e.field in fields
+    ]
+    groups: dict[tuple[str, ...], list[Entry]] = {}
+    for entry in entries:
+        key = tuple(entry.tags.get(tag, "") for tag in query.group_tags)
+        groups.setdefault(key, []).append(entry)
+    out = []
+    interval = Interval(step // _MS_PER_MINUTE, "minute")
+    utc = get_zone("UTC")
+    for key in sorted(groups):
+        columns: list[list[Any]] = []
+        seen = False
+        for call in query.calls:
+            ts, values, is_int = _points(ctx, groups[key], call.field, start_ms, end_ms + 1)
+            seen = seen or ts.size > 0
+            column: list[Any] = [None] * grid.size
+            if call.function == "count":
+                column = [0] * grid.size
+            if ts.size:
+                # Shifted by the offset, epoch-aligned buckets are the engine's minute buckets
+                # counted from 1970-01-01T00:00Z.
+                folded = rollup(
+                    ts - offset,
+                    values,
+                    is_int,
+                    interval=interval,
+                    function=call.function,
+                    zone=utc,
+                    start_ms=0,
+                )
+                slots = (folded.ts + offset - first) // step
+                for slot, value, whole in zip(
+                    slots.tolist(), folded.values.tolist(), folded.is_int.tolist(), strict=True
+                ):
+                    column[slot] = int(value) if whole else value
+            columns.append(column)
+        if not seen:
+            continue
+        rows = []
+        for at, label in enumerate(grid.tolist()):
+            row = [column[at] for column in columns]
+            if query.fill == "none" and all(v is None for v in row):
+                continue
+            if isinstance(query.fill, float):
+                fill = int(query.fill) if query.fill.is_integer() else query.fill
+                row = [fill if v is None else v for v in row]
+            rows.append([_time(label, epoch), *row])
+        if query.limit is not None:
+            rows = rows[: query.limit]
+        series: dict[str, Any] = {"name": query.measurement}
+        if query.group_tags:
+            series["tags"] = dict(zip(query.group_tags, key, strict=True))
+        series["columns"] = ["time", *query.columns]
+        series["values"] = rows
+        out.append(series)
+    return out
+
+
+def _points(
+    ctx: Context, entries: list[Entry], field: str, start: int, end: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The points of a group's series of ``field`` in ``[start, end)``, in time order."""
+    read = ctx.store.read_points
+    parts = [read(ctx.db.id, e.record.id, start, end) for e in entries if e.field == field]
+    if not parts:
+        return np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.bool_)
+    ts = np.concatenate([p.ts for p in parts])
+    order = np.argsort(ts, kind="stable")
+    values = np.concatenate([p.values for p in parts])
+    is_int = np.concatenate([p.is_int for p in parts])
+    return ts[order], values[order], is_int[order]
+
+
+def _time(ms: int, epoch: str | None) -> int | str:
+    """A timestamp as InfluxDB writes it: RFC 3339 (trailing zeros cut), or an epoch number."""
+    if epoch is not None:
+        return ms * 10**6 // EPOCHS[epoch]
+    moment = datetime.fromtimestamp(ms // 1000, UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if ms % 1000:
+        text += f".{ms % 1000:03d}".rstrip("0")
+    return text + "Z"
