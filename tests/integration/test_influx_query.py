@@ -92,6 +92,10 @@ QUERIES = [
         f'SELECT {fn}("usage") FROM "cpu" WHERE time >= {T0}ms AND time < {END} GROUP BY time(10m)'
         for fn in ("mean", "sum", "count", "min", "max")
     ),
+    f'SELECT mean("usage"), count("usage") FROM "cpu" WHERE time >= {T0 + 7_000}ms '
+    f"AND time < {T0 + 900_000}ms GROUP BY time(10s), host",
+    f'SELECT min("procs") FROM "cpu" WHERE time >= {T0}ms AND time <= {END} GROUP BY time(90s)',
+    f'SELECT max("usage") FROM "cpu" WHERE time >= {T0}ms AND time <= {END} GROUP BY time(7m)',
     f'SELECT mean("procs"), sum("procs"), max("procs") FROM "cpu" WHERE time >= {T0}ms '
     f"AND time < {END} GROUP BY time(30m)",
     f'SELECT mean("usage") AS "u" FROM "grafana"."autogen"."cpu" WHERE time > {T0}ms '
@@ -169,7 +173,7 @@ RECENT = "SELECT mean(usage) FROM cpu WHERE time > now() - 1h"
         ("SELECT * FROM cpu", "not supported"),
         ("SELECT median(usage) FROM cpu WHERE time > now() - 1h GROUP BY time(1m)", "median"),
         ("SELECT mean(usage) FROM cpu GROUP BY time(1m)", "lower time bound"),
-        (f"{RECENT} GROUP BY time(10s)", "minutes"),
+        (f"{RECENT} GROUP BY time(100ms)", "under 1s"),
         (
             f"{RECENT} GROUP BY time(1m) fill(linear)",
             "fill",

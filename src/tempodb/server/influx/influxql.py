@@ -15,10 +15,11 @@ Served (keywords in any case, names bare or in double quotes, several statements
         WHERE time bounds [AND tags] GROUP BY time(d[, offset]) [, tag ...] [fill(null|none|N)]
         [LIMIT n]
 
-``fn`` is one of ``mean``, ``sum``, ``count``, ``min``, ``max``; time bounds compare ``time``
-with ``now()`` plus or minus durations, RFC 3339 strings or integers with a duration unit (or
-nanoseconds); tag conditions are ``tag = 'v'``, ``!=``, ``=~ /re/`` and ``!~ /re/`` joined by
-``AND``.  Anything else is refused with an error that names it (``Unsupported``).
+``fn`` is one of ``mean``, ``sum``, ``count``, ``min``, ``max``; intervals are 1s or more;
+time bounds compare ``time`` with ``now()`` plus or minus durations, RFC 3339 strings or
+integers with a duration unit (or nanoseconds); tag conditions are ``tag = 'v'``, ``!=``,
+``=~ /re/`` and ``!~ /re/`` joined by ``AND``.  Anything else is refused with an error that
+names it (``Unsupported``).
 """
 
 from __future__ import annotations

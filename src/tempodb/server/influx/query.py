@@ -34,6 +34,7 @@ from tempodb.server.influx.influxql import (
 from tempodb.server.influx.names import FIELD_ATTR, MEASUREMENT_ATTR
 from tempodb.server.influx.write import VERSION_HEADERS
 from tempodb.storage.base import SeriesFilter, SeriesRecord
+from tempodb.timeutil import MAX_MS, MIN_MS
 from tempodb.zones import get_zone
 
 #: ``epoch`` values and their nanoseconds.
@@ -191,10 +192,10 @@ def _influx_series_key(entry: Entry) -> str:
 
 
 def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
-    if query.interval_ns % (_MS_PER_MINUTE * 10**6) or query.offset_ns % 10**6:
+    if query.interval_ns < 10**9 or query.interval_ns % 10**6 or query.offset_ns % 10**6:
         raise HTTPError(
             400,
-            "not supported: GROUP BY time() intervals that are not whole minutes "
+            "not supported: GROUP BY time() intervals under 1s, or not whole milliseconds "
             "(and offsets that are not whole milliseconds)",
         )
     assert query.start_ns is not None
@@ -221,8 +222,9 @@ def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
         key = tuple(entry.tags.get(tag, "") for tag in query.group_tags)
         groups.setdefault(key, []).append(entry)
     out = []
-    interval = Interval(step // _MS_PER_MINUTE, "minute")
+    minute = Interval(1, "minute")
     utc = get_zone("UTC")
+    first_bucket = (first - offset) // step
     for key in sorted(groups):
         columns: list[list[Any]] = []
         seen = False
@@ -233,18 +235,23 @@ def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
             if call.function == "count":
                 column = [0] * grid.size
             if ts.size:
-                # Shifted by the offset, epoch-aligned buckets are the engine's minute buckets
-                # counted from 1970-01-01T00:00Z.
+                # Bucket k of InfluxDB (epoch-aligned, shifted by the offset) becomes the
+                # engine's minute k counted from 1970-01-01T00:00Z: the engine folds it.
+                buckets = (ts - offset) // step
+                if buckets[-1] * _MS_PER_MINUTE > MAX_MS or buckets[0] * _MS_PER_MINUTE < MIN_MS:
+                    raise HTTPError(
+                        400, "GROUP BY time() interval too fine for these times (use 1m or more)"
+                    )
                 folded = rollup(
-                    ts - offset,
+                    buckets * _MS_PER_MINUTE,
                     values,
                     is_int,
-                    interval=interval,
+                    interval=minute,
                     function=call.function,
                     zone=utc,
                     start_ms=0,
                 )
-                slots = (folded.ts + offset - first) // step
+                slots = folded.ts // _MS_PER_MINUTE - first_bucket
                 for slot, value, whole in zip(
                     slots.tolist(), folded.values.tolist(), folded.is_int.tolist(), strict=True
                 ):
