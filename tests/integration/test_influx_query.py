@@ -96,6 +96,11 @@ QUERIES = [
     f"AND time < {T0 + 900_000}ms GROUP BY time(10s), host",
     f'SELECT min("procs") FROM "cpu" WHERE time >= {T0}ms AND time <= {END} GROUP BY time(90s)',
     f'SELECT max("usage") FROM "cpu" WHERE time >= {T0}ms AND time <= {END} GROUP BY time(7m)',
+    # What Grafana's query editor writes ($timeFilter in ms, tags in parentheses).
+    f'SELECT mean("usage") FROM "cpu" WHERE ("host"::tag = \'web-1\') AND time >= {T0}ms and '
+    f"time <= {END} GROUP BY time(5m) fill(null)",
+    f'SELECT max("usage") FROM "autogen"."cpu" WHERE ("region" = \'eu\' AND "host" =~ /0$/) AND '
+    f'time >= {T0}ms and time <= {END} GROUP BY time(1m), "host" fill(none)',
     f'SELECT mean("procs"), sum("procs"), max("procs") FROM "cpu" WHERE time >= {T0}ms '
     f"AND time < {END} GROUP BY time(30m)",
     f'SELECT mean("usage") AS "u" FROM "grafana"."autogen"."cpu" WHERE time > {T0}ms '
@@ -186,6 +191,8 @@ RECENT = "SELECT mean(usage) FROM cpu WHERE time > now() - 1h"
             f"{RECENT} GROUP BY time(1m) tz('Europe/Paris')",
             "tz",
         ),
+        (f"{RECENT} AND usage::field > 1 GROUP BY time(1m)", "fields"),
+        (f"{RECENT} AND (host = 'a' GROUP BY time(1m)", "expected )"),
         ("SHOW TAG VALUES WITH KEY =~ /(/", "regex"),
         ("SELECT mean(usage FROM cpu", "not supported"),
         ("SELECT mean(usage) FROM cpu WHERE time > 'yesterday' GROUP BY time(1m)", "RFC 3339"),

@@ -49,7 +49,7 @@ _TOKEN = re.compile(
       | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
       | "(?P<quoted>(?:[^"\\]|\\.)*)"
       | '(?P<string>(?:[^'\\]|\\.)*)'
-      | (?P<op>=~|!~|!=|<>|<=|>=|[=<>(),;*+\-./])
+      | (?P<op>=~|!~|!=|<>|<=|>=|::|[=<>(),;*+\-./])
     )""",
     re.VERBOSE | re.DOTALL,
 )
@@ -452,31 +452,40 @@ class Parser:
     def _tag_conditions(
         self, *, allow_time: bool
     ) -> tuple[tuple[TagCondition, ...], int | None, int | None]:
-        """``cond AND cond ...``: tag conditions, and the time bounds (ns, inclusive)."""
+        """``cond AND cond ...`` (parentheses group, as Grafana writes them): the tag
+        conditions, and the time bounds (ns, inclusive)."""
         conditions: list[TagCondition] = []
         start: int | None = None
         end: int | None = None
         while True:
+            low: int | None
+            high: int | None
             if self.op("("):
-                raise Unsupported("parentheses in WHERE")
-            if allow_time and self.keyword("TIME"):
+                inner, low, high = self._tag_conditions(allow_time=allow_time)
+                if not self.op(")"):
+                    raise QueryError(f"found {self.peek().text or 'EOF'}, expected )")
+                conditions += inner
+            elif allow_time and self.keyword("TIME"):
                 op = self.op("<", "<=", ">", ">=", "=")
                 if op is None:
                     raise QueryError("expected a comparison after time")
                 at = self._instant()
                 low = {">": at + 1, ">=": at, "=": at}.get(op)
                 high = {"<": at - 1, "<=": at, "=": at}.get(op)
-                if low is not None:
-                    start = low if start is None else max(start, low)
-                if high is not None:
-                    end = high if end is None else min(end, high)
             else:
                 key = self.name()
+                if self.op("::") and self.name().lower() != "tag":  # a cast: "host"::tag
+                    raise Unsupported(f"conditions on fields ({key})")
                 op = self.op("=", "!=", "<>", "=~", "!~")
                 if op is None:
                     raise Unsupported(f"the condition on {key} (only =, !=, =~ and !~ on tags)")
                 value = self._operand(op)
                 conditions.append(TagCondition(key, "!=" if op == "<>" else op, value))
+                low = high = None
+            if low is not None:
+                start = low if start is None else max(start, low)
+            if high is not None:
+                end = high if end is None else min(end, high)
             if self.keyword("OR"):
                 raise Unsupported("OR in WHERE")
             if not self.keyword("AND"):
