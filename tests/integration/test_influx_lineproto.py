@@ -219,3 +219,67 @@ def test_names_and_values_round_trip_through_the_server(
         ).data
         assert point.value == (int(value) if isinstance(value, bool) else value)
         assert type(point.value) is (float if isinstance(value, float) else int)
+
+
+#: Pieces of line protocol and InfluxQL, to be put together at random.
+LP_PIECES = st.sampled_from(
+    ["m", ",", "=", " ", "\\", '"', "\n", "1", "-", ".", "i", "u", "t", "e", "#", "x", "\t", "é"]
+)
+QL_PIECES = st.sampled_from(
+    [
+        "SELECT",
+        "SHOW",
+        "mean(",
+        "x",
+        ")",
+        "FROM",
+        "m",
+        "WHERE",
+        "time",
+        ">",
+        "now()",
+        "-",
+        "1h",
+        "GROUP BY",
+        "time(",
+        "1m",
+        ",",
+        "fill(",
+        "none",
+        "TAG",
+        "VALUES",
+        "WITH KEY",
+        "=~",
+        "/",
+        "'a'",
+        '"b"',
+        "AND",
+        "(",
+        "LIMIT",
+        "9" * 30,
+        ";",
+        "::",
+        "tag",
+        "MEASUREMENTS",
+        "\\",
+    ]
+)
+
+
+@given(body=st.lists(LP_PIECES, max_size=40).map("".join), q=st.lists(QL_PIECES, max_size=25))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_no_body_and_no_query_is_a_server_error(
+    served: tuple[ServerProcess, str, str], body: str, q: list[str]
+) -> None:
+    process, key, secret = served
+    token = base64.b64encode(f"{key}:{secret}".encode()).decode()
+    headers = {"Authorization": f"Basic {token}"}
+    written = urllib3.request(
+        "POST", f"{process.url}/write", body=body.encode(), headers=headers, retries=False
+    )
+    assert written.status in (204, 400), (body, written.data)
+    fields = {"q": " ".join(q)}
+    asked = urllib3.request("GET", f"{process.url}/query", fields=fields, headers=headers)
+    assert asked.status in (200, 400), (fields, asked.data)

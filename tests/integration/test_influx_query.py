@@ -193,6 +193,11 @@ RECENT = "SELECT mean(usage) FROM cpu WHERE time > now() - 1h"
         ),
         (f"{RECENT} AND usage::field > 1 GROUP BY time(1m)", "fields"),
         (f"{RECENT} AND (host = 'a' GROUP BY time(1m)", "expected )"),
+        (
+            "SELECT mean(usage) FROM cpu WHERE time > now() - 99999999999999999999d "
+            "GROUP BY time(1s)",
+            "too many buckets",
+        ),
         ("SHOW TAG VALUES WITH KEY =~ /(/", "regex"),
         ("SELECT mean(usage FROM cpu", "not supported"),
         ("SELECT mean(usage) FROM cpu WHERE time > 'yesterday' GROUP BY time(1m)", "RFC 3339"),

@@ -282,6 +282,7 @@ def test_partial_write_stores_the_valid_lines_and_names_the_others(
             f"part,k=a v={2**53 + 1}i {T0_MS + 2}",  # beyond 2**53: refused
             f"part,k=a v={2**53}i {T0_MS + 3}",  # 2**53 itself: stored
             f"part,k=a v=4 {T0_MS + 4}",
+            f"part,k={'x' * 1025} v=5 {T0_MS + 5}",  # a tag value past 1024 bytes: refused
         ]
     )
     answer = wire.write(body, "&precision=ms")
@@ -290,7 +291,8 @@ def test_partial_write_stores_the_valid_lines_and_names_the_others(
     error = answer.error
     assert error is not None
     assert error.startswith("partial write: ")
-    assert error.endswith(" dropped=2")
+    assert error.endswith(" dropped=3")
+    assert "longer than 1024 bytes" in error
     assert "unable to parse 'part,k=a v='" in error
     assert "is a string" in error
     assert "9007199254740993" in error

@@ -202,8 +202,8 @@ def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
     assert query.end_ns is not None
     step = query.interval_ns // 10**6
     offset = query.offset_ns // 10**6
-    start_ms = -(-query.start_ns // 10**6)
-    end_ms = query.end_ns // 10**6  # inclusive
+    start_ms = max(MIN_MS, -(-query.start_ns // 10**6))
+    end_ms = min(MAX_MS, query.end_ns // 10**6)  # inclusive
     if end_ms < start_ms:
         return []
     first = (start_ms - offset) // step * step + offset

@@ -59,6 +59,9 @@ VERSION_HEADERS = {"X-Influxdb-Version": VERSION, "X-Influxdb-Build": BUILD}
 MAX_MESSAGES = 100
 #: A line quoted in a message is cut to this many characters.
 MAX_QUOTED = 200
+#: The longest measurement, tag key, tag value or field key, in UTF-8 bytes (attributes are
+#: indexed, and PostgreSQL's index entries are bounded).
+MAX_NAME = 1024
 #: Series created per call to the store.
 CREATE_CHUNK = 5_000
 
@@ -162,6 +165,14 @@ def _empty_columns() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def refusal(point: Point) -> str | None:
     """Why a parsed line cannot be stored, or None."""
+    names = [point.measurement, *(t for tag in point.tags for t in tag)]
+    names += [name for name, _ in point.fields]
+    for name in names:
+        if len(name) > MAX_NAME // 4 and len(name.encode("utf-8", "surrogatepass")) > MAX_NAME:
+            return (
+                f"the name {_quoted(name)!r} is longer than {MAX_NAME} bytes (the longest "
+                "measurement, tag key, tag value or field key tempodb stores)"
+            )
     for name, _ in point.tags:
         if name in RESERVED_TAG_KEYS:
             where = f'tag "{name}" on measurement "{point.measurement}"'
