@@ -650,3 +650,24 @@ def test_metrics_count_the_influx_routes(server: Any, wire: Wire) -> None:
     metrics = Wire(server.url).request("GET", "/metrics").body.decode()
     assert 'route="/write",method="POST",status="2xx"' in metrics
     assert 'route="/ping",method="GET"' in metrics
+
+
+def test_concurrent_writers_create_each_series_once_with_its_attributes(
+    wire: Wire, client: Client
+) -> None:
+    """Writers racing to create the same new series all succeed (a KeyConflict from the
+    store means another one created it), and every point lands."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write(worker: int) -> int:
+        lines = "\n".join(f"race,rack=r{i % 4} w{worker}=1,v={worker} {worker}" for i in range(8))
+        return Wire(wire.url, wire.credentials).write(lines, "&precision=ms").status
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(write, range(16))) == [204] * 16
+    for rack in range(4):
+        key = f"race.v;rack:r{rack}"
+        [series] = client.get_series(keys=[key])
+        assert series.attributes == {"_measurement": "race", "_field": "v", "rack": f"r{rack}"}
+        assert points_of(client, key) == [(worker, float(worker)) for worker in range(16)]
+    assert len(client.get_series(attributes={"_measurement": "race"})) == 4 + 16 * 4
