@@ -210,3 +210,27 @@ def test_what_is_not_served_is_a_400_naming_it(
     status, body = ask(ours, q)
     assert status == 400
     assert named in body["error"]
+
+
+def test_the_influxdb_client_queries(servers: tuple[Wire, Wire], server: Any) -> None:
+    """The official 1.x client reads the answers as it reads InfluxDB's."""
+    import influxdb
+
+    _, ours = servers
+    assert ours.credentials is not None
+    key, secret = ours.credentials
+    client = influxdb.InfluxDBClient(
+        server.host, server.port, username=key, password=secret, database="grafana"
+    )
+    measurements = [m["name"] for m in client.get_list_measurements()]
+    assert measurements == ["cpu", "mem", "temp", "we ird,name"]
+    result = client.query(
+        f'SELECT sum("used") FROM "mem" WHERE time >= {T0}ms AND time < {END} '
+        "GROUP BY time(1h), host",
+        epoch="ms",
+    )
+    web0 = list(result.get_points(tags={"host": "web-0"}))
+    assert [p["time"] for p in web0] == [T0, T0 + 3_600_000, T0 + 7_200_000]
+    # mem used = h * 1.5 at T0 + h * 10 min, host web-(h % 2): hours 0-2 of web-0 hold h = 0,
+    # 2, 4 / 6, 8, 10 / 12, 14, 16.
+    assert [p["sum"] for p in web0] == [9.0, 36.0, 63.0]
