@@ -90,7 +90,7 @@ QUERIES = [
     "SHOW RETENTION POLICIES ON grafana",
     *(
         f'SELECT {fn}("usage") FROM "cpu" WHERE time >= {T0}ms AND time < {END} GROUP BY time(10m)'
-        for fn in ("mean", "sum", "count", "min", "max")
+        for fn in ("mean", "sum", "count", "min", "max", "stddev", "spread", "first", "last")
     ),
     f'SELECT mean("usage"), count("usage") FROM "cpu" WHERE time >= {T0 + 7_000}ms '
     f"AND time < {T0 + 900_000}ms GROUP BY time(10s), host",
@@ -101,6 +101,10 @@ QUERIES = [
     f"time <= {END} GROUP BY time(5m) fill(null)",
     f'SELECT max("usage") FROM "autogen"."cpu" WHERE ("region" = \'eu\' AND "host" =~ /0$/) AND '
     f'time >= {T0}ms and time <= {END} GROUP BY time(1m), "host" fill(none)',
+    f'SELECT spread("procs"), first("procs"), last("procs"), stddev("procs") FROM "cpu" '
+    f"WHERE time >= {T0}ms AND time < {END} GROUP BY time(20m), host",
+    f'SELECT stddev("used"), first(used), last(used) FROM "mem" WHERE time >= {T0}ms '
+    f"AND time < {END} GROUP BY time(10m)",
     f'SELECT mean("procs"), sum("procs"), max("procs") FROM "cpu" WHERE time >= {T0}ms '
     f"AND time < {END} GROUP BY time(30m)",
     f'SELECT mean("usage") AS "u" FROM "grafana"."autogen"."cpu" WHERE time > {T0}ms '

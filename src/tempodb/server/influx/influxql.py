@@ -15,7 +15,8 @@ Served (keywords in any case, names bare or in double quotes, several statements
         WHERE time bounds [AND tags] GROUP BY time(d[, offset]) [, tag ...] [fill(null|none|N)]
         [LIMIT n]
 
-``fn`` is one of ``mean``, ``sum``, ``count``, ``min``, ``max``; intervals are 1s or more;
+``fn`` is one of ``mean``, ``sum``, ``count``, ``min``, ``max``, ``stddev``, ``spread``,
+``first``, ``last``; intervals are 1s or more;
 time bounds compare ``time`` with ``now()`` plus or minus durations, RFC 3339 strings or
 integers with a duration unit (or nanoseconds); tag conditions are ``tag = 'v'``, ``!=``,
 ``=~ /re/`` and ``!~ /re/`` joined by ``AND``.  Anything else is refused with an error that
@@ -40,7 +41,7 @@ DURATION_UNITS = {
     "d": 86_400_000_000_000,
     "w": 604_800_000_000_000,
 }
-AGGREGATES = ("mean", "sum", "count", "min", "max")
+AGGREGATES = ("mean", "sum", "count", "min", "max", "stddev", "spread", "first", "last")
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -379,8 +380,8 @@ class Parser:
         token = self.next()
         if token.kind != "ident" or self.peek().text != "(":
             raise Unsupported(
-                f"selecting {token.text or 'nothing'}: only mean, sum, count, min and max of one "
-                "field, grouped by time()"
+                f"selecting {token.text or 'nothing'}: only mean, sum, count, min, max, stddev, "
+                "spread, first and last of one field, grouped by time()"
             )
         function = token.text.lower()
         if function not in AGGREGATES:

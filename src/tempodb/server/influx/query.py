@@ -223,7 +223,6 @@ def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
         groups.setdefault(key, []).append(entry)
     out = []
     minute = Interval(1, "minute")
-    utc = get_zone("UTC")
     first_bucket = (first - offset) // step
     for key in sorted(groups):
         columns: list[list[Any]] = []
@@ -242,20 +241,13 @@ def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
                     raise HTTPError(
                         400, "GROUP BY time() interval too fine for these times (use 1m or more)"
                     )
-                folded = rollup(
-                    buckets * _MS_PER_MINUTE,
-                    values,
-                    is_int,
-                    interval=minute,
-                    function=call.function,
-                    zone=utc,
-                    start_ms=0,
-                )
-                slots = folded.ts // _MS_PER_MINUTE - first_bucket
-                for slot, value, whole in zip(
-                    slots.tolist(), folded.values.tolist(), folded.is_int.tolist(), strict=True
+                labels, folded, whole = _fold(call.function, buckets, values, is_int, minute)
+                slots = labels - first_bucket
+                for slot, value, exact in zip(
+                    slots.tolist(), folded.tolist(), whole.tolist(), strict=True
                 ):
-                    column[slot] = int(value) if whole else value
+                    if value == value:  # NaN: no value (the stddev of one point)
+                        column[slot] = int(value) if exact else value
             columns.append(column)
         if not seen:
             continue
@@ -277,6 +269,37 @@ def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
         series["values"] = rows
         out.append(series)
     return out
+
+
+def _fold(
+    function: str, buckets: np.ndarray, values: np.ndarray, is_int: np.ndarray, minute: Interval
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per non-empty bucket: its number, the folded value and whether it is an integer.
+
+    The rollup engine folds ``mean``, ``sum``, ``count``, ``min``, ``max`` and ``stddev``
+    (bucket k as the minute k from the epoch; NaN for the stddev of one point, which InfluxDB
+    answers with null); ``spread`` is its max minus its min; ``first``
+    and ``last`` take the first and last point of each bucket (points in time order)."""
+    if function in ("first", "last"):
+        starts = np.flatnonzero(np.concatenate(([True], buckets[1:] != buckets[:-1])))
+        at = starts if function == "first" else np.append(starts[1:], buckets.size) - 1
+        return buckets[starts], values[at], is_int[at]
+    utc = get_zone("UTC")
+    stamps = buckets * _MS_PER_MINUTE
+
+    def fold(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        done = rollup(stamps, values, is_int, interval=minute, function=name, zone=utc, start_ms=0)
+        return done.ts // _MS_PER_MINUTE, done.values, done.is_int
+
+    if function == "stddev":  # of one point: null, as in InfluxDB
+        labels, deviation, flags = fold("stddev")
+        _, counts, _ = fold("count")
+        return labels, np.where(counts > 1, deviation, np.nan), flags
+    if function != "spread":
+        return fold(function)
+    labels, high, high_int = fold("max")
+    _, low, low_int = fold("min")
+    return labels, high - low, high_int & low_int
 
 
 def _points(
