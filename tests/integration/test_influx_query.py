@@ -105,6 +105,16 @@ QUERIES = [
     f"WHERE time >= {T0}ms AND time < {END} GROUP BY time(20m), host",
     f'SELECT stddev("used"), first(used), last(used) FROM "mem" WHERE time >= {T0}ms '
     f"AND time < {END} GROUP BY time(10m)",
+    f'SELECT mean("used") FROM "mem" WHERE time >= {T0 - 3_600_000}ms AND time < {END} '
+    "GROUP BY time(15m) fill(previous)",
+    f'SELECT last("usage") FROM "cpu" WHERE time >= {T0}ms AND time < {END} '
+    "GROUP BY time(30m), * ORDER BY time DESC LIMIT 3 OFFSET 1",
+    f'SELECT max("usage") FROM "cpu" WHERE time >= {T0}ms AND time < {END} '
+    "GROUP BY time(1h), host SLIMIT 2 SOFFSET 1",
+    f'SELECT count("used") FROM "mem" WHERE time >= {T0}ms AND time < {END} '
+    "GROUP BY time(1h), * ORDER BY time ASC",
+    f'SELECT first("usage") FROM "cpu" WHERE time >= {T0}ms AND time < {END} '
+    "GROUP BY time(1h), host ORDER BY time DESC SLIMIT 2",
     f'SELECT mean("procs"), sum("procs"), max("procs") FROM "cpu" WHERE time >= {T0}ms '
     f"AND time < {END} GROUP BY time(30m)",
     f'SELECT mean("usage") AS "u" FROM "grafana"."autogen"."cpu" WHERE time > {T0}ms '

@@ -12,8 +12,9 @@ Served (keywords in any case, names bare or in double quotes, several statements
     SHOW FIELD KEYS [ON db] [FROM m]
     SHOW SERIES [ON db] [FROM m] [WHERE tags] [LIMIT n] [OFFSET n]
     SELECT fn("field") [AS alias] [, ...] FROM m
-        WHERE time bounds [AND tags] GROUP BY time(d[, offset]) [, tag ...] [fill(null|none|N)]
-        [LIMIT n]
+        WHERE time bounds [AND tags] GROUP BY time(d[, offset]) [, tag ... | *]
+        [fill(null|none|previous|N)] [ORDER BY time [ASC|DESC]] [LIMIT n] [OFFSET n]
+        [SLIMIT n] [SOFFSET n]
 
 ``fn`` is one of ``mean``, ``sum``, ``count``, ``min``, ``max``, ``stddev``, ``spread``,
 ``first``, ``last``; intervals are 1s or more;
@@ -123,6 +124,14 @@ class Select:
     fill: str | float
     limit: int | None = None
     columns: tuple[str, ...] = field(default=())
+    #: ``GROUP BY *``: by every tag key.
+    group_all: bool = False
+    #: ``ORDER BY time DESC``.
+    descending: bool = False
+    #: ``OFFSET`` (rows), ``SLIMIT`` and ``SOFFSET`` (series).
+    row_offset: int = 0
+    series_limit: int | None = None
+    series_offset: int = 0
 
 
 Statement = Show | Select
@@ -330,13 +339,14 @@ class Parser:
         self.expect("GROUP", "BY")
         interval = offset = None
         group_tags: list[str] = []
+        group_all = False
         while True:
             if self.keyword("TIME"):
                 if interval is not None:
                     raise QueryError("GROUP BY time() given twice")
                 interval, offset = self._group_time()
             elif self.op("*"):
-                raise Unsupported("GROUP BY *")
+                group_all = True
             else:
                 group_tags.append(self.name())
             if not self.op(","):
@@ -346,11 +356,16 @@ class Parser:
         fill: str | float = "null"
         if self.keyword("FILL"):
             fill = self._fill()
+        descending = False
         if self.keyword("ORDER", "BY"):
-            raise Unsupported("ORDER BY")
+            self.expect("TIME")
+            descending = self.keyword("DESC")
+            if not descending:
+                self.keyword("ASC")
         limit = self.integer() if self.keyword("LIMIT") else None
-        if self.keyword("SLIMIT") or self.keyword("OFFSET") or self.keyword("SOFFSET"):
-            raise Unsupported("SLIMIT, OFFSET and SOFFSET")
+        row_offset = self.integer() if self.keyword("OFFSET") else 0
+        series_limit = self.integer() if self.keyword("SLIMIT") else None
+        series_offset = self.integer() if self.keyword("SOFFSET") else 0
         if self.keyword("TZ"):
             raise Unsupported("tz()")
         if start is None:
@@ -374,6 +389,11 @@ class Parser:
             fill,
             limit,
             tuple(names),
+            group_all,
+            descending,
+            row_offset,
+            series_limit,
+            series_offset,
         )
 
     def _call(self) -> Call:
@@ -440,7 +460,9 @@ class Parser:
         token = self.next()
         if token.kind == "ident" and token.text.lower() in ("null", "none") and not negative:
             value: str | float = token.text.lower()
-        elif token.kind == "ident" and token.text.lower() in ("previous", "linear"):
+        elif token.kind == "ident" and token.text.lower() == "previous" and not negative:
+            value = "previous"
+        elif token.kind == "ident" and token.text.lower() == "linear":
             raise Unsupported(f"fill({token.text})")
         elif token.kind == "number":
             value = -float(token.text) if negative else float(token.text)

@@ -217,9 +217,12 @@ def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
     entries = [
         e for e in _where(catalogue(ctx, query.measurement), query.where) if e.field in fields
     ]
+    group_tags = query.group_tags
+    if query.group_all:
+        group_tags = tuple(sorted({k for e in entries for k in e.tags}))
     groups: dict[tuple[str, ...], list[Entry]] = {}
     for entry in entries:
-        key = tuple(entry.tags.get(tag, "") for tag in query.group_tags)
+        key = tuple(entry.tags.get(tag, "") for tag in group_tags)
         groups.setdefault(key, []).append(entry)
     out = []
     minute = Interval(1, "minute")
@@ -251,6 +254,8 @@ def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
             columns.append(column)
         if not seen:
             continue
+        if query.fill == "previous":
+            columns = [_carried(column) for column in columns]
         rows = []
         for at, label in enumerate(grid.tolist()):
             row = [column[at] for column in columns]
@@ -260,15 +265,33 @@ def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
                 fill = int(query.fill) if query.fill.is_integer() else query.fill
                 row = [fill if v is None else v for v in row]
             rows.append([_time(label, epoch), *row])
+        if query.descending:
+            rows.reverse()
+        rows = rows[query.row_offset :]
         if query.limit is not None:
             rows = rows[: query.limit]
         series: dict[str, Any] = {"name": query.measurement}
-        if query.group_tags:
-            series["tags"] = dict(zip(query.group_tags, key, strict=True))
+        if group_tags:
+            series["tags"] = dict(zip(group_tags, key, strict=True))
         series["columns"] = ["time", *query.columns]
         series["values"] = rows
         out.append(series)
+    out = out[query.series_offset :]
+    if query.series_limit is not None:
+        out = out[: query.series_limit]
+    if query.descending:  # the series chosen, in descending order too (as InfluxDB does)
+        out.reverse()
     return out
+
+
+def _carried(column: list[Any]) -> list[Any]:
+    """``fill(previous)``: each empty bucket takes the value of the last bucket before it."""
+    carried: list[Any] = []
+    last = None
+    for value in column:
+        last = value if value is not None else last
+        carried.append(last)
+    return carried
 
 
 def _fold(
