@@ -115,6 +115,17 @@ QUERIES = [
     "GROUP BY time(1h), * ORDER BY time ASC",
     f'SELECT first("usage") FROM "cpu" WHERE time >= {T0}ms AND time < {END} '
     "GROUP BY time(1h), host ORDER BY time DESC SLIMIT 2",
+    # Aggregates over the whole range, and raw fields.
+    f'SELECT mean("usage") FROM "cpu" WHERE time >= {T0}ms AND time < {END}',
+    f"SELECT max(usage), count(usage) FROM cpu WHERE time >= {T0}ms AND time < {END} GROUP BY host",
+    "SELECT count(used), sum(used) FROM mem",
+    f'SELECT "used" FROM "mem" WHERE time >= {T0}ms AND time < {END}',
+    f"SELECT usage, procs, host FROM cpu WHERE time >= {T0}ms AND time < {T0 + 120_000}ms",
+    f"SELECT usage FROM cpu WHERE time >= {T0}ms GROUP BY host LIMIT 3",
+    f'SELECT "usage"::field AS u FROM cpu WHERE time >= {T0}ms GROUP BY * LIMIT 2 SLIMIT 2',
+    "SELECT used FROM mem ORDER BY time DESC LIMIT 4",
+    'SELECT "f" FROM "we ird,name"',
+    "SELECT used FROM mem WHERE host = 'web-1' LIMIT 3 OFFSET 2",
     f'SELECT mean("procs"), sum("procs"), max("procs") FROM "cpu" WHERE time >= {T0}ms '
     f"AND time < {END} GROUP BY time(30m)",
     f'SELECT mean("usage") AS "u" FROM "grafana"."autogen"."cpu" WHERE time > {T0}ms '

@@ -118,7 +118,7 @@ class Select:
     start_ns: int | None
     end_ns: int | None
     where: tuple[TagCondition, ...]
-    interval_ns: int
+    interval_ns: int | None
     offset_ns: int
     group_tags: tuple[str, ...]
     fill: str | float
@@ -336,11 +336,11 @@ class Parser:
         where: tuple[TagCondition, ...] = ()
         if self.keyword("WHERE"):
             where, start, end = self._tag_conditions(allow_time=True)
-        self.expect("GROUP", "BY")
         interval = offset = None
         group_tags: list[str] = []
         group_all = False
-        while True:
+        grouped = self.keyword("GROUP", "BY")
+        while grouped:
             if self.keyword("TIME"):
                 if interval is not None:
                     raise QueryError("GROUP BY time() given twice")
@@ -349,10 +349,12 @@ class Parser:
                 group_all = True
             else:
                 group_tags.append(self.name())
-            if not self.op(","):
-                break
-        if interval is None:
-            raise Unsupported("GROUP BY without time()")
+            grouped = self.op(",") is not None
+        raw = all(call.function == "" for call in calls)
+        if not raw and any(call.function == "" for call in calls):
+            raise Unsupported("mixing aggregates and raw fields")
+        if raw and interval is not None:
+            raise QueryError("GROUP BY time() requires an aggregate function")
         fill: str | float = "null"
         if self.keyword("FILL"):
             fill = self._fill()
@@ -368,13 +370,13 @@ class Parser:
         series_offset = self.integer() if self.keyword("SOFFSET") else 0
         if self.keyword("TZ"):
             raise Unsupported("tz()")
-        if start is None:
-            raise Unsupported("SELECT without a lower time bound (WHERE time > ...)")
-        if end is None:
+        if interval is not None and start is None:
+            raise Unsupported("GROUP BY time() without a lower time bound (WHERE time > ...)")
+        if interval is not None and end is None:
             end = self.now_ns
         names: list[str] = []
         for call in calls:
-            name = call.alias or call.function
+            name = call.alias or call.function or call.field
             taken = names.count(name) if call.alias is None else 0
             names.append(f"{name}_{taken}" if taken else name)
         return Select(
@@ -397,21 +399,27 @@ class Parser:
         )
 
     def _call(self) -> Call:
-        token = self.next()
-        if token.kind != "ident" or self.peek().text != "(":
-            raise Unsupported(
-                f"selecting {token.text or 'nothing'}: only mean, sum, count, min, max, stddev, "
-                "spread, first and last of one field, grouped by time()"
-            )
-        function = token.text.lower()
-        if function not in AGGREGATES:
-            raise Unsupported(f"the function {token.text}()")
-        self.op("(")
-        if self.peek().kind not in ("ident", "quoted"):
-            raise Unsupported(f"{function}() of {self.peek().text or 'nothing'}")
-        name = self.name()
-        if not self.op(")"):
-            raise Unsupported(f"{function}() with more than a field")
+        """``fn(field) [AS alias]``, or a raw field (or tag) ``name[::type] [AS alias]``."""
+        token = self.peek()
+        if token.kind == "op" and token.text == "*":
+            raise Unsupported("SELECT * (name the fields)")
+        if token.kind not in ("ident", "quoted"):
+            raise QueryError(f"found {token.text or 'EOF'}, expected field or function")
+        self.next()
+        if token.kind == "ident" and self.peek().text == "(" and self.peek().kind == "op":
+            function = token.text.lower()
+            if function not in AGGREGATES:
+                raise Unsupported(f"the function {token.text}()")
+            self.op("(")
+            if self.peek().kind not in ("ident", "quoted"):
+                raise Unsupported(f"{function}() of {self.peek().text or 'nothing'}")
+            name = self.name()
+            if not self.op(")"):
+                raise Unsupported(f"{function}() with more than a field")
+        else:
+            function, name = "", token.text
+            if self.op("::"):
+                self.name()
         alias = self.name() if self.keyword("AS") else None
         if self.peek().kind == "op" and self.peek().text in "+-*/":
             raise Unsupported("arithmetic on selected values")

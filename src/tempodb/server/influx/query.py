@@ -192,27 +192,34 @@ def _influx_series_key(entry: Entry) -> str:
 
 
 def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
-    if query.interval_ns < 10**9 or query.interval_ns % 10**6 or query.offset_ns % 10**6:
-        raise HTTPError(
-            400,
-            "not supported: GROUP BY time() intervals under 1s, or not whole milliseconds "
-            "(and offsets that are not whole milliseconds)",
-        )
-    assert query.start_ns is not None
-    assert query.end_ns is not None
-    step = query.interval_ns // 10**6
-    offset = query.offset_ns // 10**6
-    start_ms = max(MIN_MS, -(-query.start_ns // 10**6))
-    end_ms = min(MAX_MS, query.end_ns // 10**6)  # inclusive
+    """Aggregates per ``GROUP BY time()`` bucket (or over the whole range without it), or the
+    raw values of fields."""
+    start_ms = MIN_MS if query.start_ns is None else max(MIN_MS, -(-query.start_ns // 10**6))
+    end_ms = MAX_MS if query.end_ns is None else min(MAX_MS, query.end_ns // 10**6)  # inclusive
     if end_ms < start_ms:
         return []
-    first = (start_ms - offset) // step * step + offset
-    last = (end_ms - offset) // step * step + offset
-    if (last - first) // step + 1 > MAX_BUCKETS:
-        raise HTTPError(
-            400, f"too many buckets: at most {MAX_BUCKETS} per series (narrow the time range)"
-        )
-    grid = np.arange(first, last + 1, step, dtype=np.int64)
+    if all(call.function == "" for call in query.calls):
+        return select_raw(ctx, query, epoch, start_ms, end_ms)
+    if query.interval_ns is None:  # one bucket, labelled with the lower bound (or 1970)
+        step, offset = MAX_MS - MIN_MS + 1, 0
+        first = 0 if query.start_ns is None else start_ms
+        grid = np.array([first], np.int64)
+    else:
+        if query.interval_ns < 10**9 or query.interval_ns % 10**6 or query.offset_ns % 10**6:
+            raise HTTPError(
+                400,
+                "not supported: GROUP BY time() intervals under 1s, or not whole milliseconds "
+                "(and offsets that are not whole milliseconds)",
+            )
+        step = query.interval_ns // 10**6
+        offset = query.offset_ns // 10**6
+        first = (start_ms - offset) // step * step + offset
+        last = (end_ms - offset) // step * step + offset
+        if (last - first) // step + 1 > MAX_BUCKETS:
+            raise HTTPError(
+                400, f"too many buckets: at most {MAX_BUCKETS} per series (narrow the time range)"
+            )
+        grid = np.arange(first, last + 1, step, dtype=np.int64)
     fields = {call.field for call in query.calls}
     entries = [
         e for e in _where(catalogue(ctx, query.measurement), query.where) if e.field in fields
@@ -226,7 +233,7 @@ def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
         groups.setdefault(key, []).append(entry)
     out = []
     minute = Interval(1, "minute")
-    first_bucket = (first - offset) // step
+    first_bucket = 0 if query.interval_ns is None else (first - offset) // step
     for key in sorted(groups):
         columns: list[list[Any]] = []
         seen = False
@@ -240,6 +247,8 @@ def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
                 # Bucket k of InfluxDB (epoch-aligned, shifted by the offset) becomes the
                 # engine's minute k counted from 1970-01-01T00:00Z: the engine folds it.
                 buckets = (ts - offset) // step
+                if query.interval_ns is None:
+                    buckets = np.zeros(ts.size, np.int64)
                 if buckets[-1] * _MS_PER_MINUTE > MAX_MS or buckets[0] * _MS_PER_MINUTE < MIN_MS:
                     raise HTTPError(
                         400, "GROUP BY time() interval too fine for these times (use 1m or more)"
@@ -280,6 +289,63 @@ def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
     if query.series_limit is not None:
         out = out[: query.series_limit]
     if query.descending:  # the series chosen, in descending order too (as InfluxDB does)
+        out.reverse()
+    return out
+
+
+def select_raw(
+    ctx: Context, query: Select, epoch: str | None, start_ms: int, end_ms: int
+) -> list[Any]:
+    """``SELECT f, g, tag FROM m``: a row per point time of each series, the fields' values
+    there (null where a field has none) and the tags asked for; the series of a group merged
+    in time order."""
+    entries = _where(catalogue(ctx, query.measurement), query.where)
+    fields = {e.field for e in entries}
+    names = [call.field for call in query.calls]
+    if not any(name in fields for name in names):
+        return []
+    group_tags = query.group_tags
+    if query.group_all:
+        group_tags = tuple(sorted({k for e in entries for k in e.tags}))
+    # One table per group: (time, series tags) -> the row's values.
+    groups: dict[tuple[str, ...], dict[tuple[int, tuple[tuple[str, str], ...]], list[Any]]] = {}
+    for entry in entries:
+        if entry.field not in names:
+            continue
+        key = tuple(entry.tags.get(tag, "") for tag in group_tags)
+        table = groups.setdefault(key, {})
+        tags = tuple(sorted(entry.tags.items()))
+        points = ctx.store.read_points(ctx.db.id, entry.record.id, start_ms, end_ms + 1)
+        for ts, value, whole in zip(
+            points.ts.tolist(), points.values.tolist(), points.is_int.tolist(), strict=True
+        ):
+            row = table.get((ts, tags))
+            if row is None:
+                row = table[(ts, tags)] = [
+                    None if name in fields else entry.tags.get(name) for name in names
+                ]
+            for at, name in enumerate(names):
+                if name == entry.field:
+                    row[at] = int(value) if whole else value
+    out = []
+    for key in sorted(groups):
+        table = groups[key]
+        rows = [[_time(ts, epoch), *table[(ts, tags)]] for ts, tags in sorted(table)]
+        if query.descending:
+            rows.reverse()
+        rows = rows[query.row_offset :]
+        if query.limit is not None:
+            rows = rows[: query.limit]
+        series: dict[str, Any] = {"name": query.measurement}
+        if group_tags:
+            series["tags"] = dict(zip(group_tags, key, strict=True))
+        series["columns"] = ["time", *query.columns]
+        series["values"] = rows
+        out.append(series)
+    out = out[query.series_offset :]
+    if query.series_limit is not None:
+        out = out[: query.series_limit]
+    if query.descending:
         out.reverse()
     return out
 
