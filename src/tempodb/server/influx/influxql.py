@@ -11,8 +11,8 @@ Served (keywords in any case, names bare or in double quotes, several statements
         [WHERE tags] [LIMIT n] [OFFSET n]
     SHOW FIELD KEYS [ON db] [FROM m]
     SHOW SERIES [ON db] [FROM m] [WHERE tags] [LIMIT n] [OFFSET n]
-    SELECT fn("field") [AS alias] [, ...] FROM m
-        WHERE time bounds [AND tags] GROUP BY time(d[, offset]) [, tag ... | *]
+    SELECT fn("field") [AS alias] [, ...] | field_or_tag [AS alias] [, ...] FROM m
+        [WHERE time bounds [AND tags]] [GROUP BY time(d[, offset]) [, tag ... | *]]
         [fill(null|none|previous|N)] [ORDER BY time [ASC|DESC]] [LIMIT n] [OFFSET n]
         [SLIMIT n] [SOFFSET n]
 
