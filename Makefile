@@ -40,6 +40,7 @@ bench: install
 	bash scripts/ensure-postgres.sh
 	$(PY) bench/bench.py
 	$(PY) bench/load.py --duration 30
+	$(PY) bench/embedded.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/*.egg-info \

@@ -10,12 +10,11 @@ import random
 
 from tempodb import Client, DataPoint
 
+# Host, port and secure come from TEMPODB_HOST, TEMPODB_PORT and TEMPODB_SECURE: without a host
+# nothing is sent (the hosted service is gone).
 client = Client(
     os.environ.get("TEMPODB_KEY", "your-api-key"),
     os.environ.get("TEMPODB_SECRET", "your-api-secret"),
-    host=os.environ.get("TEMPODB_HOST", "api.tempo-db.com"),
-    port=int(os.environ.get("TEMPODB_PORT", "443")),
-    secure=os.environ.get("TEMPODB_SECURE", "true").lower() in ("1", "true", "yes"),
 )
 
 date = datetime.datetime(2012, 1, 1)

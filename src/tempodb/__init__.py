@@ -3,6 +3,8 @@
 >>> from tempodb import Client, DataPoint
 
 ``AsyncClient`` is imported on first use, since it needs httpx (``tempodb[async]``).
+``tempodb.connect(path)`` gives a Client that runs in this process on a data folder, without a
+server (it needs ``tempodb[embedded]``).
 """
 
 import typing as _typing
@@ -20,6 +22,7 @@ from tempodb.errors import (
     TempoDBConnectionError,
     TooManyRequestsError,
 )
+from tempodb.inprocess import connect, connect_async
 from tempodb.objects import (
     CreatedSeries,
     DataPoint,
@@ -59,6 +62,8 @@ __all__ = [
     "TempoDBConnectionError",
     "TooManyRequestsError",
     "__version__",
+    "connect",
+    "connect_async",
 ]
 
 #: Public names imported on first use, because they need an optional dependency.

@@ -97,6 +97,7 @@ class AsyncClient:
         self.port = settings.port
         self.secure = settings.secure
         self.base_url = settings.base_url
+        self._placeholder = settings.placeholder
         self.retry_policy = RetryPolicy.of(retries)
         verify: ssl.SSLContext | bool = True
         if ca_certs is not None:
@@ -374,6 +375,8 @@ class AsyncClient:
 
     async def _send(self, request: Request[Any]) -> Response | TransportFailure:
         url = self.base_url + request.target
+        if self._placeholder:
+            return TransportFailure(protocol.NO_SERVER, sent=False, retry=False)
         headers = None if request.body is None else {"Content-Type": "application/json"}
         try:
             response = await self._http.request(

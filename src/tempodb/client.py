@@ -86,8 +86,10 @@ class Client:
     Args:
         key: API key; without one, ``$TEMPODB_KEY``.
         secret: API secret; without one, ``$TEMPODB_SECRET``.
-        host: hostname of the server; without one, ``$TEMPODB_HOST``, else
-            ``"api.tempo-db.com"``.
+        host: hostname of the server; without one, ``$TEMPODB_HOST``.  Without either the
+            client sends nothing (every call raises TempoDBConnectionError saying so): the
+            hosted service of the signature's default, ``"api.tempo-db.com"``, is gone, and
+            credentials are sent there only when that host is given by name.
         port: port of the server; without one, ``$TEMPODB_PORT``, else 443.
         secure: True for https, False for plain http; without one, ``$TEMPODB_SECURE``
             (``true``/``false``), else True.
@@ -132,6 +134,7 @@ class Client:
         self.port = settings.port
         self.secure = settings.secure
         self.base_url = settings.base_url
+        self._placeholder = settings.placeholder
         self.retry_policy = RetryPolicy.of(retries)
         self._headers = default_headers(self.key, self.secret)
         self._post_headers = {**self._headers, "Content-Type": "application/json"}
@@ -504,6 +507,8 @@ class Client:
 
     def _transmit(self, request: Request[Any]) -> Response | TransportFailure:
         url = self.base_url + request.target
+        if self._placeholder:
+            return TransportFailure(protocol.NO_SERVER, sent=False, retry=False)
         headers = self._headers if request.body is None else self._post_headers
         try:
             response = self._pool.request(

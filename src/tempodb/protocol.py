@@ -543,6 +543,10 @@ class Settings:
     host: str
     port: int
     secure: bool
+    #: The host is the defunct hosted service's, from the signature's default rather than
+    #: named: the clients then send nothing (``NO_SERVER``), so no credentials go to a
+    #: domain we do not own.
+    placeholder: bool = False
 
     @property
     def base_url(self) -> str:
@@ -574,8 +578,10 @@ def resolve_settings(
             if not value
         )
         raise ValueError(f"no API {missing}: pass it to the client or set the variable")
+    placeholder = False
     if host is None:
         host = env.get(ENV_HOST) or API_HOST
+        placeholder = not env.get(ENV_HOST)
     if port is None:
         text = env.get(ENV_PORT)
         try:
@@ -587,7 +593,16 @@ def resolve_settings(
         secure = True if not text else parse_bool(text, ENV_SECURE)
     if port is None:
         port = API_PORT  # as in 0.5.0, whatever the scheme
-    return Settings(key, secret, host, port, secure)
+    return Settings(key, secret, host, port, secure, placeholder)
+
+
+#: Why a client without a server sends nothing (``Settings.placeholder``).
+NO_SERVER = (
+    "no tempodb server is configured, and the hosted TempoDB service (api.tempo-db.com) is "
+    "gone, so your key and secret are not sent there: pass host= (and port=, secure=) to the "
+    "client, or set TEMPODB_HOST (TEMPODB_PORT, TEMPODB_SECURE); host='api.tempo-db.com' "
+    "given by name sends them there anyway"
+)
 
 
 def parse_bool(text: str, name: str) -> bool:

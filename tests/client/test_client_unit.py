@@ -25,6 +25,7 @@ from tempodb import (
     SingleValueSet,
     Summary,
     TempoDBApiException,
+    TempoDBConnectionError,
 )
 from tempodb.errors import SERIES_NOT_FOUND, error_for_response
 from tempodb.protocol import filter_params, point_json, segment
@@ -55,6 +56,23 @@ def test_defaults_of_the_original_client(monkeypatch: pytest.MonkeyPatch) -> Non
     client = Client("key", "secret")
     assert client.base_url == "https://api.tempo-db.com/v1"
     assert (client.host, client.port, client.secure) == ("api.tempo-db.com", 443, True)
+
+
+def test_no_credentials_go_to_the_defunct_service_unless_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a host or TEMPODB_HOST, every call fails before anything is sent (issue 26)."""
+    monkeypatch.delenv("TEMPODB_HOST", raising=False)
+    sent: list[object] = []
+    client = Client("key", "secret")
+    monkeypatch.setattr(client._pool, "request", lambda *a, **k: sent.append(a))
+    with pytest.raises(TempoDBConnectionError, match="TEMPODB_HOST"):
+        client.get_series()
+    assert sent == []
+    named = Client("key", "secret", host="api.tempo-db.com")
+    assert not named._placeholder
+    monkeypatch.setenv("TEMPODB_HOST", "example.invalid")
+    assert not Client("key", "secret")._placeholder
 
 
 def test_public_names() -> None:

@@ -43,14 +43,18 @@ def pg_contract_db(pg_cluster: Cluster) -> str:
 
 
 def _postgres(request: pytest.FixtureRequest, block_points: int | None) -> Store:
+    """A store with a tiny write head: a series folds into blocks after 3 points or 20 ms, and
+    a request's series with 8 points or more go straight to the blocks, so that every test
+    crosses the head, the fold and the direct path."""
     from tempodb.storage.postgres import PostgresStore
 
     cluster: Cluster = request.getfixturevalue("pg_cluster")
     name: str = request.getfixturevalue("pg_contract_db")
-    cluster.admin(f"TRUNCATE {PG_TABLES}", dbname=name)
+    cluster.admin(f"TRUNCATE {PG_TABLES}, head", dbname=name)
+    tiny = {"head_points": 3, "fold_after_s": 0.02, "direct_points": 8}
     if block_points is None:
-        return PostgresStore(cluster.url(name))
-    return PostgresStore(cluster.url(name), block_points=block_points)
+        return PostgresStore(cluster.url(name), **tiny)
+    return PostgresStore(cluster.url(name), block_points=block_points, **tiny)
 
 
 FACTORIES: dict[str, StoreFactory] = {"sqlite": _sqlite, "postgres": _postgres}

@@ -647,6 +647,37 @@ def test_find_series_page_walks_every_series_once(store: Store, db: Database) ->
     assert store.find_series_page(db.id, SeriesFilter(), after=max(keys), limit=5) == []
 
 
+def test_a_page_asked_again_sees_every_change(store: Store, db: Database) -> None:
+    """A listing asked again and again (as dashboards do) follows every change at once."""
+    flt = SeriesFilter(tags=("t",))
+
+    def keys() -> list[str]:
+        store.find_series_page(db.id, flt, limit=50)  # asked twice: a store may keep it
+        return [r.key for r in store.find_series_page(db.id, flt, limit=50)]
+
+    assert keys() == []
+    a = store.create_series(db.id, "a", tags=["t"])
+    assert keys() == ["a"]
+    store.create_series_many(db.id, [NewSeries("b", tags=("t",)), NewSeries("c")])
+    assert keys() == ["a", "b"]
+    c = store.lookup_series(db.id, "key", "c")
+    assert c is not None
+    store.update_series(db.id, c.id, tags=["t"])
+    assert keys() == ["a", "b", "c"]
+    store.update_series(db.id, a.id, tags=[])
+    assert keys() == ["b", "c"]
+    store.delete_series(db.id, SeriesFilter(keys=("b",)))
+    assert keys() == ["c"]
+    everything = SeriesFilter()
+    store.find_series_page(db.id, everything, limit=50)
+    store.write_points(db.id, batch(key("made-by-a-write"), [1], [1]))
+    assert [r.key for r in store.find_series_page(db.id, everything, limit=50)] == [
+        "a",
+        "c",
+        "made-by-a-write",
+    ]
+
+
 def test_create_series_many_at_scale(store: Store, db: Database) -> None:
     items = [NewSeries(f"s{i}", tags=(f"rack-{i % 10}",)) for i in range(3000)]
     created = store.create_series_many(db.id, items)

@@ -15,7 +15,10 @@
 
 Every command connects with ``--host``, ``--port``, ``--secure``/``--insecure``, ``--secret`` and
 the API key (``--key``, or ``--api-key`` where ``--key`` filters series), each falling back to
-``TEMPODB_HOST``, ``TEMPODB_PORT``, ``TEMPODB_SECURE``, ``TEMPODB_KEY`` and ``TEMPODB_SECRET``.
+``TEMPODB_HOST``, ``TEMPODB_PORT``, ``TEMPODB_SECURE``, ``TEMPODB_KEY`` and ``TEMPODB_SECRET``;
+or works in-process on a data folder with ``--data DIR`` (``tempodb.connect``; the API key, if
+given, picks one of its databases).  The commands that only read open the folder read-only, so
+they work beside a server that writes to it; the others are refused while one runs.
 
 Writes and imports are all or nothing as far as the input goes: every line is checked before
 the first point is sent (a bad line is named and nothing is written, so running the command
@@ -126,8 +129,8 @@ def register(commands: Any) -> None:
 
 def _connection(parser: argparse.ArgumentParser, key_option: bool = True) -> None:
     group = parser.add_argument_group("connection (default: the TEMPODB_* variables)")
-    group.add_argument("--host", help="server host ($TEMPODB_HOST, else api.tempo-db.com)")
-    group.add_argument("--port", type=int, help="server port ($TEMPODB_PORT, else 443)")
+    group.add_argument("--host", help="server host ($TEMPODB_HOST, else 127.0.0.1)")
+    group.add_argument("--port", type=int, help="server port ($TEMPODB_PORT, else 4242)")
     secure = group.add_mutually_exclusive_group()
     secure.add_argument("--secure", dest="secure", action="store_true", default=None)
     secure.add_argument(
@@ -136,6 +139,11 @@ def _connection(parser: argparse.ArgumentParser, key_option: bool = True) -> Non
     names = ["--api-key", "--key"] if key_option else ["--api-key"]
     group.add_argument(*names, dest="api_key", help="API key ($TEMPODB_KEY)")
     group.add_argument("--secret", help="API secret ($TEMPODB_SECRET)")
+    group.add_argument(
+        "--data",
+        metavar="DIR",
+        help="work in-process on this data folder instead of a server (needs tempodb[embedded])",
+    )
 
 
 def _filters(parser: argparse.ArgumentParser, everything: str | None = None) -> None:
@@ -186,12 +194,38 @@ def _timestamp(text: str) -> datetime.datetime:
 
 # -- running ---------------------------------------------------------------------------------
 
+#: Where the commands look without --host or $TEMPODB_HOST: ``tempodb serve``'s defaults.
+LOCAL_HOST, LOCAL_PORT = "127.0.0.1", 4242
 
-def _client(args: argparse.Namespace) -> Client:
+
+def _client(args: argparse.Namespace, *, read_only: bool = False) -> Client:
+    """A client in-process on ``--data DIR``, else of the server the options and variables
+    name, else of ``tempodb serve`` on this machine with its defaults (never of the defunct
+    hosted service)."""
+    if args.data is not None:
+        return _connect(args.data, args.api_key, read_only)
+    host, port, secure = args.host, args.port, args.secure
+    if host is None and not os.environ.get(protocol.ENV_HOST):
+        host = LOCAL_HOST
+        port = port if port is not None else LOCAL_PORT
+        secure = secure if secure is not None else False
     try:
-        return Client(args.api_key, args.secret, args.host, args.port, args.secure)
+        return Client(args.api_key, args.secret, host, port, secure)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _connect(folder: str, key: str | None, read_only: bool) -> Client:
+    try:
+        from tempodb.inprocess import connect
+        from tempodb.storage.base import StorageError
+    except ImportError as exc:
+        message = f"--data needs the server ({exc}): pip install 'tempodb[embedded]'"
+        raise UsageError(message) from None
+    try:
+        return connect(folder, read_only=read_only, key=key)
+    except (StorageError, OSError, ValueError) as exc:
+        raise UsageError(f"cannot open {folder}: {exc}") from None
 
 
 def _guarded(run: Any) -> Any:
@@ -240,7 +274,7 @@ def _has_filter(args: argparse.Namespace) -> bool:
 
 @_guarded
 def run_series(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with _client(args, read_only=args.series_command == "list") as client:
         if args.series_command == "list":
             for series in _matching(client, args):
                 if args.format == "json":
@@ -622,7 +656,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
     count = 0
     try:
-        with _client(args) as client:
+        with _client(args, read_only=True) as client:
             series_list = _matching(client, args)
             progress = Progress(args.progress, len(series_list), "points")
             writer = csv.writer(output, lineterminator="\n") if args.format == "csv" else None
@@ -656,7 +690,7 @@ def run_export(args: argparse.Namespace) -> int:
 def run_read(args: argparse.Namespace) -> int:
     end = args.end or datetime.datetime.now(datetime.UTC)
     start = args.start or end - datetime.timedelta(days=1)
-    with _client(args) as client:
+    with _client(args, read_only=True) as client:
         dataset = client.read_key(
             args.series_key, start, end, args.interval, args.function, args.tz
         )

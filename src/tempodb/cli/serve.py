@@ -110,6 +110,19 @@ def register(commands: Any) -> None:
         help="memory for blocks kept decoded for later reads, embedded store only "
         "(default 256; 0: none)",
     )
+    serve.add_argument(
+        "--head-points",
+        type=int,
+        metavar="N",
+        help="PostgreSQL only: fold a series' fresh points from the write head into its blocks "
+        "once the head holds N of them (default 1024)",
+    )
+    serve.add_argument(
+        "--fold-after",
+        type=float,
+        metavar="SECONDS",
+        help="PostgreSQL only: ... or SECONDS after the first of them (default 30)",
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument(
         "--queue",
@@ -317,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
 
     tune_allocator()
     try:
-        store = open_store(args)
+        store = open_store(args, lock=True)
     except (StorageError, OSError) as exc:
         return fail(f"cannot open the store ({describe_store(args)}): {_reason(exc)}")
     try:

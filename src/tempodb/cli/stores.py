@@ -6,7 +6,7 @@ import argparse
 import re
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the storage modules need the server extra: load them only when used
     from tempodb.storage.base import Store
@@ -23,11 +23,13 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_store(args: argparse.Namespace, *, existing: bool = False) -> Store:
+def open_store(args: argparse.Namespace, *, existing: bool = False, lock: bool = False) -> Store:
     """The store the options name; exits with a message when it cannot be opened.
 
     ``existing``: a data folder must already hold a store (commands that only read or change
-    keys must not create an empty store in a misspelt folder).
+    keys must not create an empty store in a misspelt folder).  ``lock``: take the data
+    folder's writer lock (``tempodb serve``; the short key commands go without it, so that they
+    work beside a running server).
     """
     from tempodb.storage.base import StorageError
 
@@ -41,9 +43,14 @@ def open_store(args: argparse.Namespace, *, existing: bool = False) -> Store:
                 f"tempodb: --database-url needs the PostgreSQL driver ({exc}): "
                 "pip install 'tempodb[postgres]'"
             ) from None
+        head: dict[str, Any] = {}
+        if getattr(args, "head_points", None) is not None:
+            head["head_points"] = args.head_points
+        if getattr(args, "fold_after", None) is not None:
+            head["fold_after_s"] = args.fold_after
         try:
-            return PostgresStore(args.database_url)
-        except StorageError as exc:
+            return PostgresStore(args.database_url, **head)
+        except (StorageError, ValueError) as exc:
             raise SystemExit(f"tempodb: {exc}") from None
         except psycopg.Error as exc:  # e.g. a malformed URL
             raise SystemExit(f"tempodb: cannot use --database-url: {exc}".strip()) from None
@@ -59,7 +66,9 @@ def open_store(args: argparse.Namespace, *, existing: bool = False) -> Store:
         )
     try:
         return SQLiteStore(
-            args.data, read_cache_mb=getattr(args, "read_cache_mb", DEFAULT_READ_CACHE_MB)
+            args.data,
+            read_cache_mb=getattr(args, "read_cache_mb", DEFAULT_READ_CACHE_MB),
+            lock=lock,
         )
     except (StorageError, OSError, sqlite3.Error) as exc:
         raise SystemExit(f"tempodb: cannot open the store in {args.data}: {exc}") from None

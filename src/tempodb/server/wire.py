@@ -347,26 +347,29 @@ class _RefTable:
 
     def __init__(self) -> None:
         self.refs: list[SeriesRef] = []
-        self._index: dict[tuple[SeriesField, str], int] = {}
+        self._seen: dict[tuple[SeriesField, str], int | str] = {}
 
     def index(self, item: Mapping[str, Any]) -> int | str:
         """The ref index of an element's ``id`` (preferred) or ``key``, or why it has none."""
         field: SeriesField
         if item.get("id") not in (None, ""):
             field, value = "id", item["id"]
-            error = key_error(value) and f"Invalid series id: {value!r}"
         elif item.get("key") not in (None, ""):
             field, value = "key", item["key"]
-            error = key_error(value)
         else:
             return NO_SERIES
+        if isinstance(value, str):  # seen before in this request: the same answer
+            known = self._seen.get((field, value))
+            if known is not None:
+                return known
+        error = key_error(value)
         if error:
-            return error
-        slot = self._index.get((field, value))
-        if slot is None:
-            slot = self._index[(field, value)] = len(self.refs)
+            answer: int | str = error if field == "key" else f"Invalid series id: {value!r}"
+        else:
+            answer = len(self.refs)
             self.refs.append(SeriesRef(field, value))
-        return slot
+        self._seen[(field, value)] = answer
+        return answer
 
 
 def parse_bulk(body: Any) -> WriteBatch:
@@ -420,12 +423,26 @@ def conflict_message(key: str) -> str:
     return f"Unique constraint violated: a series with key {key} already exists"
 
 
+def _all_times(items: list[Any]) -> list[int] | None:
+    """The epoch ms of every element's ``t`` when they are all valid timestamp texts (one
+    vectorised parse), else None (the elements are then parsed one by one)."""
+    texts = [item.get("t") if isinstance(item, dict) else None for item in items]
+    if len(texts) < 64 or not all(isinstance(text, str) for text in texts):
+        return None
+    try:
+        return parse_timestamps_ms(texts).tolist()  # type: ignore[no-any-return]
+    except InvalidTimestamp:
+        return None
+
+
 def parse_multi(body: Any) -> MultiBatch:
     """E12/E13: ``[{"t": TS, "id" | "key": S, "v": NUM}, ...]`` with per-element errors."""
     if not isinstance(body, list):
         raise bad_request('Request body must be a JSON array of {"t": ..., "key": ..., "v": ...}')
     now = now_ms()
     table = _RefTable()
+    stamps: dict[str, int | str] = {}
+    parsed = _all_times(body)
     errors: list[list[str]] = []
     slots: list[int] = []
     index: list[int] = []
@@ -438,13 +455,21 @@ def parse_multi(body: Any) -> MultiBatch:
             slots.append(-1)
             continue
         messages = []
-        value = coerce_value(item.get("v"))
+        raw = item.get("v")
+        value = (raw, False) if type(raw) is float else coerce_value(raw)
         if isinstance(value, str):
             messages.append(value)
         slot = table.index(item)
         if isinstance(slot, str):
             messages.append(slot)
-        stamp = _one_time(item.get("t"), now)
+        text = item.get("t")
+        stamp = stamps.get(text) if isinstance(text, str) else None
+        if stamp is None and parsed is not None:
+            stamp = parsed[len(errors)]
+        if stamp is None:
+            stamp = _one_time(text, now)
+            if isinstance(text, str):  # writers repeat timestamps across series: parse once
+                stamps[text] = stamp
         if isinstance(stamp, str):
             messages.append(stamp)
         errors.append(messages)

@@ -294,6 +294,7 @@ def resolve(
             skipped.update(indices)
             continue
         created[value] = (value, field)
+    cache.series_changed = True
     new_sids = insert_many(conn, db, [(sid_, key, None) for key, (sid_, _) in created.items()])
     for (field, value), indices in missing.items():
         if indices[0] in skipped:

@@ -6,13 +6,15 @@ import contextlib
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 import numpy as np
 import orjson
@@ -38,14 +40,18 @@ from tempodb.storage.base import (
 )
 from tempodb.storage.blocks import BlockCache, assemble, decode, decode_run
 from tempodb.storage.sqlite import series
+from tempodb.storage.sqlite.lock import lock_folder
 from tempodb.storage.sqlite.points import BLOCK_COLUMNS, READ, SMALL_WRITE, PointWriter
 from tempodb.storage.sqlite.schema import (
     FILE_NAME,
+    SCHEMA_VERSION,
     check_version,
     migrate,
     user_version,
 )
 from tempodb.storage.sqlite.writer import Writer
+
+_T = TypeVar("_T")
 
 #: The default number of points per block.
 BLOCK_POINTS: Final = 4096
@@ -56,6 +62,65 @@ DEFAULT_READ_CACHE_MB: Final = 256.0
 _MAX_BLOCK_POINTS: Final = 1 << 20
 #: Verified against when the key is unknown, so that both answers take the same time.
 _DUMMY_HASH: Final = hash_secret("")
+
+
+def _make_private(folder: Path, path: Path) -> None:
+    """Keep the store to its owner whatever the umask: a new data folder is made 0700 and
+    the database file 0600 (SQLite gives its ``-wal`` and ``-shm`` files the mode of the
+    database file).  A folder that other users may write to is refused: they could replace
+    the files under us."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = folder.stat().st_mode
+        if os.name == "posix" and mode & 0o022:
+            raise StorageError(
+                f"data_dir {str(folder)!r} may be written by other users (mode "
+                f"{stat.S_IMODE(mode):o}): choose a private folder, or chmod go-w it"
+            )
+        if os.name == "posix":
+            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+            for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+                kept = folder / name
+                if kept.exists() and stat.S_IMODE(kept.stat().st_mode) & 0o077:
+                    kept.chmod(0o600)  # written by an older tempodb under a loose umask
+    except OSError as exc:
+        raise StorageError(f"cannot use data_dir {str(folder)!r}: {exc.strerror or exc}") from None
+
+
+class _Listings:
+    """Recent pages of ``find_series_page``, each kept with the writer's series generation
+    read before its query: valid while the generation is unchanged (it goes up after every
+    commit that created, changed or deleted series), so a page is never staler than a query
+    run at the same moment.  Bounded: ``limit`` pages of at most ``largest`` series each."""
+
+    limit: Final = 256
+    largest: Final = 20_000
+
+    def __init__(self) -> None:
+        self._pages: OrderedDict[Hashable, tuple[int, list[SeriesRecord]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def question(db: int, flt: SeriesFilter, after: str | None, limit: int) -> Hashable:
+        attributes = tuple(sorted((k, tuple(v)) for k, v in flt.attributes.items()))
+        return (db, flt.ids, flt.keys, flt.tags, attributes, after, limit)
+
+    def get(self, question: Hashable, generation: int) -> list[SeriesRecord] | None:
+        with self._lock:
+            kept = self._pages.get(question)
+            if kept is None or kept[0] != generation:
+                return None
+            self._pages.move_to_end(question)
+            return kept[1]
+
+    def put(self, question: Hashable, generation: int, page: list[SeriesRecord]) -> None:
+        if len(page) > self.largest:
+            return
+        with self._lock:
+            self._pages[question] = (generation, page)
+            self._pages.move_to_end(question)
+            if len(self._pages) > self.limit:
+                self._pages.popitem(last=False)
 
 
 class _Reader:
@@ -75,13 +140,19 @@ class SQLiteStore(Store):
         data_dir: the folder that holds the database file; created if missing.
         block_points: the most points a block holds (tests use small blocks).
         max_queue: the most write calls waiting for the writer at once; more raise Overloaded.
+        lock: take the folder's writer lock (``lock.lock_folder``) for as long as the store is
+            open, as the long-lived writers do (``tempodb serve``, ``tempodb.connect``).
+        read_only: open an existing store without writing anything (no lock, no migration;
+            every connection ``query_only``), to read beside a writer.
 
     Attributes:
         path: the database file.
 
     Raises:
         SchemaTooNew: the file was written by a newer tempodb.
-        StorageError: ``data_dir`` exists but is not a folder.
+        StorageError: ``data_dir`` exists but is not a folder; read-only and there is no
+            store there, or one of an older schema.
+        FolderLocked: ``lock`` and another process writes to the folder.
 
     Example::
 
@@ -99,6 +170,8 @@ class SQLiteStore(Store):
         block_points: int = BLOCK_POINTS,
         max_queue: int = DEFAULT_MAX_QUEUE,
         read_cache_mb: float = DEFAULT_READ_CACHE_MB,
+        lock: bool = False,
+        read_only: bool = False,
     ) -> None:
         if not read_cache_mb >= 0:
             raise ValueError(f"read_cache_mb must be 0 or more, not {read_cache_mb!r}")
@@ -111,22 +184,41 @@ class SQLiteStore(Store):
         folder = Path(data_dir)
         if folder.exists() and not folder.is_dir():
             raise StorageError(f"data_dir {str(folder)!r} exists and is not a folder")
-        folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / FILE_NAME
+        self.read_only = read_only
+        if read_only and not self.path.is_file():
+            raise StorageError(f"no tempodb data in {str(folder)!r} ({self.path} is missing)")
+        if not read_only:
+            _make_private(folder, self.path)
+        self._lock = lock_folder(folder) if lock and not read_only else None
         self._blocks = BlockCache(int(read_cache_mb * 2**20)) if read_cache_mb else None
-        conn = self._connect(cache_kib=32768)
+        try:
+            conn = self._connect(cache_kib=32768)
+        except BaseException:
+            self._release_lock()
+            raise
         try:
             check_version(user_version(conn), self.path)
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StorageError(f"{self.path}: cannot use the WAL journal (got {mode!r})")
-            conn.execute("PRAGMA synchronous = FULL")
-            migrate(conn, self.path)
+            if read_only:
+                conn.execute("PRAGMA query_only = ON")
+                if user_version(conn) < SCHEMA_VERSION:
+                    raise StorageError(
+                        f"{self.path} has the older schema version {user_version(conn)}: "
+                        "open it once for writing to upgrade it"
+                    )
+            else:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StorageError(f"{self.path}: cannot use the WAL journal (got {mode!r})")
+                conn.execute("PRAGMA synchronous = FULL")
+                migrate(conn, self.path)
         except BaseException:
             conn.close()
+            self._release_lock()
             raise
         self._writer = Writer(conn, f"tempodb-writer:{self.path}", max_queue)
         self._points = PointWriter(self._writer.cache, block_points)
+        self._listings = _Listings()
         self._local = threading.local()
         self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
         self._readers_lock = threading.Lock()
@@ -148,6 +240,21 @@ class SQLiteStore(Store):
         self._writer.close()
         for reader in readers:
             reader.conn.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    def _change_series(self, op: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run a call that creates, changes or deletes series: the listings kept
+        (``_Listings``) expire with its commit."""
+
+        def marked(conn: sqlite3.Connection) -> _T:
+            self._writer.cache.series_changed = True
+            return op(conn)
+
+        return self._writer.call(marked)
 
     def queue_depth(self) -> int:
         """Write calls waiting for the writer thread."""
@@ -261,12 +368,13 @@ class SQLiteStore(Store):
             raise StorageError(f"{target} exists already: the backup does not overwrite it")
         partial = target.with_name(target.name + ".partial")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             partial.unlink(missing_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot write the backup {target}: {exc}") from None
         source = self._connect()
         try:
+            os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
             copy = sqlite3.connect(partial, isolation_level=None)
             try:
                 source.backup(copy)  # all pages in one step: one read transaction
@@ -309,7 +417,7 @@ class SQLiteStore(Store):
             conn.execute("DELETE FROM databases WHERE id = ?", (db,))
             return True
 
-        return self._writer.call(op)
+        return self._change_series(op)
 
     # -- series metadata -------------------------------------------------------------------------
 
@@ -329,13 +437,13 @@ class SQLiteStore(Store):
                 conn, db, series_id, series_id if key is None else key, name, tags, attributes
             )[1]
 
-        return self._writer.call(op)
+        return self._change_series(op)
 
     def create_series_many(
         self, db: int, items: Sequence[NewSeries]
     ) -> list[SeriesRecord | KeyConflict]:
         """Create many series in one transaction (see ``Store.create_series_many``)."""
-        return self._writer.call(lambda conn: series.create_many(conn, db, items))
+        return self._change_series(lambda conn: series.create_many(conn, db, items))
 
     def lookup_series(self, db: int, field: SeriesField, value: str) -> SeriesRecord | None:
         """The series with this id or key, or None."""
@@ -355,7 +463,14 @@ class SQLiteStore(Store):
     def find_series_page(
         self, db: int, flt: SeriesFilter, *, after: str | None = None, limit: int
     ) -> list[SeriesRecord]:
-        """A page of ``find_series`` (see ``Store.find_series_page``)."""
+        """A page of ``find_series`` (see ``Store.find_series_page``).  Recent pages are kept
+        until series are next created, changed or deleted (``_Listings``): dashboards ask
+        the same question again and again."""
+        generation = self._writer.series_generation  # before the query: see _Listings
+        question = _Listings.question(db, flt, after, limit)
+        known = self._listings.get(question, generation)
+        if known is not None:
+            return list(known)
         where, params = series.filter_sql(db, flt)
         if after is not None:
             where += " AND s.key > ?"
@@ -368,7 +483,9 @@ class SQLiteStore(Store):
             )
             .fetchall()
         )
-        return [series.record(row) for row in rows]
+        page = [series.record(row) for row in rows]
+        self._listings.put(question, generation, page)
+        return page
 
     def update_series(
         self,
@@ -408,7 +525,7 @@ class SQLiteStore(Store):
                 series.set_attributes(conn, sid, db, new.attributes)
             return new
 
-        return self._writer.call(op)
+        return self._change_series(op)
 
     def delete_series(self, db: int, flt: SeriesFilter | None) -> int:
         """Delete the matching series with their points (all for None); how many."""
@@ -419,7 +536,7 @@ class SQLiteStore(Store):
             series.delete_sids(conn, sids, self._writer.cache)
             return len(sids)
 
-        return self._writer.call(op)
+        return self._change_series(op)
 
     # -- points ----------------------------------------------------------------------------------
 

@@ -110,7 +110,7 @@ class WriterCache:
     a bounded LRU map, so that memory does not grow with the series stored.  Only the writer
     thread uses it."""
 
-    __slots__ = ("data_version", "gen", "series", "tails")
+    __slots__ = ("data_version", "gen", "series", "series_changed", "tails")
 
     #: Entries kept at most in each map.
     limit: Final = 131_072
@@ -121,6 +121,9 @@ class WriterCache:
         self.data_version = -1
         #: The generation that the blocks written by the current transaction get.
         self.gen = 0
+        #: Set by every call that creates, changes or deletes series (see
+        #: ``Writer.series_generation``).
+        self.series_changed = False
 
     def clear(self) -> None:
         self.series.clear()
@@ -140,6 +143,9 @@ class Writer:
         self._slots = threading.BoundedSemaphore(max_queue)
         self._lock = threading.Lock()
         self._closed = False
+        #: Goes up after every commit that changed series metadata (and whenever another
+        #: connection committed meanwhile): readers that keep query results check it.
+        self.series_generation = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -220,6 +226,7 @@ class Writer:
             if version != cache.data_version:  # another connection committed meanwhile
                 cache.clear()
                 cache.data_version = version
+                cache.series_changed = True
             while len(outcomes) < len(group) or self._more(group):
                 job = group[len(outcomes)]
                 if job is None:  # close() was called: finish this group, then stop
@@ -230,8 +237,12 @@ class Writer:
             if grown:
                 grow(conn, grown, cache.gen)
             conn.execute("COMMIT")
+            if cache.series_changed:
+                cache.series_changed = False
+                self.series_generation += 1
         except Exception as exc:
             cache.clear()
+            cache.series_changed = False
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")

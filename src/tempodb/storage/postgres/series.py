@@ -1,0 +1,299 @@
+"""Series metadata on PostgreSQL: lookups, filters, creation (one or many), and the resolution
+of a write's series references in one statement.
+
+Every statement here says ``db = <value>`` (the metadata of a database lives on one Citus
+shard); see the package docstring for the tables and the locks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.types.json import Json
+
+from tempodb.storage.base import (
+    KeyConflict,
+    NewSeries,
+    SeriesField,
+    SeriesFilter,
+    SeriesRecord,
+    SeriesRef,
+    StorageError,
+    new_series_id,
+    normalize_tags,
+)
+
+_Conn = psycopg.Connection[Any]
+
+SERIES_COLUMNS: Final = "s.sid, s.id, s.key, s.name, s.tags, s.attributes"
+_LOOKUP: Final[Mapping[SeriesField, str]] = {
+    "id": f"SELECT {SERIES_COLUMNS} FROM series s WHERE s.db = %s AND s.id = %s",
+    "key": f"SELECT {SERIES_COLUMNS} FROM series s WHERE s.db = %s AND s.key = %s",
+}
+_BY_REF: Final = (
+    "SELECT sid, id, key FROM series WHERE db = %s "
+    "AND (id = ANY(%s::text[]) OR key = ANY(%s::text[])) ORDER BY sid FOR "
+)
+_CREATE_BARE: Final = (
+    "INSERT INTO series (db, id, key) SELECT %s, u.i, u.k "
+    "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS u(i, k, o) ORDER BY u.o "
+    "ON CONFLICT DO NOTHING RETURNING sid, id, key"
+)
+_CREATE_FULL: Final = (
+    "INSERT INTO series (db, id, key, name, tags, attributes) "
+    "SELECT %s, u.i, u.k, u.n, ARRAY(SELECT json_array_elements_text(u.t::json)), u.a::json "
+    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+    "WITH ORDINALITY AS u(i, k, n, t, a, o) ORDER BY u.o "
+    "ON CONFLICT DO NOTHING RETURNING sid, key"
+)
+
+#: How a write locks the series it resolves: KEY SHARE lets writers of one series run side by
+#: side while keeping folds, deletes and block writes (FOR UPDATE) out; UPDATE is that lock.
+LockMode = Literal["KEY SHARE", "UPDATE"]
+
+
+def record(row: Sequence[Any]) -> SeriesRecord:
+    return SeriesRecord(
+        id=row[1], key=row[2], name=row[3], tags=tuple(row[4]), attributes=dict(row[5])
+    )
+
+
+def storable(*texts: str) -> bool:
+    """PostgreSQL text holds no NUL character: a value with one matches nothing stored."""
+    return not any("\0" in text for text in texts)
+
+
+def check_storable(texts: Iterable[str]) -> None:
+    for text in texts:
+        if "\0" in text:
+            raise ValueError(f"PostgreSQL cannot store a NUL character, as in {text!r}")
+
+
+def lookup(conn: _Conn, db: int, field: SeriesField, value: str, *, lock: bool = False) -> Any:
+    """The series row (``SERIES_COLUMNS``) with this id or key, or None."""
+    if field not in _LOOKUP:
+        raise ValueError(f"a series is looked up by 'id' or 'key', not {field!r}")
+    if not storable(value):
+        return None
+    return conn.execute(_LOOKUP[field] + (" FOR UPDATE" if lock else ""), (db, value)).fetchone()
+
+
+def sid_of(conn: _Conn, db: int, series_id: str, *, lock: bool = False) -> int | None:
+    if not storable(series_id):
+        return None
+    row = conn.execute(
+        "SELECT sid FROM series WHERE db = %s AND id = %s" + (" FOR UPDATE" if lock else ""),
+        (db, series_id),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def filter_sql(db: int, flt: SeriesFilter) -> tuple[str, list[object]]:
+    """A WHERE clause over ``series s`` for the filter (spec §5.1) and its parameters."""
+    where = ["s.db = %s"]
+    params: list[object] = [db]
+    if flt.ids or flt.keys:
+        where.append("(s.id = ANY(%s::text[]) OR s.key = ANY(%s::text[]))")
+        params += [[i for i in flt.ids if storable(i)], [k for k in flt.keys if storable(k)]]
+    if not storable(*flt.tags, *flt.attributes):
+        where.append("false")
+    for tag in normalize_tags(t for t in flt.tags if storable(t)):
+        where.append("s.sid IN (SELECT sid FROM series_tag WHERE db = %s AND tag = %s)")
+        params += [db, tag]
+    for name, values in flt.attributes.items():
+        if storable(name):
+            where.append(
+                "s.sid IN (SELECT sid FROM series_attr WHERE db = %s AND name = %s "
+                "AND value = ANY(%s::text[]))"
+            )
+            params += [db, name, [v for v in values if storable(v)]]
+    return " AND ".join(where), params
+
+
+def set_tags(conn: _Conn, db: int, sid: int, tags: Sequence[str], *, fresh: bool) -> None:
+    if not fresh:
+        conn.execute("DELETE FROM series_tag WHERE db = %s AND sid = %s", (db, sid))
+    if tags:
+        conn.execute(
+            "INSERT INTO series_tag (db, sid, tag) SELECT %s, %s, unnest(%s::text[])",
+            (db, sid, list(tags)),
+        )
+
+
+def set_attributes(
+    conn: _Conn, db: int, sid: int, attributes: Mapping[str, str], *, fresh: bool
+) -> None:
+    if not fresh:
+        conn.execute("DELETE FROM series_attr WHERE db = %s AND sid = %s", (db, sid))
+    if attributes:
+        conn.execute(
+            "INSERT INTO series_attr (db, sid, name, value) "
+            "SELECT %s, %s, unnest(%s::text[]), unnest(%s::text[])",
+            (db, sid, list(attributes), list(attributes.values())),
+        )
+
+
+def insert_series(
+    conn: _Conn,
+    db: int,
+    series_id: str,
+    key: str,
+    name: str = "",
+    tags: Sequence[str] = (),
+    attributes: Mapping[str, str] | None = None,
+) -> SeriesRecord | None:
+    """Insert a series; None when its id or key is taken (by a committed transaction, or by one
+    that commits while this waits)."""
+    tags = normalize_tags(tags)
+    attrs = dict(attributes or {})
+    check_storable([series_id, key, name, *tags, *attrs, *attrs.values()])
+    try:
+        row = conn.execute(
+            "INSERT INTO series (db, id, key, name, tags, attributes) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING sid",
+            (db, series_id, key, name, list(tags), Json(attrs)),
+        ).fetchone()
+    except pg_errors.ForeignKeyViolation:
+        raise _no_database(db) from None
+    if row is None:
+        return None
+    sid = int(row[0])
+    set_tags(conn, db, sid, tags, fresh=True)
+    set_attributes(conn, db, sid, attrs, fresh=True)
+    return SeriesRecord(series_id, key, name, tags, attrs)
+
+
+def insert_many(
+    conn: _Conn, db: int, items: Sequence[NewSeries]
+) -> list[SeriesRecord | KeyConflict]:
+    """Create the items in three statements (series, tags, attributes); per item its record,
+    or the KeyConflict of a key that exists or that an earlier item has."""
+    wanted: list[SeriesRecord | None] = []
+    seen: set[str] = set()
+    for item in items:
+        series_id = new_series_id()
+        key = series_id if item.key is None else item.key
+        tags, attrs = normalize_tags(item.tags), dict(item.attributes)
+        check_storable([key, item.name, *tags, *attrs, *attrs.values()])
+        wanted.append(None if key in seen else SeriesRecord(series_id, key, item.name, tags, attrs))
+        seen.add(key)
+    fresh = [w for w in wanted if w is not None]
+    try:
+        rows = conn.execute(
+            _CREATE_FULL,
+            (
+                db,
+                [w.id for w in fresh],
+                [w.key for w in fresh],
+                [w.name for w in fresh],
+                [json.dumps(list(w.tags)) for w in fresh],
+                [json.dumps(dict(w.attributes)) for w in fresh],
+            ),
+        ).fetchall()
+    except pg_errors.ForeignKeyViolation:
+        raise _no_database(db) from None
+    sids = {str(key): int(sid) for sid, key in rows}
+    created = [w for w in fresh if w.key in sids]
+    tagged = [(sids[w.key], tag) for w in created for tag in w.tags]
+    if tagged:
+        conn.execute(
+            "INSERT INTO series_tag (db, sid, tag) "
+            "SELECT %s, unnest(%s::bigint[]), unnest(%s::text[])",
+            (db, [s for s, _ in tagged], [t for _, t in tagged]),
+        )
+    attributed = [(sids[w.key], n, v) for w in created for n, v in w.attributes.items()]
+    if attributed:
+        conn.execute(
+            "INSERT INTO series_attr (db, sid, name, value) "
+            "SELECT %s, unnest(%s::bigint[]), unnest(%s::text[]), unnest(%s::text[])",
+            (
+                db,
+                [a[0] for a in attributed],
+                [a[1] for a in attributed],
+                [a[2] for a in attributed],
+            ),
+        )
+    out: list[SeriesRecord | KeyConflict] = []
+    for item, want in zip(items, wanted, strict=True):
+        if want is not None and want.key in sids:
+            out.append(want)
+        else:
+            out.append(KeyConflict(want.key if want is not None else str(item.key)))
+    return out
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A write's series: per ref, its (sid, id) or None when it conflicts; the sids this
+    transaction created."""
+
+    series: list[tuple[int, str] | None]
+    created: frozenset[int]
+
+
+class Retry(Exception):
+    """The transaction saw a concurrent change it cannot work around: run it again."""
+
+
+def resolve(
+    conn: _Conn, db: int, refs: Sequence[SeriesRef], lock: LockMode, *, skip_conflicts: bool
+) -> Resolved:
+    """Find, lock and create the series of ``refs`` (the refs a write uses).
+
+    One statement finds and locks the existing ones (in sid order); one inserts the missing
+    ones ordered by key (so that requests creating series do not wait on each other's new
+    rows in a cycle) with ``ON CONFLICT DO NOTHING``; one more finds those that a concurrent
+    request created first.  An unknown id that another series has as its key conflicts:
+    KeyConflict, or None for that ref when ``skip_conflicts``.
+    """
+    found: dict[tuple[str, str], tuple[int, str]] = {}
+
+    def take(rows: Iterable[Sequence[Any]]) -> None:
+        for sid, series_id, key in rows:
+            found["id", series_id] = found["key", key] = (int(sid), series_id)
+
+    unusable = {(r.field, r.value) for r in refs if not storable(r.value)}
+    if unusable:
+        check_storable(v for _, v in unusable)
+    ids = sorted({r.value for r in refs if r.field == "id"})
+    keys = sorted({r.value for r in refs if r.field == "key"})
+    take(conn.execute(_BY_REF + lock, (db, ids, keys)).fetchall())
+    missing = [r for r in dict.fromkeys(refs) if (r.field, r.value) not in found]
+    created: set[int] = set()
+    if missing:
+        plan: dict[str, str] = {}  # key -> id, one new series per key
+        for ref in sorted(missing, key=lambda r: r.value):
+            if ref.value in plan:
+                continue
+            plan[ref.value] = ref.value if ref.field == "id" else new_series_id()
+        try:
+            rows = conn.execute(_CREATE_BARE, (db, list(plan.values()), list(plan))).fetchall()
+        except pg_errors.ForeignKeyViolation:
+            raise _no_database(db) from None
+        take(rows)
+        created = {int(row[0]) for row in rows}
+        rest = [r for r in missing if (r.field, r.value) not in found]
+        if rest:
+            rest_ids = sorted({r.value for r in rest if r.field == "id"})
+            rest_keys = sorted({r.value for r in rest})
+            take(conn.execute(_BY_REF + lock, (db, rest_ids, rest_keys)).fetchall())
+    series: list[tuple[int, str] | None] = []
+    for ref in refs:
+        hit = found.get((ref.field, ref.value))
+        if hit is None:
+            if ref.field == "id" and ("key", ref.value) in found:
+                if not skip_conflicts:
+                    raise KeyConflict(ref.value)
+            else:
+                raise Retry(f"series {ref.value!r} was deleted while being created")
+        series.append(hit)
+    return Resolved(series, frozenset(created))
+
+
+def _no_database(db: int) -> StorageError:
+    return StorageError(f"database {db} does not exist (deleted meanwhile?)")

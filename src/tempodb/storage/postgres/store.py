@@ -1,0 +1,651 @@
+"""``PostgresStore``: connections, transactions and the Store contract on PostgreSQL.
+
+The schema, the head, the fold and their invariants are described in the package docstring
+(``tempodb.storage.postgres``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+import numpy as np
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.types.json import Json
+from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
+
+from tempodb.storage.base import (
+    Credentials,
+    Database,
+    Direction,
+    KeyConflict,
+    NewSeries,
+    Overloaded,
+    Points,
+    SeriesField,
+    SeriesFilter,
+    SeriesRecord,
+    StorageError,
+    Store,
+    WriteBatch,
+    check_increment,
+    hash_secret,
+    new_credentials,
+    new_series_id,
+    normalize_tags,
+    verify_secret,
+)
+from tempodb.storage.postgres import blocks, head, writes
+from tempodb.storage.postgres.fold import Folder
+from tempodb.storage.postgres.schema import configure, migrate
+from tempodb.storage.postgres.series import (
+    SERIES_COLUMNS,
+    Retry,
+    check_storable,
+    filter_sql,
+    insert_many,
+    insert_series,
+    lookup,
+    record,
+    set_attributes,
+    set_tags,
+    sid_of,
+    storable,
+)
+
+__all__ = ["BLOCK_POINTS", "DIRECT_POINTS", "FOLD_AFTER_S", "HEAD_POINTS", "PostgresStore"]
+
+#: The default number of points per block: full blocks of minute data then fill whole TOAST
+#: chunks (1,996 bytes with 8 KiB pages): 998 uint32 offsets are 2 chunks, 998 float64s 4.
+BLOCK_POINTS: Final = 998
+_MAX_BLOCK_POINTS: Final = 1 << 20
+#: Fold a series once the head holds this many of its points (about a block's worth).
+HEAD_POINTS: Final = 1024
+#: ... or this many seconds after its first point in the head.
+FOLD_AFTER_S: Final = 30.0
+#: A series given at least this many points by one request skips the head.
+DIRECT_POINTS: Final = 64
+
+#: Attempts at a transaction that keeps failing on deadlocks or serialization errors.
+_ATTEMPTS: Final = 12
+_RETRYABLE: Final = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, Retry)
+#: Verified against when the key is unknown, so that both answers take the same time.
+_DUMMY_HASH: Final = hash_secret("")
+
+_T = TypeVar("_T")
+_Conn = psycopg.Connection[Any]
+
+
+class PostgresStore(Store):
+    """The PostgreSQL backend: several servers may share one database.
+
+    Args:
+        url: a libpq connection URL or string, e.g. ``postgresql://tempodb@db:5432/tempodb``
+            (a password may also come from ``PGPASSWORD`` or ``~/.pgpass``).
+        min_size: connections the pool keeps open.
+        max_size: the most connections the pool opens.
+        block_points: the most points a block holds (tests use small blocks).
+        connect_timeout: seconds to wait for the database when starting, and for a free
+            connection of the pool (then Overloaded).
+        max_waiting: the most requests waiting for a connection (0: no limit); one more raises
+            Overloaded at once.
+        head_points: fold a series into its blocks once the write head holds this many of its
+            points (counted by this store).
+        fold_after_s: ... or this many seconds after its first point went to the head.
+        direct_points: a series that one write gives at least this many points skips the
+            head: its head is folded and the points merged into its blocks at once.
+
+    Raises:
+        SchemaTooNew: the database was migrated by a newer tempodb.
+        StorageError: the database cannot be reached.
+        ValueError: a setting is out of its range.
+
+    Example::
+
+        store = PostgresStore("postgresql://tempodb@localhost/tempodb")
+        credentials = store.create_database("demo")
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 16,
+        block_points: int = BLOCK_POINTS,
+        connect_timeout: float = 30.0,
+        max_waiting: int = 0,
+        head_points: int = HEAD_POINTS,
+        fold_after_s: float = FOLD_AFTER_S,
+        direct_points: int = DIRECT_POINTS,
+    ) -> None:
+        if not 1 <= block_points <= _MAX_BLOCK_POINTS:
+            raise ValueError(
+                f"block_points must be between 1 and {_MAX_BLOCK_POINTS}, not {block_points!r}"
+            )
+        if not 0 <= min_size <= max_size or max_size < 1:
+            raise ValueError(
+                f"need 0 <= min_size <= max_size and max_size >= 1, not {min_size}, {max_size}"
+            )
+        if head_points < 1:
+            raise ValueError(f"head_points must be 1 or more, not {head_points!r}")
+        if not 0 < fold_after_s < 1e6:
+            raise ValueError(
+                f"fold_after_s must be more than 0 seconds (and sane), not {fold_after_s!r}"
+            )
+        if direct_points < 1:
+            raise ValueError(f"direct_points must be 1 or more, not {direct_points!r}")
+        self._cap, self._direct = block_points, direct_points
+        try:
+            with psycopg.connect(
+                url, autocommit=True, connect_timeout=max(1, round(connect_timeout))
+            ) as conn:
+                migrate(conn)
+        except psycopg.OperationalError as exc:
+            raise StorageError(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
+        self._pool: ConnectionPool = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True, "application_name": "tempodb"},
+            configure=configure,
+            name="tempodb",
+            open=False,
+            timeout=connect_timeout,
+            max_waiting=max_waiting,
+        )
+        self._pool.open()
+        self._closed = self._closing = False
+        self._url, self._connect_timeout = url, connect_timeout
+        self._fold_conn: _Conn | None = None  # the fold thread's own
+        self._lock = threading.Lock()
+        self._folder = Folder(
+            self._fold, self._head_series, head_points=head_points, fold_after_s=fold_after_s
+        )
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the fold and close every connection (the head stays: nothing is lost)."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+        self._folder.close()  # first, so that a fold in progress ends as usual
+        self._closed = True
+        if self._fold_conn is not None:
+            self._fold_conn.close()
+        self._pool.close()
+
+    def queue_depth(self) -> int:
+        """Callers waiting for a pooled connection."""
+        return int(self._pool.get_stats().get("requests_waiting", 0))
+
+    # -- connections and transactions ------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError("the store is closed")
+
+    @contextlib.contextmanager
+    def _pooled(self) -> Iterator[_Conn]:
+        """A pooled connection; Overloaded when too many wait or none frees up in time."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (PoolTimeout, TooManyRequests) as exc:
+            raise Overloaded(f"no database connection free: {exc}") from exc
+
+    def _read(self, fn: Callable[[_Conn], _T]) -> _T:
+        """Run ``fn`` on a pooled connection in autocommit mode (each statement on its own).
+
+        A connection that the server closed (a restart, a failover) is dropped and the read
+        runs again on another one.
+        """
+        for attempt in range(_ATTEMPTS):
+            self._check_open()
+            with self._pooled() as conn:
+                try:
+                    return fn(conn)
+                except psycopg.OperationalError:
+                    if not conn.broken or attempt + 1 == _ATTEMPTS:
+                        raise
+        raise AssertionError("unreachable")
+
+    def _idempotent(self, fn: Callable[[_Conn], _T]) -> _T:
+        """Run ``fn``, one statement that may safely run twice, in autocommit mode: it runs
+        again after a deadlock, a serialization failure or a lost connection."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                return self._read(fn)
+            except _RETRYABLE as exc:
+                if attempt + 1 == _ATTEMPTS:
+                    raise StorageError(f"gave up after {_ATTEMPTS} attempts: {exc}") from exc
+                time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+            except psycopg.OperationalError as exc:
+                if attempt + 1 == _ATTEMPTS:
+                    raise StorageError(f"lost the connection: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _transaction(self, fn: Callable[[_Conn], _T]) -> _T:
+        """Run ``fn`` in one transaction.
+
+        It runs again from the start after a deadlock, a serialization failure, a concurrent
+        change it cannot work around, or a connection lost before the COMMIT was sent.  A
+        connection lost during the COMMIT is an error: whether it committed is unknown.
+        """
+        for attempt in range(_ATTEMPTS):
+            self._check_open()
+            committing = False
+            try:
+                with self._pooled() as conn:
+                    try:
+                        with conn.transaction():
+                            result = fn(conn)
+                            committing = True
+                        return result
+                    except psycopg.OperationalError as exc:
+                        if committing or not conn.broken:
+                            raise
+                        if attempt + 1 == _ATTEMPTS:
+                            raise StorageError(f"lost the connection: {exc}") from exc
+            except _RETRYABLE as exc:
+                if attempt + 1 == _ATTEMPTS:
+                    raise StorageError(f"gave up after {_ATTEMPTS} attempts: {exc}") from exc
+                time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+        raise AssertionError("unreachable")
+
+    # -- databases and keys ----------------------------------------------------------------------
+
+    def create_database(self, name: str = "", *, admin: bool = False) -> Credentials:
+        """Create a database; its secret is stored only as a salted hash."""
+        credentials = new_credentials()
+        stored = hash_secret(credentials.secret)
+        self._transaction(
+            lambda conn: conn.execute(
+                "INSERT INTO databases (key, secret_hash, name, admin) VALUES (%s, %s, %s, %s)",
+                (credentials.key, stored, name, admin),
+            )
+        )
+        return credentials
+
+    def authenticate(self, key: str, secret: str) -> Database | None:
+        """The database of ``key`` if ``secret`` is right, else None."""
+        row = None
+        if storable(key):
+            row = self._read(
+                lambda conn: conn.execute(
+                    "SELECT id, key, name, admin, secret_hash, revoked_at FROM databases "
+                    "WHERE key = %s",
+                    (key,),
+                ).fetchone()
+            )
+        if row is None:
+            verify_secret(secret, _DUMMY_HASH)
+            return None
+        if not verify_secret(secret, row[4]) or row[5] is not None:
+            return None
+        return Database(id=row[0], key=row[1], name=row[2], admin=bool(row[3]))
+
+    def list_databases(self) -> list[Database]:
+        """Every database, revoked ones included, ordered by key."""
+        rows = self._read(
+            lambda conn: conn.execute(
+                "SELECT id, key, name, admin, revoked_at IS NOT NULL FROM databases ORDER BY key"
+            ).fetchall()
+        )
+        return [
+            Database(id=r[0], key=r[1], name=r[2], admin=bool(r[3]), revoked=bool(r[4]))
+            for r in rows
+        ]
+
+    def revoke_database(self, key: str) -> bool:
+        """Revoke ``key``: the next authentication fails on every server; its data stays."""
+        if not storable(key):
+            return False
+        return self._transaction(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE databases SET revoked_at = coalesce(revoked_at, now()) WHERE key = %s",
+                    (key,),
+                ).rowcount
+                > 0
+            )
+        )
+
+    def delete_database(self, key: str) -> bool:
+        """Delete a database with its series and points; False if the key is unknown."""
+
+        if not storable(key):
+            return False
+
+        def op(conn: _Conn) -> bool:
+            row = conn.execute(
+                "SELECT id FROM databases WHERE key = %s FOR UPDATE", (key,)
+            ).fetchone()
+            if row is None:
+                return False
+            db = int(row[0])
+            conn.execute("SELECT sid FROM series WHERE db = %s ORDER BY sid FOR UPDATE", (db,))
+            for table in ("head", "block", "series_tag", "series_attr", "series"):
+                conn.execute(f"DELETE FROM {table} WHERE db = %s", (db,))
+            conn.execute("DELETE FROM databases WHERE id = %s", (db,))
+            return True
+
+        return self._transaction(op)
+
+    # -- series metadata -------------------------------------------------------------------------
+
+    def create_series(
+        self,
+        db: int,
+        key: str | None,
+        name: str = "",
+        tags: Sequence[str] = (),
+        attributes: Mapping[str, str] | None = None,
+    ) -> SeriesRecord:
+        """Create a series (without a key its id is the key too).  Raises KeyConflict."""
+        series_id = new_series_id()
+        key = series_id if key is None else key
+
+        def op(conn: _Conn) -> SeriesRecord:
+            created = insert_series(conn, db, series_id, key, name, tags, attributes)
+            if created is None:
+                raise KeyConflict(key)
+            return created
+
+        return self._transaction(op)
+
+    def create_series_many(
+        self, db: int, items: Sequence[NewSeries]
+    ) -> list[SeriesRecord | KeyConflict]:
+        """Create many series in one transaction: per item, in order, its record or the
+        KeyConflict that refused it (its key exists, or an earlier item has it)."""
+        if not items:
+            return []
+        return self._transaction(lambda conn: insert_many(conn, db, items))
+
+    def lookup_series(self, db: int, field: SeriesField, value: str) -> SeriesRecord | None:
+        """The series with this id or key, or None."""
+        row = self._read(lambda conn: lookup(conn, db, field, value))
+        return None if row is None else record(row)
+
+    def find_series(self, db: int, flt: SeriesFilter) -> list[SeriesRecord]:
+        """The series matching the filter (all for an empty one), ordered by key."""
+        where, params = filter_sql(db, flt)
+        rows = self._read(
+            lambda conn: conn.execute(
+                f"SELECT {SERIES_COLUMNS} FROM series s WHERE {where} ORDER BY s.key", params
+            ).fetchall()
+        )
+        return [record(row) for row in rows]
+
+    def find_series_page(
+        self, db: int, flt: SeriesFilter, *, after: str | None = None, limit: int
+    ) -> list[SeriesRecord]:
+        """A page of ``find_series`` (see ``Store.find_series_page``)."""
+        where, params = filter_sql(db, flt)
+        if after is not None:
+            where += " AND s.key > %s"
+            params.append(after)
+        params.append(limit)
+        rows = self._read(
+            lambda conn: conn.execute(
+                f"SELECT {SERIES_COLUMNS} FROM series s WHERE {where} ORDER BY s.key LIMIT %s",
+                params,
+            ).fetchall()
+        )
+        return [record(row) for row in rows]
+
+    def update_series(
+        self,
+        db: int,
+        series_id: str,
+        *,
+        name: str | None = None,
+        tags: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> SeriesRecord | None:
+        """Replace the fields given (None leaves a field as it is); None if the id is unknown."""
+
+        def op(conn: _Conn) -> SeriesRecord | None:
+            row = lookup(conn, db, "id", series_id, lock=True)
+            if row is None:
+                return None
+            attrs = dict(attributes or {})
+            check_storable([name or "", *(tags or ()), *attrs, *attrs.values()])
+            sid, old = int(row[0]), record(row)
+            new = SeriesRecord(
+                id=old.id,
+                key=old.key,
+                name=old.name if name is None else name,
+                tags=old.tags if tags is None else normalize_tags(tags),
+                attributes=old.attributes if attributes is None else dict(attributes),
+            )
+            conn.execute(
+                "UPDATE series SET name = %s, tags = %s, attributes = %s "
+                "WHERE db = %s AND sid = %s",
+                (new.name, list(new.tags), Json(dict(new.attributes)), db, sid),
+            )
+            if tags is not None:
+                set_tags(conn, db, sid, new.tags, fresh=False)
+            if attributes is not None:
+                set_attributes(conn, db, sid, new.attributes, fresh=False)
+            return new
+
+        return self._transaction(op)
+
+    def delete_series(self, db: int, flt: SeriesFilter | None) -> int:
+        """Delete the matching series with their points (all for None); how many."""
+        where, params = filter_sql(db, flt or SeriesFilter())
+
+        def op(conn: _Conn) -> int:
+            rows = conn.execute(
+                f"SELECT s.sid FROM series s WHERE {where} ORDER BY s.sid FOR UPDATE OF s", params
+            ).fetchall()
+            sids = [int(r[0]) for r in rows]
+            if sids:
+                for table in ("head", "block", "series_tag", "series_attr", "series"):
+                    conn.execute(
+                        f"DELETE FROM {table} WHERE db = %s AND sid = ANY(%s::bigint[])",
+                        (db, sids),
+                    )
+            return len(sids)
+
+        return self._transaction(op)
+
+    # -- points ----------------------------------------------------------------------------------
+
+    def write_points(
+        self, db: int, batch: WriteBatch, *, increment: bool = False
+    ) -> tuple[int, ...]:
+        """Store the batch atomically (see ``Store.write_points``): small parts into the head,
+        large ones into the blocks."""
+        if len(batch) == 0:
+            return ()
+        if not increment and self._overwrite_existing(db, batch):
+            return ()
+        for _ in range(_ATTEMPTS):
+            try:
+                written = self._transaction(
+                    lambda conn: writes.write(
+                        conn,
+                        db,
+                        batch,
+                        increment=increment,
+                        cap=self._cap,
+                        direct_points=self._direct,
+                    )
+                )
+                break
+            except head.OutOfRange as exc:  # rolled back: say why (or, if it changed, retry)
+                self._explain(db, exc.points)
+        else:
+            raise StorageError(f"gave up after {_ATTEMPTS} attempts: the values keep changing")
+        self._folder.note(db, written.head_counts)
+        return written.skipped
+
+    def _around(self, db: int, sid: int, ts: int) -> Points:
+        """The points of ``SINGLE`` around ``ts`` (the one at ``ts`` among them, if any)."""
+        params = {"db": db, "sid": sid, "ts": ts}
+        return head.merged(
+            self._read(lambda conn: conn.execute(head.SINGLE, params, binary=True).fetchall())
+        )
+
+    def _explain(self, db: int, points: Sequence[tuple[int, int, float, bool]]) -> None:
+        """ValueOutOfRange (``check_increment``'s message, with the exact sum) for the first of
+        these increments that is still out of range with the value stored now."""
+        for sid, ts, value, is_int in points:
+            now = self._around(db, sid, ts)
+            at = np.flatnonzero(now.ts == ts)
+            old, old_int = 0.0, True
+            if len(at):
+                old, old_int = float(now.values[at[0]]), bool(now.is_int[at[0]])
+            both = old_int and is_int
+            with np.errstate(over="ignore", invalid="ignore"):
+                total = np.array([old + value])
+            exact = np.array([int(old) + int(value)], object) if both else None
+            check_increment(np.array([ts], np.int64), total, np.array([both]), exact)
+
+    def read_points(
+        self, db: int, series_id: str, start: int, end: int, *, cache: bool = True
+    ) -> Points:
+        """The points with ``start <= ts < end`` (none for an unknown series); this store
+        keeps no decoded blocks (``cache`` is accepted for the contract's sake)."""
+        if start >= end:
+            return Points.empty()
+
+        def op(conn: _Conn) -> list[Any]:
+            sid = sid_of(conn, db, series_id)
+            if sid is None:
+                return []
+            params = {"db": db, "sid": sid, "lo": start, "hi": end}
+            return conn.execute(head.READ, params, binary=True).fetchall()
+
+        return head.merged(self._read(op), start, end)
+
+    def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:
+        """Delete the points with ``start <= ts < end``; how many there were."""
+        if start >= end:
+            return 0
+
+        def op(conn: _Conn) -> int:
+            sid = sid_of(conn, db, series_id, lock=True)
+            if sid is None:
+                return 0
+            for folded, points in head.take(conn, db, [sid]).items():
+                blocks.fold_in(conn, db, folded, self._cap, points)
+            return blocks.delete_range(conn, db, sid, self._cap, start, end)
+
+        return self._transaction(op)
+
+    def single_value(
+        self, db: int, series_id: str, ts: int, direction: Direction
+    ) -> tuple[int, int | float] | None:
+        """The point at ``ts``, or the closest one before / after / either side of it."""
+        if direction not in ("exact", "before", "after", "nearest"):
+            raise ValueError(
+                f"direction must be exact, before, after or nearest, not {direction!r}"
+            )
+        # One statement reads the block that may hold ``ts`` and the head row at or before it,
+        # and unless only earlier points matter, the next block and head row: one snapshot.
+        sql = head.SINGLE + (head.SINGLE_AFTER if direction in ("after", "nearest") else "")
+
+        def op(conn: _Conn) -> list[Any]:
+            sid = sid_of(conn, db, series_id)
+            if sid is None:
+                return []
+            return conn.execute(sql, {"db": db, "sid": sid, "ts": ts}, binary=True).fetchall()
+
+        points = head.merged(self._read(op))
+        if not len(points):
+            return None
+        i = int(np.searchsorted(points.ts, ts, "right")) - 1
+        earlier = (int(points.ts[i]), points.value_at(i)) if i >= 0 else None
+        later = (int(points.ts[i + 1]), points.value_at(i + 1)) if i + 1 < len(points) else None
+        if earlier is not None and earlier[0] == ts:
+            return earlier
+        if direction == "exact":
+            return None
+        if direction == "before":
+            return earlier
+        if direction == "after" or earlier is None:
+            return later
+        if later is None or ts - earlier[0] <= later[0] - ts:
+            return earlier
+        return later
+
+    def _overwrite_existing(self, db: int, batch: WriteBatch) -> bool:
+        """The common small write in one statement and one round trip (``head.OVERWRITE_KNOWN``):
+        False, having written nothing, unless every series exists and every part is small."""
+        params = writes.known_params(db, batch, self._direct)
+        if params is None:
+            return False
+        try:
+            rows = self._idempotent(
+                lambda conn: conn.execute(head.OVERWRITE_KNOWN, params).fetchall()
+            )
+        except pg_errors.CardinalityViolation:  # an id and a key of one series, one timestamp
+            return False
+        if not rows:
+            return False
+        counts: dict[int, int] = {}
+        for (sid,) in rows:
+            counts[sid] = counts.get(sid, 0) + 1
+        self._folder.note(db, counts)
+        return True
+
+    # -- the fold --------------------------------------------------------------------------------
+
+    def _fold(self, db: int, sids: Sequence[int]) -> list[int]:
+        """Fold these series in one transaction; the sids skipped (held elsewhere)."""
+        return self._on_fold_connection(
+            lambda conn: writes.fold(conn, db, sids, self._cap), transaction=True
+        )
+
+    def _on_fold_connection(self, fn: Callable[[_Conn], _T], *, transaction: bool) -> _T:
+        """Run ``fn`` on the fold thread's own connection (so that folds never take one that
+        a request waits for), again after a deadlock or serialization failure.  A connection
+        error is raised (the fold is tried again later) and the connection opened afresh."""
+        for attempt in range(_ATTEMPTS):
+            self._check_open()
+            conn = self._fold_conn
+            if conn is None or conn.closed or conn.broken:
+                conn = psycopg.connect(
+                    self._url,
+                    autocommit=True,
+                    application_name="tempodb-fold",
+                    connect_timeout=max(1, round(self._connect_timeout)),
+                )
+                configure(conn)
+                self._fold_conn = conn
+            try:
+                if not transaction:
+                    return fn(conn)
+                with conn.transaction():
+                    return fn(conn)
+            except _RETRYABLE as exc:
+                if attempt + 1 == _ATTEMPTS:
+                    raise StorageError(f"gave up after {_ATTEMPTS} attempts: {exc}") from exc
+                time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+            except psycopg.OperationalError:
+                conn.close()
+                self._fold_conn = None
+                raise
+        raise AssertionError("unreachable")
+
+    def _head_series(self, limit: int) -> list[tuple[int, int]]:
+        """Up to ``limit`` series that have head rows, as (db, sid)."""
+        rows = self._on_fold_connection(
+            lambda conn: conn.execute(writes.HEAD_SERIES, (limit,)).fetchall(), transaction=False
+        )
+        return [(int(db), int(sid)) for db, sid in rows]
