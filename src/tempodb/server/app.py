@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import gzip
 import logging
 import zlib
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tempodb.server import openapi, ui
-from tempodb.server.auth import Authenticator, check_provenance, parse_basic
+from tempodb.server.auth import Authenticator, check_provenance, credentials
 from tempodb.server.body import read_body
 from tempodb.server.context import Context, Options
 from tempodb.server.http import (
@@ -42,12 +43,12 @@ from tempodb.server.http import (
     Query,
     Request,
     Response,
-    error_response,
 )
+from tempodb.server.influx.write import ping
 from tempodb.server.limits import Admission, Limits, RateLimiter, overloaded
 from tempodb.server.metrics import ServerMetrics
 from tempodb.server.points import WriteHandler
-from tempodb.server.routes import API_PREFIX, Match, match, split_path
+from tempodb.server.routes import API_PREFIX, Match, error_renderer, route, split_path
 from tempodb.storage.base import Database, Overloaded, Store, ValueOutOfRange
 
 log = logging.getLogger("tempodb.server")
@@ -154,20 +155,22 @@ class TempoDBApp:
         if segments == ["healthz"] and method in ("GET", "HEAD"):
             await _send(send, _encode(HEALTHY, gzip_ok=False))
             return
+        render = error_renderer(segments)
         try:
-            route = self._route(method, segments, raw_path)
-            if route is None:  # a public resource: no credentials, no body
+            found = self._route(method, segments, raw_path)
+            if found is None:  # a public resource: no credentials, no body
                 ticket = self.public.admit()
             else:
                 check_provenance(method, headers, self.options.allowed_origins)
-                database = await self._authenticate(headers)
+                influx = found.dialect == "influx"
+                database = await self._authenticate(headers, query_string, influx=influx)
                 ticket = self.admission.admit()
         except HTTPError as error:
-            await _send(send, _encode(error_response(error), gzip_ok=False))
+            await _send(send, _encode(render(error), gzip_ok=False))
             return
         loop = asyncio.get_running_loop()
         try:
-            if route is None:
+            if found is None:
                 public = await loop.run_in_executor(
                     self.executor, self.handle, method, raw_path, query_string, headers, b""
                 )
@@ -184,7 +187,7 @@ class TempoDBApp:
                     run=lambda fn, data: loop.run_in_executor(self.inflater, fn, data),
                 )
             except HTTPError as error:
-                await _send(send, _encode(error_response(error), gzip_ok=False))
+                await _send(send, _encode(render(error), gzip_ok=False))
                 return
             response: EncodedResponse | None = None
             if self.inline_writes and method == "POST" and len(body) <= INLINE_WRITE_MAX:
@@ -210,37 +213,41 @@ class TempoDBApp:
     def _route(method: str, segments: list[str], raw_path: bytes) -> Match | None:
         """The API route of a request that needs credentials; None for a public resource;
         404 or 405 for anything else."""
-        if segments in (["healthz"], [API_PREFIX, "openapi.json"], ["metrics"]):
+        if segments in (["healthz"], [API_PREFIX, "openapi.json"], ["metrics"], ["ping"]):
             if method in ("GET", "HEAD"):
                 return None
         elif segments[:1] == ["ui"]:
             return None
-        route = match(segments[1:]) if segments[:1] == [API_PREFIX] else None
-        if route is None:
+        found = route(segments)
+        if found is None:
             raise HTTPError(404, f"Not found: {raw_path.decode('utf-8', 'replace')}", "not-found")
-        if method not in route.methods:
-            allowed = ", ".join(sorted(route.methods))
+        if method not in found.methods:
+            allowed = ", ".join(sorted(found.methods))
             raise HTTPError(
                 405,
                 f"Method {method} not allowed here (allowed: {allowed})",
                 "method-not-allowed",
                 {"Allow": allowed},
             )
-        return route
+        return found
 
-    async def _authenticate(self, headers: dict[str, str]) -> Database:
+    async def _authenticate(
+        self, headers: dict[str, str], query_string: bytes, *, influx: bool = False
+    ) -> Database:
         """The database of the request's credentials, and a token of its key's rate: 401,
         403 or 429.  Checked on the event loop when the store's read is quick, else on a
-        worker thread (at most ``max_pending`` at once, 503 beyond)."""
+        worker thread (at most ``max_pending`` at once, 503 beyond).  ``influx``: the
+        credentials may also be InfluxDB's (``auth.credentials``)."""
         header = headers.get("authorization")
-        parse_basic(header)  # 401 without asking the store
+        credentials(header, query_string, influx=influx)  # 401 without asking the store
+        check = functools.partial(self.auth.authenticate, header, query_string, influx=influx)
         if self.store.quick_submit:
-            database = self.auth.authenticate(header)
+            database = check()
         else:
             ticket = self.checking.admit()
             try:
                 loop = asyncio.get_running_loop()
-                database = await loop.run_in_executor(self.executor, self.auth.authenticate, header)
+                database = await loop.run_in_executor(self.executor, check)
             finally:
                 ticket.close()
         if self.limiter is not None:
@@ -278,12 +285,12 @@ class TempoDBApp:
         None when the request is no write: the caller runs it on a worker thread."""
         try:
             segments = split_path(raw_path)
-            route = match(segments[1:]) if segments[:1] == [API_PREFIX] else None
-            handler = None if route is None else route.methods.get(method)
-            if route is None or not isinstance(handler, WriteHandler):
+            found = route(segments)
+            handler = None if found is None else found.methods.get(method)
+            if found is None or not isinstance(handler, WriteHandler):
                 return None
             context, request = self._admit(method, segments, query_string, headers, body, database)
-            job = handler.parse(request, route.params)
+            job = handler.parse(request, found.params)
             future = job.submit(context)
             with contextlib.suppress(Exception):  # job.outcome answers the failure
                 await asyncio.wrap_future(future)
@@ -295,16 +302,17 @@ class TempoDBApp:
     @staticmethod
     def _failure(exc: Exception, method: str, raw_path: bytes) -> Response:
         """The error response for an exception out of a handler."""
+        render = error_renderer(split_path(raw_path))
         if isinstance(exc, HTTPError):
-            return error_response(exc)
+            return render(exc)
         if isinstance(exc, Overloaded):
-            return error_response(overloaded(str(exc)))
+            return render(overloaded(str(exc)))
         if isinstance(exc, ValueOutOfRange):  # an increment past the storable values
-            return error_response(HTTPError(400, str(exc)))
+            return render(HTTPError(400, str(exc)))
         log.exception(
             "internal error on %s %s", method, raw_path.decode("utf-8", "replace"), exc_info=exc
         )
-        return error_response(HTTPError(500, "Internal server error", "server-error"))
+        return render(HTTPError(500, "Internal server error", "server-error"))
 
     def _dispatch(
         self,
@@ -318,15 +326,20 @@ class TempoDBApp:
         segments = split_path(raw_path)
         if segments == ["healthz"] and method in ("GET", "HEAD"):
             return HEALTHY
-        route = self._route(method, segments, raw_path)
-        if route is None:
+        found = self._route(method, segments, raw_path)
+        if found is None:
             if segments == [API_PREFIX, "openapi.json"]:
                 return Response(200, openapi.document_bytes(), JSON_TYPE)
             if segments == ["metrics"]:
                 return self.metrics.response()
+            if segments == ["ping"]:
+                return ping(Query.parse(query_string).get("verbose"))
             return ui.serve(method, raw_path, headers)
-        context, request = self._admit(method, segments, query_string, headers, body, database)
-        return route.methods[method](context, request, route.params)
+        influx = found.dialect == "influx"
+        context, request = self._admit(
+            method, segments, query_string, headers, body, database, influx=influx
+        )
+        return found.methods[method](context, request, found.params)
 
     def _admit(
         self,
@@ -336,12 +349,16 @@ class TempoDBApp:
         headers: dict[str, str],
         body: bytes,
         database: Database | None,
+        *,
+        influx: bool = False,
     ) -> tuple[Context, Request]:
         """The context and request objects of a routed request; authenticated and
         rate-limited here unless ``database`` says it was already."""
         if database is None:
             check_provenance(method, headers, self.options.allowed_origins)
-            database = self.auth.authenticate(headers.get("authorization"))
+            database = self.auth.authenticate(
+                headers.get("authorization"), query_string, influx=influx
+            )
             if self.limiter is not None:
                 self.limiter.check(database.key)
         request = Request(method, segments, Query.parse(query_string), body, headers)

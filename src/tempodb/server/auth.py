@@ -1,5 +1,6 @@
-"""HTTP Basic authentication against the store, with an optional short-lived cache, and the
-refusal of cross-site browser writes (``check_provenance``).
+"""HTTP Basic authentication against the store (on the InfluxDB routes also ``u``/``p`` query
+parameters and ``Authorization: Token KEY:SECRET``, ``credentials``), with an optional
+short-lived cache, and the refusal of cross-site browser writes (``check_provenance``).
 
 Without a cache (``ttl`` 0, what ``tempodb serve`` does) every request asks the store, so a key
 revoked or deleted by another process stops working with the next request.  With ``ttl`` > 0
@@ -17,6 +18,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Mapping
+from urllib.parse import parse_qsl
 
 from tempodb.server.http import HTTPError
 from tempodb.storage.base import Database, Store
@@ -39,9 +41,12 @@ class Authenticator:
         self._cache: dict[bytes, tuple[Database, float]] = {}
         self._lock = threading.Lock()
 
-    def authenticate(self, header: str | None) -> Database:
-        """The database of the request's credentials; 401 without any, 403 when wrong."""
-        key, secret = parse_basic(header)
+    def authenticate(
+        self, header: str | None, query_string: bytes = b"", *, influx: bool = False
+    ) -> Database:
+        """The database of the request's credentials; 401 without any, 403 when wrong.
+        ``influx``: also from ``u``/``p`` or a ``Token`` header (``credentials``)."""
+        key, secret = credentials(header, query_string, influx=influx)
         if self.ttl <= 0:
             return self._lookup(key, secret)
         token = hashlib.sha256(f"{key}:{secret}".encode()).digest()
@@ -64,6 +69,44 @@ class Authenticator:
         if database is None:
             raise HTTPError(403, "Forbidden: invalid API key or secret", "forbidden")
         return database
+
+
+def credentials(
+    header: str | None, query_string: bytes = b"", *, influx: bool = False
+) -> tuple[str, str]:
+    """``(key, secret)`` of a request; 401 without any.
+
+    HTTP Basic everywhere.  On the InfluxDB routes (``influx``) also, as InfluxDB reads them:
+    the ``u`` and ``p`` query parameters first (InfluxDB 1.x), then ``Authorization: Token
+    KEY:SECRET`` (how InfluxDB 1.8 reads a 2.x client's token), then Basic.
+    """
+    if influx:
+        if b"u=" in query_string:
+            pairs = parse_qsl(query_string.decode("utf-8", "replace"))
+            user = [v for k, v in pairs if k == "u"]
+            if user and user[-1]:
+                password = [v for k, v in pairs if k == "p"]
+                return user[-1], password[-1] if password else ""
+        scheme, _, token = (header or "").strip().partition(" ")
+        if scheme.lower() == "token":
+            key, sep, secret = token.strip().partition(":")
+            if not sep:
+                raise HTTPError(
+                    401,
+                    "Malformed Token credentials: send Authorization: Token KEY:SECRET",
+                    "unauthenticated",
+                    CHALLENGE,
+                )
+            return key, secret
+        if not header:
+            raise HTTPError(
+                401,
+                "Authentication required: your API key and secret as the u and p parameters, "
+                "Authorization: Token KEY:SECRET, or HTTP Basic",
+                "unauthenticated",
+                CHALLENGE,
+            )
+    return parse_basic(header)
 
 
 def parse_basic(header: str | None) -> tuple[str, str]:

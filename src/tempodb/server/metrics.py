@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from tempodb.server.http import Response
-from tempodb.server.routes import API_PREFIX, match, split_path
+from tempodb.server.routes import API_PREFIX, route, split_path
 from tempodb.storage.base import Store
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
@@ -28,7 +28,7 @@ CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 #: Paths outside ``/v1`` that have a route of their own.
-OTHER_ROUTES = {"healthz": "/healthz", "metrics": "/metrics"}
+OTHER_ROUTES = {"healthz": "/healthz", "metrics": "/metrics", "ping": "/ping"}
 UNMATCHED = "unmatched"
 ERROR_CODE_HEADER = b"x-tempodb-error"
 
@@ -201,10 +201,10 @@ def route_label(raw_path: bytes) -> str:
         return OTHER_ROUTES[segments[0]]
     if segments == [API_PREFIX, "openapi.json"]:
         return "/v1/openapi.json"
-    if segments[:1] == [API_PREFIX]:
-        found = match(segments[1:])
-        if found is not None:
-            return "/" + "/".join((API_PREFIX, *found.pattern))
+    found = route(segments)  # a v1 route, or an InfluxDB one (``/write``, ``/api/v2/write``)
+    if found is not None:
+        prefix = (API_PREFIX,) if found.dialect == "v1" else ()
+        return "/" + "/".join((*prefix, *found.pattern))
     return UNMATCHED
 
 

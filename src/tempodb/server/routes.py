@@ -1,4 +1,6 @@
-"""The v1 route table (spec §1) and path matching on the raw path (spec §2.5).
+"""The route table: v1 (spec §1) under ``/v1``, the InfluxDB dialect at the top level
+(``/write``, ``/api/v2/write``, ``/query``; ``/ping`` is public, served by the app), and path
+matching on the raw path (spec §2.5).
 
 Paths are split on literal ``/`` before percent-decoding, so that a key may contain ``%2F``;
 the ``{v}`` segment also reads ``+`` as a space (Go and old Python clients send it).  A
@@ -13,7 +15,9 @@ from urllib.parse import unquote, unquote_plus
 
 from tempodb.server import points, series
 from tempodb.server.context import Context
-from tempodb.server.http import Request, Response
+from tempodb.server.http import HTTPError, Request, Response, error_response
+from tempodb.server.influx import query as influx_query
+from tempodb.server.influx import write as influx
 
 Handler = Callable[[Context, Request, dict[str, str]], Response]
 
@@ -40,6 +44,15 @@ ROUTES: list[tuple[tuple[str, ...], dict[str, Handler]]] = [
 
 API_PREFIX = "v1"
 
+#: The InfluxDB routes, matched on the whole path (their answers and errors are InfluxDB's).
+INFLUX_ROUTES: dict[tuple[str, ...], dict[str, Handler]] = {
+    ("write",): {"POST": influx.write_v1},
+    ("api", "v2", "write"): {"POST": influx.write_v2},
+    ("query",): {"GET": influx_query.query, "POST": influx_query.query},
+}
+#: Public InfluxDB resources (no credentials, no body).
+INFLUX_PUBLIC = (["ping"],)
+
 
 @dataclass(frozen=True)
 class Match:
@@ -47,6 +60,9 @@ class Match:
     params: dict[str, str]
     #: The route's pattern, such as ``("series", "{field}", "{value}", "data")``.
     pattern: tuple[str, ...] = ()
+    #: ``"v1"``, or ``"influx"`` for the InfluxDB routes (credentials also as ``u``/``p``
+    #: query parameters or a ``Token`` header; errors as ``{"error": ...}``).
+    dialect: str = "v1"
 
 
 def split_path(raw_path: bytes) -> list[str]:
@@ -75,3 +91,22 @@ def match(segments: list[str]) -> Match | None:
         else:
             return Match(methods, params, pattern)
     return None
+
+
+def route(segments: list[str]) -> Match | None:
+    """The route of a whole raw path (``/v1/...`` or an InfluxDB one), or None."""
+    if segments[:1] == [API_PREFIX]:
+        return match(segments[1:])
+    path = tuple(unquote(s) for s in segments)
+    methods = INFLUX_ROUTES.get(path)
+    return None if methods is None else Match(methods, {}, path, "influx")
+
+
+def is_influx(segments: list[str]) -> bool:
+    """Whether a path is InfluxDB's (its errors are answered as InfluxDB answers them)."""
+    return segments in INFLUX_PUBLIC or tuple(unquote(s) for s in segments) in INFLUX_ROUTES
+
+
+def error_renderer(segments: list[str]) -> Callable[[HTTPError], Response]:
+    """How errors are answered on this path: InfluxDB's JSON or our plain text."""
+    return influx.influx_error if is_influx(segments) else error_response
