@@ -107,6 +107,7 @@ class WriteBuffer:
             raise TypeError(f"a series {field} must be a non-empty string, not {name!r}")
         if field == "key":
             protocol.check_key(name)
+        value = protocol.wire_value(value)
         if isinstance(value, bool):
             value = int(value)
         elif isinstance(value, numbers.Integral):

@@ -15,6 +15,8 @@ value or raises the API error.
 from __future__ import annotations
 
 import datetime
+import decimal
+import numbers
 import os
 import re
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
@@ -476,19 +478,41 @@ def param_value(value: Any) -> str:
     return str(value)
 
 
+def wire_value(value: Any) -> Any:
+    """A point's value as JSON carries it, by one rule for every write path: numeric scalars
+    of other types (numpy's, ``fractions``) become an int or a float, a ``Decimal`` an int
+    when it is a whole number written without a fraction or exponent, else a float; anything
+    else goes as given, for the server to judge."""
+    if type(value) in (int, float) or isinstance(value, bool | str) or value is None:
+        return value
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):  # numpy.bool_ included
+        return wire_value(value.item())
+    if isinstance(value, decimal.Decimal):
+        whole = value.is_finite() and value.as_tuple().exponent == 0
+        return int(value) if whole else float(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
+
+
 def point_json(point: Point) -> JSONDict:
     """A point as wire JSON: a DataPoint, a ``{'t': ..., 'v': ...}`` dict (as the original
     demos wrote) or a ``(ts, value)`` pair."""
     if isinstance(point, DataPoint):
-        return {"t": to_wire(point.ts), "v": point.value}
+        return {"t": to_wire(point.ts), "v": wire_value(point.value)}
     if isinstance(point, tuple):
         ts, value = point
-        return {"t": to_wire(ts), "v": value}
+        return {"t": to_wire(ts), "v": wire_value(value)}
     return jsonable_item(point)
 
 
 def jsonable_item(item: Mapping[str, Any]) -> JSONDict:
-    return {k: to_wire(v) if isinstance(v, datetime.date) else v for k, v in item.items()}
+    return {
+        k: to_wire(v) if isinstance(v, datetime.date) else wire_value(v) if k == "v" else v
+        for k, v in item.items()
+    }
 
 
 def jsonable(items: Sequence[Mapping[str, Any]]) -> list[JSONDict]:

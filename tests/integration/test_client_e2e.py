@@ -158,3 +158,31 @@ def test_round_trip_of_keys_timestamps_and_values(
         assert point.value == value
         assert type(point.value) is type(value)
     assert [s.key for s in client.get_series(keys=[key])] == [key]
+
+
+def test_numpy_and_decimal_values_take_one_rule_on_every_write_path(client: Client) -> None:
+    """numpy scalars, Decimal and Fraction values are written by write_*, the multi and bulk
+    writes and the batch writer alike (issue 25, item 9): whole numbers as integers."""
+    import decimal
+    import fractions
+
+    import numpy as np
+
+    t0 = datetime.datetime(2012, 1, 1, tzinfo=UTC)
+    values = [np.int64(7), np.float32(0.5), decimal.Decimal("2.25"), decimal.Decimal("9"),
+              fractions.Fraction(3, 4), np.bool_(True)]  # fmt: skip
+    expected = [7, 0.5, 2.25, 9, 0.75, 1]
+    stamps = [t0 + datetime.timedelta(minutes=i) for i in range(len(values))]
+    client.write_key("by-key", [DataPoint(t, v) for t, v in zip(stamps, values, strict=True)])
+    client.write_multi(
+        [{"t": t, "key": "by-multi", "v": v} for t, v in zip(stamps, values, strict=True)]
+    )
+    for t, v in zip(stamps, values, strict=True):
+        client.write_bulk(t, [{"key": "by-bulk", "v": v}])
+    with client.batch_writer() as writer:
+        for t, v in zip(stamps, values, strict=True):
+            writer.add("by-batch", t, v)
+    for key in ("by-key", "by-multi", "by-bulk", "by-batch"):
+        got = [p.value for p in client.read_key(key, *DAY).data]
+        assert got == expected, key
+        assert [type(v) for v in got] == [type(v) for v in expected], key
