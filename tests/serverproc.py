@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-SERVING = re.compile(r"serving (https?)://([^:/]+):(\d+)/")
+SERVING = re.compile(r"serving (https?)://(\[[0-9a-fA-F:.]+\]|[^:/]+):(\d+)/")
 
 
 def tempodb_command(*args: str) -> list[str]:
@@ -46,7 +46,8 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
 
     @staticmethod
     def start(
@@ -79,7 +80,8 @@ class ServerProcess:
         if not found:
             process.kill()
             raise RuntimeError(f"server did not start: {line!r}")
-        server = ServerProcess(process, found.group(1), found.group(2), int(found.group(3)))
+        host = found.group(2).strip("[]")
+        server = ServerProcess(process, found.group(1), host, int(found.group(3)))
         server.wait_healthy(timeout)
         return server
 

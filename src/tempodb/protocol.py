@@ -576,8 +576,14 @@ class Settings:
     def base_url(self) -> str:
         scheme = "https" if self.secure else "http"
         default_port = 443 if self.secure else 80
-        netloc = self.host if self.port == default_port else f"{self.host}:{self.port}"
+        host = url_host(self.host)
+        netloc = host if self.port == default_port else f"{host}:{self.port}"
         return f"{scheme}://{netloc}/{API_VERSION}"
+
+
+def url_host(host: str) -> str:
+    """A host as a URL names it: an IPv6 address in brackets (``::1`` -> ``[::1]``)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def resolve_settings(

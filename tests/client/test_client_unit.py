@@ -286,3 +286,11 @@ def test_missing_extras_are_named() -> None:
         "        raise AssertionError(name)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_ipv6_host_is_bracketed_in_urls() -> None:
+    assert Client("k", "s", host="::1", port=4242, secure=False).base_url == "http://[::1]:4242/v1"
+    assert Client("k", "s", host="[::1]", port=443).base_url == "https://[::1]/v1"
+    assert Client("k", "s", host="localhost", port=80, secure=False).base_url == (
+        "http://localhost/v1"
+    )

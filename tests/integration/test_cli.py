@@ -104,3 +104,18 @@ def test_body_size_limit(tmp_path: Path, size_mb: str) -> None:
             assert client.get_series() == []
     finally:
         server.stop()
+
+
+def test_serving_on_ipv6_loopback(tmp_path: Path) -> None:
+    """``serve --host ::1`` prints a URL that works, and the client takes an IPv6 host
+    (issue 25, item 16)."""
+    store = data_args(tmp_path / "data")
+    key, secret = create_key(store)
+    server = ServerProcess.start(store, "--host", "::1")
+    try:
+        assert server.url.startswith("http://[::1]:")
+        with Client(key, secret, host="::1", port=server.port, secure=False) as client:
+            client.create_series("over-ipv6")
+            assert [s.key for s in client.get_series()] == ["over-ipv6"]
+    finally:
+        server.stop()

@@ -80,3 +80,13 @@ def test_port_in_use(tmp_path: Path) -> None:
 def test_unknown_host(tmp_path: Path) -> None:
     result = serve("--data", str(tmp_path / "data"), "--host", "no-such-host.invalid")
     assert_one_line_error(result, "no-such-host.invalid")
+
+
+def test_which_hosts_count_as_loopback() -> None:
+    """``tempodb serve`` warns when it serves plain http on any other host (issue 26)."""
+    from tempodb.cli.serve import is_loopback
+
+    for host in ("127.0.0.1", "127.3.2.1", "::1", "[::1]", "localhost"):
+        assert is_loopback(host), host
+    for host in ("0.0.0.0", "::", "10.0.0.5", "example.org", "192.168.1.1"):
+        assert not is_loopback(host), host

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import ipaddress
 import math
 import signal
 import socket
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from tempodb.cli.stores import add_store_arguments, describe_store, open_store
+from tempodb.protocol import url_host
 
 if sys.platform != "win32":
     import resource
@@ -277,6 +279,16 @@ def fit_open_files(connections: int) -> int:
     return max(1, soft - HEALTH_RESERVE - SPARE_FILES)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def fail(message: str, status: int = 2) -> int:
     print(f"tempodb: {message}", file=sys.stderr)
     return status
@@ -376,9 +388,16 @@ def run(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
     )
     scheme = "https" if args.tls_cert else "http"
-    print(
-        f"tempodb: serving {scheme}://{args.host}:{port}/v1/ ({describe_store(args)})", flush=True
-    )
+    if scheme == "http" and not is_loopback(args.host):
+        print(
+            f"tempodb: warning: serving {args.host} without TLS: keys and secrets cross the "
+            "network in clear; put a reverse proxy with TLS in front (README, Security) or "
+            "give --tls-cert and --tls-key",
+            file=sys.stderr,
+            flush=True,
+        )
+    where = f"{scheme}://{url_host(args.host)}:{port}/v1/"
+    print(f"tempodb: serving {where} ({describe_store(args)})", flush=True)
     GracefulServer(config).run(sockets=[sock])
     return 0
 
