@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -24,6 +25,9 @@ from tempodb.server.http import HTTPError
 from tempodb.storage.base import Database, Store
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="TempoDB"'}
+#: Seconds between two log lines about failed logins with the same key.
+FAILURE_LOG_EVERY = 60.0
+log = logging.getLogger("tempodb.auth")
 
 #: Methods that change something: a browser must not be made to send them from another site.
 STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
@@ -39,6 +43,7 @@ class Authenticator:
         self.ttl = ttl
         self.max_entries = max_entries
         self._cache: dict[bytes, tuple[Database, float]] = {}
+        self._failures: dict[str, tuple[float, int]] = {}  # key -> (last logged, not logged)
         self._lock = threading.Lock()
 
     def authenticate(
@@ -67,8 +72,26 @@ class Authenticator:
     def _lookup(self, key: str, secret: str) -> Database:
         database = self.store.authenticate(key, secret)
         if database is None:
+            self._failed(key)
             raise HTTPError(403, "Forbidden: invalid API key or secret", "forbidden")
         return database
+
+    def _failed(self, key: str) -> None:
+        """Log a failed login with its key (cut to 64 characters), never its secret: at most
+        one line a minute per key, saying how many failed meanwhile, so that a stranger
+        guessing cannot flood the log."""
+        now = time.monotonic()
+        with self._lock:
+            last, missed = self._failures.get(key, (-FAILURE_LOG_EVERY, 0))
+            if now - last < FAILURE_LOG_EVERY:
+                self._failures[key] = (last, missed + 1)
+                return
+            if len(self._failures) >= self.max_entries:
+                self._failures.clear()
+            self._failures[key] = (now, 0)
+        more = f" (and {missed} more since the last line)" if missed else ""
+        log.warning("failed login for key %r: wrong secret, unknown or revoked key%s",
+                    key[:64], more)  # fmt: skip
 
 
 def credentials(
