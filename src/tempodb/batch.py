@@ -46,7 +46,7 @@ from tempodb.errors import (
 )
 from tempodb.protocol import Request, Timestamp
 from tempodb.retry import RetryPolicy
-from tempodb.timeutil import to_wire
+from tempodb.timeutil import parse_timestamp_ms, to_wire
 
 __all__ = ["DEFAULT_POLICY", "AsyncBatchWriter", "BatchWriter", "WriteBuffer"]
 
@@ -120,6 +120,11 @@ class WriteBuffer:
                 raise ValueError(f"values must be finite numbers, not {value}")
         else:
             raise TypeError(f"a value must be a number, not {value!r}")
+        if isinstance(ts, str):  # checked here, by the server's own grammar: a bad string
+            try:  # refuses its point alone, not the chunk it would have been sent in
+                parse_timestamp_ms(ts)
+            except ValueError:
+                raise ValueError(f"invalid timestamp: {ts!r}") from None
         self._seq += 1
         return _Entry(self._seq, field, name, ts, to_wire(ts), value)
 

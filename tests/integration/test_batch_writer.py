@@ -115,6 +115,22 @@ def test_an_id_that_is_another_series_key_fails_alone(client: Client) -> None:
     assert client.read_key("room.1", *DAY).data == []
 
 
+def test_a_bad_timestamp_string_refuses_its_point_alone(client: Client) -> None:
+    """A bad timestamp string is refused when it is added, whatever the size of the chunk it
+    would have gone in: the 600 other points of the series are written (issue 25, item 10)."""
+    with client.batch_writer(batch_size=1000) as writer:
+        for i in range(600):
+            writer.add("big", T0 + datetime.timedelta(minutes=i), i)
+            if i == 300:
+                with pytest.raises(ValueError, match="invalid timestamp"):
+                    writer.add("big", "2012-13-45T99:00:00Z", -1)
+        writer.add("small", "2012-01-01T00:00:00Z", 1)
+        with pytest.raises(ValueError, match="invalid timestamp"):
+            writer.add("small", "not a time", 2)
+    assert [p.value for p in client.read_key("big", *DAY).data] == list(range(600))
+    assert [p.value for p in client.read_key("small", *DAY).data] == [1]
+
+
 def test_backpressure_against_a_slow_server() -> None:
     """add() blocks while max_buffer points are buffered or in flight."""
     slow = Answer(200, delay=0.15)
