@@ -161,6 +161,26 @@ def test_multi_write_by_an_id_that_is_another_series_key(raw: Raw, route: str, s
     assert room.json()["data"] == []
 
 
+@pytest.mark.parametrize("route", ["/v1/multi/", "/v1/multi/increment/"])
+def test_multi_elements_naming_series_by_objects_or_lists(raw: Raw, route: str) -> None:
+    """An id or key that is an object or a list is that element's 422, twice alike; the
+    others are written (it was a 500: such values cannot key a dict)."""
+    t = "2012-01-01T00:00:00Z"
+    body = [
+        {"t": t, "id": {}, "v": 1},
+        {"t": t, "key": ["a"], "v": 1},
+        {"t": t, "id": {}, "v": 1},
+        {"t": t, "key": "fine", "v": 1},
+    ]
+    reply = raw("POST", route, body)
+    assert reply.status == 207
+    entries = reply.json()["multistatus"]
+    assert [e["status"] for e in entries] == ["422", "422", "422", "200"]
+    assert entries[0] == entries[2]
+    read = raw("GET", "/v1/series/key/fine/data?start=2012-01-01&end=2012-01-02")
+    assert [p["v"] for p in read.json()["data"]] == [1]
+
+
 def test_delete_series_needs_a_filter_or_truncation(raw: Raw) -> None:
     for key, tag in [("k1", "old"), ("k2", "old"), ("k3", "new")]:
         raw("POST", "/v1/series/", {"key": key, "tags": [tag]})

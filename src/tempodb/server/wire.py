@@ -358,17 +358,19 @@ class _RefTable:
             field, value = "key", item["key"]
         else:
             return NO_SERIES
-        if isinstance(value, str):  # seen before in this request: the same answer
-            known = self._seen.get((field, value))
-            if known is not None:
-                return known
+        # Seen before in this request: the same answer (only texts: a list is unhashable).
+        cacheable = isinstance(value, str)
+        known = self._seen.get((field, value)) if cacheable else None
+        if known is not None:
+            return known
         error = key_error(value)
         if error:
             answer: int | str = error if field == "key" else f"Invalid series id: {value!r}"
         else:
             answer = len(self.refs)
             self.refs.append(SeriesRef(field, value))
-        self._seen[(field, value)] = answer
+        if cacheable:
+            self._seen[(field, value)] = answer
         return answer
 
 
