@@ -229,9 +229,11 @@ def open_store(store_args: list[str]) -> Store:
     return PostgresStore(store_args[1], min_size=0)
 
 
-def test_auth_cache_trades_revocation_delay(tmp_path: Path) -> None:
-    """With ``--auth-cache`` a revoked key works on until its cache entry expires."""
-    store = data_args(tmp_path / "data")
+@pytest.mark.postgres
+def test_auth_cache_trades_revocation_delay(pg_cluster: Any) -> None:
+    """On PostgreSQL (no stamp of its keys), with ``--auth-cache`` a revoked key works on
+    until its cache entry expires."""
+    store = ["--database-url", pg_cluster.create_database(f"ttl_{secrets.token_hex(4)}")]
     key, secret = create_key(store)
     server = ServerProcess.start(store, "--auth-cache", "4")
     try:
@@ -243,5 +245,26 @@ def test_auth_cache_trades_revocation_delay(tmp_path: Path) -> None:
         assert time.monotonic() - cached < 4
         time.sleep(max(0.0, cached + 4.2 - time.monotonic()))
         assert raw.request("GET", "/v1/series/").status == 403
+    finally:
+        server.stop()
+
+
+def test_embedded_store_revokes_at_once_despite_auth_cache(tmp_path: Path) -> None:
+    """The embedded store's ``keys.stamp`` ends cached credentials with the revocation or
+    deletion of any key, whatever ``--auth-cache`` says; other keys keep working."""
+    store = data_args(tmp_path / "data")
+    revoked, deleted, kept = create_key(store), create_key(store), create_key(store)
+    server = ServerProcess.start(store, "--auth-cache", "600")
+    try:
+        for credentials in (revoked, deleted, kept):
+            assert (
+                Raw(server.host, server.port, credentials).request("GET", "/v1/series/").status
+                == 200
+            )
+        assert tempodb("keys", "revoke", revoked[0], *store).returncode == 0
+        assert Raw(server.host, server.port, revoked).request("GET", "/v1/series/").status == 403
+        assert tempodb("keys", "delete", deleted[0], *store).returncode == 0
+        assert Raw(server.host, server.port, deleted).request("GET", "/v1/series/").status == 403
+        assert Raw(server.host, server.port, kept).request("GET", "/v1/series/").status == 200
     finally:
         server.stop()

@@ -1,13 +1,15 @@
 """HTTP Basic authentication against the store (on the InfluxDB routes also ``u``/``p`` query
-parameters and ``Authorization: Token KEY:SECRET``, ``credentials``), with an optional
-short-lived cache, and the refusal of cross-site browser writes (``check_provenance``).
+parameters and ``Authorization: Token KEY:SECRET``, ``credentials``), with a cache of good
+credentials, and the refusal of cross-site browser writes (``check_provenance``).
 
-Without a cache (``ttl`` 0, what ``tempodb serve`` does) every request asks the store, so a key
-revoked or deleted by another process stops working with the next request.  With ``ttl`` > 0
-the cache keeps a SHA-256 of ``key:secret``, never the secret itself, and forgets every entry
-after ``ttl`` seconds: a revoked key then works on for up to that time.  The store compares
-secrets in constant time (``storage.base.verify_secret``); neither the secret nor the header
-ever appears in a message or a log.
+The cache keeps a SHA-256 of ``key:secret``, never the secret itself.  Where the store has a
+stamp of its keys (``Store.keys_stamp``: the embedded store's ``keys.stamp``, replaced by any
+process that revokes or deletes a key), the cache lasts as long as the stamp stays the same,
+so a revoked key stops working with the next request at the price of one ``stat``.  Where it
+has none, every request asks the store, unless ``ttl`` > 0 (``tempodb serve --auth-cache``):
+entries are then forgotten after ``ttl`` seconds and a revoked key works on for up to that
+time.  The store compares secrets in constant time (``storage.base.verify_secret``); neither
+the secret nor the header ever appears in a message or a log.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from urllib.parse import parse_qsl
 
 from tempodb.server.http import HTTPError
@@ -43,6 +45,7 @@ class Authenticator:
         self.ttl = ttl
         self.max_entries = max_entries
         self._cache: dict[bytes, tuple[Database, float]] = {}
+        self._stamp: Hashable | None = None
         self._failures: dict[str, tuple[float, int]] = {}  # key -> (last logged, not logged)
         self._lock = threading.Lock()
 
@@ -52,16 +55,22 @@ class Authenticator:
         """The database of the request's credentials; 401 without any, 403 when wrong.
         ``influx``: also from ``u``/``p`` or a ``Token`` header (``credentials``)."""
         key, secret = credentials(header, query_string, influx=influx)
-        if self.ttl <= 0:
+        stamp = self.store.keys_stamp()
+        if stamp is None and self.ttl <= 0:
             return self._lookup(key, secret)
         token = hashlib.sha256(f"{key}:{secret}".encode()).digest()
         now = time.monotonic()
         with self._lock:
+            if stamp != self._stamp:  # a key was revoked or deleted: forget them all
+                self._cache.clear()
+                self._stamp = stamp
             cached = self._cache.get(token)
-        if cached is not None and cached[1] > now:
+        if cached is not None and (stamp is not None or cached[1] > now):
             return cached[0]
         database = self._lookup(key, secret)
         with self._lock:
+            if stamp != self._stamp:  # changed during the lookup, which may be stale
+                return database
             if len(self._cache) >= self.max_entries:
                 self._cache = {t: e for t, e in self._cache.items() if e[1] > now}
                 if len(self._cache) >= self.max_entries:

@@ -21,7 +21,7 @@ import itertools
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -209,6 +209,12 @@ class Store(ABC):
     @abstractmethod
     def delete_database(self, key: str) -> bool:
         """Delete a database with all its series and points; False if the key is unknown."""
+
+    def keys_stamp(self) -> Hashable | None:
+        """A value, cheap to read, that changes whenever a key is revoked or deleted by any
+        process: while it stays the same, credentials found good stay good and may be kept.
+        None when the store has none (credentials are then checked with it every time)."""
+        return None
 
     # -- series metadata ---------------------------------------------------------------------
 

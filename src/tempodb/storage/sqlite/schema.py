@@ -40,6 +40,9 @@ from tempodb.storage.base import SchemaTooNew
 
 #: The name of the database file inside the data folder.
 FILE_NAME: Final = "tempodb.sqlite3"
+#: Beside it: replaced (a new file) by whoever revokes or deletes a key, so that a server in
+#: another process sees the change with one ``stat`` instead of a query per request.
+KEYS_STAMP_NAME: Final = "keys.stamp"
 
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (  # 1: the initial schema

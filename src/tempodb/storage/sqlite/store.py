@@ -44,6 +44,7 @@ from tempodb.storage.sqlite.lock import lock_folder
 from tempodb.storage.sqlite.points import BLOCK_COLUMNS, READ, SMALL_WRITE, PointWriter
 from tempodb.storage.sqlite.schema import (
     FILE_NAME,
+    KEYS_STAMP_NAME,
     SCHEMA_VERSION,
     check_version,
     migrate,
@@ -185,6 +186,7 @@ class SQLiteStore(Store):
         if folder.exists() and not folder.is_dir():
             raise StorageError(f"data_dir {str(folder)!r} exists and is not a folder")
         self.path = folder / FILE_NAME
+        self._keys_stamp_path = folder / KEYS_STAMP_NAME
         self.read_only = read_only
         if read_only and not self.path.is_file():
             raise StorageError(f"no tempodb data in {str(folder)!r} ({self.path} is missing)")
@@ -216,6 +218,8 @@ class SQLiteStore(Store):
             conn.close()
             self._release_lock()
             raise
+        if not read_only and not self._keys_stamp_path.exists():
+            self._bump_keys_stamp()
         self._writer = Writer(conn, f"tempodb-writer:{self.path}", max_queue)
         self._points = PointWriter(self._writer.cache, block_points)
         self._listings = _Listings()
@@ -352,7 +356,25 @@ class SQLiteStore(Store):
             )
             return cursor.rowcount > 0
 
-        return self._writer.call(op)
+        try:
+            return self._writer.call(op)
+        finally:
+            self._bump_keys_stamp()
+
+    def keys_stamp(self) -> Hashable | None:
+        """The identity of ``keys.stamp`` (see ``Store.keys_stamp``): one ``stat``."""
+        try:
+            found = os.stat(self._keys_stamp_path)
+        except OSError:
+            return None
+        return (found.st_ino, found.st_mtime_ns, found.st_size)
+
+    def _bump_keys_stamp(self) -> None:
+        """Replace ``keys.stamp`` with a new file: a new inode, whatever the clock does."""
+        token = os.urandom(8).hex()
+        fresh = self._keys_stamp_path.with_name(f"{KEYS_STAMP_NAME}.{token}.tmp")
+        fresh.write_bytes(token.encode())
+        os.replace(fresh, self._keys_stamp_path)
 
     def backup(self, target: str | os.PathLike[str]) -> None:
         """Copy the database to the new file ``target`` (its folder is created if missing):
@@ -417,7 +439,10 @@ class SQLiteStore(Store):
             conn.execute("DELETE FROM databases WHERE id = ?", (db,))
             return True
 
-        return self._change_series(op)
+        try:
+            return self._change_series(op)
+        finally:
+            self._bump_keys_stamp()
 
     # -- series metadata -------------------------------------------------------------------------
 
