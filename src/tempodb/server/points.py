@@ -35,7 +35,7 @@ from tempodb.server.wire import (
     MultiBatch,
     key_error,
     parse_bulk,
-    parse_multi,
+    parse_multi_body,
     parse_points_body,
     parse_time_param,
     render_points,
@@ -256,7 +256,7 @@ def _bulk_job(request: Request, *, increment: bool) -> WriteJob:
 
 
 def _multi_job(request: Request, *, increment: bool) -> WriteJob:
-    multi: MultiBatch = parse_multi(request.json())
+    multi = parse_multi_body(request.body, request.json)
     return WriteJob(multi.batch, increment, empty_response(), multi)
 
 
