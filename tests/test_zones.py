@@ -316,3 +316,10 @@ def test_few_instants_render_as_many_do(name: str, instants: list[int]) -> None:
     assert zone.format(np.array(sorted(instants), np.int64)) == [
         zone.format_one(ms) for ms in sorted(instants)
     ]
+
+
+def test_a_huge_zone_name_is_not_echoed_whole() -> None:
+    with pytest.raises(ValueError, match=r"^Invalid time zone: Europe/xxx") as raised:
+        get_zone("Europe/" + "x" * 5000)
+    assert len(str(raised.value)) < 200
+    assert "(5,007 characters)" in str(raised.value)

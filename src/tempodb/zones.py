@@ -486,6 +486,14 @@ def _fixed_offset_ms(text: str) -> int | None:
     return -total if sign == "-" else total
 
 
+def excerpt(text: str, limit: int = 80) -> str:
+    """``text`` as an error message repeats it: cut after ``limit`` characters, saying how
+    long it was, so that a huge parameter is not echoed back whole."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
+
+
 @lru_cache(maxsize=512)
 def get_zone(name: str | None) -> Zone:
     """The zone for a ``tz`` parameter: None or "" mean UTC.
@@ -504,9 +512,9 @@ def get_zone(name: str | None) -> Zone:
     if fixed is not None:
         return Zone(name, offset_ms=fixed)
     if name[0] in "+-":
-        raise ValueError(f"Invalid time zone: {name}")
+        raise ValueError(f"Invalid time zone: {excerpt(name)}")
     try:
         zoneinfo = ZoneInfo(name)
     except Exception as exc:  # ZoneInfoNotFoundError, ValueError, OSError, ...
-        raise ValueError(f"Invalid time zone: {name}") from exc
+        raise ValueError(f"Invalid time zone: {excerpt(name)}") from exc
     return Zone(name, zoneinfo=zoneinfo)

@@ -43,7 +43,7 @@ from tempodb.server.wire import (
     summary_moments,
 )
 from tempodb.storage.base import KeyConflict, SeriesRecord, SeriesRef, WriteBatch
-from tempodb.zones import Zone, get_zone
+from tempodb.zones import Zone, excerpt, get_zone
 
 DIRECTIONS = ("exact", "before", "after", "nearest")
 #: Without ``function``, rollups take the mean (spec Q14).
@@ -324,7 +324,9 @@ class SingleParams:
         ts = parse_time_param(request.query.require("ts"), "ts")
         direction = (request.query.get("direction") or "exact").lower()
         if direction not in DIRECTIONS:
-            raise bad_request(f"Invalid direction: {direction} (one of {', '.join(DIRECTIONS)})")
+            raise bad_request(
+                f"Invalid direction: {excerpt(direction)} (one of {', '.join(DIRECTIONS)})"
+            )
         try:
             zone = get_zone(request.query.get("tz"))
         except ValueError as exc:

@@ -37,7 +37,7 @@ from tempodb.storage.base import (
     WriteBatch,
 )
 from tempodb.timeutil import parse_timestamp_ms
-from tempodb.zones import Zone
+from tempodb.zones import Zone, excerpt
 
 KEY_PATTERN = re.compile(r"[a-zA-Z0-9.:;\-_/\\ ]+")
 MAX_KEY_LENGTH = 255
@@ -80,7 +80,7 @@ def parse_time_param(text: str, name: str) -> int:
             return parse_timestamp_ms(candidate)
         except ValueError:
             pass
-    raise bad_request(f"Invalid timestamp for {name}: {text}")
+    raise bad_request(f"Invalid timestamp for {name}: {excerpt(text)}")
 
 
 # -- values ----------------------------------------------------------------------------------
@@ -163,8 +163,8 @@ def _one_time(value: object, now: int) -> int | str:
         try:
             return parse_timestamp_ms(value)
         except ValueError:
-            return f"Invalid timestamp: {value}"
-    return f"Invalid timestamp: {value!r}"
+            return f"Invalid timestamp: {excerpt(value)}"
+    return f"Invalid timestamp: {excerpt(repr(value))}"
 
 
 def _values(raw: Sequence[object], what: str) -> tuple[Float64Array, BoolArray]:
