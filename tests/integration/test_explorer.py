@@ -275,7 +275,7 @@ def test_missing_chart_library_is_reported(
     page.route("**/vendor/uPlot.iife.min.js", lambda route: route.fulfill(status=503, body="x"))
     page.goto(f"{url}/ui/")
     page.wait_for_selector("#status:not([hidden])")
-    assert "build-ui-assets.sh" in page.inner_text("#status")
+    assert "build_support/ui_assets.py" in page.inner_text("#status")
 
 
 def test_fit_range_spans_every_year_and_counts_in_words(

@@ -142,7 +142,8 @@ def _connection(parser: argparse.ArgumentParser, key_option: bool = True) -> Non
     group.add_argument(
         "--data",
         metavar="DIR",
-        help="work in-process on this data folder instead of a server (needs tempodb[embedded])",
+        help="work in-process on this data folder instead of a server "
+        "(needs tempodb-revived[embedded])",
     )
 
 
@@ -220,7 +221,7 @@ def _connect(folder: str, key: str | None, read_only: bool) -> Client:
         from tempodb.inprocess import connect
         from tempodb.storage.base import StorageError
     except ImportError as exc:
-        message = f"--data needs the server ({exc}): pip install 'tempodb[embedded]'"
+        message = f"--data needs the server ({exc}): pip install 'tempodb-revived[embedded]'"
         raise UsageError(message) from None
     try:
         return connect(folder, read_only=read_only, key=key)

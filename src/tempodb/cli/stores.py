@@ -41,7 +41,7 @@ def open_store(args: argparse.Namespace, *, existing: bool = False, lock: bool =
         except ImportError as exc:
             raise SystemExit(
                 f"tempodb: --database-url needs the PostgreSQL driver ({exc}): "
-                "pip install 'tempodb[postgres]'"
+                "pip install 'tempodb-revived[postgres]'"
             ) from None
         head: dict[str, Any] = {}
         if getattr(args, "block_points", None) is not None:

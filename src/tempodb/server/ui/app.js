@@ -543,7 +543,7 @@
     }).observe($("chart"));
     if (typeof uPlot === "undefined") {
       showStatus("The chart library is missing from this installation: run " +
-        "scripts/build-ui-assets.sh (make install does) and reinstall.", true);
+        "build_support/ui_assets.py (make install and every wheel build do) and reinstall.", true);
     }
     if (sessionStorage.getItem(AUTH_ITEM)) {
       showSignedIn(true);
