@@ -306,6 +306,12 @@ def test_fit_range_spans_every_year_and_counts_in_words(
     state = plot(page)
     assert state["points"] == "2"
     assert " 2 points · " in page.inner_text("#chart-caption")
+    # In local mean time (Chicago's -05:50:36 then), times show whole-minute offsets as the
+    # API's timestamps do.
+    page.fill("#tz", "America/Chicago")
+    page.dispatch_event("#tz", "change")
+    plot(page)
+    assert page.inner_text("#chart-caption").startswith("0500-02-28 18:10:00 -05:50 → ")
 
     page.click("#series-list li[data-key='zz.ancient']")  # deselect
     page.click("#series-list li[data-key='office.humidity']")

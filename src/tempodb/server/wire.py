@@ -618,7 +618,7 @@ def render_points(zone: Zone, ts: Int64Array, values: Float64Array, is_int: Bool
         else:
             ts = np.ascontiguousarray(ts, np.int64)
             numbers = number_texts(values, is_int)
-            rendered = _speedups.render_points(ts, zone.offsets_ms(ts), numbers)
+            rendered = _speedups.render_points(ts, zone.shown_offsets_ms(ts), numbers)
         if rendered is not None:
             return rendered
     return orjson.dumps(points_json(zone, ts, values, is_int))

@@ -91,7 +91,8 @@
     }
   }
 
-  /** The offset of zone ``tz`` from UTC at the instant ``ts``, in ms. */
+  /** The offset of zone ``tz`` from UTC at the instant ``ts``, in ms, in whole minutes as the
+   * API's timestamps carry it. */
   function offsetAt(ts, tz) {
     const fixed = fixedOffset(tz);
     if (fixed !== null) return fixed;
@@ -105,8 +106,12 @@
     }
     const p = {};
     for (const part of fmt.formatToParts(new Date(ts))) p[part.type] = Number(part.value);
-    const wall = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
-    return wall - Math.floor(ts / 1000) * 1000;
+    const date = new Date(0); // Date.UTC would read years 0-99 as 1900-1999
+    date.setUTCFullYear(p.year, p.month - 1, p.day);
+    date.setUTCHours(p.hour, p.minute, p.second, 0);
+    const offset = date.getTime() - Math.floor(ts / 1000) * 1000;
+    // As the server shows it: whole minutes (local mean time has offsets like -05:50:36).
+    return offset - (offset % 60000);
   }
 
   /** A Date whose local fields show the wall clock of ``tz`` at ``ts`` (uPlot's tzDate). */
