@@ -189,7 +189,12 @@ class OffsetTable:
         self.valid_until = valid_until
         self._suffixes: tuple[npt.NDArray[np.void], int] | None = None
         for array in (
-            self.transitions, self.offsets, self.shown, self.starts, self.ends, self.reach
+            self.transitions,
+            self.offsets,
+            self.shown,
+            self.starts,
+            self.ends,
+            self.reach,
         ):
             array.flags.writeable = False
 
