@@ -520,3 +520,41 @@ def test_a_long_listing_streams_every_series_once(wire: Wire, client: Client) ->
     assert [s["key"] for s in reply.json()] == [item["key"] for item in items]
     even = client.get_series(tags=["even"])
     assert _keys(even) == [item["key"] for item in items[::2]]
+
+
+@pytest.fixture(scope="module", params=["auto-tag", "plain"])
+def bounded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServerProcess, tuple[str, str]]]:
+    """A server with ``--max-series-per-request 20``, with and without ``--auto-tag`` (whose
+    writes create their series first, one by one)."""
+    store = data_args(tmp_path_factory.mktemp(f"bounded-{request.param}"))
+    extra = ["--auto-tag"] if request.param == "auto-tag" else []
+    credentials = create_key(store)
+    process = ServerProcess.start(store, *extra, "--max-series-per-request", str(LIMIT))
+    yield process, credentials
+    assert process.stop() == 0
+
+
+def test_writes_create_at_most_the_series_one_request_may(
+    bounded: tuple[ServerProcess, tuple[str, str]],
+) -> None:
+    """Writes to new keys count against ``--max-series-per-request`` as bulk creation does:
+    one creating more is refused whole (400, nothing written); existing series are free."""
+    process, (key, secret) = bounded
+    with Client(key, secret, host=process.host, port=process.port, secure=False) as client:
+        existing = [f"old.{i}" for i in range(LIMIT)]
+        client.write_multi([{"t": "2012-01-01", "key": k, "v": 1} for k in existing])
+        fresh = [f"new.{i}" for i in range(LIMIT + 1)]
+        for write in (
+            lambda: client.write_multi([{"t": "2012-01-02", "key": k, "v": 2} for k in fresh]),
+            lambda: client.write_bulk("2012-01-02", [{"key": k, "v": 2} for k in fresh]),
+        ):
+            with pytest.raises(InvalidRequestError, match="Too many new series") as raised:
+                write()
+            assert raised.value.status == 400
+            assert sorted(_keys(client.get_series())) == sorted(existing)
+        # As many new ones as allowed, beside any number of existing ones: written.
+        mixed = existing + fresh[:LIMIT]
+        assert client.write_multi([{"t": "2012-01-03", "key": k, "v": 3} for k in mixed]) is None
+        assert len(client.get_series()) == 2 * LIMIT

@@ -6,6 +6,7 @@ same suite.  Series lists of 4,096+ points cross block boundaries in the block-b
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import string
@@ -36,6 +37,7 @@ from tempodb.storage.base import (
     SeriesRecord,
     SeriesRef,
     Store,
+    TooManyNewSeries,
     ValueOutOfRange,
     WriteBatch,
 )
@@ -525,6 +527,30 @@ def test_batch_with_key_conflict_writes_nothing(store: Store, db: Database) -> N
     # The store still works afterwards.
     store.write_points(db.id, batch(key("taken"), [2], [2]))
     assert read_all(store, db, before[0].id) == [(1, 1, int), (2, 2, int)]
+
+
+@pytest.mark.parametrize("size", [1, 200])  # the per-point path and the grouped path
+def test_a_write_creating_too_many_series_writes_nothing(
+    store: Store, db: Database, size: int
+) -> None:
+    """``max_new_series`` bounds the series a write creates (existing ones do not count):
+    beyond it TooManyNewSeries, and neither series nor points are written."""
+    store.write_points(db.id, batch(key("old"), [1], [1]))
+    before = store.find_series(db.id, SeriesFilter())
+    refs = [key("old"), key("new.1"), key("new.2"), by_id("new.3")]
+    points = len(refs) * size
+    over = dataclasses.replace(
+        batch(refs, range(points), 1, ref_index=[i % len(refs) for i in range(points)]),
+        max_new_series=2,
+    )
+    for increment in (False, True):
+        with pytest.raises(TooManyNewSeries) as raised:
+            store.write_points(db.id, over, increment=increment)
+        assert (raised.value.count, raised.value.limit) == (3, 2)
+        assert store.find_series(db.id, SeriesFilter()) == before
+        assert read_all(store, db, before[0].id) == [(1, 1, int)]
+    store.write_points(db.id, dataclasses.replace(over, max_new_series=3))
+    assert len(store.find_series(db.id, SeriesFilter())) == 4
 
 
 @pytest.mark.parametrize("increment", [False, True])

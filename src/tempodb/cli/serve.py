@@ -95,7 +95,8 @@ def register(commands: Any) -> None:
         type=int,
         default=10_000,
         metavar="N",
-        help="most series one POST /v1/series/ with a JSON array creates (default 10000)",
+        help="most series one request may create: a POST /v1/series/ with a JSON array, or a "
+        "write to new keys (default 10000; beyond, 400 and nothing is written)",
     )
     serve.add_argument(
         "--max-body-mb",

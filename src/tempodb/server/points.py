@@ -4,6 +4,7 @@ deletes (E14) and single-value lookups (E15, E16)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from tempodb.rollup import (
 from tempodb.server.context import Context, auto_tags, parse_filter
 from tempodb.server.http import (
     JSON_TYPE,
+    HTTPError,
     Request,
     Response,
     bad_request,
@@ -42,7 +44,13 @@ from tempodb.server.wire import (
     series_json,
     summary_moments,
 )
-from tempodb.storage.base import KeyConflict, SeriesRecord, SeriesRef, WriteBatch
+from tempodb.storage.base import (
+    KeyConflict,
+    SeriesRecord,
+    SeriesRef,
+    TooManyNewSeries,
+    WriteBatch,
+)
 from tempodb.zones import Zone, excerpt, get_zone
 
 DIRECTIONS = ("exact", "before", "after", "nearest")
@@ -184,15 +192,19 @@ class WriteJob:
         if ctx.options.auto_tag:
             _create_tagged(ctx, self.batch.refs)
         try:
-            skipped = ctx.store.write_points(ctx.db.id, self.batch, increment=self.increment)
+            skipped = ctx.store.write_points(
+                ctx.db.id, self._bounded(ctx), increment=self.increment
+            )
         except KeyConflict as exc:
             raise conflict(exc.key) from None
+        except TooManyNewSeries as exc:
+            raise too_many_new_series(exc) from None
         return self.stored(ctx, skipped)
 
     def submit(self, ctx: Context) -> Future[tuple[int, ...]]:
         """Queue the points with the store without waiting (``Store.submit_write``); once the
         future is done, ``outcome`` answers.  Not for auto-tagging servers."""
-        return ctx.store.submit_write(ctx.db.id, self.batch, increment=self.increment)
+        return ctx.store.submit_write(ctx.db.id, self._bounded(ctx), increment=self.increment)
 
     def outcome(self, ctx: Context, future: Future[tuple[int, ...]]) -> Response:
         """The answer to a submitted job whose future is done."""
@@ -200,7 +212,16 @@ class WriteJob:
             skipped = future.result()
         except KeyConflict as exc:
             raise conflict(exc.key) from None
+        except TooManyNewSeries as exc:
+            raise too_many_new_series(exc) from None
         return self.stored(ctx, skipped)
+
+    def _bounded(self, ctx: Context) -> WriteBatch:
+        """The batch with the server's bound on the series one request creates."""
+        limit = ctx.options.max_series_per_request
+        if len(self.batch.refs) <= limit:  # cannot create more than it names
+            return self.batch
+        return dataclasses.replace(self.batch, max_new_series=limit)
 
     def stored(self, ctx: Context, skipped: tuple[int, ...]) -> Response:
         """The answer once the store has written the batch but the ``skipped`` refs."""
@@ -228,12 +249,31 @@ class WriteHandler:
         return self.parse(request, params).run(ctx)
 
 
+def too_many_new_series(exc: TooManyNewSeries) -> HTTPError:
+    """400 for a write that would create more series than one request may."""
+    return HTTPError(
+        400,
+        f"Too many new series in one request: this write would create {exc.count} "
+        f"(at most {exc.limit} per request; write to fewer new series at once, or create "
+        "them first with POST /v1/series/)",
+        "too-many-series",
+    )
+
+
 def _create_tagged(ctx: Context, refs: Sequence[SeriesRef]) -> None:
-    """With auto-tagging on, series that a write creates get their tags from the key."""
-    for ref in refs:
-        if ref.field == "key" and ctx.store.lookup_series(ctx.db.id, "key", ref.value) is None:
-            with contextlib.suppress(KeyConflict):  # a concurrent request made it: fine
-                ctx.store.create_series(ctx.db.id, ref.value, tags=auto_tags(ref.value))
+    """With auto-tagging on, series that a write creates get their tags from the key (no
+    more than one request may create)."""
+    new = [
+        ref.value
+        for ref in refs
+        if ref.field == "key" and ctx.store.lookup_series(ctx.db.id, "key", ref.value) is None
+    ]
+    limit = ctx.options.max_series_per_request
+    if len(new) > limit:
+        raise too_many_new_series(TooManyNewSeries(len(new), limit))
+    for key in new:
+        with contextlib.suppress(KeyConflict):  # a concurrent request made it: fine
+            ctx.store.create_series(ctx.db.id, key, tags=auto_tags(key))
 
 
 def _series_ref(params: dict[str, str]) -> SeriesRef:

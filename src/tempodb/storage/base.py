@@ -61,6 +61,16 @@ class Overloaded(StorageError):
     """Too many requests are waiting for the store: nothing was done, try again later."""
 
 
+class TooManyNewSeries(StorageError):
+    """A write would create more series than its batch allows (``WriteBatch.max_new_series``):
+    nothing of it was written."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"the write would create {count} series, more than {limit}")
+        self.count = count
+        self.limit = limit
+
+
 class ValueOutOfRange(StorageError):
     """An increment would store a value that a write could not: a result that is not finite,
     or an integer beyond ``MAX_EXACT_INT`` in magnitude.  Nothing of the call was written."""
@@ -170,6 +180,9 @@ class WriteBatch:
     #: series has as its key) instead of refusing the whole batch with KeyConflict: the multi
     #: write answers per element.  ``write_points`` then returns the skipped refs.
     skip_conflicts: bool = False
+    #: The most series the write may create (None: no bound); beyond, TooManyNewSeries and
+    #: nothing is written.
+    max_new_series: int | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])

@@ -24,6 +24,7 @@ from tempodb.storage.base import (
     SeriesRecord,
     SeriesRef,
     StorageError,
+    TooManyNewSeries,
     new_series_id,
     normalize_tags,
 )
@@ -241,7 +242,13 @@ class Retry(Exception):
 
 
 def resolve(
-    conn: _Conn, db: int, refs: Sequence[SeriesRef], lock: LockMode, *, skip_conflicts: bool
+    conn: _Conn,
+    db: int,
+    refs: Sequence[SeriesRef],
+    lock: LockMode,
+    *,
+    skip_conflicts: bool,
+    max_new: int | None = None,
 ) -> Resolved:
     """Find, lock and create the series of ``refs`` (the refs a write uses).
 
@@ -249,7 +256,8 @@ def resolve(
     ones ordered by key (so that requests creating series do not wait on each other's new
     rows in a cycle) with ``ON CONFLICT DO NOTHING``; one more finds those that a concurrent
     request created first.  An unknown id that another series has as its key conflicts:
-    KeyConflict, or None for that ref when ``skip_conflicts``.
+    KeyConflict, or None for that ref when ``skip_conflicts``.  More than ``max_new`` series
+    to create: TooManyNewSeries, before any is.
     """
     found: dict[tuple[str, str], tuple[int, str]] = {}
 
@@ -271,6 +279,8 @@ def resolve(
             if ref.value in plan:
                 continue
             plan[ref.value] = ref.value if ref.field == "id" else new_series_id()
+        if max_new is not None and len(plan) > max_new:
+            raise TooManyNewSeries(len(plan), max_new)
         try:
             rows = conn.execute(_CREATE_BARE, (db, list(plan.values()), list(plan))).fetchall()
         except pg_errors.ForeignKeyViolation:

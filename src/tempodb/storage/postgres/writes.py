@@ -55,7 +55,9 @@ def known_params(db: int, batch: WriteBatch, direct: int) -> dict[str, Any] | No
     """The parameters of ``head.OVERWRITE_KNOWN`` for a small overwrite, or None when the
     write is not small (more than ``SMALL`` points, or ``direct`` for one series) or names
     a series that PostgreSQL cannot store."""
-    if len(batch) > SMALL:
+    if len(batch) > SMALL or (
+        batch.max_new_series is not None and len(batch.refs) > batch.max_new_series
+    ):
         return None
     refs = [(ref.field == "key", ref.value) for ref in batch.refs]
     if not storable(*(value for _, value in refs)):
@@ -94,7 +96,12 @@ def write(
     # Requests with a large part lock their series for block writes, others share them.
     lock: Any = "UPDATE" if int(counts.max()) >= direct_points else "KEY SHARE"
     found = resolve(
-        conn, db, [batch.refs[i] for i in used], lock, skip_conflicts=batch.skip_conflicts
+        conn,
+        db,
+        [batch.refs[i] for i in used],
+        lock,
+        skip_conflicts=batch.skip_conflicts,
+        max_new=batch.max_new_series,
     )
     series_of_ref = [""] * len(batch.refs)
     sids: dict[str, int] = {}

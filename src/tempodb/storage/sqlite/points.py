@@ -238,7 +238,13 @@ class PointWriter:
         """Store a batch (``Store.write_points``); the skipped refs."""
         used = np.flatnonzero(np.bincount(batch.ref_index, minlength=len(batch.refs))).tolist()
         resolved = series.resolve(
-            conn, db, batch.refs, used, self.cache, skip_conflicts=batch.skip_conflicts
+            conn,
+            db,
+            batch.refs,
+            used,
+            self.cache,
+            skip_conflicts=batch.skip_conflicts,
+            max_new=batch.max_new_series,
         )
         skipped = tuple(sorted(resolved.skipped))
         if len(batch) <= SMALL_WRITE and self._write_small(conn, batch, resolved.sids, increment):

@@ -23,6 +23,7 @@ from tempodb.storage.base import (
     SeriesFilter,
     SeriesRecord,
     SeriesRef,
+    TooManyNewSeries,
     new_series_ids,
     normalize_tags,
 )
@@ -246,6 +247,7 @@ def resolve(
     cache: WriterCache,
     *,
     skip_conflicts: bool,
+    max_new: int | None = None,
 ) -> Resolved:
     """The sid of each used ref (by its index in ``refs``), creating the missing series with
     empty metadata, in a few statements whatever the number of refs: the cache first, then
@@ -254,6 +256,7 @@ def resolve(
     A missing key becomes a series with a new id; a missing id a series whose id and key
     are that value, unless the key is taken (by a series, or by a ref earlier in ``refs``):
     KeyConflict, or with ``skip_conflicts`` the ref is left out and returned as skipped.
+    More than ``max_new`` series to create: TooManyNewSeries, before anything is written.
     """
     sids: dict[int, int] = {}
     missing: dict[tuple[SeriesField, str], list[int]] = {}
@@ -294,6 +297,8 @@ def resolve(
             skipped.update(indices)
             continue
         created[value] = (value, field)
+    if max_new is not None and len(created) > max_new:
+        raise TooManyNewSeries(len(created), max_new)
     cache.series_changed = True
     new_sids = insert_many(conn, db, [(sid_, key, None) for key, (sid_, _) in created.items()])
     for (field, value), indices in missing.items():
