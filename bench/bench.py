@@ -65,13 +65,12 @@ ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT / "src"), str(ROOT / "tests")]
 
 import numpy as np  # noqa: E402
+import prom  # noqa: E402
 from dataset import DAY_MS, MINUTE_MS, START_MS, Series, make_series  # noqa: E402
 from floor import numpy_floor  # noqa: E402
 from httpc import Request, requests_per_second, send_all  # noqa: E402
 from procs import peak_rss_mb, reset_peak, rss_mb  # noqa: E402
 from report import KEYS, print_table  # noqa: E402
-
-import prom  # noqa: E402
 from systems import BULK, InfluxDB, System, TempoDB, Unavailable, VictoriaMetrics  # noqa: E402
 
 NOT_SUPPORTED = "not supported"

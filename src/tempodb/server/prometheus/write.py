@@ -43,7 +43,7 @@ from tempodb.server.limits import Limits
 from tempodb.server.points import WriteJob
 from tempodb.server.prometheus import messages
 from tempodb.server.prometheus.labels import label_error, normalize, series_key
-from tempodb.storage.base import NewSeries, Overloaded, SeriesFilter, SeriesRef, WriteBatch
+from tempodb.storage.base import NewSeries, Overloaded, SeriesRef, WriteBatch
 from tempodb.timeutil import MAX_MS, MIN_MS
 
 log = logging.getLogger("tempodb.server.prometheus")
@@ -162,8 +162,7 @@ def create_missing(ctx: Context, attributes: Mapping[str, Mapping[str, str]]) ->
     keys = list(attributes)
     for at in range(0, len(keys), CREATE_CHUNK):
         chunk = keys[at : at + CREATE_CHUNK]
-        found = ctx.store.find_series(ctx.db.id, SeriesFilter(keys=tuple(chunk)))
-        known = {record.key for record in found}
+        known = ctx.store.existing_keys(ctx.db.id, chunk)
         missing = [NewSeries(key, attributes=attributes[key]) for key in chunk if key not in known]
         if missing:
             ctx.store.create_series_many(ctx.db.id, missing)
