@@ -72,6 +72,39 @@ def test_view_reads_labels_as_their_bytes() -> None:
     assert view.timeseries[0].samples[0].value == 2.5
 
 
+samples = st.lists(
+    st.tuples(
+        st.integers(-(2**63), 2**63 - 1),
+        st.floats(allow_nan=False) | st.sampled_from([0.0, -0.0, math.inf, 5e-324]),
+    ),
+    max_size=50,
+)
+
+
+@given(samples)
+def test_encoded_samples_read_back(points: list[tuple[int, float]]) -> None:
+    ts = np.array([t for t, _ in points], np.int64)
+    values = np.array([v for _, v in points], np.float64)
+    series = messages.TimeSeries()
+    series.MergeFromString(messages.encode_samples(ts, values))
+    got = [(s.timestamp, s.value) for s in series.samples]
+    assert got == points
+    assert [math.copysign(1, v) for _, v in got] == [math.copysign(1, v) for _, v in points]
+
+
+@given(samples)
+def test_encoded_samples_are_the_librarys_bytes(points: list[tuple[int, float]]) -> None:
+    """Byte for byte, where protobuf writes both fields (it leaves out a zero, proto3's
+    default; both forms read the same)."""
+    points = [(t, v) for t, v in points if t != 0 and v != 0]
+    expected = messages.TimeSeries()
+    for t, v in points:
+        expected.samples.add(value=v, timestamp=t)
+    ts = np.array([t for t, _ in points], np.int64)
+    values = np.array([v for _, v in points], np.float64)
+    assert messages.encode_samples(ts, values) == expected.SerializeToString()
+
+
 @given(st.binary(max_size=5000))
 def test_snappy_round_trip(data: bytes) -> None:
     block = messages.compress(data)

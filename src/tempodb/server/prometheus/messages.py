@@ -27,6 +27,11 @@ Wire shapes::
 ``WriteRequestView`` reads a ``WriteRequest`` with each ``Label`` left as its encoded bytes
 (same field numbers, ``bytes`` instead of the message), for the write path's cache.
 
+``encode_samples`` writes the ``samples`` of a ``TimeSeries`` for many samples at once with
+numpy (a read answer is mostly samples, and building one message object per sample costs
+ten times more); the result is parsed by the message classes like any other bytes
+(``TimeSeries.MergeFromString``), and a test checks it against them.
+
 Bodies, both ways, are the snappy *block* format (not the framed stream format):
 ``decompress`` checks the length the block declares against a limit before inflating it.
 """
@@ -36,6 +41,8 @@ from __future__ import annotations
 from typing import Any
 
 import cramjam
+import numpy as np
+import numpy.typing as npt
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
@@ -60,6 +67,7 @@ __all__ = [
     "WriteRequestView",
     "compress",
     "decompress",
+    "encode_samples",
 ]
 
 PACKAGE = "tempodb.prometheus"
@@ -194,3 +202,40 @@ def decompress(block: bytes, limit: int) -> bytes:
 def compress(data: bytes) -> bytes:
     """``data`` as one snappy block."""
     return bytes(cramjam.snappy.compress_raw(data))
+
+
+#: TimeSeries.samples (field 2, length-delimited), Sample.value (field 1, 64-bit) and
+#: Sample.timestamp (field 2, varint): the tags as they are written.
+_SAMPLES_TAG, _VALUE_TAG, _TIMESTAMP_TAG = 0x12, 0x09, 0x10
+
+
+def encode_samples(ts: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> bytes:
+    """The ``samples`` field of a ``TimeSeries``, one ``Sample`` per (timestamp, value):
+    ``0x12 len 0x09 <value, 8 bytes little-endian> 0x10 <timestamp, varint>`` each (a
+    negative timestamp is the 10-byte varint of its two's complement, as protobuf writes an
+    int64)."""
+    count = len(ts)
+    if count == 0:
+        return b""
+    unsigned = np.ascontiguousarray(ts, np.int64).view(np.uint64)
+    width = np.ones(count, np.int64)  # varint bytes of each timestamp
+    for shift in range(7, 64, 7):
+        width += (unsigned >> np.uint64(shift)) != 0
+    size = 12 + width  # tag, length, value tag, 8 value bytes, timestamp tag, varint
+    starts = np.zeros(count, np.int64)
+    np.cumsum(size[:-1], out=starts[1:])
+    out = np.zeros(int(starts[-1] + size[-1]), np.uint8)
+    out[starts] = _SAMPLES_TAG
+    out[starts + 1] = size - 2
+    out[starts + 2] = _VALUE_TAG
+    raw = np.ascontiguousarray(values, "<f8").view(np.uint8).reshape(count, 8)
+    out[(starts + 3)[:, None] + np.arange(8)] = raw
+    out[starts + 11] = _TIMESTAMP_TAG
+    for byte in range(10):
+        present = width > byte
+        if not present.any():
+            break
+        part = (unsigned[present] >> np.uint64(7 * byte)) & np.uint64(0x7F)
+        more = (width[present] > byte + 1).astype(np.uint64) << np.uint64(7)
+        out[starts[present] + 12 + byte] = (part | more).astype(np.uint8)
+    return out.tobytes()

@@ -128,8 +128,6 @@ def read(ctx: Context, request: Request, params: dict[str, str]) -> Response:
             for name, value in sorted(series.attributes.items()):
                 if value:
                     out.labels.add(name=name, value=value)
-            add = out.samples.add
-            for ts, value in zip(points.ts.tolist(), points.values.tolist(), strict=True):
-                add(value=value, timestamp=ts)
+            out.MergeFromString(messages.encode_samples(points.ts, points.values))
     body = messages.compress(response.SerializeToString())
     return Response(200, body, PROTOBUF_TYPE, {"Content-Encoding": "snappy"})

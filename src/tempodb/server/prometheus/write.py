@@ -60,8 +60,8 @@ RETRY_AFTER = 1
 #: The header counting the NaN samples (staleness markers) of a request, which are dropped.
 DROPPED_NAN_HEADER = "X-TempoDB-Dropped-NaN"
 
-#: (key, attributes) of a valid label set, or the reason it is refused.
-Mapped = tuple[str, Mapping[str, str]] | str
+#: The series of a valid label set (its ref, key and attributes), or the reason it is refused.
+Mapped = tuple[SeriesRef, Mapping[str, str]] | str
 _mapped: dict[tuple[bytes, ...], Mapped] = {}
 
 
@@ -77,7 +77,9 @@ def map_labels(encoded: tuple[bytes, ...]) -> Mapped:
     else:
         labels = normalize(pairs)
         reason = label_error(labels)
-        found = reason if reason is not None else (series_key(labels), dict(labels))
+        found = (
+            reason if reason is not None else (SeriesRef("key", series_key(labels)), dict(labels))
+        )
     if len(_mapped) >= CACHE_ENTRIES:
         _mapped.clear()
     _mapped[encoded] = found
@@ -95,20 +97,19 @@ class WritePlan:
     nan: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
-    def refuse(self, reason: str, count: int) -> None:
-        self.refused += count
-        self.reasons[reason] = self.reasons.get(reason, 0) + count
-
 
 def plan_write(request: object) -> WritePlan:
     """The batch of a parsed ``WriteRequestView``."""
-    refs: dict[str, int] = {}
+    slots: dict[str, int] = {}
+    refs: list[SeriesRef] = []
     attributes: dict[str, Mapping[str, str]] = {}
     reasons: dict[str, int] = {}
     index: list[int] = []
     stamps: list[int] = []
     values: list[float] = []
+    add_index, add_stamp, add_value = index.append, stamps.append, values.append
     refused = 0
+    known = _mapped.get
     for series in request.timeseries:  # type: ignore[attr-defined]
         samples = series.samples
         histograms = len(series.histograms)
@@ -118,41 +119,43 @@ def plan_write(request: object) -> WritePlan:
             refused += histograms
         if not samples:
             continue
-        mapped = map_labels(tuple(series.labels))
+        encoded = tuple(series.labels)
+        mapped = known(encoded) or map_labels(encoded)
         if isinstance(mapped, str):
             reasons[mapped] = reasons.get(mapped, 0) + len(samples)
             refused += len(samples)
             continue
-        key, labels = mapped
-        slot = refs.get(key)
+        ref = mapped[0]
+        slot = slots.get(ref.value)
         if slot is None:
-            slot = refs[key] = len(refs)
-            attributes[key] = labels
+            slot = slots[ref.value] = len(refs)
+            refs.append(ref)
+            attributes[ref.value] = mapped[1]
+        if len(samples) == 1:
+            sample = samples[0]
+            add_index(slot)
+            add_stamp(sample.timestamp)
+            add_value(sample.value)
+            continue
         for sample in samples:
-            index.append(slot)
-            stamps.append(sample.timestamp)
-            values.append(sample.value)
+            add_index(slot)
+            add_stamp(sample.timestamp)
+            add_value(sample.value)
     ts = np.array(stamps, np.int64)
     vals = np.array(values, np.float64)
     ref_index = np.array(index, np.int32)
     keep = ~np.isnan(vals)
-    nan = len(vals) - int(keep.sum())
+    nan = len(vals) - int(np.count_nonzero(keep))
     in_range = (ts >= MIN_MS) & (ts <= MAX_MS)
-    outside = int((keep & ~in_range).sum())
+    outside = int(np.count_nonzero(keep & ~in_range))
     if outside:
         reason = "a timestamp beyond the years 1-9999"
         reasons[reason] = reasons.get(reason, 0) + outside
         refused += outside
     keep &= in_range
-    if not keep.all():
+    if nan or outside:
         ts, vals, ref_index = ts[keep], vals[keep], ref_index[keep]
-    batch = WriteBatch(
-        [SeriesRef("key", key) for key in refs],
-        ref_index,
-        ts,
-        vals,
-        np.zeros(len(ts), np.bool_),
-    )
+    batch = WriteBatch(refs, ref_index, ts, vals, np.zeros(len(ts), np.bool_))
     return WritePlan(batch, attributes, refused, nan, reasons)
 
 
