@@ -200,6 +200,13 @@ def test_requests_that_can_never_succeed(remote: Remote) -> None:
         answer = remote.post("/api/v1/write", sent)
         assert answer.status == 400, sent
         assert b"snappy" in answer.body or b"not a valid WriteRequest" in answer.body
+    # A snappy block that says it inflates to 1 GiB is refused before inflating anything.
+    bomb = messages.compress(b"\0" * 1000)
+    bomb = bytes([0x80, 0x80, 0x80, 0x80, 0x04]) + bomb[2:]
+    assert messages.declared_length(bomb) == 1 << 30
+    answer = remote.post("/api/v1/write", bomb)
+    assert answer.status == 413
+    assert b"more than" in answer.body
     answer = remote.post(
         "/api/v1/write",
         messages.compress(body),

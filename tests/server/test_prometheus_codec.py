@@ -115,7 +115,7 @@ def test_snappy_round_trip(data: bytes) -> None:
 def test_snappy_refuses_bombs_and_garbage() -> None:
     block = messages.compress(b"\0" * 1_000_000)
     assert len(block) < 50_000
-    with pytest.raises(messages.SnappyError, match="more than"):
+    with pytest.raises(messages.SnappyTooLarge, match="more than"):
         messages.decompress(block, 999_999)
     with pytest.raises(messages.SnappyError):
         messages.decompress(b"\xff\xff\xff\xff\xff\xff", 100)

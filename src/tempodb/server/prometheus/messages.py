@@ -62,6 +62,7 @@ __all__ = [
     "ReadResponse",
     "Sample",
     "SnappyError",
+    "SnappyTooLarge",
     "TimeSeries",
     "WriteRequest",
     "WriteRequestView",
@@ -175,6 +176,10 @@ class SnappyError(ValueError):
     """A body that is not snappy's block format, or that would inflate past the limit."""
 
 
+class SnappyTooLarge(SnappyError):
+    """A snappy block that declares more bytes than the limit."""
+
+
 def declared_length(block: bytes) -> int:
     """The uncompressed length a snappy block declares (its leading varint)."""
     length = shift = 0
@@ -192,7 +197,7 @@ def decompress(block: bytes, limit: int) -> bytes:
     ``limit`` bytes or is malformed."""
     length = declared_length(block)
     if length > limit:
-        raise SnappyError(f"the snappy block declares {length} bytes, more than {limit}")
+        raise SnappyTooLarge(f"the snappy block declares {length} bytes, more than {limit}")
     try:
         return bytes(cramjam.snappy.decompress_raw(block))
     except Exception as exc:  # cramjam raises its own DecompressionError

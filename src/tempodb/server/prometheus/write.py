@@ -21,7 +21,8 @@ that got any other 4xx):
   write 2.0 body), nothing stored; or a request with some refused series or samples (a bad
   label set, a timestamp beyond the years 1-9999, a native histogram): the others are
   stored, and the message says how many samples were refused and why;
-* ``413``: a body (or what it declares to inflate to) past the body limit;
+* ``413``: a body past the server's body limit, or one that declares to inflate past
+  ``MAX_INFLATED`` (64 MiB);
 * ``503`` with ``Retry-After``: the store is busy or failed; nothing was acknowledged, so
   Prometheus sends the request again (a retried request overwrites the same points, which
   changes nothing).
@@ -55,6 +56,8 @@ CREATE_CHUNK = 5_000
 CACHE_ENTRIES = 100_000
 #: At most this many reasons are quoted in a 400.
 MAX_REASONS = 10
+#: The most a snappy body may inflate to (413 beyond; the server's default body limit).
+MAX_INFLATED = Limits.max_body
 #: Seconds Prometheus is asked to wait after a 503.
 RETRY_AFTER = 1
 #: The header counting the NaN samples (staleness markers) of a request, which are dropped.
@@ -171,12 +174,12 @@ def create_missing(ctx: Context, attributes: Mapping[str, Mapping[str, str]]) ->
             ctx.store.create_series_many(ctx.db.id, missing)
 
 
-def read_message(request: Request, kind: object, limit: int = Limits.max_body) -> object:
+def read_message(request: Request, kind: object, limit: int = MAX_INFLATED) -> object:
     """The protobuf message of a snappy body; 400 when it is none, 413 past ``limit``."""
     try:
         body = messages.decompress(request.body, limit)
     except messages.SnappyError as exc:
-        status = 413 if "more than" in str(exc) else 400
+        status = 413 if isinstance(exc, messages.SnappyTooLarge) else 400
         raise HTTPError(status, f"The body is no snappy-compressed protobuf: {exc}") from None
     try:
         return kind.FromString(body)  # type: ignore[attr-defined]
