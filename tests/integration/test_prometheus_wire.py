@@ -9,13 +9,16 @@ from __future__ import annotations
 import base64
 import math
 import struct
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import urllib3
 
 from conftest import Server
+from serverproc import ServerProcess, create_key, data_args
 from tempodb import Client
 from tempodb.server.prometheus import messages
 from tempodb.server.prometheus.labels import normalize, series_key
@@ -41,7 +44,7 @@ class Answer:
 class Remote:
     """Remote write and read requests to one server with one key."""
 
-    def __init__(self, server: Server, credentials: tuple[str, str] | None) -> None:
+    def __init__(self, server: Server | ServerProcess, credentials: tuple[str, str] | None) -> None:
         self.url = server.url
         self.credentials = credentials
         self.pool = urllib3.PoolManager()
@@ -242,3 +245,24 @@ def test_many_series_in_one_request(remote: Remote) -> None:
     got = remote.read((messages.EQ, "__name__", "cpu"), (messages.RE, "core", "3|5"))
     assert len(got) == 750
     assert all(len(points) == 2 and points[1] == (T0 + 60_000, 1.0) for _, points in got)
+
+
+def test_rate_limit_is_a_503_prometheus_retries(tmp_path: Path) -> None:
+    """Prometheus 2.x drops a request answered 429 (unless retry_on_http_429), so on these
+    routes the key's rate limit answers 503 with the same Retry-After: it sends it again."""
+    store = data_args(tmp_path)
+    credentials = create_key(store)
+    process = ServerProcess.start(store, "--rate-limit", "1")
+    try:
+        remote = Remote(process, credentials)
+        assert remote.write([({"__name__": "a"}, [(T0, 1.0)])]).status == 204
+        answer = remote.write([({"__name__": "b"}, [(T0, 2.0)])])
+        assert answer.status == 503
+        assert answer.headers["retry-after"] == "1"
+        assert answer.headers["x-tempodb-error"] == "rate-limited"
+        assert b"retry after 1 s" in answer.body
+        time.sleep(1.2)
+        # Nothing of the refused request was stored.
+        assert remote.read((messages.RE, "__name__", ".+")) == [({"__name__": "a"}, [(T0, 1.0)])]
+    finally:
+        process.stop()

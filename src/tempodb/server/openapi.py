@@ -440,7 +440,8 @@ PROMETHEUS_ERRORS: dict[str, str] = {
     "for a write also: some series or samples refused, the others stored (the message counts "
     "them)",
     "415": "remote write 2.0, or an unsupported Content-Encoding",
-    "503": "server busy or the store failed (nothing was acknowledged): send it again",
+    "503": "server busy, the store failed or the key's rate limit reached (nothing was "
+    "acknowledged): send it again",
 }
 
 #: The Prometheus routes' operations, by path and method (docs/prometheus.md).
@@ -454,7 +455,7 @@ PROMETHEUS_PATHS: JSONObject = {
             "requestBody": {"required": True, "content": _PROTOBUF},
             "responses": {
                 "204": {"description": "every sample stored (NaNs dropped)"},
-                **_prometheus_errors("400", "401", "403", "404", "413", "415", "429", "503"),
+                **_prometheus_errors("400", "401", "403", "404", "413", "415", "503"),
             },
         }
     },
@@ -470,7 +471,7 @@ PROMETHEUS_PATHS: JSONObject = {
                     "description": "the ReadResponse (Content-Encoding: snappy)",
                     "content": _PROTOBUF,
                 },
-                **_prometheus_errors("400", "401", "403", "404", "413", "415", "429", "503"),
+                **_prometheus_errors("400", "401", "403", "404", "413", "415", "503"),
             },
         }
     },

@@ -121,6 +121,16 @@ def is_influx(segments: list[str]) -> bool:
     return segments in INFLUX_PUBLIC or tuple(unquote(s) for s in segments) in INFLUX_ROUTES
 
 
+def is_prometheus(segments: list[str]) -> bool:
+    """Whether a path is one of Prometheus' remote storage routes."""
+    return tuple(unquote(s) for s in segments) in PROMETHEUS_ROUTES
+
+
 def error_renderer(segments: list[str]) -> Callable[[HTTPError], Response]:
-    """How errors are answered on this path: InfluxDB's JSON or our plain text."""
-    return influx.influx_error if is_influx(segments) else error_response
+    """How errors are answered on this path: InfluxDB's JSON, or our plain text (on the
+    Prometheus routes with a rate limit's 429 as a 503, ``prometheus_write.prometheus_error``)."""
+    if is_influx(segments):
+        return influx.influx_error
+    if is_prometheus(segments):
+        return prometheus_write.prometheus_error
+    return error_response

@@ -13,8 +13,8 @@ no value we store: it is accepted and dropped, counted in the ``X-TempoDB-Droppe
 header.  Native histograms (``TimeSeries.histograms``) are not stored either: they are
 refused, counted with the other refused samples.
 
-Answers, chosen for Prometheus' retry rules (it retries 5xx and 429, and drops a request
-that got any other 4xx):
+Answers, chosen for Prometheus' retry rules (it retries every 5xx, and drops a request that
+got a 4xx: a 429 too, unless ``retry_on_http_429`` is set):
 
 * ``204``: every sample was stored (or was a NaN);
 * ``400``: a request that can never succeed (not snappy, not a ``WriteRequest``, a remote
@@ -23,7 +23,8 @@ that got any other 4xx):
   stored, and the message says how many samples were refused and why;
 * ``413``: a body past the server's body limit, or one that declares to inflate past
   ``MAX_INFLATED`` (64 MiB);
-* ``503`` with ``Retry-After``: the store is busy or failed; nothing was acknowledged, so
+* ``503`` with ``Retry-After``: the store is busy or failed, or the key's rate limit
+  (``tempodb serve --rate-limit``, a 429 elsewhere) is reached; nothing was acknowledged, so
   Prometheus sends the request again (a retried request overwrites the same points, which
   changes nothing).
 
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tempodb.server.context import Context
-from tempodb.server.http import HTTPError, Request, Response
+from tempodb.server.http import HTTPError, Request, Response, error_response
 from tempodb.server.limits import Limits
 from tempodb.server.points import WriteJob
 from tempodb.server.prometheus import messages
@@ -186,6 +187,15 @@ def read_message(request: Request, kind: object, limit: int = MAX_INFLATED) -> o
     except messages.DecodeError as exc:
         name = getattr(kind, "__name__", "message").replace("View", "")
         raise HTTPError(400, f"The body is not a valid {name}: {exc}") from None
+
+
+def prometheus_error(error: HTTPError) -> Response:
+    """An error on the Prometheus routes: plain text, as everywhere, but a rate limit's
+    ``429`` is answered ``503`` with the same ``Retry-After``: Prometheus 2.x retries every
+    5xx, while it drops a request that got a 429 unless ``retry_on_http_429`` is set."""
+    if error.status == 429:
+        error = HTTPError(503, error.message, error.code, error.headers)
+    return error_response(error)
 
 
 def write(ctx: Context, request: Request, params: dict[str, str]) -> Response:
