@@ -10,6 +10,7 @@ import base64
 import math
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,8 @@ HEADERS = {
     "X-Prometheus-Remote-Write-Version": "0.1.0",
 }
 Series = tuple[dict[str, str], list[tuple[int, float]]]
+#: Labels as a dict, or as pairs (which may name a label twice).
+Labels = dict[str, str] | list[tuple[str, str]]
 
 
 @dataclass
@@ -58,11 +61,11 @@ class Remote:
         headers = {name.lower(): value for name, value in answer.headers.items()}
         return Answer(answer.status, headers, answer.data)
 
-    def write(self, series: list[Series]) -> Answer:
+    def write(self, series: Sequence[tuple[Labels, list[tuple[int, float]]]]) -> Answer:
         request = messages.WriteRequest()
         for labels, samples in series:
             out = request.timeseries.add()
-            for name, value in labels.items():
+            for name, value in labels.items() if isinstance(labels, dict) else labels:
                 out.labels.add(name=name, value=value)
             for ts, value in samples:
                 out.samples.add(value=value, timestamp=ts)
@@ -177,21 +180,23 @@ def test_partly_refused_request_keeps_the_valid_samples(remote: Remote) -> None:
     answer = remote.write(
         [
             ({"__name__": "ok", "a": "1"}, [(T0, 1.0), (T0 + 1, 2.0)]),
-            ({"__name__": "bad-name"}, [(T0, 1.0)]),
-            ({"__name__": "ok", "1a": "x"}, [(T0, 1.0), (T0 + 1, 1.0)]),
+            ([("__name__", "ok"), ("a", "2"), ("a", "3")], [(T0, 1.0)]),
+            ({"__name__": "ok", "": "x"}, [(T0, 1.0), (T0 + 1, 1.0)]),
             ({"__name__": "ok", "a": "2"}, [(T0, 3.0), (2**62, 4.0)]),
+            ({"__name__": "ok.utf8-é", "a:b": "c"}, [(T0, 5.0)]),  # Prometheus 3's names
         ]
     )
     assert answer.status == 400
     text = answer.body.decode()
-    assert text.startswith("4 samples refused, 3 stored:"), text
-    assert "invalid metric name 'bad-name'" in text
-    assert "invalid label name '1a'" in text
-    assert "years 1-9999" in text
-    got = remote.read((messages.EQ, "__name__", "ok"))
+    assert text.startswith("4 samples refused, 4 stored:"), text
+    assert "the label 'a' is given twice (1)" in text
+    assert "a label without a name (2)" in text
+    assert "years 1-9999 (1)" in text
+    got = remote.read((messages.RE, "__name__", "ok.*"))
     assert _sorted(got) == [
         ({"__name__": "ok", "a": "1"}, [(T0, 1.0), (T0 + 1, 2.0)]),
         ({"__name__": "ok", "a": "2"}, [(T0, 3.0)]),
+        ({"__name__": "ok.utf8-é", "a:b": "c"}, [(T0, 5.0)]),
     ]
 
 

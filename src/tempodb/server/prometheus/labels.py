@@ -12,10 +12,10 @@ readable where the characters allow::
 The key is the escaped metric name (the value of ``__name__``; empty when there is none),
 then ``;name:value`` per other label in order of the label names.  A series key holds
 letters, digits, space and ``. : ; - _ / \\`` (``wire.KEY_PATTERN``), so every other
-character of a value, and ``;`` and ``\\`` everywhere, is written as ``\\`` and two lowercase
-hex digits per UTF-8 byte: ``{`` is ``\\7b``, ``é`` is ``\\c3\\a9``.  Label names cannot hold
-``:`` (Prometheus' grammar), so the first ``:`` of a part ends its name.  A key longer than
-255 characters (the longest series key) keeps its first 213 characters (never half an
+character, ``;`` and ``\\`` everywhere, and ``:`` in a label name, is written as ``\\`` and two
+lowercase hex digits per UTF-8 byte: ``{`` is ``\\7b``, ``é`` is ``\\c3\\a9``.  So the first
+``;`` ends the metric name, and the first ``:`` of a part ends its label name.  A key longer
+than 255 characters (the longest series key) keeps its first 213 characters (never half an
 escape) and ends with ``\\h`` and 40 hex digits of the SHA-256 of the whole key: ``\\h``
 never occurs otherwise, so such keys stay distinct from the others, and from each other as
 far as SHA-256 does.
@@ -24,16 +24,16 @@ The attributes are the labels themselves, ``__name__`` included, so every v1 rou
 Prometheus data: ``attr[__name__]=up&attr[job]=node`` finds the series of one job.
 
 A label with an empty value is no label (Prometheus' own rule), so it is dropped before the
-mapping.  A label set is refused (``label_error``) when it is empty, names a label twice, has
-a name outside ``[a-zA-Z_][a-zA-Z0-9_]*`` or a metric name outside
-``[a-zA-Z_:][a-zA-Z0-9_:]*``, or a name or value longer than 1024 UTF-8 bytes (attributes are
+mapping.  Names are taken as they come, in any UTF-8 (Prometheus 3 may send metric and
+label names outside the classic ``[a-zA-Z_:][a-zA-Z0-9_:]*``; the escaping keeps them
+apart).  A label set is refused (``label_error``) when it is empty, names a label twice, has
+an empty label name, or a name or value longer than 1024 UTF-8 bytes (attributes are
 indexed, and PostgreSQL's index entries are bounded).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 
 #: The label that holds the metric name.
@@ -46,20 +46,18 @@ KEPT = MAX_KEY - 2 - HASH_DIGITS
 #: The longest label name or value, in UTF-8 bytes.
 MAX_LABEL = 1024
 
-LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_/.:")
+_NAME_SAFE = _SAFE - {":"}
 
 Labels = Sequence[tuple[str, str]]
 
 
-def _escape(text: str) -> str:
-    if all(c in _SAFE for c in text):
+def _escape(text: str, safe: frozenset[str] = _SAFE) -> str:
+    if all(c in safe for c in text):
         return text
     out = []
     for c in text:
-        if c in _SAFE:
+        if c in safe:
             out.append(c)
         else:
             out.extend(f"\\{byte:02x}" for byte in c.encode("utf-8", "surrogatepass"))
@@ -80,11 +78,8 @@ def label_error(labels: Labels) -> str | None:
         if name == previous:
             return f"the label {name[:100]!r} is given twice"
         previous = name
-        grammar = METRIC_NAME if name == NAME_LABEL else LABEL_NAME
-        if not grammar.fullmatch(name):
-            return f"invalid label name {name[:100]!r}"
-        if name == NAME_LABEL and not grammar.fullmatch(value):
-            return f"invalid metric name {value[:100]!r}"
+        if not name:
+            return "a label without a name"
         for text in (name, value):
             if len(text) > MAX_LABEL // 4 and len(text.encode("utf-8", "surrogatepass")) > (
                 MAX_LABEL
@@ -101,7 +96,7 @@ def series_key(labels: Labels) -> str:
         if name == NAME_LABEL:
             metric = _escape(value)
         else:
-            parts += (";", _escape(name), ":", _escape(value))
+            parts += (";", _escape(name, _NAME_SAFE), ":", _escape(value))
     key = metric + "".join(parts)
     if len(key) <= MAX_KEY:
         return key
