@@ -33,12 +33,14 @@ lint: install
 test: install lint
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-prometheus.sh
 	bash scripts/ensure-peers.sh || echo "make test: InfluxDB/VictoriaMetrics not installed; the quick benchmark skips them"
 	$(VENV)/bin/pytest -q
 
 # The comparison with InfluxDB and VictoriaMetrics (installs them when missing), then the load test.
 bench: install
 	bash scripts/ensure-peers.sh
+	bash scripts/ensure-prometheus.sh
 	bash scripts/ensure-postgres.sh
 	$(PY) bench/bench.py
 	$(PY) bench/load.py --duration 30

@@ -25,6 +25,9 @@ a response counts when its last byte arrived) and are medians of repeated runs.
         10,000 points (one per series), a second round of points; at 1k and at 1M series
         stored the p50 of a W8-style write, of a one-series raw read and of the series of a
         tag (1,000), and the server's resident set             S4_*
+    P1  Prometheus remote_write of 10k series in requests of 500 samples (tempodb and
+        VictoriaMetrics), and remote_read of one day of 100 series (tempodb, and a Prometheus
+        with the day in its local storage, ``prom.py``)        P1_*
 
 W1 to W7 run on the main instance filled by W1's first round; W8, S1, S2 and S3 follow on it.
 ``--only S3,S4,W8`` runs only those workloads and what they need set up (W2 to W7 need the
@@ -62,6 +65,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT / "src"), str(ROOT / "tests")]
 
 import numpy as np  # noqa: E402
+import prom  # noqa: E402
 from dataset import DAY_MS, MINUTE_MS, START_MS, Series, make_series  # noqa: E402
 from floor import numpy_floor  # noqa: E402
 from httpc import Request, requests_per_second, send_all  # noqa: E402
@@ -92,6 +96,7 @@ class Sizes:
     s4_probe: int  # S4's first size (and the series its tag lookup finds)
     s4_samples: int  # S4's small writes and reads at each size (a quarter as many lookups)
     ingest_clients: int = 2
+    p1: prom.P1Sizes = prom.FULL
 
 
 FULL = Sizes(
@@ -127,6 +132,7 @@ QUICK = Sizes(
     s4_series=2_000,
     s4_probe=200,
     s4_samples=20,
+    p1=prom.QUICK,
 )
 
 
@@ -154,7 +160,7 @@ def say(text: str) -> None:
 
 
 #: The workloads, in the order they run; ``--only`` picks some of them.
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "S1", "S2", "S3", "S4")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "S1", "S2", "S3", "S4", "P1")
 #: The workloads that read or change the main data set (W1's ingest fills it first).
 NEED_DATA = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7"})
 #: The workloads that run on the main instance (S4 starts one of its own).
@@ -197,6 +203,7 @@ class Run:
             ("S1", self.s1),
             ("S2", self.long_series),
             ("S3", self.tags),
+            ("P1", self.p1),
             ("S4", self.s4),
         ):
             if name and set(name.split(",")) & only:
@@ -374,6 +381,29 @@ class Run:
         if isinstance(system, VictoriaMetrics):
             system.flush()
         self.put("S3_series_by_tag_ms", median_ms(system.series_by_tag("rack-7"), s.reads))
+
+    def p1(self) -> None:
+        """P1 (``prom.py``): remote_write into tempodb and VictoriaMetrics; remote_read from
+        tempodb (the Prometheus reference runs once, in ``main``)."""
+        p, system = self.sizes.p1, self.system
+        if not isinstance(system, TempoDB | VictoriaMetrics):
+            self.put("P1_remote_write_samples_per_s", NOT_SUPPORTED)
+            return
+        rounds = prom.write_rounds(p)
+        first = [prom.write_request(body) for body in rounds[0]]
+        seconds = ingest(system, first, self.sizes.ingest_clients)
+        self.put("P1_remote_write_new_series_samples_per_s", round(p.series / seconds))
+        rest = [prom.write_request(body) for bodies in rounds[1:] for body in bodies]
+        seconds = ingest(system, rest, self.sizes.ingest_clients)
+        self.put("P1_remote_write_samples_per_s", round(p.series * (p.rounds - 1) / seconds))
+        if not isinstance(system, TempoDB):
+            return  # VictoriaMetrics has no remote_read
+        bodies, _ = prom.read_day(p)
+        ingest(system, [prom.write_request(body) for body in bodies], self.sizes.ingest_clients)
+        ms, count = prom.timed_read(system.conn, prom.read_request(p), p.reads)
+        if count != p.read_series * p.read_samples:
+            raise RuntimeError(f"remote_read answered {count} samples")
+        self.put("P1_remote_read_1_day_100_series_ms", ms)
 
     def s4(self) -> None:
         """S4 on an instance of its own (see ``S4``); the main one is stopped first."""
@@ -642,6 +672,18 @@ def main() -> int:
                     skipped[system.name] = "failed: " + traceback.format_exc().splitlines()[-1]
                 finally:
                     system.stop()
+        if "P1" in only and any(isinstance(system, TempoDB) for system in systems):
+            say("prometheus: the remote_read reference (P1)")
+            try:
+                from promproc import prometheus_binary
+
+                root = Path(tempfile.mkdtemp(prefix="tempodb-bench-prometheus-", dir="/tmp"))
+                results["prometheus"] = prom.prometheus_reference(
+                    sizes.p1, root, prometheus_binary(), say
+                )
+            except Exception as exc:
+                traceback.print_exc()
+                skipped["prometheus"] = f"failed: {str(exc).splitlines()[0]}"
     finally:
         for cleanup in cleanups:
             cleanup()

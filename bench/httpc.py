@@ -31,6 +31,8 @@ class Request:
     path: str
     body: bytes = b""
     content_type: str = "application/json"
+    #: More headers, such as remote_write's ``Content-Encoding: snappy``.
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def basic_auth(user: str, password: str) -> str:
@@ -57,6 +59,7 @@ class Connection:
             lines.append(f"Content-Type: {request.content_type}")
         if self.auth:
             lines.append(f"Authorization: {self.auth}")
+        lines += [f"{name}: {value}" for name, value in request.headers]
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + request.body
 
     def _socket(self) -> socket.socket:

@@ -1,4 +1,5 @@
-"""The results table: every figure per system, ratios, and the targets of issues 4 and 15."""
+"""The results table: every figure per system, ratios, and the targets of issues 4, 15
+and 18."""
 
 from __future__ import annotations
 
@@ -45,9 +46,12 @@ KEYS = [
     "S4_series_by_tag_p50_1m_series_ms",
     "S4_rss_1m_series_mb",
     "S4_peak_rss_mb",
+    "P1_remote_write_new_series_samples_per_s",
+    "P1_remote_write_samples_per_s",
+    "P1_remote_read_1_day_100_series_ms",
 ]
 
-PEERS = ("influxdb", "victoriametrics")
+PEERS = ("influxdb", "victoriametrics", "prometheus")
 OURS = "tempodb"
 OURS_PG = "tempodb-postgres"
 
@@ -159,6 +163,9 @@ def targets(
             False,
         )
     check("S4 peak RSS at 1M series < 1 GiB", number(ours, "S4_peak_rss_mb"), 1024.0, False)
+    # Issue 18: Prometheus' remote storage.
+    p1 = "P1_remote_write_samples_per_s"
+    check("P1 remote_write >= 0.5x VictoriaMetrics", number(ours, p1), times(vm, p1, 0.5), True)
     return found
 
 

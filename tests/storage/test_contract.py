@@ -381,6 +381,18 @@ def test_find_series_ordered_by_key_bytes(store: Store, db: Database) -> None:
     assert found == sorted(keys, key=lambda k: k.encode())
 
 
+def test_existing_keys(store: Store, db: Database) -> None:
+    credentials = store.create_database("other")
+    other_db = store.authenticate(credentials.key, credentials.secret)
+    assert other_db is not None
+    store.create_series(db.id, "a")
+    store.create_series(db.id, "b;x:\\7b")
+    store.create_series(other_db.id, "c")
+    assert store.existing_keys(db.id, []) == set()
+    assert store.existing_keys(db.id, ["a", "b;x:\\7b", "c", "zz"]) == {"a", "b;x:\\7b"}
+    assert store.existing_keys(other_db.id, ["a", "c"]) == {"c"}
+
+
 def test_find_series_examples(store: Store, db: Database) -> None:
     a = store.create_series(db.id, "a", tags=["red", "big"], attributes={"host": "h1", "dc": "e"})
     b = store.create_series(db.id, "b", tags=["red"], attributes={"host": "h2", "dc": "e"})

@@ -48,7 +48,14 @@ from tempodb.server.influx.write import ping
 from tempodb.server.limits import Admission, Limits, RateLimiter, overloaded
 from tempodb.server.metrics import ServerMetrics
 from tempodb.server.points import WriteHandler
-from tempodb.server.routes import API_PREFIX, Match, error_renderer, route, split_path
+from tempodb.server.routes import (
+    API_PREFIX,
+    PROMETHEUS_CODINGS,
+    Match,
+    error_renderer,
+    route,
+    split_path,
+)
 from tempodb.storage.base import Database, Overloaded, Store, ValueOutOfRange
 
 log = logging.getLogger("tempodb.server")
@@ -185,6 +192,7 @@ class TempoDBApp:
                     timeout=self.limits.body_timeout,
                     max_ratio=self.limits.max_gzip_ratio,
                     run=lambda fn, data: loop.run_in_executor(self.inflater, fn, data),
+                    keep=PROMETHEUS_CODINGS if found.dialect == "prometheus" else (),
                 )
             except HTTPError as error:
                 await _send(send, _encode(render(error), gzip_ok=False))

@@ -111,12 +111,15 @@ async def read_body(
     timeout: float = 60.0,
     max_ratio: float = 100.0,
     run: Runner | None = None,
+    keep: tuple[str, ...] = (),
 ) -> bytes:
     """The whole (decompressed) body; 413, 415, 408, 400 or 503 as explained above.
 
-    ``run`` decompresses away from the event loop (without it, on the loop: tests only)."""
+    ``run`` decompresses away from the event loop (without it, on the loop: tests only).
+    ``keep``: content codings the route's handler decodes itself (the body is kept as sent,
+    within the same limit: Prometheus' snappy)."""
     coding = headers.get("content-encoding", "").strip().lower()
-    if coding not in IDENTITY and coding not in GZIP:
+    if coding not in IDENTITY and coding not in GZIP and coding not in keep:
         raise HTTPError(
             415,
             f"Unsupported Content-Encoding: {coding} (send the body plain or gzip)",

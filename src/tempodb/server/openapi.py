@@ -1,4 +1,6 @@
-"""The OpenAPI 3.1 document of the v1 API, built from the route table (``routes.ROUTES``).
+"""The OpenAPI 3.1 document of the v1 API, built from the route table (``routes.ROUTES``),
+and of Prometheus' remote storage routes (``routes.PROMETHEUS_ROUTES``, ``PROMETHEUS_PATHS``:
+protobuf bodies in snappy, described in docs/prometheus.md).
 
 Every route and method of ``ROUTES`` must have an entry in ``OPERATIONS``: ``document()``
 raises ``KeyError`` for one that has none, so a new route cannot go undocumented.  The server
@@ -20,7 +22,7 @@ from typing import Any
 import orjson
 
 from tempodb import __version__
-from tempodb.server.routes import API_PREFIX, ROUTES
+from tempodb.server.routes import API_PREFIX, PROMETHEUS_ROUTES, ROUTES
 from tempodb.server.wire import MAX_KEY_LENGTH
 
 JSONObject = dict[str, Any]
@@ -407,6 +409,75 @@ def _operation(pattern: tuple[str, ...], method: str, operation: Operation) -> J
     return result
 
 
+_PROTOBUF: JSONObject = {
+    "application/x-protobuf": {
+        "schema": {"type": "string", "format": "binary"},
+    }
+}
+_SNAPPY_HEADER: JSONObject = {
+    "name": "Content-Encoding",
+    "in": "header",
+    "required": False,
+    "description": "snappy (as Prometheus sends it): the body is one snappy block either way",
+    "schema": {"type": "string", "enum": ["snappy"]},
+}
+
+
+def _prometheus_errors(*statuses: str) -> JSONObject:
+    return {
+        status: {
+            "description": PROMETHEUS_ERRORS[status],
+            "headers": _RETRY_HEADERS if status in ("429", "503") else _ERROR_HEADERS,
+            "content": _ERROR_TEXT,
+        }
+        for status in statuses
+    }
+
+
+PROMETHEUS_ERRORS: dict[str, str] = {
+    **ERRORS,
+    "400": "not a snappy-compressed protobuf request, or a bad matcher (nothing was done); "
+    "for a write also: some series or samples refused, the others stored (the message counts "
+    "them)",
+    "415": "remote write 2.0, or an unsupported Content-Encoding",
+    "503": "server busy, the store failed or the key's rate limit reached (nothing was "
+    "acknowledged): send it again",
+}
+
+#: The Prometheus routes' operations, by path and method (docs/prometheus.md).
+PROMETHEUS_PATHS: JSONObject = {
+    "/api/v1/write": {
+        "post": {
+            "operationId": "prometheus_remote_write",
+            "summary": "Prometheus remote_write 1.0: a snappy-compressed protobuf WriteRequest "
+            "(NaN samples and staleness markers are dropped, counted in X-TempoDB-Dropped-NaN)",
+            "parameters": [_SNAPPY_HEADER],
+            "requestBody": {"required": True, "content": _PROTOBUF},
+            "responses": {
+                "204": {"description": "every sample stored (NaNs dropped)"},
+                **_prometheus_errors("400", "401", "403", "404", "413", "415", "503"),
+            },
+        }
+    },
+    "/api/v1/read": {
+        "post": {
+            "operationId": "prometheus_remote_read",
+            "summary": "Prometheus remote_read: a snappy-compressed protobuf ReadRequest, "
+            "answered with a snappy-compressed ReadResponse of samples",
+            "parameters": [_SNAPPY_HEADER],
+            "requestBody": {"required": True, "content": _PROTOBUF},
+            "responses": {
+                "200": {
+                    "description": "the ReadResponse (Content-Encoding: snappy)",
+                    "content": _PROTOBUF,
+                },
+                **_prometheus_errors("400", "401", "403", "404", "413", "415", "503"),
+            },
+        }
+    },
+}
+
+
 @cache
 def document() -> JSONObject:
     """The OpenAPI document; KeyError names a route of ``ROUTES`` that ``OPERATIONS`` lacks."""
@@ -415,6 +486,9 @@ def document() -> JSONObject:
         item = paths.setdefault(path_of(pattern), {})
         for method in methods:
             item[method.lower()] = _operation(pattern, method, OPERATIONS[(pattern, method)])
+    for path, methods in PROMETHEUS_ROUTES.items():
+        documented = PROMETHEUS_PATHS["/" + "/".join(path)]
+        paths["/" + "/".join(path)] = {m.lower(): documented[m.lower()] for m in methods}
     paths[f"/{API_PREFIX}/openapi.json"] = {
         "get": {
             "operationId": "get_openapi",

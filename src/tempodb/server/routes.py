@@ -1,5 +1,6 @@
 """The route table: v1 (spec §1) under ``/v1``, the InfluxDB dialect at the top level
-(``/write``, ``/api/v2/write``, ``/query``; ``/ping`` is public, served by the app), and path
+(``/write``, ``/api/v2/write``, ``/query``; ``/ping`` is public, served by the app),
+Prometheus' remote storage (``/api/v1/write``, ``/api/v1/read``), and path
 matching on the raw path (spec §2.5).
 
 Paths are split on literal ``/`` before percent-decoding, so that a key may contain ``%2F``;
@@ -18,6 +19,8 @@ from tempodb.server.context import Context
 from tempodb.server.http import HTTPError, Request, Response, error_response
 from tempodb.server.influx import query as influx_query
 from tempodb.server.influx import write as influx
+from tempodb.server.prometheus import read as prometheus_read
+from tempodb.server.prometheus import write as prometheus_write
 
 Handler = Callable[[Context, Request, dict[str, str]], Response]
 
@@ -50,6 +53,13 @@ INFLUX_ROUTES: dict[tuple[str, ...], dict[str, Handler]] = {
     ("api", "v2", "write"): {"POST": influx.write_v2},
     ("query",): {"GET": influx_query.query, "POST": influx_query.query},
 }
+#: Prometheus' remote storage routes (HTTP Basic credentials; bodies snappy-compressed).
+PROMETHEUS_ROUTES: dict[tuple[str, ...], dict[str, Handler]] = {
+    ("api", "v1", "write"): {"POST": prometheus_write.write},
+    ("api", "v1", "read"): {"POST": prometheus_read.read},
+}
+#: Content codings a Prometheus route takes as sent (its handler decompresses them).
+PROMETHEUS_CODINGS = ("snappy",)
 #: Public InfluxDB resources (no credentials, no body).
 INFLUX_PUBLIC = (["ping"],)
 
@@ -61,7 +71,8 @@ class Match:
     #: The route's pattern, such as ``("series", "{field}", "{value}", "data")``.
     pattern: tuple[str, ...] = ()
     #: ``"v1"``, or ``"influx"`` for the InfluxDB routes (credentials also as ``u``/``p``
-    #: query parameters or a ``Token`` header; errors as ``{"error": ...}``).
+    #: query parameters or a ``Token`` header; errors as ``{"error": ...}``), or
+    #: ``"prometheus"`` for remote write and read (bodies in snappy, ``PROMETHEUS_CODINGS``).
     dialect: str = "v1"
 
 
@@ -99,7 +110,10 @@ def route(segments: list[str]) -> Match | None:
         return match(segments[1:])
     path = tuple(unquote(s) for s in segments)
     methods = INFLUX_ROUTES.get(path)
-    return None if methods is None else Match(methods, {}, path, "influx")
+    if methods is not None:
+        return Match(methods, {}, path, "influx")
+    methods = PROMETHEUS_ROUTES.get(path)
+    return None if methods is None else Match(methods, {}, path, "prometheus")
 
 
 def is_influx(segments: list[str]) -> bool:
@@ -107,6 +121,16 @@ def is_influx(segments: list[str]) -> bool:
     return segments in INFLUX_PUBLIC or tuple(unquote(s) for s in segments) in INFLUX_ROUTES
 
 
+def is_prometheus(segments: list[str]) -> bool:
+    """Whether a path is one of Prometheus' remote storage routes."""
+    return tuple(unquote(s) for s in segments) in PROMETHEUS_ROUTES
+
+
 def error_renderer(segments: list[str]) -> Callable[[HTTPError], Response]:
-    """How errors are answered on this path: InfluxDB's JSON or our plain text."""
-    return influx.influx_error if is_influx(segments) else error_response
+    """How errors are answered on this path: InfluxDB's JSON, or our plain text (on the
+    Prometheus routes with a rate limit's 429 as a 503, ``prometheus_write.prometheus_error``)."""
+    if is_influx(segments):
+        return influx.influx_error
+    if is_prometheus(segments):
+        return prometheus_write.prometheus_error
+    return error_response

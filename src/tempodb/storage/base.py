@@ -267,6 +267,14 @@ class Store(ABC):
     def find_series(self, db: int, flt: SeriesFilter) -> list[SeriesRecord]:
         """The series matching the filter (all for an empty filter), ordered by key."""
 
+    def existing_keys(self, db: int, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` name a series of the database (without building records: a
+        write that names many series asks it to create only the missing ones).  This
+        default uses ``find_series``; backends ask for the keys only."""
+        if not keys:
+            return set()
+        return {record.key for record in self.find_series(db, SeriesFilter(keys=tuple(keys)))}
+
     def find_series_page(
         self, db: int, flt: SeriesFilter, *, after: str | None = None, limit: int
     ) -> list[SeriesRecord]:

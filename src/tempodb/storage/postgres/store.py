@@ -389,6 +389,17 @@ class PostgresStore(Store):
         )
         return [record(row) for row in rows]
 
+    def existing_keys(self, db: int, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` name a series of the database (one indexed query)."""
+        if not keys:
+            return set()
+        rows = self._read(
+            lambda conn: conn.execute(
+                "SELECT key FROM series WHERE db = %s AND key = ANY(%s)", (db, list(keys))
+            ).fetchall()
+        )
+        return {row[0] for row in rows}
+
     def find_series_page(
         self, db: int, flt: SeriesFilter, *, after: str | None = None, limit: int
     ) -> list[SeriesRecord]:

@@ -485,6 +485,10 @@ class SQLiteStore(Store):
         )
         return [series.record(row) for row in rows]
 
+    def existing_keys(self, db: int, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` name a series of the database (one indexed query)."""
+        return series.existing_keys(self._reader(), db, keys)
+
     def find_series_page(
         self, db: int, flt: SeriesFilter, *, after: str | None = None, limit: int
     ) -> list[SeriesRecord]:
