@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import urllib3
 
-from conftest import Server
 from serverproc import ServerProcess, create_key, data_args
 from tempodb import Client
 from tempodb.server.prometheus import messages
@@ -47,7 +47,7 @@ class Answer:
 class Remote:
     """Remote write and read requests to one server with one key."""
 
-    def __init__(self, server: Server | ServerProcess, credentials: tuple[str, str] | None) -> None:
+    def __init__(self, server: Any, credentials: tuple[str, str] | None) -> None:
         self.url = server.url
         self.credentials = credentials
         self.pool = urllib3.PoolManager()
@@ -99,7 +99,7 @@ class Remote:
 
 
 @pytest.fixture
-def remote(server: Server, credentials: tuple[str, str]) -> Remote:
+def remote(server: Any, credentials: tuple[str, str]) -> Remote:
     return Remote(server, credentials)
 
 
@@ -224,7 +224,7 @@ def test_requests_that_can_never_succeed(remote: Remote) -> None:
     assert remote.read((messages.RE, "__name__", ".*")) == []
 
 
-def test_credentials_and_tenants(server: Server, remote: Remote) -> None:
+def test_credentials_and_tenants(server: Any, remote: Remote) -> None:
     assert remote.write([({"__name__": "mine"}, [(T0, 1.0)])]).status == 204
     anonymous = Remote(server, None).write([({"__name__": "x"}, [(T0, 1.0)])])
     assert anonymous.status == 401
