@@ -26,6 +26,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="SIGKILL/restart cycles of the crash test (tests/reliability/test_crash.py)",
     )
     group.addoption(
+        "--all-zones",
+        action="store_true",
+        help="check every IANA zone's transitions (tests/test_zone_transitions.py; a few "
+        "minutes), not only those closest together",
+    )
+    group.addoption(
         "--api-fuzz-examples",
         type=int,
         default=int(os.environ.get("TEMPODB_API_FUZZ_EXAMPLES", "0")) or None,

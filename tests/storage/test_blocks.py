@@ -7,6 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tempodb.storage import blocks
 from tempodb.storage.blocks import _scaled, _scaled_numpy, decode, encode
 
 values = st.one_of(
@@ -26,6 +27,7 @@ edge_values = st.one_of(
 @settings(max_examples=500, deadline=None)
 @given(st.lists(edge_values, min_size=1, max_size=40), st.integers(0, 9))
 def test_decimal_mantissas_in_c_are_the_numpy_ones(vals: list[float], digits: int) -> None:
+    assert blocks._speedups is not None, "the C extension is not built: run make install"
     array = np.array(vals, np.float64)
     ours, theirs = _scaled(array, digits), _scaled_numpy(array, 10.0**digits)
     assert (ours is None) == (theirs is None)
