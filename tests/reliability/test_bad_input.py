@@ -192,6 +192,48 @@ def assert_readable(reply: Reply) -> None:
     assert "Traceback" not in text
 
 
+#: Integer literals past 2**53 in magnitude, short and long (issue 20: every length, one rule).
+BIG_INTEGERS = {
+    "2^53+1": str(2**53 + 1),
+    "2^63": str(2**63),
+    "2^64+1": str(2**64 + 1),
+    "30-digits": "123456789012345678901234567890",
+    "40-digits": "1" + "0" * 39,
+    "400-digits": "7" * 400,
+    "5000-digits": "3" * 5000,  # past the 4,300 digits Python turns into an int
+}
+OUT_OF_RANGE = "Integer value out of range (at most 2^53 in magnitude)"
+
+
+def _big_integer_cases() -> dict[str, Case]:
+    """Each big integer, positive and negative, on every write route, in the layout the fast
+    parsers take and in one they leave to the general path (spaces, keys reordered)."""
+    cases = {}
+    for name, digits in BIG_INTEGERS.items():
+        for sign in ("", "-"):
+            v = sign + digits
+            label = f"{sign or '+'}{name}"
+            usual = f'[{{"t":"2012-01-01T00:30:00Z","v":{v}}}]'
+            unusual = f'[ {{ "v" : {v} , "t" : "2012-01-01T00:30:00Z" }} ]'
+            multi = f'[{{"t":"2012-01-01T00:30:00Z","key":"k","v":{v}}}]'
+            multi_unusual = f'[ {{"v": {v}, "key": "k", "t": "2012-01-01T00:30:00Z"}} ]'
+            cases |= {
+                f"int-{label}-series": Case("POST", SERIES, usual),
+                f"int-{label}-series-unusual": Case("POST", SERIES, unusual),
+                f"int-{label}-increment": Case("POST", "/v1/series/key/k/increment/", usual),
+                f"int-{label}-bulk": Case(
+                    "POST", "/v1/data/", f'{{"t":"2012-01-01","data":[{{"key":"k","v":{v}}}]}}'
+                ),
+                f"int-{label}-multi": Case("POST", "/v1/multi/", multi, 207),
+                f"int-{label}-multi-unusual": Case("POST", "/v1/multi/", multi_unusual, 207),
+                f"int-{label}-multi-increment": Case("POST", "/v1/multi/increment/", multi, 207),
+            }
+    return cases
+
+
+CASES |= _big_integer_cases()
+
+
 @pytest.fixture(scope="module")
 def victim(server: Any) -> tuple[Raw, Any]:
     """A database holding series ``k`` (tags, attributes, a day of points) and its state."""
@@ -219,6 +261,8 @@ def test_malformed_request_is_refused_and_writes_nothing(
         assert statuses == {"422"}, reply.text
     else:
         assert_readable(reply)
+    if name.startswith("int-"):  # one rule, one message, whatever the length and the route
+        assert OUT_OF_RANGE in reply.text, (name, reply.text)
     assert snapshot(raw) == before, f"{name} changed the database"
 
 
@@ -343,3 +387,20 @@ def test_a_body_cut_short_is_never_run(small_server: tuple[ServerProcess, Raw]) 
         sock.close()
     time.sleep(0.3)
     assert raw.request("GET", "/v1/series/").json() == []
+
+
+def test_integers_up_to_2_53_are_stored_exactly_on_every_route(server: Any) -> None:
+    """The other side of the rule: ±2**53 is taken by every write route, exactly."""
+    raw = Raw(server.host, server.port, server.new_database("exact-integers"))
+    edge = 2**53
+    bodies = [
+        ("/v1/series/key/single/data/", f'[{{"t":"2012-01-01T00:00:00Z","v":{edge}}}]'),
+        ("/v1/series/key/single/data/", f'[ {{"v": -{edge}, "t": "2012-01-01T00:00:01Z"}} ]'),
+        ("/v1/data/", f'{{"t":"2012-01-01T00:00:02Z","data":[{{"key":"single","v":{edge}}}]}}'),
+        ("/v1/multi/", f'[{{"t":"2012-01-01T00:00:03Z","key":"single","v":-{edge}}}]'),
+    ]
+    for path, body in bodies:
+        reply = raw.request("POST", path, body)
+        assert reply.status == 200, (path, reply.text)
+    read = raw.request("GET", f"/v1/series/key/single/data/?{READ}")
+    assert [p["v"] for p in read.json()["data"]] == [edge, -edge, edge, -edge]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,22 +82,64 @@ class Request:
     headers: Mapping[str, str] = field(default_factory=dict)
 
     def json(self) -> Any:
-        """The body as JSON, whatever the Content-Type (some clients send text/plain)."""
+        """The body as JSON, whatever the Content-Type (some clients send text/plain).
+
+        Integers come out exact whatever their length (``loads_exact``), so that the checks
+        of values can refuse those beyond 2**53 instead of storing a rounded float."""
         body = self.body.strip()
         if not body:
             return None
         try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
+            return loads_exact(body)
+        except ValueError:  # orjson.JSONDecodeError is one
             pass
         # The embedded C client leaves a trailing comma inside arrays: `[{...},{...},]`.
         repaired = _drop_trailing_commas(body) if len(body) <= REPAIR_LIMIT else None
         if repaired is not None:
             try:
-                return orjson.loads(repaired)
-            except orjson.JSONDecodeError:
+                return loads_exact(repaired)
+            except ValueError:
                 pass
         raise bad_request("Malformed JSON in request body")
+
+
+#: A run of 20 digits: an integer literal there may be beyond 64 bits, which orjson reads as
+#: a float (rounded: 123456789012345678901234567890 would become 1.2345678901234568e+29).
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+
+
+def loads_exact(body: bytes) -> Any:
+    """JSON with every integer exact: orjson, and when the body holds a run of 20 digits
+    (rare: a long text, or an integer beyond 64 bits, which orjson rounds to a float or
+    refuses past the float range) the standard library, whose integers are Python's.  Either
+    way NaN, Infinity and lone surrogates are refused: ValueError for invalid JSON."""
+    if _LONG_DIGITS.search(body) is None:
+        return orjson.loads(body)
+    parsed = json.loads(body, parse_constant=_not_json, parse_int=_integer)
+    json.dumps(parsed, ensure_ascii=False).encode()  # a lone surrogate: UnicodeEncodeError
+    return parsed
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+class _HugeInteger(int):
+    """An integer literal too long for ``int`` (Python converts at most 4,300 digits): a
+    value past every limit, which prints as the literal."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _integer(text: str) -> int:
+    if len(text) < 4000:
+        return int(text)
+    huge = _HugeInteger(-(2**64) if text.startswith("-") else 2**64)
+    huge.text = text
+    return huge
 
 
 def _drop_trailing_commas(body: bytes) -> bytes | None:

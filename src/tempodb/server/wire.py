@@ -96,7 +96,7 @@ def coerce_value(value: object) -> tuple[float, bool] | str:
         return value, False
     if isinstance(value, int):  # bool included: true/false are 1/0
         if abs(value) > MAX_EXACT_INT:
-            return f"Integer value out of range (at most 2^53 in magnitude): {value}"
+            return f"Integer value out of range (at most 2^53 in magnitude): {excerpt(str(value))}"
         return float(value), True
     if isinstance(value, str) and "_" not in value:
         text = value.strip()
