@@ -56,7 +56,7 @@ from tempodb.server.routes import (
     route,
     split_path,
 )
-from tempodb.storage.base import Database, Overloaded, Store, ValueOutOfRange
+from tempodb.storage.base import Database, Overloaded, StorageFull, Store, ValueOutOfRange
 
 log = logging.getLogger("tempodb.server")
 
@@ -317,6 +317,17 @@ class TempoDBApp:
             return render(overloaded(str(exc)))
         if isinstance(exc, ValueOutOfRange):  # an increment past the storable values
             return render(HTTPError(400, str(exc)))
+        if isinstance(exc, StorageFull):
+            log.warning("the disk of the store is full: a write was refused (507)")
+            return render(
+                HTTPError(
+                    507,
+                    "Insufficient storage: the server's disk is full, nothing of this request "
+                    "was written; retry once space is freed",
+                    "storage-full",
+                    {"Retry-After": "60"},
+                )
+            )
         log.exception(
             "internal error on %s %s", method, raw_path.decode("utf-8", "replace"), exc_info=exc
         )

@@ -57,6 +57,11 @@ class SchemaTooNew(StorageError):
     """The data store was written by a newer version of tempodb than this one."""
 
 
+class StorageFull(StorageError):
+    """The disk that holds the store is full: nothing of the call was written.  Writes work
+    again once space is freed."""
+
+
 class Overloaded(StorageError):
     """Too many requests are waiting for the store: nothing was done, try again later."""
 

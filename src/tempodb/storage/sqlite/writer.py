@@ -43,7 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Final, Generic, TypeVar
 
-from tempodb.storage.base import Overloaded, StorageError
+from tempodb.storage.base import Overloaded, StorageError, StorageFull
 
 _T = TypeVar("_T")
 _K = TypeVar("_K")
@@ -250,7 +250,7 @@ class Writer:
                 if job is None:
                     stop = True
                     continue
-                failure = StorageError(f"the transaction was rolled back: {exc}")
+                failure = disk_full(exc) or StorageError(f"the transaction was rolled back: {exc}")
                 failure.__cause__ = exc
                 job[2].set_exception(failure)
             return stop
@@ -285,7 +285,10 @@ class Writer:
             self.cache.clear()
             conn.execute("ROLLBACK TO request")
             conn.execute("RELEASE request")
-            return future, None, exc
+            full = disk_full(exc)
+            if full is not None:
+                full.__cause__ = exc
+            return future, None, full or exc
         conn.execute("RELEASE request")
         return future, result, None
 
@@ -299,6 +302,13 @@ class Writer:
         except queue.Empty:
             return False
         return True
+
+
+def disk_full(exc: BaseException) -> StorageFull | None:
+    """StorageFull for SQLite's "database or disk is full" (SQLITE_FULL), else None."""
+    if isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode == sqlite3.SQLITE_FULL:
+        return StorageFull("the disk of the data folder is full: nothing was written")
+    return None
 
 
 def combine(grown: dict[int, list[Any]], growths: list[Growth]) -> None:
