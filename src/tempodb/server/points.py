@@ -34,6 +34,7 @@ from tempodb.server.series import conflict
 from tempodb.server.wire import (
     MultiBatch,
     key_error,
+    now_ms,
     parse_bulk,
     parse_multi,
     parse_points_body,
@@ -321,7 +322,8 @@ class SingleParams:
 
     @staticmethod
     def parse(request: Request) -> SingleParams:
-        ts = parse_time_param(request.query.require("ts"), "ts")
+        text = request.query.get("ts")  # optional since 1.0: now
+        ts = now_ms() if text is None else parse_time_param(text, "ts")
         direction = (request.query.get("direction") or "exact").lower()
         if direction not in DIRECTIONS:
             raise bad_request(f"Invalid direction: {direction} (one of {', '.join(DIRECTIONS)})")
