@@ -364,7 +364,7 @@ class AsyncClient:
         interpolation_period: str = "",
         interpolation_function: str = "",
         tz: str = "",
-        limit: int = DEFAULT_LIMIT,
+        limit: int | None = DEFAULT_LIMIT,
         by_id: bool = False,
     ) -> AsyncIterator[DataPoint]:
         """The points of ``[start, end)`` of one series (by id with ``by_id=True``), page by
@@ -394,7 +394,7 @@ class AsyncClient:
         period: str,
         folds: Sequence[str],
         tz: str = "",
-        limit: int = DEFAULT_LIMIT,
+        limit: int | None = DEFAULT_LIMIT,
         by_id: bool = False,
     ) -> AsyncIterator[MultiPoint]:
         """Several folds per bucket of ``period``: one :class:`MultiPoint` a bucket, its
@@ -438,7 +438,7 @@ class AsyncClient:
         function: str,
         period: str,
         tz: str = "",
-        limit: int = DEFAULT_LIMIT,
+        limit: int | None = DEFAULT_LIMIT,
         by_id: bool = False,
     ) -> AsyncIterator[Found]:
         """In each interval of ``period`` that has points, the point ``function`` (max, min,
@@ -475,7 +475,7 @@ class AsyncClient:
         interpolation_period: str = "",
         interpolation_function: str = "",
         tz: str = "",
-        limit: int = DEFAULT_LIMIT,
+        limit: int | None = DEFAULT_LIMIT,
     ) -> AsyncIterator[DataPoint]:
         """The matching series folded into one with ``fold`` at each timestamp (after
         interpolation, before the rollup), page by page.
@@ -505,7 +505,7 @@ class AsyncClient:
         interpolation_period: str = "",
         interpolation_function: str = "",
         tz: str = "",
-        limit: int = DEFAULT_LIMIT,
+        limit: int | None = DEFAULT_LIMIT,
     ) -> AsyncIterator[MultiPoint]:
         """The matching series side by side: one :class:`MultiPoint` per timestamp present
         in any of them, ``values`` by series key (a series without a point there is absent).

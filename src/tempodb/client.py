@@ -475,7 +475,7 @@ class Client:
         interpolation_period: str = "",
         interpolation_function: str = "",
         tz: str = "",
-        limit: int = DEFAULT_LIMIT,
+        limit: int | None = DEFAULT_LIMIT,
         by_id: bool = False,
     ) -> Iterator[DataPoint]:
         """The points of ``[start, end)`` of one series (by id with ``by_id=True``), page by
@@ -505,7 +505,7 @@ class Client:
         period: str,
         folds: Sequence[str],
         tz: str = "",
-        limit: int = DEFAULT_LIMIT,
+        limit: int | None = DEFAULT_LIMIT,
         by_id: bool = False,
     ) -> Iterator[MultiPoint]:
         """Several folds per bucket of ``period``: one :class:`MultiPoint` a bucket, its
@@ -549,7 +549,7 @@ class Client:
         function: str,
         period: str,
         tz: str = "",
-        limit: int = DEFAULT_LIMIT,
+        limit: int | None = DEFAULT_LIMIT,
         by_id: bool = False,
     ) -> Iterator[Found]:
         """In each interval of ``period`` that has points, the point ``function`` (max, min,
@@ -585,7 +585,7 @@ class Client:
         interpolation_period: str = "",
         interpolation_function: str = "",
         tz: str = "",
-        limit: int = DEFAULT_LIMIT,
+        limit: int | None = DEFAULT_LIMIT,
     ) -> Iterator[DataPoint]:
         """The matching series folded into one with ``fold`` at each timestamp (after
         interpolation, before the rollup), page by page.
@@ -615,7 +615,7 @@ class Client:
         interpolation_period: str = "",
         interpolation_function: str = "",
         tz: str = "",
-        limit: int = DEFAULT_LIMIT,
+        limit: int | None = DEFAULT_LIMIT,
     ) -> Iterator[MultiPoint]:
         """The matching series side by side: one :class:`MultiPoint` per timestamp present
         in any of them, ``values`` by series key (a series without a point there is absent).
