@@ -134,11 +134,33 @@ class Source:
             window = [self._read(record, lo, high) for record in self.records]
             yield window
             count = sum(int(arrays[0].size) for arrays in window)
+            if cap is not None and count == 0 and high < hi:
+                found = self._skip_to(high)
+                if found is None or found >= hi:
+                    return
+                lo = max(high, found)
+                continue
             scale = WINDOW_POINTS / max(count, 1)
             span = max(60_000, int(span * min(8.0, max(0.125, scale))))
             if cap is not None:
                 span = min(span, cap)
             lo = high
+
+    def _skip_to(self, at: int) -> int | None:
+        """Where interpolated values may start again from ``at``: ``at`` itself while some
+        series has points on both sides of it, else the next point of any series (before it,
+        each series is before its first point or after its last: no values); None: none."""
+        store, db = self.ctx.store, self.ctx.db.id
+        times = []
+        for record in self.records:
+            after = store.single_value(db, record.id, at, "after")
+            if after is None or after[0] >= self.end:
+                continue
+            before = store.single_value(db, record.id, at - 1, "before")
+            if before is not None and before[0] >= self.start:
+                return at
+            times.append(after[0])
+        return min(times) if times else None
 
     def _read(self, record: SeriesRecord, lo: int, hi: int) -> Arrays:
         store, db = self.ctx.store, self.ctx.db.id
