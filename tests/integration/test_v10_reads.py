@@ -394,3 +394,54 @@ def test_key_with_a_space_in_the_link(
     assert status == 200
     assert headers["link"].startswith("</v1/series/key/c%20d/segment?")
     assert len(list(loaded.read_segment("c d", START, END, limit=10))) == 40
+
+
+@pytest.mark.parametrize("limit", [None, 1, 4])
+def test_sparse_interpolation_holds_values_across_gaps(client: Client, limit: int | None) -> None:
+    """Monthly zoh and linear grids over two years with three points: values only from the
+    first point to the last, held (or interpolated) across the long gaps between them."""
+    paris = ZoneInfo("Europe/Paris")
+    points = [
+        DataPoint(datetime.datetime(2012, 2, 15, tzinfo=paris), 1),
+        DataPoint(datetime.datetime(2013, 6, 1, tzinfo=paris), 2),
+        DataPoint(datetime.datetime(2013, 11, 20, tzinfo=paris), 4),
+    ]
+    client.write_key("sparse", points)
+    start, end = (
+        datetime.datetime(2011, 1, 1, tzinfo=paris),
+        datetime.datetime(2015, 1, 1, tzinfo=paris),
+    )
+    grid = [
+        datetime.datetime(2012 + (m // 12), m % 12 + 1, 1, tzinfo=paris) for m in range(2, 23)
+    ]  # 2012-03-01 .. 2013-11-01
+    for function in ("zoh", "linear"):
+        got = list(
+            client.read_segment(
+                "sparse",
+                start,
+                end,
+                interpolation_period="P1M",
+                interpolation_function=function,
+                tz="Europe/Paris",
+                limit=limit,
+            )
+        )
+        assert [p.ts for p in got] == grid
+        for point in got:
+            before = max((p for p in points if p.ts <= point.ts), key=lambda p: p.ts)
+            after = min((p for p in points if p.ts > point.ts), key=lambda p: p.ts, default=None)
+            want: float = before.value
+            if function == "linear" and after is not None and before.ts != point.ts:
+                t, t0, t1 = (x.astimezone(UTC) for x in (point.ts, before.ts, after.ts))
+                share = (t - t0) / (t1 - t0)  # in real time, not the wall clock's
+                want = before.value + (after.value - before.value) * share
+            assert point.value == pytest.approx(want), point
+
+
+def test_listing_cursor_of_a_read_is_refused(
+    server: Any, credentials: tuple[str, str], loaded: Client
+) -> None:
+    status, headers, _ = _http(server, credentials, f"/v1/series/key/a/segment?{_range(limit='3')}")
+    cursor = headers["link"].split("cursor=")[1].split(">")[0]
+    status, _, body = _http(server, credentials, f"/v1/series/?limit=2&cursor={cursor}")
+    assert status == 400, body
