@@ -42,8 +42,10 @@ Bool = npt.NDArray[np.bool_]
 Arrays = tuple[I64, F64, Bool]
 
 CURSOR = "cursor"
-#: About this many points are read at a time.
+#: About this many points of each series are read at a time.
 WINDOW_POINTS = 1 << 16
+#: At most about this many points of all the series of a read at a time.
+MAX_WINDOW_POINTS = 1 << 20
 #: A page whose pieces hold at most this many points is read once; a larger one twice.
 KEEP_POINTS = 1 << 21
 
@@ -121,10 +123,18 @@ class Source:
     zone: Zone
     group: Interval | None = None
     interpolation: Interpolation | None = None
+    #: Whether the store may keep the decoded blocks for later reads (as 0.5 reads do but
+    #: for long raw ones, which would only push the others out).
+    cache: bool = True
+    #: The first window's span (the next ones adapt to the density seen).
+    first_span: int = MS_PER_DAY
 
     def windows(self, lo: int, hi: int) -> Iterator[list[Arrays]]:
         """Consecutive windows covering ``[lo, hi)``: each series' values in the window."""
-        span = MS_PER_DAY
+        span = self.first_span
+        # Buckets are small to render, so a rollup reads more at a time than a raw read.
+        per_series = WINDOW_POINTS if self.group is None else 4 * WINDOW_POINTS
+        target = min(per_series * max(1, len(self.records)), MAX_WINDOW_POINTS)
         cap = None
         if self.interpolation is not None:
             period = self.interpolation.period
@@ -140,8 +150,8 @@ class Source:
                     return
                 lo = max(high, found)
                 continue
-            scale = WINDOW_POINTS / max(count, 1)
-            span = max(60_000, int(span * min(8.0, max(0.125, scale))))
+            scale = target / max(count, 1)
+            span = max(60_000, int(span * min(32.0, max(0.125, scale))))
             if cap is not None:
                 span = min(span, cap)
             lo = high
@@ -164,7 +174,7 @@ class Source:
 
     def _read(self, record: SeriesRecord, lo: int, hi: int) -> Arrays:
         store, db = self.ctx.store, self.ctx.db.id
-        points = store.read_points(db, record.id, lo, hi, cache=False)
+        points = store.read_points(db, record.id, lo, hi, cache=self.cache)
         if self.ctx.metrics is not None:
             self.ctx.metrics.points_read.inc(amount=len(points))
         if self.interpolation is None:

@@ -41,9 +41,10 @@ from tempodb.server.paging import (
     page,
     parse_limit,
 )
+from tempodb.server.points import STREAM_SPAN_MS
 from tempodb.server.wire import number_texts, parse_time_param, render_points, series_json
 from tempodb.storage.base import SeriesRecord
-from tempodb.zones import Zone, get_zone
+from tempodb.zones import MS_PER_DAY, Zone, get_zone
 
 I64 = npt.NDArray[np.int64]
 Texts = npt.NDArray[np.bytes_]
@@ -130,7 +131,22 @@ class ReadParams:
         return ReadParams(start, end, resume, zone, limit, rollup, folds, interpolation)
 
     def source(self, ctx: Context, records: list[SeriesRecord], group: Interval | None) -> Source:
-        return Source(ctx, records, self.start, self.end, self.zone, group, self.interpolation)
+        span = self.end - self.start
+        cache = group is not None or span <= STREAM_SPAN_MS
+        # A whole answer starts with a month (what a 0.5 read holds at once); a page with a
+        # day, as it may need only a few points.
+        first = min(span, STREAM_SPAN_MS) if self.limit is None else MS_PER_DAY
+        return Source(
+            ctx,
+            records,
+            self.start,
+            self.end,
+            self.zone,
+            group,
+            self.interpolation,
+            cache,
+            max(first, 60_000),
+        )
 
     def head(self) -> dict[str, Any]:
         """The ``rollup``, ``interpolation`` and ``tz`` members of an answer."""
