@@ -107,10 +107,10 @@ def test_small_windows_give_the_answer_of_one_window(
     windows = []
     read = paging.Source.windows
 
-    def counted(self: paging.Source, lo: int, hi: int) -> Iterator[list[paging.Arrays]]:
-        for window in read(self, lo, hi):
+    def counted(self: paging.Source, lo: int, hi: int) -> Iterator[tuple[int, list[Any]]]:
+        for high, window in read(self, lo, hi):
             windows.append(window)
-            yield window
+            yield high, window
 
     monkeypatch.setattr(paging.Source, "windows", counted)
     old = store.read_key("a", START, END, interval="1hour", function="sum", tz=TZ)

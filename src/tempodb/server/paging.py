@@ -129,8 +129,9 @@ class Source:
     #: The first window's span (the next ones adapt to the density seen).
     first_span: int = MS_PER_DAY
 
-    def windows(self, lo: int, hi: int) -> Iterator[list[Arrays]]:
-        """Consecutive windows covering ``[lo, hi)``: each series' values in the window."""
+    def windows(self, lo: int, hi: int) -> Iterator[tuple[int, list[Arrays]]]:
+        """Consecutive windows covering ``[lo, hi)``: where each ends, and each series' values
+        in it."""
         span = self.first_span
         # Buckets are small to render, so a rollup reads more at a time than a raw read.
         per_series = WINDOW_POINTS if self.group is None else 4 * WINDOW_POINTS
@@ -142,7 +143,7 @@ class Source:
         while lo < hi:
             high = min(hi, lo + span)
             window = [self._read(record, lo, high) for record in self.records]
-            yield window
+            yield high, window
             count = sum(int(arrays[0].size) for arrays in window)
             if cap is not None and count == 0 and high < hi:
                 found = self._skip_to(high)
@@ -231,7 +232,7 @@ def _cut(piece: list[Arrays], below: int) -> tuple[list[Arrays], list[Arrays]]:
 def chunks(source: Source, lo: int, hi: int) -> Iterator[list[Arrays]]:
     """The windows of ``[lo, hi)`` regrouped so that no bucket spans two pieces."""
     carry: list[Arrays] | None = None
-    for window in source.windows(lo, hi):
+    for high, window in source.windows(lo, hi):
         if carry is not None:
             window = [
                 (
@@ -242,7 +243,7 @@ def chunks(source: Source, lo: int, hi: int) -> Iterator[list[Arrays]]:
                 for a, b in zip(carry, window, strict=True)
             ]
             carry = None
-        if source.group is None:
+        if source.group is None or high >= hi:  # no bucket goes on past the last window
             yield window
             continue
         lasts = [int(arrays[0][-1]) for arrays in window if arrays[0].size]

@@ -330,7 +330,7 @@ def summary(ctx: Context, request: Request, params: dict[str, str]) -> Response:
     series = ctx.series(params["field"], params["value"])
     read = ReadParams.parse(request)
     parts = SummaryParts()
-    for window in read.source(ctx, [series], None).windows(read.start, read.end):
+    for _, window in read.source(ctx, [series], None).windows(read.start, read.end):
         parts.add(window[0][1], window[0][2])
     found = parts.result()
     names = ("count", "sum", "mean", "min", "max", "stddev")
