@@ -516,6 +516,42 @@ class AsyncClient:
         flt = reads.filters(ids, keys, tags, attributes)
         return self._pages(reads.multi(start, end, filters=flt, shape=shape, tz=tz, limit=limit))
 
+    async def read_multi_dataframe(
+        self,
+        start: Timestamp,
+        end: Timestamp,
+        *,
+        ids: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+        rollup_period: str = "",
+        rollup_fold: str = "",
+        interpolation_period: str = "",
+        interpolation_function: str = "",
+        tz: str = "",
+        limit: int | None = DEFAULT_LIMIT,
+    ) -> pandas.DataFrame:
+        """:meth:`read_multi` as one pandas DataFrame (every page); see
+        :meth:`tempodb.Client.read_multi_dataframe`."""
+        from tempodb import frames
+
+        rows = self.read_multi(
+            start,
+            end,
+            ids=ids,
+            keys=keys,
+            tags=tags,
+            attributes=attributes,
+            rollup_period=rollup_period,
+            rollup_fold=rollup_fold,
+            interpolation_period=interpolation_period,
+            interpolation_function=interpolation_function,
+            tz=tz,
+            limit=limit,
+        )
+        return frames.multi_to_frame([row async for row in rows], tz)
+
     def iter_series(
         self,
         *,

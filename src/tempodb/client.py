@@ -626,6 +626,47 @@ class Client:
         flt = reads.filters(ids, keys, tags, attributes)
         return self._pages(reads.multi(start, end, filters=flt, shape=shape, tz=tz, limit=limit))
 
+    def read_multi_dataframe(
+        self,
+        start: Timestamp,
+        end: Timestamp,
+        *,
+        ids: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+        rollup_period: str = "",
+        rollup_fold: str = "",
+        interpolation_period: str = "",
+        interpolation_function: str = "",
+        tz: str = "",
+        limit: int | None = DEFAULT_LIMIT,
+    ) -> pandas.DataFrame:
+        """:meth:`read_multi` as one pandas DataFrame (every page): a column per series key,
+        a time-zone aware index in ``tz``, NaN where a series has no point.  Needs
+        ``pip install 'tempodb[pandas]'``.
+
+        >>> df = client.read_multi_dataframe(start, end, tags=["meter"], rollup_period="PT1H",
+        ...                                  rollup_fold="mean", tz="Europe/Paris")
+        """
+        from tempodb import frames
+
+        rows = self.read_multi(
+            start,
+            end,
+            ids=ids,
+            keys=keys,
+            tags=tags,
+            attributes=attributes,
+            rollup_period=rollup_period,
+            rollup_fold=rollup_fold,
+            interpolation_period=interpolation_period,
+            interpolation_function=interpolation_function,
+            tz=tz,
+            limit=limit,
+        )
+        return frames.multi_to_frame(list(rows), tz)
+
     def iter_series(
         self,
         *,

@@ -24,6 +24,7 @@ from tempodb import AsyncClient, Client, DataPoint, InvalidRequestError, NotFoun
 
 UTC = datetime.UTC
 NY = ZoneInfo("America/New_York")
+TZ_NAME = "America/New_York"
 # Two days around the New York fall-back change of 2014-11-02, one point every 7 minutes
 # (some values floats, one gap of two hours).
 START = datetime.datetime(2014, 11, 1, tzinfo=NY)
@@ -176,6 +177,7 @@ def test_link_header_and_cursor_errors(
         (_range(limit="3", cursor=cursor, **{"rollup.period": "PT1H"}), b"another query"),
         (_range(limit="0"), b"Invalid limit"),
         (_range(limit="x"), b"Invalid limit"),
+        (_range(limit="\u00b2"), b"Invalid limit"),
     ):
         status, _, body = _http(server, credentials, f"/v1/series/key/a/segment?{bad}")
         assert status == 400, body
@@ -374,7 +376,9 @@ def test_both_clients_have_the_same_methods() -> None:
         }
 
     sync, not_sync = public(Client), public(AsyncClient)
+    assert set(sync) - {"close"} == set(not_sync) - {"aclose"}
     for name in (
+        "read_multi_dataframe",
         "read_segment",
         "read_rollups",
         "read_summary",
@@ -445,3 +449,19 @@ def test_listing_cursor_of_a_read_is_refused(
     cursor = headers["link"].split("cursor=")[1].split(">")[0]
     status, _, body = _http(server, credentials, f"/v1/series/?limit=2&cursor={cursor}")
     assert status == 400, body
+
+
+def test_read_multi_dataframe(loaded: Client) -> None:
+    frame = loaded.read_multi_dataframe(
+        START, END, keys=["a", "c d"], rollup_period="PT1H", rollup_fold="count", tz=TZ_NAME
+    )
+    assert list(frame.columns) == ["a", "c d"]
+    assert str(frame.index.tz) == TZ_NAME
+    rows = list(
+        loaded.read_multi(
+            START, END, keys=["a", "c d"], rollup_period="PT1H", rollup_fold="count", tz=TZ_NAME
+        )
+    )
+    assert len(frame) == len(rows)
+    assert frame["a"].sum() == sum(r.values.get("a", 0) for r in rows)
+    assert frame["c d"].isna().sum() == sum("c d" not in r.values for r in rows)

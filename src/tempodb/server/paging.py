@@ -97,7 +97,7 @@ def parse_limit(request: Request) -> int | None:
     text = request.query.get("limit")
     if text is None:
         return None
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise bad_request(f"Invalid limit: {text} (a whole number from 1)")
     return int(text)
 
