@@ -128,6 +128,8 @@ class Source:
     cache: bool = True
     #: The first window's span (the next ones adapt to the density seen).
     first_span: int = MS_PER_DAY
+    #: About the points a page needs, when known (a page of raw items): windows no larger.
+    page_points: int | None = None
 
     def windows(self, lo: int, hi: int) -> Iterator[tuple[int, list[Arrays]]]:
         """Consecutive windows covering ``[lo, hi)``: where each ends, and each series' values
@@ -136,6 +138,8 @@ class Source:
         # Buckets are small to render, so a rollup reads more at a time than a raw read.
         per_series = WINDOW_POINTS if self.group is None else 4 * WINDOW_POINTS
         target = min(per_series * max(1, len(self.records)), MAX_WINDOW_POINTS)
+        if self.page_points is not None:
+            target = max(1, min(target, self.page_points))
         cap = None
         if self.interpolation is not None:
             period = self.interpolation.period

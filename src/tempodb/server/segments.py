@@ -146,6 +146,9 @@ class ReadParams:
             self.interpolation,
             cache,
             max(first, 60_000),
+            # Raw items are points (or timestamps of several series): a page needs about
+            # ``limit`` of each series' points; buckets hold unknown numbers.
+            None if self.limit is None or group is not None else (self.limit + 1) * len(records),
         )
 
     def head(self) -> dict[str, Any]:
