@@ -342,7 +342,7 @@ class MultiPoint:
 
 @dataclass(frozen=True)
 class Found:
-    """What ``find`` picked in one interval ``[start, end)``: the point, or None."""
+    """What ``find`` picked in one interval ``[start, end)``: the point."""
 
     start: datetime.datetime
     end: datetime.datetime

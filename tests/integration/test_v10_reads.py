@@ -465,3 +465,84 @@ def test_read_multi_dataframe(loaded: Client) -> None:
     assert len(frame) == len(rows)
     assert frame["a"].sum() == sum(r.values.get("a", 0) for r in rows)
     assert frame["c d"].isna().sum() == sum("c d" not in r.values for r in rows)
+
+
+AGG_FOLDS = ["sum", "mult", "min", "max", "mean", "count", "range", "first", "last", "ss"]
+AGG_FOLDS += ["stddev", "percentile,25", "percentile,100"]
+
+
+def _fold_reference(values: list[float], fold: str) -> float:
+    array = np.array(values, np.float64)
+    if fold.startswith("percentile,"):
+        return float(np.percentile(array, float(fold.split(",")[1])))
+    mean = float(array.mean())
+    ss = float(((array - mean) ** 2).sum())
+    return {
+        "sum": float(array.sum()),
+        "mult": float(np.prod(array)),
+        "min": float(array.min()),
+        "max": float(array.max()),
+        "mean": mean,
+        "count": float(array.size),
+        "range": float(array.max() - array.min()),
+        "first": values[0],
+        "last": values[-1],
+        "ss": ss,
+        "stddev": (ss / max(array.size - 1, 1)) ** 0.5,
+    }[fold]
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.lists(
+        st.dictionaries(st.integers(0, 30 * 60 // 5), st.integers(-9, 9), min_size=1, max_size=30),
+        min_size=1,
+        max_size=3,
+    ),
+    across=st.sampled_from(AGG_FOLDS),
+    fold=st.sampled_from(AGG_FOLDS),
+    period=st.sampled_from(["PT2H", "PT5H", "P1D"]),
+)
+def test_aggregate_then_rollup_matches_a_reference(
+    client: Client, data: list[dict[int, int]], across: str, fold: str, period: str
+) -> None:
+    """Random series around the 2014-03-09 New York change: folded across series at each
+    timestamp, then into wall-clock buckets (labels by the tested ``bucket_labels``), against
+    the same computed in Python."""
+    from tempodb.rollup import bucket_labels, parse_interval
+    from tempodb.zones import get_zone
+
+    base = datetime.datetime(2014, 3, 8, 12, tzinfo=UTC)
+    start, end = base, base + datetime.timedelta(days=2)
+    prefix = f"r{abs(hash((tuple(map(tuple, (sorted(d.items()) for d in data))), across))) % 10**9}"
+    keys = [f"{prefix}-{i}" for i in range(len(data))]
+    for key, points in zip(keys, data, strict=True):
+        client.write_key(
+            key, [DataPoint(base + datetime.timedelta(minutes=5 * m), v) for m, v in points.items()]
+        )
+    got = list(
+        client.aggregate(
+            start, end, fold=across, keys=keys, rollup_period=period, rollup_fold=fold, tz=TZ_NAME
+        )
+    )
+    base_ms = int(base.timestamp() * 1000)
+    by_time: dict[int, list[float]] = {}
+    for points in data:  # keys sort in series order, as the server folds them
+        for m in sorted(points):
+            by_time.setdefault(base_ms + m * 300_000, []).append(float(points[m]))
+    times = sorted(by_time)
+    across_values = [_fold_reference(by_time[t], across) for t in times]
+    interval = parse_interval(period)
+    assert interval is not None
+    labels = bucket_labels(
+        np.array(times, np.int64), interval=interval, zone=get_zone(TZ_NAME), start_ms=base_ms
+    ).tolist()
+    buckets: dict[int, list[float]] = {}
+    for label, value in zip(labels, across_values, strict=True):
+        buckets.setdefault(label, []).append(value)
+    want = [(label, _fold_reference(values, fold)) for label, values in sorted(buckets.items())]
+    assert [int(p.ts.timestamp() * 1000) for p in got] == [label for label, _ in want]
+    for point, (_, value) in zip(got, want, strict=True):
+        assert point.value == pytest.approx(value, rel=1e-9, abs=1e-9)
