@@ -252,3 +252,15 @@ def test_avg_rollup_is_the_mean() -> None:
     zone = get_zone("UTC")
     kwargs: dict[str, Any] = {"interval": Interval(1, "hour"), "zone": zone, "start_ms": 0}
     assert rollup(ts, vals, ints, function="avg", **kwargs).values.tolist() == [7 / 3]
+
+
+def test_next_boundaries_of_labels_millennia_apart() -> None:
+    """Labels far apart are taken run by run (no offset table across 10,000 years)."""
+    paris = get_zone("Europe/Paris")
+    labels = np.array([-62135596800000 + 86_400_000, 253402128000000], np.int64)  # 0001, 9999
+    got = next_boundaries(labels, Interval(1, "minute"), paris, start_ms=int(labels[0]))
+    assert got.tolist() == (labels + MINUTE).tolist()
+    day = Interval(1, "day")
+    midnights = bucket_labels(labels, interval=day, zone=paris, start_ms=int(labels[0]))
+    daily = next_boundaries(midnights, day, paris, start_ms=int(labels[0]))
+    assert (daily - midnights).tolist() == [86_400_000, 86_400_000]

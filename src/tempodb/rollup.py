@@ -664,22 +664,28 @@ _UNIT_REACH_MS: dict[str, int] = {
 
 def next_boundaries(labels: I64, interval: Interval, zone: Zone, *, start_ms: int) -> I64:
     """For bucket labels (ascending boundaries), the boundary that follows each: where the
-    bucket ends.  Minute and hour buckets that do not cross an offset change end ``step``
+    bucket ends.  Labels more than about a year apart are taken run by run (as rollups take
+    sparse points).  Minute and hour buckets that do not cross an offset change end ``step``
     later (found at once); the others look the boundary up among :func:`boundaries`."""
     if labels.size == 0:
         return np.zeros(0, np.int64)
+    parts = [
+        _next_boundaries(labels[lo:hi], interval, zone, start_ms) for lo, hi in sparse_runs(labels)
+    ]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _next_boundaries(labels: I64, interval: Interval, zone: Zone, start_ms: int) -> I64:
     step = interval.step_ms
-    ends = np.zeros(labels.size, np.int64)
     if step is not None:
         table = zone.table(int(labels[0]), int(labels[-1]) + step)
-        ends = labels + step
+        ends: I64 = labels + step
         crossing = table.segment_of(labels) != table.segment_of(ends)
         reach = step + 3 * MS_PER_DAY
         for index in np.flatnonzero(crossing).tolist():  # only buckets across an offset change
             label = int(labels[index])
-            ends[index] = boundaries(
-                interval, zone, start_ms=start_ms, lo=label + 1, hi=label + reach
-            )[0]
+            found = boundaries(interval, zone, start_ms=start_ms, lo=label + 1, hi=label + reach)
+            ends[index] = found[0]
         return ends
     reach = interval.count * _UNIT_REACH_MS[interval.unit] + 3 * MS_PER_DAY
     found = boundaries(
