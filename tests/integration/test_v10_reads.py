@@ -345,6 +345,8 @@ def test_async_client_reads_the_same(
 ) -> None:
     async def main() -> list[Any]:
         async with AsyncClient(*credentials, host=server.host, port=server.port, secure=False) as c:
+            with pytest.raises(NotFoundError):
+                [p async for p in c.read_segment("missing", START, END)]
             points = [
                 p
                 async for p in c.read_segment(
