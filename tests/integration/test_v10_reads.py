@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import gzip
 import inspect
 import json
 import urllib.error
@@ -61,11 +62,17 @@ def loaded(client: Client) -> Client:
 
 
 def _http(
-    server: Any, credentials: tuple[str, str], target: str, method: str = "GET"
+    server: Any,
+    credentials: tuple[str, str],
+    target: str,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     token = base64.b64encode("{}:{}".format(*credentials).encode()).decode()
     request = urllib.request.Request(
-        f"{server.url}{target}", headers={"Authorization": f"Basic {token}"}, method=method
+        f"{server.url}{target}",
+        headers={"Authorization": f"Basic {token}", **(headers or {})},
+        method=method,
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -548,3 +555,18 @@ def test_aggregate_then_rollup_matches_a_reference(
     assert [int(p.ts.timestamp() * 1000) for p in got] == [label for label, _ in want]
     for point, (_, value) in zip(got, want, strict=True):
         assert point.value == pytest.approx(value, rel=1e-9, abs=1e-9)
+
+
+def test_gzip_deflate_clients_get_gzip(
+    server: Any, credentials: tuple[str, str], loaded: Client
+) -> None:
+    """1.0 clients send ``Accept-Encoding: gzip, deflate`` and no Content-Type."""
+    target = f"/v1/series/key/a/segment?{_range(limit='300')}"
+    status, headers, body = _http(
+        server, credentials, target, headers={"Accept-Encoding": "gzip, deflate"}
+    )
+    assert status == 200
+    assert headers["content-encoding"] == "gzip"
+    assert "link" in headers
+    plain = _http(server, credentials, target)[2]
+    assert json.loads(gzip.decompress(body)) == json.loads(plain)
