@@ -11,12 +11,14 @@ UI_VENDOR := src/tempodb/server/ui/vendor/VERSION
 $(STAMP): pyproject.toml $(wildcard src/tempodb/_speedups*.[ch])
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	# The distribution was called tempodb before 2.0 (PyPI's tempodb is the 2014 client).
+	$(PY) -m pip uninstall --quiet --yes tempodb 2>/dev/null || true
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 # The explorer's chart library, fetched from the npm registry at the version pinned in the script.
-$(UI_VENDOR): scripts/build-ui-assets.sh
-	bash scripts/build-ui-assets.sh
+$(UI_VENDOR): build_support/ui_assets.py
+	$(PYTHON) build_support/ui_assets.py
 
 install: $(STAMP) $(UI_VENDOR)
 
@@ -24,8 +26,8 @@ demo: install
 	$(PY) scripts/demo.py
 
 lint: install
-	$(VENV)/bin/ruff check src tests examples scripts bench
-	$(VENV)/bin/ruff format --check src tests examples scripts bench
+	$(VENV)/bin/ruff check src tests examples scripts bench build_support setup.py
+	$(VENV)/bin/ruff format --check src tests examples scripts bench build_support setup.py
 	$(VENV)/bin/mypy
 
 test: install lint

@@ -116,6 +116,12 @@ def rendered(folded: Folded, zone: str) -> list[str]:
         ("PT120S", 2, "minute", "PT2M"),
         ("PT3600S", 1, "hour", "PT1H"),
         ("PT1M60S", 2, "minute", "PT2M"),
+        # Fields of 0 beside others do not change the unit: one day, not 24 hours.
+        ("P1DT0H", 1, "day", "P1D"),
+        ("P1DT0H0M0S", 1, "day", "P1D"),
+        ("P0DT6H", 6, "hour", "PT6H"),
+        ("P1Y0M", 1, "year", "P1Y"),
+        ("P0Y0M1D", 1, "day", "P1D"),
     ],
 )
 def test_valid_intervals(text: str, count: int, unit: str, iso: str) -> None:
@@ -189,6 +195,29 @@ def test_invalid_intervals(text: str) -> None:
 def test_invalid_interval_message_echoes_text() -> None:
     with pytest.raises(ValueError, match=r"^Invalid interval: 7fortnights$"):
         parse_interval("7fortnights")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("PT90S", "seconds must make whole minutes"),
+        ("PT0S", "a period of zero length"),
+        ("P1Y1D", "months or years cannot be mixed with other fields"),
+    ],
+)
+def test_invalid_iso_period_says_why(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=rf"^Invalid interval: {text} \(.*{reason}\)$"):
+        parse_interval(text)
+
+
+def test_long_parameters_are_not_echoed_whole() -> None:
+    with pytest.raises(ValueError, match=r"^Invalid interval: P+\.\.\. ") as raised:
+        parse_interval("P" * 5000)
+    assert len(str(raised.value)) < 200
+    assert "(5,000 characters)" in str(raised.value)
+    with pytest.raises(ValueError, match=r"^Invalid function: x+\.\.\. ") as raised:
+        parse_function("x" * 5000)
+    assert len(str(raised.value)) < 200
 
 
 @settings(max_examples=100, deadline=None)

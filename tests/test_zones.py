@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tempodb.timeutil import parse_timestamp_ms
 from tempodb.zones import MAX_MS, MIN_MS, Zone, get_zone, year_of_ms, year_start_ms
 
 ZONES = [
@@ -35,14 +37,17 @@ MODERN_HI = year_start_ms(2045)
 
 
 def reference_render(ts_ms: int, name: str) -> str:
-    """The expected rendering: isoformat with milliseconds, Z for a zero offset."""
+    """The expected rendering: isoformat with milliseconds, Z for a zero offset, and an offset
+    of whole minutes (seconds dropped toward zero, local mean time's -05:50:36 shown as -05:50
+    with the time of that offset: the same instant)."""
     tz = UTC if name == "UTC" else ZoneInfo(name)
     seconds, millis = divmod(ts_ms, 1000)
-    local = datetime.fromtimestamp(seconds, tz).replace(microsecond=millis * 1000)
-    text = local.isoformat(timespec="milliseconds")
-    offset = local.utcoffset()
+    offset = datetime.fromtimestamp(seconds, tz).utcoffset()
     assert offset is not None
-    if offset == timedelta(0):
+    whole = timedelta(minutes=int(offset / timedelta(minutes=1)))  # toward zero
+    local = datetime.fromtimestamp(seconds, timezone(whole)).replace(microsecond=millis * 1000)
+    text = local.isoformat(timespec="milliseconds")
+    if whole == timedelta(0):
         return text[: text.index(".") + 4] + "Z"
     return text
 
@@ -254,7 +259,7 @@ def test_rendering_dense_runs(name: str, first: int, steps: list[int]) -> None:
         ("Europe/London", 1_372_680_000_000, "2013-07-01T13:00:00.000+01:00"),
         ("Europe/London", 1_356_998_400_000, "2013-01-01T00:00:00.000Z"),
         ("America/St_Johns", 1_356_998_400_000, "2012-12-31T20:30:00.000-03:30"),
-        ("America/Chicago", -2_840_140_800_000, "1879-12-31T18:09:24.000-05:50:36"),
+        ("America/Chicago", -2_840_140_800_000, "1879-12-31T18:10:00.000-05:50"),
         ("UTC", MIN_MS, "0001-01-01T00:00:00.000Z"),
         ("UTC", MAX_MS, "9999-12-31T23:59:59.999Z"),
         ("America/Chicago", MAX_MS, "9999-12-31T17:59:59.999-06:00"),
@@ -266,10 +271,13 @@ def test_rendering_examples(name: str, ts: int, text: str) -> None:
 
 
 def test_rendering_at_the_ends_of_the_range() -> None:
-    # Local time before year 1: the fallback path still renders (year 0).
-    assert get_zone("America/Chicago").format_one(MIN_MS) == "0000-12-31T18:09:24.000-05:50:36"
-    # Local time after year 9999.
-    assert get_zone("Asia/Tokyo").format_one(MAX_MS) == "10000-01-01T08:59:59.999+09:00"
+    """Where the zone's date would fall before year 1 or after 9999, the instant is in UTC."""
+    assert get_zone("America/Chicago").format_one(MIN_MS) == "0001-01-01T00:00:00.000Z"
+    assert get_zone("Asia/Tokyo").format_one(MAX_MS) == "9999-12-31T23:59:59.999Z"
+    assert get_zone("+14:00").format_one(MAX_MS) == "9999-12-31T23:59:59.999Z"
+    assert get_zone("+14:00").format_one(MAX_MS - 14 * 3_600_000) == (
+        "9999-12-31T23:59:59.999+14:00"
+    )
 
 
 def test_rendering_mixed_offset_widths() -> None:
@@ -316,3 +324,29 @@ def test_few_instants_render_as_many_do(name: str, instants: list[int]) -> None:
     assert zone.format(np.array(sorted(instants), np.int64)) == [
         zone.format_one(ms) for ms in sorted(instants)
     ]
+
+
+def test_a_huge_zone_name_is_not_echoed_whole() -> None:
+    with pytest.raises(ValueError, match=r"^Invalid time zone: Europe/xxx") as raised:
+        get_zone("Europe/" + "x" * 5000)
+    assert len(str(raised.value)) < 200
+    assert "(5,007 characters)" in str(raised.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(ZONES), ts=st.integers(MIN_MS, MAX_MS))
+def test_every_rendered_time_is_the_instant_in_hh_mm(name: str, ts: int) -> None:
+    """Whatever the zone and the year, a rendered time ends in Z or ±HH:MM (local mean time's
+    second offsets included) and reads back as the same instant; at the ends of years 1-9999,
+    where the zone's date would leave them, in UTC."""
+    zone = get_zone(name)
+    texts = {zone.format_one(ts), *zone.format(np.array([ts, ts], dtype=np.int64))}
+    (text,) = texts
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)", text), text
+    assert parse_timestamp_ms(text) == ts
+
+
+def test_local_mean_time_is_shown_in_whole_minutes() -> None:
+    chicago = get_zone("America/Chicago")
+    lmt = parse_timestamp_ms("1850-05-01T00:00:00Z")  # Chicago's LMT is -05:50:36
+    assert chicago.format_one(lmt) == "1850-04-30T18:10:00.000-05:50"

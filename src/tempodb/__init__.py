@@ -2,9 +2,9 @@
 
 >>> from tempodb import Client, DataPoint
 
-``AsyncClient`` is imported on first use, since it needs httpx (``tempodb[async]``).
+``AsyncClient`` is imported on first use, since it needs httpx (``tempodb-revived[async]``).
 ``tempodb.connect(path)`` gives a Client that runs in this process on a data folder, without a
-server (it needs ``tempodb[embedded]``).
+server (it needs ``tempodb-revived[embedded]``).
 """
 
 import typing as _typing

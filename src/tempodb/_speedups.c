@@ -36,6 +36,13 @@ static PyMethodDef speedups_methods[] = {
      "A write body [{\"t\": ..., \"v\": ...}, ...] as bytearrays of int64 epoch ms, float64\n"
      "values and one byte per point (1: an integer); None when the general path must decide\n"
      "(other keys or types, escapes, invalid timestamps, integers from 2**53)."},
+    {"parse_multi_points", tempodb_parse_multi_points, METH_O,
+     "parse_multi_points(body) -> (ts, values, is_int, series, fields, texts) | None\n\n"
+     "A multi write body [{\"t\": ..., \"key\" | \"id\": ..., \"v\": ...}, ...] as\n"
+     "parse_points gives it, with the int32 number of each point's series (bytearray) and the\n"
+     "distinct series in order of first appearance: their fields (\"key\" or \"id\") and texts;\n"
+     "None when the general path must decide (as parse_points, and any series name that is\n"
+     "not a plain valid key, or an item naming both)."},
     {"summary_moments", tempodb_summary_moments, METH_O,
      "summary_moments(values) -> (sum, min, max, ss)\n\n"
      "The sum, minimum, maximum and centred sum of squares of a non-empty float64 array, the\n"

@@ -12,6 +12,10 @@ PyObject *tempodb_render_points(PyObject *module, PyObject *const *args, Py_ssiz
 /* parse_points(body) -> (ts, values, is_int) as bytearrays | None (_speedups_parse.c) */
 PyObject *tempodb_parse_points(PyObject *module, PyObject *body);
 
+/* parse_multi_points(body) -> (ts, values, is_int, series, fields, texts) | None
+ * (_speedups_parse.c) */
+PyObject *tempodb_parse_multi_points(PyObject *module, PyObject *body);
+
 /* summary_moments(values) -> (sum, min, max, ss) (_speedups_moments.c) */
 PyObject *tempodb_summary_moments(PyObject *module, PyObject *values);
 

@@ -296,3 +296,202 @@ done:
     PyBuffer_Release(&view);
     return result;
 }
+
+/* -- parse_multi_points: a multi write body [{"t": "...", "key" | "id": "...", "v": ...}, ...]
+ *
+ * The same items with a series named by "key" or "id" (exactly one of them, a non-empty key of
+ * the spec's grammar: ASCII letters, digits, space and . : ; - _ / up to 255 bytes; a
+ * backslash, which JSON escapes, is left to the general path).  The series are numbered in
+ * order of first appearance, (field, text) told apart with an open-addressing table over the
+ * body's bytes; Python objects are made only for the distinct series, after the scan. */
+
+#define MAX_KEY 255
+#define MIN_MULTI_ITEM 33 /* {"t":"2012-01-01","id":"a","v":0} and the comma */
+
+typedef struct {
+    const char *text;
+    Py_ssize_t length;
+    uint64_t hash;
+    char field; /* 'k' or 'i' */
+} series_name;
+
+typedef struct {
+    series_name *names; /* distinct, in order of first appearance */
+    Py_ssize_t count;
+    int32_t *slots; /* the table: -1 or an index into names */
+    uint64_t mask;
+} series_table;
+
+static int key_byte(unsigned char byte) {
+    return (byte >= 'a' && byte <= 'z') || (byte >= 'A' && byte <= 'Z') || is_digit((char)byte) ||
+           byte == '.' || byte == ':' || byte == ';' || byte == '-' || byte == '_' ||
+           byte == '/' || byte == ' ';
+}
+
+/* A series name's text (quotes consumed); 0 when the general path must decide. */
+static int series_value(cursor *c, const char **text, Py_ssize_t *length) {
+    if (!expect(c, '"')) return 0;
+    const char *begin = c->at;
+    while (c->at < c->end && *c->at != '"') {
+        if (!key_byte((unsigned char)*c->at)) return 0;
+        c->at++;
+    }
+    if (c->at == c->end) return 0;
+    *text = begin;
+    *length = c->at - begin;
+    c->at++;
+    return *length > 0 && *length <= MAX_KEY;
+}
+
+/* The number of the series (field, text), adding it when new. */
+static int32_t series_number(series_table *table, char field, const char *text, Py_ssize_t n) {
+    uint64_t hash = 1469598103934665603ULL ^ (unsigned char)field; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < n; i++) hash = (hash ^ (unsigned char)text[i]) * 1099511628211ULL;
+    for (uint64_t at = hash & table->mask;; at = (at + 1) & table->mask) {
+        int32_t slot = table->slots[at];
+        if (slot < 0) {
+            series_name *name = &table->names[table->count];
+            name->text = text;
+            name->length = n;
+            name->hash = hash;
+            name->field = field;
+            table->slots[at] = (int32_t)table->count;
+            return (int32_t)table->count++;
+        }
+        series_name *known = &table->names[slot];
+        if (known->hash == hash && known->field == field && known->length == n &&
+            memcmp(known->text, text, (size_t)n) == 0)
+            return slot;
+    }
+}
+
+/* One item: "t", "v" and one of "key"/"id", in any order, each once. */
+static int multi_item(cursor *c, series_table *table, int64_t *ts, double *value, char *is_int,
+                      int32_t *series) {
+    if (!expect(c, '{')) return 0;
+    int seen = 0; /* 1: "t", 2: "v", 4: the series */
+    for (int member = 0; member < 3; member++) {
+        if (member && !expect(c, ',')) return 0;
+        if (!expect(c, '"')) return 0;
+        const char *name = c->at;
+        while (c->at < c->end && *c->at != '"') c->at++;
+        if (c->at == c->end) return 0;
+        size_t n = (size_t)(c->at - name);
+        c->at++;
+        if (!expect(c, ':')) return 0;
+        if (n == 1 && name[0] == 't' && !(seen & 1)) {
+            if (!timestamp_value(c, ts)) return 0;
+            seen |= 1;
+        } else if (n == 1 && name[0] == 'v' && !(seen & 2)) {
+            if (!number_value(c, value, is_int)) return 0;
+            seen |= 2;
+        } else if (((n == 3 && memcmp(name, "key", 3) == 0) ||
+                    (n == 2 && memcmp(name, "id", 2) == 0)) &&
+                   !(seen & 4)) {
+            const char *text;
+            Py_ssize_t length;
+            if (!series_value(c, &text, &length)) return 0;
+            *series = series_number(table, n == 2 ? 'i' : 'k', text, length);
+            seen |= 4;
+        } else {
+            return 0;
+        }
+    }
+    return expect(c, '}');
+}
+
+static Py_ssize_t multi_scan(cursor *c, Py_ssize_t capacity, series_table *table, int64_t *ts,
+                             double *values, char *is_int, int32_t *series) {
+    if (!expect(c, '[')) return -1;
+    Py_ssize_t count = 0;
+    skip_space(c);
+    if (c->at < c->end && *c->at == ']') return -1;
+    do {
+        if (count == capacity || !multi_item(c, table, ts + count, values + count,
+                                             is_int + count, series + count))
+            return -1;
+        count++;
+    } while (expect(c, ','));
+    if (!expect(c, ']')) return -1;
+    skip_space(c);
+    return c->at == c->end ? count : -1;
+}
+
+/* The distinct series as two lists: fields ("key" or "id") and texts. */
+static PyObject *series_lists(const series_table *table) {
+    PyObject *fields = PyList_New(table->count), *texts = PyList_New(table->count);
+    PyObject *key = PyUnicode_InternFromString("key"), *id = PyUnicode_InternFromString("id");
+    PyObject *result = NULL;
+    if (fields == NULL || texts == NULL || key == NULL || id == NULL) goto done;
+    for (Py_ssize_t i = 0; i < table->count; i++) {
+        const series_name *name = &table->names[i];
+        PyObject *text = PyUnicode_DecodeASCII(name->text, name->length, NULL);
+        if (text == NULL) goto done;
+        PyList_SET_ITEM(texts, i, text);
+        PyList_SET_ITEM(fields, i, Py_NewRef(name->field == 'i' ? id : key));
+    }
+    result = PyTuple_Pack(2, fields, texts);
+done:
+    Py_XDECREF(fields);
+    Py_XDECREF(texts);
+    Py_XDECREF(key);
+    Py_XDECREF(id);
+    return result;
+}
+
+PyObject *tempodb_parse_multi_points(PyObject *module, PyObject *body) {
+    (void)module;
+    Py_buffer view;
+    if (PyObject_GetBuffer(body, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (c_locale == (locale_t)0) {
+        c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+        if (c_locale == (locale_t)0) {
+            PyBuffer_Release(&view);
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+    }
+    Py_ssize_t capacity = view.len / MIN_MULTI_ITEM + 1;
+    uint64_t size = 16;
+    while (size < (uint64_t)capacity * 2) size <<= 1;
+    series_table table = {PyMem_Malloc((size_t)capacity * sizeof(series_name)), 0,
+                          PyMem_Malloc((size_t)size * sizeof(int32_t)), size - 1};
+    PyObject *ts = PyByteArray_FromStringAndSize(NULL, capacity * 8);
+    PyObject *values = PyByteArray_FromStringAndSize(NULL, capacity * 8);
+    PyObject *is_int = PyByteArray_FromStringAndSize(NULL, capacity);
+    PyObject *series = PyByteArray_FromStringAndSize(NULL, capacity * 4);
+    PyObject *names = NULL, *result = NULL;
+    if (table.names == NULL || table.slots == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (ts == NULL || values == NULL || is_int == NULL || series == NULL) goto done;
+    memset(table.slots, 0xff, (size_t)size * sizeof(int32_t));
+    cursor c = {(const char *)view.buf, (const char *)view.buf + view.len};
+    Py_ssize_t count;
+    Py_BEGIN_ALLOW_THREADS;
+    count = multi_scan(&c, capacity, &table, (int64_t *)PyByteArray_AS_STRING(ts),
+                       (double *)PyByteArray_AS_STRING(values), PyByteArray_AS_STRING(is_int),
+                       (int32_t *)PyByteArray_AS_STRING(series));
+    Py_END_ALLOW_THREADS;
+    if (count < 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    if (PyByteArray_Resize(ts, count * 8) < 0 || PyByteArray_Resize(values, count * 8) < 0 ||
+        PyByteArray_Resize(is_int, count) < 0 || PyByteArray_Resize(series, count * 4) < 0)
+        goto done;
+    names = series_lists(&table);
+    if (names == NULL) goto done;
+    result = Py_BuildValue("(OOOOOO)", ts, values, is_int, series, PyTuple_GET_ITEM(names, 0),
+                           PyTuple_GET_ITEM(names, 1));
+done:
+    Py_XDECREF(ts);
+    Py_XDECREF(values);
+    Py_XDECREF(is_int);
+    Py_XDECREF(series);
+    Py_XDECREF(names);
+    PyMem_Free(table.names);
+    PyMem_Free(table.slots);
+    PyBuffer_Release(&view);
+    return result;
+}

@@ -1,4 +1,4 @@
-"""AsyncClient: the TempoDB v1 API for asyncio, on httpx (``pip install 'tempodb[async]'``).
+"""AsyncClient: the TempoDB v1 API for asyncio, on httpx (``pip install 'tempodb-revived[async]'``).
 
 Example::
 
@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 try:
     import httpx
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(f"AsyncClient needs httpx ({exc}): pip install 'tempodb[async]'") from exc
+    raise ImportError(
+        f"AsyncClient needs httpx ({exc}): pip install 'tempodb-revived[async]'"
+    ) from exc
 
 from tempodb import protocol, reads
 from tempodb.batch import AsyncBatchWriter

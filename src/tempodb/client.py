@@ -70,7 +70,7 @@ _segment = protocol.segment
 T = TypeVar("T")
 
 try:
-    __version__ = metadata.version("tempodb")
+    __version__ = metadata.version("tempodb-revived")
 except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare source tree
     __version__ = "0+unknown"
 
@@ -311,7 +311,7 @@ class Client:
         """Like :meth:`read`, as one pandas DataFrame: a column per series (named by key,
         in key order), rows on a time-zone aware DatetimeIndex in ``tz`` (UTC by default),
         NaN where a series has no point.  Columns are int64 when a series holds only
-        integers and has no gaps, else float64.  Needs ``pip install 'tempodb[pandas]'``.
+        integers and has no gaps, else float64.  Needs ``pip install 'tempodb-revived[pandas]'``.
 
         >>> df = client.read_dataframe(start, end, tags=["temperature"], tz="Europe/Paris")
         """
@@ -386,7 +386,7 @@ class Client:
         DatetimeIndex, or long format with ``key``, ``time`` and ``value`` columns (used
         when the DataFrame has a ``key_column``).  NaN cells are skipped; naive times mean
         UTC; ``increment=True`` adds to the stored values instead.  Needs
-        ``pip install 'tempodb[pandas]'``.
+        ``pip install 'tempodb-revived[pandas]'``.
 
         Bodies are encoded with numpy, ``chunk_size`` points per request: a series at a
         time, small series together through the multi endpoint.  Raises ValueError or

@@ -1,7 +1,7 @@
 """pandas DataFrames in and out of the API, vectorised end to end.
 
-Needs ``pip install 'tempodb[pandas]'``; the client imports this module only when a DataFrame
-method is called.
+Needs ``pip install 'tempodb-revived[pandas]'``; the client imports this module only when a
+DataFrame method is called.
 
 Reads parse the JSON answer straight into arrays: the timestamps of the server's fixed-width
 shapes (``YYYY-MM-DDTHH:MM:SS.mmm`` + ``Z`` or ``±HH:MM``) are decoded as a byte matrix, with a
@@ -28,7 +28,7 @@ try:
     import pandas as pd
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        f"the DataFrame helpers need pandas ({exc}): pip install 'tempodb[pandas]'"
+        f"the DataFrame helpers need pandas ({exc}): pip install 'tempodb-revived[pandas]'"
     ) from exc
 
 from tempodb import protocol

@@ -242,7 +242,7 @@ def connect(
     """A :class:`~tempodb.Client` that works on the data folder ``path`` in this process.
 
     Every method answers exactly as over HTTP from ``tempodb serve --data path`` (the same
-    request handling runs); it needs ``pip install 'tempodb[embedded]'`` (or ``[server]``),
+    request handling runs); it needs ``pip install 'tempodb-revived[embedded]'`` (or ``[server]``),
     which loads no HTTP server.
 
     Args:

@@ -230,7 +230,7 @@ class DataSet:
     def to_series(self) -> pandas.Series[Any]:
         """The points as a pandas Series named by the series key, on a time-zone aware
         DatetimeIndex in the read's zone (int64 values when every value is an integer,
-        else float64).  Needs ``pip install 'tempodb[pandas]'``.
+        else float64).  Needs ``pip install 'tempodb-revived[pandas]'``.
 
         >>> client.read_key("k", start, end, tz="America/Chicago").to_series()
         time

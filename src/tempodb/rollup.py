@@ -47,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tempodb.folds import finite_mean, fold_groups, parse_fold
-from tempodb.zones import MS_PER_DAY, Zone, sparse_runs
+from tempodb.zones import MS_PER_DAY, Zone, excerpt, sparse_runs
 
 __all__ = [
     "FUNCTION_NAMES",
@@ -177,27 +177,36 @@ def parse_interval(text: str) -> Interval | None:
             iso = _ISO_RE.fullmatch(lowered)
             if iso is not None and not lowered.endswith("t") and lowered != "p":
                 return _reduce_iso([int(g) if g is not None else None for g in iso.groups()])
+    except _PeriodError as exc:
+        raise ValueError(f"Invalid interval: {excerpt(text)} ({exc})") from None
     except ValueError:
         pass
-    raise ValueError(f"Invalid interval: {text}")
+    raise ValueError(f"Invalid interval: {excerpt(text)}")
+
+
+class _PeriodError(ValueError):
+    """Why an ISO period that parses cannot be an interval (said in the error)."""
 
 
 def _reduce_iso(fields: list[int | None]) -> Interval:
-    """Reduce the fields (Y, M, W, D, H, M, S) of an ISO period to one unit."""
-    present = [i for i, f in enumerate(fields) if f is not None]
+    """Reduce the fields (Y, M, W, D, H, M, S) of an ISO period to one unit; fields of 0
+    count only when all are 0 (``P1DT0H`` is one day, ``PT0S`` no period)."""
+    present = [i for i, f in enumerate(fields) if f]
+    if not present:
+        raise _PeriodError("a period of zero length")
     years, months, weeks, days, hours, minutes, seconds = (f or 0 for f in fields)
     if len(present) == 1 and present[0] != 6:
         single: tuple[Unit, ...] = ("year", "month", "week", "day", "hour", "minute")
         return Interval(fields[present[0]] or 0, single[present[0]])
     if present[0] <= 1:
         if present[-1] > 1:
-            raise ValueError("cannot mix months or years with other fields")
+            raise _PeriodError("months or years cannot be mixed with other fields")
         return Interval(years * 12 + months, "month")
     if present[-1] <= 3:
         return Interval(weeks * 7 + days, "day")
     total = (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + seconds
     if total % 60:
-        raise ValueError("seconds must make whole minutes")
+        raise _PeriodError("the shortest interval is one minute: seconds must make whole minutes")
     if total % 3600 == 0:
         return Interval(total // 3600, "hour")
     return Interval(total // 60, "minute")
@@ -211,7 +220,7 @@ def parse_function(name: str) -> str:
     """
     lowered = name.lower()
     if lowered not in FUNCTION_NAMES:
-        raise ValueError(f"Invalid function: {name}")
+        raise ValueError(f"Invalid function: {excerpt(name)}")
     return lowered
 
 

@@ -29,6 +29,7 @@ zone has a transition in them.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime, timedelta
 from functools import cache, lru_cache
@@ -106,16 +107,23 @@ def _is_sorted(ts: I64) -> bool:
     return ts.size < 2 or bool(np.all(ts[1:] >= ts[:-1]))
 
 
+def shown_offset_ms(offset_ms: int) -> int:
+    """The offset a rendered time carries: whole minutes, the seconds dropped (toward zero).
+
+    Local mean time, which IANA zones use before standard time, has offsets such as
+    -05:50:36; the wire format's timestamps end in ``±HH:MM``, so such an instant is shown as
+    its time at -05:50 (``18:10:00.000-05:50`` for 18:09:24 local mean time): the same
+    instant, 36 seconds off the wall clock of the day.  Buckets still follow the true clock."""
+    return offset_ms - int(math.fmod(offset_ms, 60_000))
+
+
 def _offset_suffix(offset_ms: int) -> str:
-    """Render a UTC offset as ``Z``, ``+HH:MM`` or ``+HH:MM:SS``."""
+    """Render a shown offset (whole minutes) as ``Z`` or ``+HH:MM``."""
     if offset_ms == 0:
         return "Z"
     sign = "+" if offset_ms > 0 else "-"
-    total = abs(offset_ms) // 1000
-    hours, rest = divmod(total, 3600)
-    minutes, seconds = divmod(rest, 60)
-    text = f"{sign}{hours:02d}:{minutes:02d}"
-    return f"{text}:{seconds:02d}" if seconds else text
+    hours, minutes = divmod(abs(offset_ms) // 60_000, 60)
+    return f"{sign}{hours:02d}:{minutes:02d}"
 
 
 def _text_rows(strings: npt.ArrayLike, width: int) -> npt.NDArray[np.void]:
@@ -158,6 +166,7 @@ class OffsetTable:
         "ends",
         "offsets",
         "reach",
+        "shown",
         "starts",
         "transitions",
         "valid_from",
@@ -171,13 +180,22 @@ class OffsetTable:
             raise ValueError("an offset table needs one more offset than transitions")
         self.transitions: I64 = np.array(transitions, dtype=np.int64)
         self.offsets: I64 = np.array(offsets, dtype=np.int64)
+        #: The offsets as rendered (``shown_offset_ms``).
+        self.shown: I64 = np.array([shown_offset_ms(o) for o in offsets], dtype=np.int64)
         self.starts: I64 = np.array([_NEG_INF, *transitions], dtype=np.int64)
         self.ends: I64 = np.array([*transitions, _POS_INF], dtype=np.int64)
         self.reach: I64 = np.maximum.accumulate(self.ends + self.offsets)
         self.valid_from = valid_from
         self.valid_until = valid_until
         self._suffixes: tuple[npt.NDArray[np.void], int] | None = None
-        for array in (self.transitions, self.offsets, self.starts, self.ends, self.reach):
+        for array in (
+            self.transitions,
+            self.offsets,
+            self.shown,
+            self.starts,
+            self.ends,
+            self.reach,
+        ):
             array.flags.writeable = False
 
     @property
@@ -215,7 +233,7 @@ class OffsetTable:
     def suffixes(self) -> tuple[npt.NDArray[np.void], int]:
         """The rendered offset of every segment (as text rows) and the widest one's length."""
         if self._suffixes is None:
-            texts = [_offset_suffix(int(o)) for o in self.offsets.tolist()]
+            texts = [_offset_suffix(int(o)) for o in self.shown.tolist()]
             width = max(len(t) for t in texts)
             self._suffixes = (_text_rows(texts, width), width)
         return self._suffixes
@@ -287,6 +305,11 @@ class Zone:
             out = unsorted
         return out.reshape(ts.shape)
 
+    def shown_offsets_ms(self, ts_ms: npt.ArrayLike) -> I64:
+        """The offset (ms) each instant is rendered with (``shown_offset_ms``)."""
+        offsets = self.offsets_ms(ts_ms)
+        return offsets - np.fmod(offsets, 60_000)
+
     def local_ms(self, ts_ms: npt.ArrayLike) -> I64:
         """The wall clock at each instant, as epoch ms of the naive local time."""
         ts = np.asarray(ts_ms, dtype=np.int64)
@@ -323,12 +346,12 @@ class Zone:
     def _format_run(self, ts: I64, table: OffsetTable) -> list[str]:
         """Render instants that ``table`` covers."""
         seg = table.segment_of(ts)
-        local = ts + table.offsets[seg]
+        local = ts + table.shown[seg]
         suffixes, suffix_width = table.suffixes()
         days = local // MS_PER_DAY
         first_day, last_day = int(days.min()), int(days.max())
         if first_day < _MIN_DAY or last_day > _MAX_DAY:
-            return self._format_wide(local, seg, table)
+            return self._format_wide(ts, local, seg, table)
         if last_day - first_day <= 4 * ts.size + 64:
             day_index = days - first_day
             day_list = np.arange(first_day, last_day + 1)
@@ -362,11 +385,11 @@ class Zone:
             table = self.table(int(ts[0]), int(ts[-1]))
         else:
             return None
-        texts = {_offset_suffix(int(o)) for o in table.offsets.tolist()}
+        texts = {_offset_suffix(int(o)) for o in table.shown.tolist()}
         if len({len(t) for t in texts}) != 1:
             return None
         seg = table.segment_of(ts)
-        offsets = table.offsets[seg]
+        offsets = table.shown[seg]
         local = ts + offsets
         days = local // MS_PER_DAY
         first_day, last_day = int(days[0]), int(days[-1])
@@ -375,7 +398,7 @@ class Zone:
         dates = np.char.add(
             np.datetime_as_string(np.arange(first_day, last_day + 1).astype("datetime64[D]")), "T"
         )
-        suffix = np.array([_offset_suffix(int(o)) for o in table.offsets.tolist()], dtype="S")
+        suffix = np.array([_offset_suffix(int(o)) for o in table.shown.tolist()], dtype="S")
         width = suffix.dtype.itemsize
         hm_table, sms_table = _ascii_time_tables()
         of_day = local - days * MS_PER_DAY
@@ -401,7 +424,7 @@ class Zone:
         general path)."""
         texts = []
         for ms in instants:
-            offset = self.offset_at(ms)
+            offset = shown_offset_ms(self.offset_at(ms))
             local = ms + offset
             if not _FEW_MIN <= local <= _FEW_MAX:
                 return None
@@ -416,11 +439,20 @@ class Zone:
         return texts
 
     @staticmethod
-    def _format_wide(local: I64, seg: npt.NDArray[np.intp], table: OffsetTable) -> list[str]:
-        """Slow path for local times outside years 1..9999 (at the very ends of the range)."""
-        texts = np.datetime_as_string(local.astype("datetime64[ms]"), unit="ms").tolist()
-        suffixes = [_offset_suffix(int(o)) for o in table.offsets.tolist()]
-        return [text + suffixes[s] for text, s in zip(texts, seg.tolist(), strict=True)]
+    def _format_wide(
+        ts: I64, local: I64, seg: npt.NDArray[np.intp], table: OffsetTable
+    ) -> list[str]:
+        """Slow path for local times outside years 1..9999 (at the very ends of the range):
+        such an instant is rendered in UTC (``Z``), where every stored instant has a
+        four-digit year; the others in the zone."""
+        inside = (local >= _FEW_MIN) & (local <= _FEW_MAX)
+        shown = np.where(inside, local, ts)
+        texts = np.datetime_as_string(shown.astype("datetime64[ms]"), unit="ms").tolist()
+        suffixes = [_offset_suffix(int(o)) for o in table.shown.tolist()]
+        return [
+            text + (suffixes[s] if ok else "Z")
+            for text, s, ok in zip(texts, seg.tolist(), inside.tolist(), strict=True)
+        ]
 
     def _build_table(self, first: int, last: int) -> OffsetTable:
         """Stitch the cached transitions of years ``first..last`` into one table."""
@@ -486,6 +518,14 @@ def _fixed_offset_ms(text: str) -> int | None:
     return -total if sign == "-" else total
 
 
+def excerpt(text: str, limit: int = 80) -> str:
+    """``text`` as an error message repeats it: cut after ``limit`` characters, saying how
+    long it was, so that a huge parameter is not echoed back whole."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
+
+
 @lru_cache(maxsize=512)
 def get_zone(name: str | None) -> Zone:
     """The zone for a ``tz`` parameter: None or "" mean UTC.
@@ -504,9 +544,9 @@ def get_zone(name: str | None) -> Zone:
     if fixed is not None:
         return Zone(name, offset_ms=fixed)
     if name[0] in "+-":
-        raise ValueError(f"Invalid time zone: {name}")
+        raise ValueError(f"Invalid time zone: {excerpt(name)}")
     try:
         zoneinfo = ZoneInfo(name)
     except Exception as exc:  # ZoneInfoNotFoundError, ValueError, OSError, ...
-        raise ValueError(f"Invalid time zone: {name}") from exc
+        raise ValueError(f"Invalid time zone: {excerpt(name)}") from exc
     return Zone(name, zoneinfo=zoneinfo)

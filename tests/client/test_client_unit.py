@@ -276,8 +276,8 @@ def test_missing_extras_are_named() -> None:
         "sys.modules['pandas'] = None\n"
         "sys.modules['httpx'] = None\n"
         "import tempodb\n"
-        "for name, extra in (('tempodb.frames', 'tempodb[pandas]'),"
-        " ('tempodb.async_client', 'tempodb[async]')):\n"
+        "for name, extra in (('tempodb.frames', 'tempodb-revived[pandas]'),"
+        " ('tempodb.async_client', 'tempodb-revived[async]')):\n"
         "    try:\n"
         "        __import__(name)\n"
         "    except ImportError as exc:\n"
@@ -293,4 +293,18 @@ def test_an_ipv6_host_is_bracketed_in_urls() -> None:
     assert Client("k", "s", host="[::1]", port=443).base_url == "https://[::1]/v1"
     assert Client("k", "s", host="localhost", port=80, secure=False).base_url == (
         "http://localhost/v1"
+    )
+
+
+def test_distribution_is_not_pypis_old_tempodb() -> None:
+    """Installed as ``tempodb-revived``, above PyPI's ``tempodb`` 1.0.1 (the 2014 client), so
+    that ``pip install -U`` never swaps one for the other; the import name stays ``tempodb``."""
+    from importlib import metadata
+
+    version = metadata.version("tempodb-revived")
+    assert tempodb.__version__ == version
+    assert tuple(int(part) for part in version.split(".")[:3]) > (1, 0, 1)
+    assert metadata.distribution("tempodb-revived").read_text("top_level.txt") in (
+        None,
+        "tempodb\n",
     )

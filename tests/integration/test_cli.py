@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import secrets
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,3 +122,34 @@ def test_serving_on_ipv6_loopback(tmp_path: Path) -> None:
             assert [s.key for s in client.get_series()] == ["over-ipv6"]
     finally:
         server.stop()
+
+
+@pytest.mark.postgres
+def test_database_url_from_the_environment_or_a_file(pg_cluster: Any, tmp_path: Path) -> None:
+    """The URL (with its password) need not be on the command line, where every local user
+    reads it in the process list: ``$TEMPODB_DATABASE_URL`` or ``--database-url-file``."""
+    url = pg_cluster.create_database(f"cli_url_{secrets.token_hex(4)}")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TEMPODB_")}
+    created = subprocess.run(
+        tempodb_command("keys", "create", "--json"),
+        capture_output=True,
+        text=True,
+        env={**clean, "TEMPODB_DATABASE_URL": url},
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)["key"]
+    url_file = tmp_path / "database-url"
+    url_file.write_text(url + "\n")
+    listed = run("keys", "list", "--database-url-file", str(url_file), "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert key in listed.stdout
+    nothing = subprocess.run(
+        tempodb_command("keys", "list"), capture_output=True, text=True, env=clean, check=False
+    )
+    assert nothing.returncode == 2
+    assert "--data DIR, or --database-url URL" in nothing.stderr
+    url_file.write_text("")
+    empty = run("keys", "list", "--database-url-file", str(url_file))
+    assert empty.returncode != 0
+    assert "holds no database URL" in empty.stderr

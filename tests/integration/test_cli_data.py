@@ -264,3 +264,22 @@ def test_export_windows_shrink_for_dense_data(
     assert values == list(range(5000))
     assert max(reads) <= 300  # the windows shrank to the budget
     assert sum(reads) == 5000
+
+
+def test_secret_from_a_file_keeps_it_out_of_the_process_list(
+    server: Any, credentials: tuple[str, str], tmp_path: Path
+) -> None:
+    env = env_for(server, credentials)
+    del env["TEMPODB_SECRET"]
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(credentials[1] + "\n")
+    assert ok(tempodb("series", "list", "--secret-file", str(secret_file), env=env)) is not None
+    secret_file.write_text("wrong\n")
+    refused = tempodb("series", "list", "--secret-file", str(secret_file), env=env)
+    assert refused.returncode != 0
+    both = tempodb("series", "list", "--secret", "x", "--secret-file", str(secret_file), env=env)
+    assert both.returncode != 0
+    assert "not both" in both.stderr
+    missing = tempodb("series", "list", "--secret-file", str(tmp_path / "none"), env=env)
+    assert missing.returncode != 0
+    assert "cannot read --secret-file" in missing.stderr

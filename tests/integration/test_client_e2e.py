@@ -78,6 +78,34 @@ def test_read_in_a_time_zone(client: Client) -> None:
     assert [(p.ts, p.value) for p in daily.data] == [(start, 5)]
 
 
+def test_read_in_local_mean_time_and_at_the_ends_of_the_range(client: Client) -> None:
+    """Before standard time a zone's offset has seconds (Chicago: -05:50:36): the client still
+    reads every timestamp, each the instant written, in whole-minute offsets; so do the
+    ends of years 1-9999 in a zone that would take them past it."""
+    utc = datetime.UTC
+    old = [datetime.datetime(1850, 5, 1, h, 0, 7, tzinfo=utc) for h in range(3)]
+    client.write_key("lmt", [DataPoint(t, i) for i, t in enumerate(old)])
+    data = client.read_key(
+        "lmt", old[0], old[-1] + datetime.timedelta(hours=1), tz="America/Chicago"
+    )
+    assert [p.ts for p in data.data] == old
+    assert {p.ts.utcoffset() for p in data.data} == {-datetime.timedelta(hours=5, minutes=50)}
+    daily = client.read_key(
+        "lmt",
+        old[0],
+        old[-1] + datetime.timedelta(hours=1),
+        interval="1day",
+        function="count",
+        tz="America/Chicago",
+    )
+    assert [p.value for p in daily.data] == [3]
+    end = datetime.datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=utc)
+    late = end - datetime.timedelta(seconds=1)
+    client.write_key("end", [DataPoint(late, 1)])
+    (point,) = client.read_key("end", late, end, tz="+14:00").data
+    assert point.ts == late
+
+
 def test_delete_series_everything_with_truncation(client: Client) -> None:
     for key in ("a", "b", "c"):
         client.create_series(key)

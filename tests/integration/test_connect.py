@@ -392,7 +392,8 @@ def test_round_trip_between_connect_and_serve(tmp_path: Path) -> None:
 
 
 def test_connect_loads_no_http_server() -> None:
-    """What ``tempodb[embedded]`` installs is enough: no uvicorn, httptools, uvloop or httpx."""
+    """What ``tempodb-revived[embedded]`` installs is enough: no uvicorn, httptools, uvloop or
+    httpx."""
     code = (
         "import sys, datetime, tempodb\n"
         "with tempodb.connect(':memory:') as c:\n"

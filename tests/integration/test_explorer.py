@@ -275,4 +275,47 @@ def test_missing_chart_library_is_reported(
     page.route("**/vendor/uPlot.iife.min.js", lambda route: route.fulfill(status=503, body="x"))
     page.goto(f"{url}/ui/")
     page.wait_for_selector("#status:not([hidden])")
-    assert "build-ui-assets.sh" in page.inner_text("#status")
+    assert "build_support/ui_assets.py" in page.inner_text("#status")
+
+
+def test_fit_range_spans_every_year_and_counts_in_words(
+    explorer_server: tuple[str, str, str], browser: BrowserContext
+) -> None:
+    """ "Fit range" finds points anywhere in years 1-9999, and a single point is "1 point"."""
+    url, key, secret = explorer_server
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with Client(key, secret, host=host, port=int(port), secure=False) as client:
+        ancient = [
+            DataPoint(datetime.datetime(500, 3, 1, tzinfo=UTC), 1),
+            DataPoint(datetime.datetime(9500, 6, 1, 12, tzinfo=UTC), 2),
+        ]
+        client.write_key("zz.ancient", ancient)
+    page = browser.new_page()
+    page.goto(f"{url}/ui/")
+    page.fill("#signin-key", key)
+    page.fill("#signin-secret", secret)
+    page.click("#signin-submit")
+    page.wait_for_selector("#series-list li[data-key='zz.ancient']")
+    page.fill("#tz", "UTC")
+    page.dispatch_event("#tz", "change")
+    page.select_option("#interval", "raw")
+    page.click("#series-list li[data-key='zz.ancient']")
+    page.click("#fit")
+    expect(page.locator("#range-start")).to_have_value("0500-03-01T00:00")
+    assert page.input_value("#range-end").startswith("9500-06-01T12:00")
+    state = plot(page)
+    assert state["points"] == "2"
+    assert " 2 points · " in page.inner_text("#chart-caption")
+    # In local mean time (Chicago's -05:50:36 then), times show whole-minute offsets as the
+    # API's timestamps do.
+    page.fill("#tz", "America/Chicago")
+    page.dispatch_event("#tz", "change")
+    plot(page)
+    assert page.inner_text("#chart-caption").startswith("0500-02-28 18:10:00 -05:50 → ")
+
+    page.click("#series-list li[data-key='zz.ancient']")  # deselect
+    page.click("#series-list li[data-key='office.humidity']")
+    page.click("#fit")
+    state = plot(page)
+    assert state["points"] == "1"
+    assert " 1 point · " in page.inner_text("#chart-caption")

@@ -95,7 +95,7 @@ def test_missing_chart_library_answers_503(
     monkeypatch.setattr(ui, "FILES", files)
     response, headers = get(app, "/ui/vendor/uPlot.iife.min.js")
     assert response.status == 503
-    assert b"scripts/build-ui-assets.sh" in response.body
+    assert b"build_support/ui_assets.py" in response.body
     assert headers["content-security-policy"] == ui.CSP
 
 

@@ -16,6 +16,9 @@ from tempodb.server.wire import (
     _render_points_numpy,
     c_points,
     fast_points,
+    key_error,
+    parse_multi,
+    parse_multi_body,
     parse_points,
     points_json,
     render_points,
@@ -299,3 +302,72 @@ def test_summary_moments_in_c_want_float64_values() -> None:
         _speedups.summary_moments(np.arange(3))
     with pytest.raises(ValueError, match="no values"):
         _speedups.summary_moments(np.zeros(0))
+
+
+# -- multi write bodies ------------------------------------------------------------------------
+
+series_names = st.one_of(
+    st.text("ab.:;-_/ Z9", min_size=1, max_size=6),
+    st.sampled_from(["", "a\\b", 'a"b', "é", "x" * 255, "x" * 256, "a\nb"]),
+)
+multi_members = st.tuples(
+    st.sampled_from(["key", "id", "both", "none"]),
+    series_names,
+    stamps,
+    st.one_of(numbers.map(lambda v: orjson.dumps(v).decode()), st.sampled_from(['"3"', "null"])),
+)
+
+
+def _multi_item(field: str, name: str, ms: int, value: str, order: int) -> str:
+    members = {"t": orjson.dumps(_text(ms, "ms_z")).decode(), "v": value}
+    if field in ("key", "both"):
+        members["key"] = orjson.dumps(name).decode()
+    if field in ("id", "both"):
+        members["id"] = orjson.dumps(name).decode()
+    names = sorted(members, key=lambda n: (hash(n) ^ order) % 7)
+    return "{" + ", ".join(f'"{n}": {members[n]}' for n in names) + "}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(items=st.lists(st.tuples(multi_members, st.integers(0, 6)), min_size=1, max_size=30))
+def test_c_multi_parser_agrees_with_parse_multi(
+    items: list[tuple[tuple[str, str, int, str], int]],
+) -> None:
+    """A multi body decodes the same through C as through the general path, refs numbered
+    alike; the usual shape (plain keys or ids, timestamps, numbers) always takes C."""
+    body = ("[" + ",".join(_multi_item(*m, order) for m, order in items) + "]").encode()
+    slow = parse_multi(orjson.loads(body))
+    fast = parse_multi_body(body, lambda: orjson.loads(body))
+    assert fast.batch.refs == slow.batch.refs
+    assert fast.batch.ref_index.tolist() == slow.batch.ref_index.tolist()
+    assert fast.batch.ts.tolist() == slow.batch.ts.tolist()
+    assert fast.batch.values.tobytes() == slow.batch.values.tobytes()
+    assert fast.batch.is_int.tolist() == slow.batch.is_int.tolist()
+    assert fast.failed == slow.failed
+    assert fast.multistatus() == slow.multistatus()
+    usual = all(
+        field in ("key", "id") and key_error(name) is None and "\\" not in name
+        and not value.startswith(('"', "n")) and not _big_integer(value)
+        for (field, name, _, value), _ in items
+    )  # fmt: skip
+    assert (_speedups.parse_multi_points(body) is not None) == usual
+
+
+def _big_integer(text: str) -> bool:
+    """An integer the C scanner leaves to the general path (from 2**53 on)."""
+    return not any(c in text for c in ".eE") and abs(int(text)) >= 2**53
+
+
+def test_c_multi_parser_numbers_series_by_field_and_text() -> None:
+    body = (
+        b'[{"t":"2012-01-01","key":"a","v":1},{"t":"2012-01-02","id":"a","v":2},'
+        b'{"key":"a","v":3,"t":"2012-01-03"},{"id":"b","t":"2012-01-03","v":4.5}]'
+    )
+    parsed = parse_multi_body(body, lambda: pytest.fail("the general path ran"))
+    assert parsed.batch.refs == [
+        SeriesRef("key", "a"), SeriesRef("id", "a"), SeriesRef("id", "b")
+    ]  # fmt: skip
+    assert parsed.batch.ref_index.tolist() == [0, 1, 0, 2]
+    assert parsed.batch.values.tolist() == [1, 2, 3, 4.5]
+    assert parsed.batch.is_int.tolist() == [True, True, True, False]
+    assert not parsed.failed

@@ -12,7 +12,7 @@
     tempodb write KEY [FILE]    tempodb read KEY    tempodb import FILE    tempodb export
 
 Every command that takes ``--data`` takes ``--database-url postgresql://USER@HOST:PORT/DB``
-instead to use PostgreSQL (``pip install 'tempodb[postgres]'``); the user commands (series,
+instead to use PostgreSQL (``pip install 'tempodb-revived[postgres]'``); the user commands (series,
 write, read, import, export) talk to a server over the API.  Each group of commands lives in its
 own module with a ``register(subparsers)`` function.
 """

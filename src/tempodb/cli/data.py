@@ -15,9 +15,10 @@
 
 Every command connects with ``--host``, ``--port``, ``--secure``/``--insecure``, ``--secret`` and
 the API key (``--key``, or ``--api-key`` where ``--key`` filters series), each falling back to
-``TEMPODB_HOST``, ``TEMPODB_PORT``, ``TEMPODB_SECURE``, ``TEMPODB_KEY`` and ``TEMPODB_SECRET``;
-or works in-process on a data folder with ``--data DIR`` (``tempodb.connect``; the API key, if
-given, picks one of its databases).  The commands that only read open the folder read-only, so
+``TEMPODB_HOST``, ``TEMPODB_PORT``, ``TEMPODB_SECURE``, ``TEMPODB_KEY`` and ``TEMPODB_SECRET``
+(``--secret-file`` reads the secret from a file, out of the process list); or works in-process
+on a data folder with ``--data DIR`` (``tempodb.connect``; the API key, if given, picks one of
+its databases).  The commands that only read open the folder read-only, so
 they work beside a server that writes to it; the others are refused while one runs.
 
 Writes and imports are all or nothing as far as the input goes: every line is checked before
@@ -45,6 +46,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 from tempodb import protocol
@@ -140,9 +142,15 @@ def _connection(parser: argparse.ArgumentParser, key_option: bool = True) -> Non
     group.add_argument(*names, dest="api_key", help="API key ($TEMPODB_KEY)")
     group.add_argument("--secret", help="API secret ($TEMPODB_SECRET)")
     group.add_argument(
+        "--secret-file",
+        metavar="FILE",
+        help="read the API secret from this file's first line (kept out of the process list)",
+    )
+    group.add_argument(
         "--data",
         metavar="DIR",
-        help="work in-process on this data folder instead of a server (needs tempodb[embedded])",
+        help="work in-process on this data folder instead of a server "
+        "(needs tempodb-revived[embedded])",
     )
 
 
@@ -198,19 +206,35 @@ def _timestamp(text: str) -> datetime.datetime:
 LOCAL_HOST, LOCAL_PORT = "127.0.0.1", 4242
 
 
+def _first_line(path: str, option: str) -> str:
+    """The first line of a file that holds a secret; UsageError when there is none."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {option}: {exc}") from None
+    if not lines or not lines[0].strip():
+        raise UsageError(f"{option}: {path} is empty")
+    return lines[0].strip()
+
+
 def _client(args: argparse.Namespace, *, read_only: bool = False) -> Client:
     """A client in-process on ``--data DIR``, else of the server the options and variables
     name, else of ``tempodb serve`` on this machine with its defaults (never of the defunct
     hosted service)."""
     if args.data is not None:
         return _connect(args.data, args.api_key, read_only)
+    secret = args.secret
+    if args.secret_file is not None:
+        if secret is not None:
+            raise UsageError("give --secret or --secret-file, not both")
+        secret = _first_line(args.secret_file, "--secret-file")
     host, port, secure = args.host, args.port, args.secure
     if host is None and not os.environ.get(protocol.ENV_HOST):
         host = LOCAL_HOST
         port = port if port is not None else LOCAL_PORT
         secure = secure if secure is not None else False
     try:
-        return Client(args.api_key, args.secret, host, port, secure)
+        return Client(args.api_key, secret, host, port, secure)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -220,7 +244,7 @@ def _connect(folder: str, key: str | None, read_only: bool) -> Client:
         from tempodb.inprocess import connect
         from tempodb.storage.base import StorageError
     except ImportError as exc:
-        message = f"--data needs the server ({exc}): pip install 'tempodb[embedded]'"
+        message = f"--data needs the server ({exc}): pip install 'tempodb-revived[embedded]'"
         raise UsageError(message) from None
     try:
         return connect(folder, read_only=read_only, key=key)

@@ -1,9 +1,16 @@
-"""Choosing the store from the command line: ``--data DIR`` or ``--database-url URL``."""
+"""Choosing the store from the command line: ``--data DIR`` or ``--database-url URL``.
+
+The URL may hold a password; to keep it out of the process list (``/proc/*/cmdline``) it may
+also come from a file (``--database-url-file``) or ``$TEMPODB_DATABASE_URL``, or the password
+alone from ``PGPASSWORD`` or ``~/.pgpass``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import sys
 import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,15 +19,46 @@ if TYPE_CHECKING:  # the storage modules need the server extra: load them only w
     from tempodb.storage.base import Store
 
 
+#: The database URL when neither --data nor --database-url(-file) is given.
+ENV_DATABASE_URL = "TEMPODB_DATABASE_URL"
+
+
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group(required=True)
+    group = parser.add_mutually_exclusive_group()
     group.add_argument("--data", metavar="DIR", help="data folder of the embedded store")
     group.add_argument(
         "--database-url",
         metavar="URL",
         help="PostgreSQL database, e.g. postgresql://USER@HOST:PORT/DB (a password may come "
-        "from PGPASSWORD or ~/.pgpass); several servers may share it",
+        f"from PGPASSWORD or ~/.pgpass); several servers may share it (${ENV_DATABASE_URL})",
     )
+    group.add_argument(
+        "--database-url-file",
+        metavar="FILE",
+        help="read the database URL from this file's first line (kept out of the process list)",
+    )
+
+
+def choose_store(args: argparse.Namespace) -> None:
+    """Settle ``args.data`` / ``args.database_url`` from the options, the URL file or
+    ``$TEMPODB_DATABASE_URL``; exits with a message when none names a store."""
+    if getattr(args, "database_url_file", None) is not None:
+        try:
+            lines = Path(args.database_url_file).read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SystemExit(f"tempodb: cannot read --database-url-file: {exc}") from None
+        if not lines or not lines[0].strip():
+            raise SystemExit(f"tempodb: {args.database_url_file} holds no database URL")
+        args.database_url, args.database_url_file = lines[0].strip(), None
+    if args.data is None and args.database_url is None:
+        args.database_url = os.environ.get(ENV_DATABASE_URL) or None
+        if args.database_url is None:
+            print(
+                "tempodb: give the store: --data DIR, or --database-url URL (or "
+                f"--database-url-file FILE, or ${ENV_DATABASE_URL})",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)  # a usage error, as argparse's
 
 
 def open_store(args: argparse.Namespace, *, existing: bool = False, lock: bool = False) -> Store:
@@ -33,6 +71,7 @@ def open_store(args: argparse.Namespace, *, existing: bool = False, lock: bool =
     """
     from tempodb.storage.base import StorageError
 
+    choose_store(args)
     if args.database_url is not None:
         try:
             import psycopg
@@ -41,7 +80,7 @@ def open_store(args: argparse.Namespace, *, existing: bool = False, lock: bool =
         except ImportError as exc:
             raise SystemExit(
                 f"tempodb: --database-url needs the PostgreSQL driver ({exc}): "
-                "pip install 'tempodb[postgres]'"
+                "pip install 'tempodb-revived[postgres]'"
             ) from None
         head: dict[str, Any] = {}
         if getattr(args, "block_points", None) is not None:
@@ -82,6 +121,7 @@ def open_store(args: argparse.Namespace, *, existing: bool = False, lock: bool =
 
 def describe_store(args: argparse.Namespace) -> str:
     """The store for humans: the data folder, or the database URL without its password."""
+    choose_store(args)
     if args.database_url is None:
         return f"data: {args.data}"
     url = args.database_url

@@ -36,7 +36,7 @@ from tempodb.server.wire import (
     key_error,
     now_ms,
     parse_bulk,
-    parse_multi,
+    parse_multi_body,
     parse_points_body,
     parse_time_param,
     render_points,
@@ -44,7 +44,7 @@ from tempodb.server.wire import (
     summary_moments,
 )
 from tempodb.storage.base import KeyConflict, SeriesRecord, SeriesRef, WriteBatch
-from tempodb.zones import Zone, get_zone
+from tempodb.zones import Zone, excerpt, get_zone
 
 DIRECTIONS = ("exact", "before", "after", "nearest")
 #: Without ``function``, rollups take the mean (spec Q14).
@@ -257,7 +257,7 @@ def _bulk_job(request: Request, *, increment: bool) -> WriteJob:
 
 
 def _multi_job(request: Request, *, increment: bool) -> WriteJob:
-    multi: MultiBatch = parse_multi(request.json())
+    multi = parse_multi_body(request.body, request.json)
     return WriteJob(multi.batch, increment, empty_response(), multi)
 
 
@@ -326,7 +326,9 @@ class SingleParams:
         ts = now_ms() if text is None else parse_time_param(text, "ts")
         direction = (request.query.get("direction") or "exact").lower()
         if direction not in DIRECTIONS:
-            raise bad_request(f"Invalid direction: {direction} (one of {', '.join(DIRECTIONS)})")
+            raise bad_request(
+                f"Invalid direction: {excerpt(direction)} (one of {', '.join(DIRECTIONS)})"
+            )
         try:
             zone = get_zone(request.query.get("tz"))
         except ValueError as exc:

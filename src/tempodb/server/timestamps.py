@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tempodb.timeutil import MAX_MS, MIN_MS, parse_timestamp_ms
+from tempodb.zones import excerpt
 
 __all__ = ["InvalidTimestamp", "parse_rows_ms", "parse_timestamps_ms"]
 
@@ -32,7 +33,7 @@ class InvalidTimestamp(ValueError):
     """An item of a batch is not a valid timestamp; ``index`` is its position."""
 
     def __init__(self, index: int, text: object) -> None:
-        super().__init__(f"Invalid timestamp: {text}")
+        super().__init__(f"Invalid timestamp: {excerpt(str(text))}")
         self.index = index
         self.text = text
 

@@ -6,8 +6,9 @@ credentials.  The files are a fixed list (no part of a request path ever reaches
 system), and every answer carries a strict Content-Security-Policy: scripts, styles and
 connections from this origin only, no inline script or style, no framing.
 
-The charting library (uPlot) is not in git: ``scripts/build-ui-assets.sh`` fetches the pinned
-release from the npm registry at build time (``make install`` runs it) into ``ui/vendor/``.
+The charting library (uPlot) is not in git: ``build_support/ui_assets.py`` fetches the pinned
+release from the npm registry at build time (``setup.py`` and ``make install`` run it) into
+``ui/vendor/``.
 Without it the page still loads, and the library's URL answers 503 saying how to build it.
 """
 
@@ -43,7 +44,7 @@ FILES: dict[str, tuple[str, bytes]] = {
 }
 NOT_BUILT = (
     "The explorer's chart library was not built into this installation: run "
-    "scripts/build-ui-assets.sh (make install does) and reinstall."
+    "build_support/ui_assets.py (make install and every wheel build do) and reinstall."
 )
 
 

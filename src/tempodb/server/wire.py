@@ -37,7 +37,7 @@ from tempodb.storage.base import (
     WriteBatch,
 )
 from tempodb.timeutil import parse_timestamp_ms
-from tempodb.zones import Zone
+from tempodb.zones import Zone, excerpt
 
 KEY_PATTERN = re.compile(r"[a-zA-Z0-9.:;\-_/\\ ]+")
 MAX_KEY_LENGTH = 255
@@ -80,7 +80,7 @@ def parse_time_param(text: str, name: str) -> int:
             return parse_timestamp_ms(candidate)
         except ValueError:
             pass
-    raise bad_request(f"Invalid timestamp for {name}: {text}")
+    raise bad_request(f"Invalid timestamp for {name}: {excerpt(text)}")
 
 
 # -- values ----------------------------------------------------------------------------------
@@ -163,8 +163,8 @@ def _one_time(value: object, now: int) -> int | str:
         try:
             return parse_timestamp_ms(value)
         except ValueError:
-            return f"Invalid timestamp: {value}"
-    return f"Invalid timestamp: {value!r}"
+            return f"Invalid timestamp: {excerpt(value)}"
+    return f"Invalid timestamp: {excerpt(repr(value))}"
 
 
 def _values(raw: Sequence[object], what: str) -> tuple[Float64Array, BoolArray]:
@@ -396,20 +396,23 @@ def parse_bulk(body: Any) -> WriteBatch:
 @dataclass
 class MultiBatch:
     batch: WriteBatch
-    #: One entry per element: [] when accepted, else the messages.
-    errors: list[list[str]]
-    #: One entry per element: the index of its series in ``batch.refs`` (-1 when refused).
-    slots: list[int]
+    #: One entry per element: [] when accepted, else the messages; None: all accepted.
+    errors: list[list[str]] | None = None
+    #: One entry per element: the index of its series in ``batch.refs`` (-1 when refused);
+    #: None: ``batch.ref_index`` (all accepted).
+    slots: list[int] | None = None
 
     @property
     def failed(self) -> bool:
-        return any(self.errors)
+        return self.errors is not None and any(self.errors)
 
     def multistatus(self, skipped: Collection[int] = ()) -> dict[str, list[dict[str, Any]]]:
         """The §3.9 body: 422 for invalid elements, 409 for those whose series could not be
         created (``skipped`` refs: an unknown id that another series has as its key)."""
+        slots = self.batch.ref_index.tolist() if self.slots is None else self.slots
+        errors = self.errors if self.errors is not None else [[]] * len(slots)
         entries = []
-        for messages, slot in zip(self.errors, self.slots, strict=True):
+        for messages, slot in zip(errors, slots, strict=True):
             if messages:
                 entries.append({"status": "422", "messages": messages})
             elif slot in skipped:
@@ -435,6 +438,25 @@ def _all_times(items: list[Any]) -> list[int] | None:
         return parse_timestamps_ms(texts).tolist()  # type: ignore[no-any-return]
     except InvalidTimestamp:
         return None
+
+
+def parse_multi_body(body: bytes, parse_json: Callable[[], Any]) -> MultiBatch:
+    """``parse_multi`` of a raw body: the common shape (every element a timestamp text, a
+    plain key or id and a number) decoded in C without a Python object per element, anything
+    else by ``parse_multi`` on the parsed JSON."""
+    scanned = _speedups.parse_multi_points(body) if _speedups is not None else None
+    if scanned is None:
+        return parse_multi(parse_json())
+    ts, values, is_int, series, fields, texts = scanned
+    batch = WriteBatch(
+        list(map(SeriesRef, fields, texts)),
+        np.frombuffer(series, np.int32),
+        np.frombuffer(ts, np.int64),
+        np.frombuffer(values, np.float64),
+        np.frombuffer(is_int, np.bool_),
+        skip_conflicts=True,
+    )
+    return MultiBatch(batch)
 
 
 def parse_multi(body: Any) -> MultiBatch:
@@ -596,7 +618,7 @@ def render_points(zone: Zone, ts: Int64Array, values: Float64Array, is_int: Bool
         else:
             ts = np.ascontiguousarray(ts, np.int64)
             numbers = number_texts(values, is_int)
-            rendered = _speedups.render_points(ts, zone.offsets_ms(ts), numbers)
+            rendered = _speedups.render_points(ts, zone.shown_offsets_ms(ts), numbers)
         if rendered is not None:
             return rendered
     return orjson.dumps(points_json(zone, ts, values, is_int))

@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -124,9 +124,9 @@ class SeriesFilter:
         )
 
 
-@dataclass(frozen=True)
-class SeriesRef:
-    """A series addressed by a request, by id or by key."""
+class SeriesRef(NamedTuple):
+    """A series addressed by a request, by id or by key (a named tuple: requests of many
+    series make thousands of them)."""
 
     field: SeriesField
     value: str

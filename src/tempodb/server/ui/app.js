@@ -11,6 +11,8 @@
   const COLORS = ["#1d4ed8", "#d9480f", "#2b8a3e", "#ae3ec9", "#c92a2a", "#0b7285", "#e67700",
     "#495057"];
   const MAX_LISTED = 500;
+  /** 9999-12-31T23:59:59.999Z, the last instant the API stores. */
+  const LAST_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
   const $ = (id) => document.getElementById(id);
 
   const state = {
@@ -89,7 +91,8 @@
     }
   }
 
-  /** The offset of zone ``tz`` from UTC at the instant ``ts``, in ms. */
+  /** The offset of zone ``tz`` from UTC at the instant ``ts``, in ms, in whole minutes as the
+   * API's timestamps carry it. */
   function offsetAt(ts, tz) {
     const fixed = fixedOffset(tz);
     if (fixed !== null) return fixed;
@@ -103,8 +106,12 @@
     }
     const p = {};
     for (const part of fmt.formatToParts(new Date(ts))) p[part.type] = Number(part.value);
-    const wall = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
-    return wall - Math.floor(ts / 1000) * 1000;
+    const date = new Date(0); // Date.UTC would read years 0-99 as 1900-1999
+    date.setUTCFullYear(p.year, p.month - 1, p.day);
+    date.setUTCHours(p.hour, p.minute, p.second, 0);
+    const offset = date.getTime() - Math.floor(ts / 1000) * 1000;
+    // As the server shows it: whole minutes (local mean time has offsets like -05:50:36).
+    return offset - (offset % 60000);
   }
 
   /** A Date whose local fields show the wall clock of ``tz`` at ``ts`` (uPlot's tzDate). */
@@ -345,15 +352,16 @@
   async function dataRange() {
     const keys = selectedParams();
     const [first, last] = await Promise.all([
-      api("single/", [...keys, ["ts", "1000-01-01T00:00:00Z"], ["direction", "after"]]),
-      api("single/", [...keys, ["ts", "9000-01-01T00:00:00Z"], ["direction", "before"]]),
+      api("single/", [...keys, ["ts", "0001-01-01T00:00:00.000Z"], ["direction", "after"]]),
+      api("single/", [...keys, ["ts", "9999-12-31T23:59:59.999Z"], ["direction", "before"]]),
     ]);
     const times = (sets) => sets.filter((s) => s.data).map((s) => Date.parse(s.data.t));
     const starts = times(first);
     const ends = times(last);
     if (!starts.length) return null;
-    // The end is exclusive: the next whole second after the last point.
-    return { start: Math.min(...starts), end: Math.floor(Math.max(...ends) / 1000) * 1000 + 1000 };
+    // The end is exclusive: the next whole second after the last point (within year 9999).
+    const end = Math.floor(Math.max(...ends) / 1000) * 1000 + 1000;
+    return { start: Math.min(...starts), end: Math.min(end, LAST_MS) };
   }
 
   async function fitRange() {
@@ -443,7 +451,7 @@
     else data = [[]];
     const rollup = sets.length && sets[0].rollup;
     $("chart-caption").textContent = displayTime(range.start, tz) + " → " +
-      displayTime(range.end, tz) + " · " + total + " points · " +
+      displayTime(range.end, tz) + " · " + total + (total === 1 ? " point · " : " points · ") +
       (rollup ? rollup.interval + " " + rollup.function : "raw") + " · " + tz +
       " · drag to zoom";
     const options = {
@@ -540,7 +548,7 @@
     }).observe($("chart"));
     if (typeof uPlot === "undefined") {
       showStatus("The chart library is missing from this installation: run " +
-        "scripts/build-ui-assets.sh (make install does) and reinstall.", true);
+        "build_support/ui_assets.py (make install and every wheel build do) and reinstall.", true);
     }
     if (sessionStorage.getItem(AUTH_ITEM)) {
       showSignedIn(true);
