@@ -23,6 +23,8 @@ import re
 import numpy as np
 import numpy.typing as npt
 
+from tempodb.zones import excerpt
+
 __all__ = [
     "FIND_FUNCTIONS",
     "FOLD_NAMES",
@@ -74,7 +76,8 @@ def parse_fold(text: str) -> str:
     if match is not None and 0 < float(match.group(1)) <= 100:
         return f"percentile,{match.group(1)}"
     raise ValueError(
-        f"Invalid fold: {text} (one of {', '.join(FOLD_NAMES)}, or percentile,N with 0 < N <= 100)"
+        f"Invalid fold: {excerpt(text)} "
+        f"(one of {', '.join(FOLD_NAMES)}, or percentile,N with 0 < N <= 100)"
     )
 
 

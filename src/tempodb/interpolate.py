@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from tempodb.zones import excerpt
+
 __all__ = ["INTERPOLATIONS", "interpolate", "parse_interpolation"]
 
 I64 = npt.NDArray[np.int64]
@@ -33,7 +35,7 @@ def parse_interpolation(text: str) -> str:
     """
     lowered = text.strip().lower()
     if lowered not in INTERPOLATIONS:
-        raise ValueError(f"Invalid interpolation function: {text} (zoh or linear)")
+        raise ValueError(f"Invalid interpolation function: {excerpt(text)} (zoh or linear)")
     return lowered
 
 

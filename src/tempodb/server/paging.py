@@ -33,7 +33,7 @@ from tempodb.rollup import Interval, boundaries, bucket_labels, bucket_starts
 from tempodb.server.context import Context
 from tempodb.server.http import Request, bad_request
 from tempodb.storage.base import SeriesRecord
-from tempodb.zones import MS_PER_DAY, Zone
+from tempodb.zones import MS_PER_DAY, Zone, excerpt
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -73,14 +73,15 @@ def decode_cursor(request: Request) -> int | str | None:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         position, check = orjson.loads(raw)
     except (ValueError, TypeError, binascii.Error):
-        raise bad_request(f"Invalid cursor: {token} (use the Link of the previous page)") from None
+        message = f"Invalid cursor: {excerpt(token)} (use the Link of the previous page)"
+        raise bad_request(message) from None
     if check != _check(request) or isinstance(position, bool):
         raise bad_request(
-            f"Invalid cursor: {token} (it belongs to another query; use the Link of the "
+            f"Invalid cursor: {excerpt(token)} (it belongs to another query; use the Link of the "
             "previous page with the same parameters)"
         )
     if not isinstance(position, int | str):
-        raise bad_request(f"Invalid cursor: {token}")
+        raise bad_request(f"Invalid cursor: {excerpt(token)}")
     return position
 
 
@@ -98,7 +99,7 @@ def parse_limit(request: Request) -> int | None:
     if text is None:
         return None
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise bad_request(f"Invalid limit: {text} (a whole number from 1)")
+        raise bad_request(f"Invalid limit: {excerpt(text)} (a whole number from 1)")
     return int(text)
 
 

@@ -44,7 +44,7 @@ from tempodb.server.paging import (
 from tempodb.server.points import STREAM_SPAN_MS
 from tempodb.server.wire import number_texts, parse_time_param, render_points, series_json
 from tempodb.storage.base import SeriesRecord
-from tempodb.zones import MS_PER_DAY, Zone, get_zone
+from tempodb.zones import MS_PER_DAY, Zone, excerpt, get_zone
 
 I64 = npt.NDArray[np.int64]
 Texts = npt.NDArray[np.bytes_]
@@ -62,7 +62,7 @@ def _period(request: Request, name: str) -> Interval | None:
     try:
         return parse_interval(text)
     except ValueError:
-        raise bad_request(f"Invalid {name}: {text} ({_PERIOD_HELP})") from None
+        raise bad_request(f"Invalid {name}: {excerpt(text)} ({_PERIOD_HELP})") from None
 
 
 def _fold(text: str, name: str) -> str:
@@ -293,7 +293,7 @@ def find(ctx: Context, request: Request, params: dict[str, str]) -> Response:
     function = (request.query.require("predicate.function")).lower()
     if function not in FIND_FUNCTIONS:
         raise bad_request(
-            f"Invalid predicate.function: {function} (one of {', '.join(FIND_FUNCTIONS)})"
+            f"Invalid predicate.function: {excerpt(function)} (one of {', '.join(FIND_FUNCTIONS)})"
         )
     period = _period(request, "predicate.period")
     if period is None:
