@@ -21,6 +21,11 @@ a response counts when its last byte arrived) and are medians of repeated runs.
     S3  100k tagged series: 10k created one per request (16 clients), 90k in requests of
         10,000 (tempodb's bulk ``POST /v1/series/``, the peers' line protocol), then the
         series of one tag among them (1,000)                     S3_*
+    V1  the 1.0 reads against the same 0.5 reads, alternated: segment raw 10 days, hourly
+        mean, daily max in America/Chicago, the aggregate (mean across series, daily) of every
+        series against W5                                         V1_*_ms, V1_*_ratio
+    V2  the 10-year series of S2 read raw page by page (limit 5,000, following Link), its
+        server memory growth, and its time against one 0.5 raw read  V2_*
     S4  1M series (``--s4-series``) on an instance of its own: created by multi writes of
         10,000 points (one per series), a second round of points; at 1k and at 1M series
         stored the p50 of a W8-style write, of a one-series raw read and of the series of a
@@ -160,9 +165,25 @@ def say(text: str) -> None:
 
 
 #: The workloads, in the order they run; ``--only`` picks some of them.
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "S1", "S2", "S3", "S4", "P1")
+WORKLOADS = (
+    "W1",
+    "W2",
+    "W3",
+    "W4",
+    "W5",
+    "W6",
+    "W7",
+    "W8",
+    "S1",
+    "S2",
+    "S3",
+    "S4",
+    "P1",
+    "V1",
+    "V2",
+)
 #: The workloads that read or change the main data set (W1's ingest fills it first).
-NEED_DATA = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7"})
+NEED_DATA = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "V1"})
 #: The workloads that run on the main instance (S4 starts one of its own).
 ON_MAIN = frozenset(WORKLOADS) - {"S4"}
 
@@ -201,7 +222,7 @@ class Run:
             (data, self.on_data),
             ("W8", self.w8),
             ("S1", self.s1),
-            ("S2", self.long_series),
+            ("S2,V2", self.long_series),
             ("S3", self.tags),
             ("P1", self.p1),
             ("S4", self.s4),
@@ -273,8 +294,50 @@ class Run:
         if "W5" in only:
             read = system.multi_daily_mean(keys, START_MS, end)
             self.put("W5_daily_mean_all_series_ms", median_ms(read, s.multi_reads))
+        if "V1" in only:
+            self.v1(keys, end)
         if "W6" in only:
             self.w6(keys)
+
+    def v1(self, keys: list[str], end: int) -> None:
+        """V1: the 1.0 segment reads and the aggregate against the same reads through the
+        0.5 routes, measured in alternation (the ratio is the target, issue 16)."""
+        system, s = self.system, self.sizes
+        names = ("segment_raw_10_days", "segment_hourly_mean", "segment_daily_max_chicago",
+                 "aggregate_daily_mean_all_series")  # fmt: skip
+        if not isinstance(system, TempoDB):
+            for name in names:
+                self.put(f"V1_{name}_ms", NOT_SUPPORTED)
+                self.put(f"V1_{name}_ratio", NOT_SUPPORTED)
+            return
+        key, ten_days = keys[0], START_MS + 10 * DAY_MS
+        pairs = (
+            (system.segment(key, START_MS, ten_days), system.raw(key, START_MS, ten_days)),
+            (
+                system.segment(key, START_MS, end, rollup_period="PT1H", rollup_fold="mean"),
+                system.hourly_mean(key, START_MS, end),
+            ),
+            (
+                system.segment(
+                    key, START_MS, end, rollup_period="P1D", rollup_fold="max", tz="America/Chicago"
+                ),
+                system.daily(key, START_MS, end, "max"),
+            ),
+            (
+                system.aggregate_daily_mean(keys, START_MS, end),
+                system.multi_daily_mean(keys, START_MS, end),
+            ),
+        )
+        for name, (new, old) in zip(names, pairs, strict=True):
+            rounds = s.multi_reads if name.startswith("aggregate") else s.reads
+            new_ms, old_ms = [], []
+            for _ in range(rounds):
+                new_ms.append(median_ms(new, 1))
+                old_ms.append(median_ms(old, 1))
+            self.put(f"V1_{name}_ms", round(statistics.median(new_ms), 3))
+            self.put(
+                f"V1_{name}_ratio", round(statistics.median(new_ms) / statistics.median(old_ms), 3)
+            )
 
     def w2(self) -> None:
         s, system = self.sizes, self.system
@@ -343,6 +406,10 @@ class Run:
         ingest(system, requests, s.ingest_clients)
         if isinstance(system, VictoriaMetrics):
             system.flush()
+        if "V2" in self.only:
+            self.v2(long)
+        if "S2" not in self.only:
+            return
         for label, days in (("1_month", 30), ("1_year", 365), ("10_years", 3652)):
             end = START_MS + days * DAY_MS
             if isinstance(system, TempoDB):
@@ -360,6 +427,31 @@ class Run:
         read()
         self.put("S2_raw_10_years_ms", round((time.perf_counter() - began) * 1000, 1))
         self.put("S2_raw_10_years_rss_growth_mb", round(peak_rss_mb(system.pid) - base_rss, 1))
+
+    def v2(self, long: Series) -> None:
+        """V2: the raw 10 years read page by page (5,000 points a page, following the Link
+        headers): the time, the server's memory growth, and the time against one 0.5 read."""
+        system = self.system
+        if not isinstance(system, TempoDB):
+            for key in ("V2_paged_10_years_ms", "V2_paged_10_years_rss_growth_mb",
+                        "V2_paged_10_years_ratio"):  # fmt: skip
+                self.put(key, NOT_SUPPORTED)
+            return
+        end = START_MS + 3652 * DAY_MS
+        read = system.paged(long.key, START_MS, end, 5000)
+        reset_peak(system.pid)
+        base_rss = peak_rss_mb(system.pid)
+        began = time.perf_counter()
+        pages = read()
+        paged_ms = (time.perf_counter() - began) * 1000
+        growth = peak_rss_mb(system.pid) - base_rss
+        began = time.perf_counter()
+        system.raw(long.key, START_MS, end)()
+        whole_ms = (time.perf_counter() - began) * 1000
+        say(f"  {system.name} V2: {pages} pages")
+        self.put("V2_paged_10_years_ms", round(paged_ms, 1))
+        self.put("V2_paged_10_years_rss_growth_mb", round(growth, 1))
+        self.put("V2_paged_10_years_ratio", round(paged_ms / whole_ms, 3))
 
     def tags(self) -> None:
         """S3: a tenth of the tagged series created one per request (16 clients), the rest in

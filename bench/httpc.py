@@ -47,6 +47,8 @@ class Connection:
         self._sock: socket.socket | None = None
         self._buffer = b""
         self._used = 0.0
+        #: The headers (lower-case names) of the last response.
+        self.headers: dict[str, str] = {}
 
     def encode(self, request: Request) -> bytes:
         """The bytes of a request on the wire."""
@@ -104,6 +106,7 @@ class Connection:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
         close = headers.get("connection", "").lower() == "close"
+        self.headers = headers
         if "content-length" in headers:
             size = int(headers["content-length"])
             self._buffer = rest

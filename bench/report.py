@@ -49,6 +49,17 @@ KEYS = [
     "P1_remote_write_new_series_samples_per_s",
     "P1_remote_write_samples_per_s",
     "P1_remote_read_1_day_100_series_ms",
+    "V1_segment_raw_10_days_ms",
+    "V1_segment_raw_10_days_ratio",
+    "V1_segment_hourly_mean_ms",
+    "V1_segment_hourly_mean_ratio",
+    "V1_segment_daily_max_chicago_ms",
+    "V1_segment_daily_max_chicago_ratio",
+    "V1_aggregate_daily_mean_all_series_ms",
+    "V1_aggregate_daily_mean_all_series_ratio",
+    "V2_paged_10_years_ms",
+    "V2_paged_10_years_rss_growth_mb",
+    "V2_paged_10_years_ratio",
 ]
 
 PEERS = ("influxdb", "victoriametrics", "prometheus")
@@ -166,6 +177,13 @@ def targets(
     # Issue 18: Prometheus' remote storage.
     p1 = "P1_remote_write_samples_per_s"
     check("P1 remote_write >= 0.5x VictoriaMetrics", number(ours, p1), times(vm, p1, 0.5), True)
+    # Issue 16: the 1.0 reads against the same reads through the 0.5 routes.
+    for name in ("segment_raw_10_days", "segment_hourly_mean", "segment_daily_max_chicago"):
+        check(f"V1 {name} <= 1.1x the 0.5 read", number(ours, f"V1_{name}_ratio"), 1.1, False)
+    aggregate = "V1_aggregate_daily_mean_all_series_ratio"
+    check("V1 aggregate of every series <= 1.2x W5", number(ours, aggregate), 1.2, False)
+    growth = "V2_paged_10_years_rss_growth_mb"
+    check("V2 paged 10-year read grows RSS < 50 MB", number(ours, growth), 50.0, False)
     return found
 
 

@@ -370,6 +370,37 @@ class TempoDB(System):
     def series_in_group(self, group: str) -> Read:
         return self._read("/v1/series/", [("tag", group)])
 
+    # -- the 1.0 reads (issue 16) ------------------------------------------------------------
+
+    def segment(self, key: str, start: int, end: int, **more: str) -> Read:
+        """``GET /v1/series/key/{key}/segment/`` (``rollup_period`` for ``rollup.period``)."""
+        params = self._params(start, end, **{k.replace("_", "."): v for k, v in more.items()})
+        return self._read(f"/v1/series/key/{key}/segment/", params)
+
+    def aggregate_daily_mean(self, keys: Sequence[str], start: int, end: int) -> Read:
+        """The mean of the series at each timestamp, then daily in America/Chicago."""
+        params = self._params(start, end, tz="America/Chicago")
+        params += [("aggregation.fold", "mean"), ("rollup.period", "P1D"), ("rollup.fold", "mean")]
+        return self._read("/v1/segment/", [*params, *(("key", k) for k in keys)])
+
+    def paged(self, key: str, start: int, end: int, limit: int) -> Callable[[], int]:
+        """A raw segment read followed page by page (``Link: rel=next``); the pages read."""
+        first = f"/v1/series/key/{key}/segment/?" + urllib.parse.urlencode(
+            [*self._params(start, end), ("limit", str(limit))]
+        )
+
+        def read() -> int:
+            target: str | None = first
+            pages = 0
+            while target is not None:
+                self.conn.request(Request("GET", target))
+                pages += 1
+                link = self.conn.headers.get("link")
+                target = None if link is None else link[link.index("<") + 1 : link.index(">")]
+            return pages
+
+        return read
+
 
 def _bulk_series(keys: Sequence[str], tags: Sequence[Sequence[str]]) -> Request:
     """``POST /v1/series/`` with ``[{"key": ..., "tags": [...]}, ...]``: answered 200 with

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 try:
@@ -32,17 +32,21 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         f"AsyncClient needs httpx ({exc}): pip install 'tempodb-revived[async]'"
     ) from exc
 
-from tempodb import protocol
+from tempodb import protocol, reads
 from tempodb.batch import AsyncBatchWriter
 from tempodb.client import default_headers
 from tempodb.errors import ERROR_CODE_HEADER
 from tempodb.objects import (
     CreatedSeries,
+    DataPoint,
     DataSet,
     DeleteSummary,
+    Found,
     JSONDict,
+    MultiPoint,
     Series,
     SingleValueSet,
+    Summary,
 )
 from tempodb.protocol import (
     Points,
@@ -53,6 +57,7 @@ from tempodb.protocol import (
     TransportFailure,
     Wait,
 )
+from tempodb.reads import DEFAULT_LIMIT, Page
 from tempodb.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -348,6 +353,229 @@ class AsyncClient:
         """See :meth:`tempodb.Client.delete_key`."""
         await self._call(protocol.delete_range("key", series_key, start, end, kwargs))
 
+    # -- the 1.0 reads (paged: iterators that follow the pages) ------------------------------
+
+    def read_segment(
+        self,
+        series_key: str,
+        start: Timestamp,
+        end: Timestamp,
+        *,
+        rollup_period: str = "",
+        rollup_fold: str = "",
+        interpolation_period: str = "",
+        interpolation_function: str = "",
+        tz: str = "",
+        limit: int | None = DEFAULT_LIMIT,
+        by_id: bool = False,
+    ) -> AsyncIterator[DataPoint]:
+        """The points of ``[start, end)`` of one series (by id with ``by_id=True``), page by
+        page (``limit`` a page): raw; rolled up (``rollup_period`` such as ``"PT1H"`` or
+        ``"1hour"``, ``rollup_fold`` one of sum, mult, min, max, mean, count, stddev, ss,
+        range, first, last, ``percentile,N``); interpolated first (``interpolation_period``
+        with ``interpolation_function`` ``"zoh"`` or ``"linear"``).  Timestamps are in ``tz``.
+
+        Pages are read as you iterate (``async for``); errors raise there.
+
+        >>> hourly = [p async for p in client.read_segment("k", start, end, rollup_period="PT1H",
+        ...                                         rollup_fold="max", tz="Europe/Paris")]
+        """
+        shape = reads.shape(
+            rollup_period, rollup_fold, interpolation_period, interpolation_function
+        )
+        return self._pages(
+            reads.segment_read(series_key, start, end, by_id=by_id, shape=shape, tz=tz, limit=limit)
+        )
+
+    def read_rollups(
+        self,
+        series_key: str,
+        start: Timestamp,
+        end: Timestamp,
+        *,
+        period: str,
+        folds: Sequence[str],
+        tz: str = "",
+        limit: int | None = DEFAULT_LIMIT,
+        by_id: bool = False,
+    ) -> AsyncIterator[MultiPoint]:
+        """Several folds per bucket of ``period``: one :class:`MultiPoint` a bucket, its
+        ``values`` by fold (``avg`` comes back as ``mean``).
+
+        >>> async for p in client.read_rollups("k", start, end, period="P1D", folds=["min", "max"]):
+        ...     print(p.ts, p.values["min"], p.values["max"])
+        """
+        return self._pages(
+            reads.rollups(
+                series_key,
+                start,
+                end,
+                by_id=by_id,
+                period=period,
+                folds=folds,
+                tz=tz,
+                limit=limit,
+            )
+        )
+
+    async def read_summary(
+        self,
+        series_key: str,
+        start: Timestamp,
+        end: Timestamp,
+        *,
+        tz: str = "",
+        by_id: bool = False,
+    ) -> Summary:
+        """count, sum, mean, min, max and stddev of the points in ``[start, end)`` (an empty
+        range: count 0, sum 0, the others None)."""
+        return await self._call(reads.summary(series_key, start, end, by_id=by_id, tz=tz))
+
+    def find(
+        self,
+        series_key: str,
+        start: Timestamp,
+        end: Timestamp,
+        *,
+        function: str,
+        period: str,
+        tz: str = "",
+        limit: int | None = DEFAULT_LIMIT,
+        by_id: bool = False,
+    ) -> AsyncIterator[Found]:
+        """In each interval of ``period`` that has points, the point ``function`` (max, min,
+        first, last) picks; ties go to the earliest.
+
+        >>> found = client.find("k", start, end, function="max", period="P1D")
+        >>> peaks = [f.point async for f in found]
+        """
+        return self._pages(
+            reads.find(
+                series_key,
+                start,
+                end,
+                by_id=by_id,
+                function=function,
+                period=period,
+                tz=tz,
+                limit=limit,
+            )
+        )
+
+    def aggregate(
+        self,
+        start: Timestamp,
+        end: Timestamp,
+        *,
+        fold: str,
+        ids: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+        rollup_period: str = "",
+        rollup_fold: str = "",
+        interpolation_period: str = "",
+        interpolation_function: str = "",
+        tz: str = "",
+        limit: int | None = DEFAULT_LIMIT,
+    ) -> AsyncIterator[DataPoint]:
+        """The matching series folded into one with ``fold`` at each timestamp (after
+        interpolation, before the rollup), page by page.
+
+        >>> total = [p async for p in client.aggregate(start, end, fold="sum", tags=["meter"],
+        ...                                            rollup_period="PT1H", rollup_fold="mean")]
+        """
+        shape = reads.shape(
+            rollup_period, rollup_fold, interpolation_period, interpolation_function
+        )
+        flt = reads.filters(ids, keys, tags, attributes)
+        return self._pages(
+            reads.aggregate(start, end, fold=fold, filters=flt, shape=shape, tz=tz, limit=limit)
+        )
+
+    def read_multi(
+        self,
+        start: Timestamp,
+        end: Timestamp,
+        *,
+        ids: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+        rollup_period: str = "",
+        rollup_fold: str = "",
+        interpolation_period: str = "",
+        interpolation_function: str = "",
+        tz: str = "",
+        limit: int | None = DEFAULT_LIMIT,
+    ) -> AsyncIterator[MultiPoint]:
+        """The matching series side by side: one :class:`MultiPoint` per timestamp present
+        in any of them, ``values`` by series key (a series without a point there is absent).
+        """
+        shape = reads.shape(
+            rollup_period, rollup_fold, interpolation_period, interpolation_function
+        )
+        flt = reads.filters(ids, keys, tags, attributes)
+        return self._pages(reads.multi(start, end, filters=flt, shape=shape, tz=tz, limit=limit))
+
+    async def read_multi_dataframe(
+        self,
+        start: Timestamp,
+        end: Timestamp,
+        *,
+        ids: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+        rollup_period: str = "",
+        rollup_fold: str = "",
+        interpolation_period: str = "",
+        interpolation_function: str = "",
+        tz: str = "",
+        limit: int | None = DEFAULT_LIMIT,
+    ) -> pandas.DataFrame:
+        """:meth:`read_multi` as one pandas DataFrame (every page); see
+        :meth:`tempodb.Client.read_multi_dataframe`."""
+        from tempodb import frames
+
+        rows = self.read_multi(
+            start,
+            end,
+            ids=ids,
+            keys=keys,
+            tags=tags,
+            attributes=attributes,
+            rollup_period=rollup_period,
+            rollup_fold=rollup_fold,
+            interpolation_period=interpolation_period,
+            interpolation_function=interpolation_function,
+            tz=tz,
+            limit=limit,
+        )
+        return frames.multi_to_frame([row async for row in rows], tz)
+
+    def iter_series(
+        self,
+        *,
+        ids: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> AsyncIterator[Series]:
+        """The matching series by key, fetched ``limit`` at a time."""
+        flt = reads.filters(ids, keys, tags, attributes)
+        return self._pages(reads.series_pages(flt, limit))
+
+    async def _pages(self, request: Request[Page[T]]) -> AsyncIterator[T]:
+        """The items of a paged read, each page fetched as it is reached."""
+        following: Request[Page[T]] | None = request
+        while following is not None:
+            page = await self._call(following)
+            for item in page.items:
+                yield item
+            following = page.next
+
     # -- plumbing ----------------------------------------------------------------------------
 
     async def request(
@@ -395,4 +623,5 @@ class AsyncClient:
             response.content,
             response.headers.get("Retry-After"),
             response.headers.get(ERROR_CODE_HEADER),
+            response.headers.get("Link"),
         )

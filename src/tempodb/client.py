@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,16 +25,20 @@ import urllib3
 from urllib3.exceptions import ConnectTimeoutError, SSLError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from tempodb import protocol
+from tempodb import protocol, reads
 from tempodb.batch import BatchWriter
 from tempodb.errors import ERROR_CODE_HEADER
 from tempodb.objects import (
     CreatedSeries,
+    DataPoint,
     DataSet,
     DeleteSummary,
+    Found,
     JSONDict,
+    MultiPoint,
     Series,
     SingleValueSet,
+    Summary,
 )
 from tempodb.protocol import (
     API_HOST,
@@ -49,6 +53,7 @@ from tempodb.protocol import (
     TransportFailure,
     Wait,
 )
+from tempodb.reads import DEFAULT_LIMIT, Page
 from tempodb.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -457,6 +462,236 @@ class Client:
         """Like :meth:`delete_id`, by key."""
         self._call(protocol.delete_range("key", series_key, start, end, kwargs))
 
+    # -- the 1.0 reads (paged: iterators that follow the pages) ------------------------------
+
+    def read_segment(
+        self,
+        series_key: str,
+        start: Timestamp,
+        end: Timestamp,
+        *,
+        rollup_period: str = "",
+        rollup_fold: str = "",
+        interpolation_period: str = "",
+        interpolation_function: str = "",
+        tz: str = "",
+        limit: int | None = DEFAULT_LIMIT,
+        by_id: bool = False,
+    ) -> Iterator[DataPoint]:
+        """The points of ``[start, end)`` of one series (by id with ``by_id=True``), page by
+        page (``limit`` a page): raw; rolled up (``rollup_period`` such as ``"PT1H"`` or
+        ``"1hour"``, ``rollup_fold`` one of sum, mult, min, max, mean, count, stddev, ss,
+        range, first, last, ``percentile,N``); interpolated first (``interpolation_period``
+        with ``interpolation_function`` ``"zoh"`` or ``"linear"``).  Timestamps are in ``tz``.
+
+        The first page is read at once (errors raise here); the others as you iterate.
+
+        >>> hourly = list(client.read_segment("k", start, end, rollup_period="PT1H",
+        ...                                   rollup_fold="max", tz="Europe/Paris"))
+        """
+        shape = reads.shape(
+            rollup_period, rollup_fold, interpolation_period, interpolation_function
+        )
+        return self._pages(
+            reads.segment_read(series_key, start, end, by_id=by_id, shape=shape, tz=tz, limit=limit)
+        )
+
+    def read_rollups(
+        self,
+        series_key: str,
+        start: Timestamp,
+        end: Timestamp,
+        *,
+        period: str,
+        folds: Sequence[str],
+        tz: str = "",
+        limit: int | None = DEFAULT_LIMIT,
+        by_id: bool = False,
+    ) -> Iterator[MultiPoint]:
+        """Several folds per bucket of ``period``: one :class:`MultiPoint` a bucket, its
+        ``values`` by fold (``avg`` comes back as ``mean``).
+
+        >>> for p in client.read_rollups("k", start, end, period="P1D", folds=["min", "max"]):
+        ...     print(p.ts, p.values["min"], p.values["max"])
+        """
+        return self._pages(
+            reads.rollups(
+                series_key,
+                start,
+                end,
+                by_id=by_id,
+                period=period,
+                folds=folds,
+                tz=tz,
+                limit=limit,
+            )
+        )
+
+    def read_summary(
+        self,
+        series_key: str,
+        start: Timestamp,
+        end: Timestamp,
+        *,
+        tz: str = "",
+        by_id: bool = False,
+    ) -> Summary:
+        """count, sum, mean, min, max and stddev of the points in ``[start, end)`` (an empty
+        range: count 0, sum 0, the others None)."""
+        return self._call(reads.summary(series_key, start, end, by_id=by_id, tz=tz))
+
+    def find(
+        self,
+        series_key: str,
+        start: Timestamp,
+        end: Timestamp,
+        *,
+        function: str,
+        period: str,
+        tz: str = "",
+        limit: int | None = DEFAULT_LIMIT,
+        by_id: bool = False,
+    ) -> Iterator[Found]:
+        """In each interval of ``period`` that has points, the point ``function`` (max, min,
+        first, last) picks; ties go to the earliest.
+
+        >>> peaks = [f.point for f in client.find("k", start, end, function="max", period="P1D")]
+        """
+        return self._pages(
+            reads.find(
+                series_key,
+                start,
+                end,
+                by_id=by_id,
+                function=function,
+                period=period,
+                tz=tz,
+                limit=limit,
+            )
+        )
+
+    def aggregate(
+        self,
+        start: Timestamp,
+        end: Timestamp,
+        *,
+        fold: str,
+        ids: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+        rollup_period: str = "",
+        rollup_fold: str = "",
+        interpolation_period: str = "",
+        interpolation_function: str = "",
+        tz: str = "",
+        limit: int | None = DEFAULT_LIMIT,
+    ) -> Iterator[DataPoint]:
+        """The matching series folded into one with ``fold`` at each timestamp (after
+        interpolation, before the rollup), page by page.
+
+        >>> total = list(client.aggregate(start, end, fold="sum", tags=["meter"],
+        ...                               rollup_period="PT1H", rollup_fold="mean"))
+        """
+        shape = reads.shape(
+            rollup_period, rollup_fold, interpolation_period, interpolation_function
+        )
+        flt = reads.filters(ids, keys, tags, attributes)
+        return self._pages(
+            reads.aggregate(start, end, fold=fold, filters=flt, shape=shape, tz=tz, limit=limit)
+        )
+
+    def read_multi(
+        self,
+        start: Timestamp,
+        end: Timestamp,
+        *,
+        ids: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+        rollup_period: str = "",
+        rollup_fold: str = "",
+        interpolation_period: str = "",
+        interpolation_function: str = "",
+        tz: str = "",
+        limit: int | None = DEFAULT_LIMIT,
+    ) -> Iterator[MultiPoint]:
+        """The matching series side by side: one :class:`MultiPoint` per timestamp present
+        in any of them, ``values`` by series key (a series without a point there is absent).
+        """
+        shape = reads.shape(
+            rollup_period, rollup_fold, interpolation_period, interpolation_function
+        )
+        flt = reads.filters(ids, keys, tags, attributes)
+        return self._pages(reads.multi(start, end, filters=flt, shape=shape, tz=tz, limit=limit))
+
+    def read_multi_dataframe(
+        self,
+        start: Timestamp,
+        end: Timestamp,
+        *,
+        ids: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+        rollup_period: str = "",
+        rollup_fold: str = "",
+        interpolation_period: str = "",
+        interpolation_function: str = "",
+        tz: str = "",
+        limit: int | None = DEFAULT_LIMIT,
+    ) -> pandas.DataFrame:
+        """:meth:`read_multi` as one pandas DataFrame (every page): a column per series key,
+        a time-zone aware index in ``tz``, NaN where a series has no point.  Needs
+        ``pip install 'tempodb[pandas]'``.
+
+        >>> df = client.read_multi_dataframe(start, end, tags=["meter"], rollup_period="PT1H",
+        ...                                  rollup_fold="mean", tz="Europe/Paris")
+        """
+        from tempodb import frames
+
+        rows = self.read_multi(
+            start,
+            end,
+            ids=ids,
+            keys=keys,
+            tags=tags,
+            attributes=attributes,
+            rollup_period=rollup_period,
+            rollup_fold=rollup_fold,
+            interpolation_period=interpolation_period,
+            interpolation_function=interpolation_function,
+            tz=tz,
+            limit=limit,
+        )
+        return frames.multi_to_frame(list(rows), tz)
+
+    def iter_series(
+        self,
+        *,
+        ids: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> Iterator[Series]:
+        """The matching series by key, fetched ``limit`` at a time."""
+        flt = reads.filters(ids, keys, tags, attributes)
+        return self._pages(reads.series_pages(flt, limit))
+
+    def _pages(self, request: Request[Page[T]]) -> Iterator[T]:
+        """The items of a paged read: the first page now, the next ones as they are reached."""
+        first = self._call(request)
+
+        def items() -> Iterator[T]:
+            page: Page[T] | None = first
+            while page is not None:
+                yield from page.items
+                page = None if page.next is None else self._call(page.next)
+
+        return items()
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def request(
@@ -526,4 +761,5 @@ class Client:
             response.data,
             response.headers.get("Retry-After"),
             response.headers.get(ERROR_CODE_HEADER),
+            response.headers.get("Link"),
         )

@@ -513,3 +513,12 @@ def _checked_key(name: object) -> str:
         raise TypeError(f"write_dataframe: series keys must be non-empty strings, not {name!r}")
     protocol.check_key(name)
     return name
+
+
+def multi_to_frame(points: Sequence[Any], tz: str | None) -> pd.DataFrame:
+    """``MultiPoint``\\ s (``read_multi``, ``read_rollups``) as a DataFrame: a column per
+    series key (or fold), sorted, on a time-zone aware index in ``tz``; NaN where absent."""
+    zone = zone_of(tz or None)
+    ms = np.fromiter((datetime_to_ms(p.ts) for p in points), np.int64, len(points))
+    frame = pd.DataFrame.from_records([p.values for p in points], index=_index(ms, zone))
+    return frame.reindex(columns=sorted(frame.columns))

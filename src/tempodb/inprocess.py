@@ -129,13 +129,15 @@ class Engine:
         body = encoded.body
         if encoded.stream is not None:
             body = b"".join([body, *encoded.stream])
-        retry_after = error_code = None
+        retry_after = error_code = link = None
         for name, value in encoded.headers:
-            if name == b"retry-after":
+            if name == b"link":
+                link = value.decode("latin-1")
+            elif name == b"retry-after":
                 retry_after = value.decode("latin-1")
             elif name == b"x-tempodb-error":
                 error_code = value.decode("latin-1")
-        return Response(encoded.status, body, retry_after, error_code)
+        return Response(encoded.status, body, retry_after, error_code, link)
 
     def close(self) -> None:
         """Finish the queued writes, close the store (releasing the folder) and remove a

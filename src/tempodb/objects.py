@@ -313,3 +313,46 @@ class SingleValueSet:
 
     def __repr__(self) -> str:
         return f"SingleValueSet(series={self.series!r}, data={self.data!r})"
+
+
+class MultiPoint:
+    """One timestamp of a 1.0 read with several values: by fold (``read_rollups``) or by
+    series key (``read_multi``; a series without a point there is absent)."""
+
+    __slots__ = ("ts", "values")
+
+    def __init__(self, ts: datetime.datetime, values: Mapping[str, Value]) -> None:
+        self.ts = ts
+        self.values = dict(values)
+
+    @staticmethod
+    def from_json(json: Mapping[str, Any]) -> MultiPoint:
+        return MultiPoint(from_wire(json["t"]), json["v"])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MultiPoint):
+            return NotImplemented
+        return self.ts == other.ts and self.values == other.values
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"MultiPoint({self.ts!r}, {self.values!r})"
+
+
+@dataclass(frozen=True)
+class Found:
+    """What ``find`` picked in one interval ``[start, end)``: the point."""
+
+    start: datetime.datetime
+    end: datetime.datetime
+    point: DataPoint
+
+    @staticmethod
+    def from_json(json: Mapping[str, Any]) -> Found:
+        interval = json["interval"]
+        return Found(
+            from_wire(interval["start"]),
+            from_wire(interval["end"]),
+            DataPoint.from_json(json["found"]),
+        )

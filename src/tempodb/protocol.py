@@ -94,6 +94,8 @@ class Request(Generic[T]):
     body: bytes | None = None
     accept: tuple[int, ...] = (200,)
     idempotent: bool = True
+    #: Instead of ``parse``, for paged reads: also given the ``Link`` header (or None).
+    parse_page: Callable[[int, bytes, str | None], T] | None = None
 
     @property
     def target(self) -> str:
@@ -109,6 +111,8 @@ class Response:
     body: bytes
     retry_after: str | None = None
     error_code: str | None = None
+    #: The ``Link`` header of a paged answer.
+    link: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,8 @@ def exchange(request: Request[T], policy: RetryPolicy) -> Generator[Step, Outcom
         error: TempoDBApiException
         if isinstance(outcome, Response):
             if outcome.status in request.accept:
+                if request.parse_page is not None:
+                    return request.parse_page(outcome.status, outcome.body, outcome.link)
                 return request.parse(outcome.status, outcome.body)
             retry_after = parse_retry_after(outcome.retry_after)
             message = outcome.body.decode("utf-8", "replace").strip()

@@ -46,6 +46,7 @@ from typing import Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
+from tempodb.folds import finite_mean, fold_groups, parse_fold
 from tempodb.zones import MS_PER_DAY, Zone, excerpt, sparse_runs
 
 __all__ = [
@@ -55,11 +56,14 @@ __all__ = [
     "SummaryParts",
     "Unit",
     "auto_interval",
+    "boundaries",
     "bucket_labels",
     "bucket_starts",
+    "next_boundaries",
     "parse_function",
     "parse_interval",
     "rollup",
+    "rollup_folds",
     "summarize",
 ]
 
@@ -462,73 +466,64 @@ def rollup(
     Returns:
         One point per non-empty bucket, labelled with the bucket's first boundary.
     """
-    name = parse_function(function)
+    fold = parse_fold(parse_function(function))
+    return rollup_folds(
+        ts, values, is_int, interval=interval, folds=(fold,), zone=zone, start_ms=start_ms
+    )[0]
+
+
+def rollup_folds(
+    ts: npt.ArrayLike,
+    values: npt.ArrayLike,
+    is_int: npt.ArrayLike,
+    *,
+    interval: Interval,
+    folds: tuple[str, ...],
+    zone: Zone,
+    start_ms: int,
+) -> list[Folded]:
+    """:func:`rollup` with any folds of :mod:`tempodb.folds` (``parse_fold`` names), the
+    buckets found once for all of them; one :class:`Folded` per fold."""
     instants = np.asarray(ts, dtype=np.int64)
     vals = np.asarray(values, dtype=np.float64)
     ints = np.asarray(is_int, dtype=np.bool_)
     if instants.size == 0:
-        return Folded(np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.bool_))
+        empty = Folded(np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.bool_))
+        return [empty for _ in folds]
     out_ts, starts = bucket_starts(instants, interval=interval, zone=zone, start_ms=start_ms)
-    counts = np.diff(np.append(starts, instants.size))
-    if name == "count":
-        return Folded(out_ts, counts.astype(np.float64), np.ones(starts.size, np.bool_))
-    if name == "sum":
-        sums, sum_ints = _bucket_sums(vals, ints, starts, counts)
-        return Folded(out_ts, sums, sum_ints)
-    if name in ("max", "min"):
-        extreme, extreme_ints = _bucket_extreme(vals, ints, starts, counts, name == "max")
-        return Folded(out_ts, extreme, extreme_ints)
-    with np.errstate(over="ignore", invalid="ignore"):
-        means: F64 = np.add.reduceat(vals, starts) / counts
-        for bucket in np.flatnonzero(~np.isfinite(means)).tolist():  # the sum overflowed
-            lo = int(starts[bucket])
-            means[bucket] = finite_mean(vals[lo : lo + int(counts[bucket])])
-        floats = np.zeros(starts.size, np.bool_)
-        if name in ("avg", "mean"):
-            return Folded(out_ts, means, floats)
-        deviations = vals - np.repeat(means, counts)
-        ss: F64 = np.add.reduceat(deviations * deviations, starts)
-    if name == "ss":
-        return Folded(out_ts, ss, floats)
-    return Folded(out_ts, np.sqrt(ss / np.maximum(counts - 1, 1)), floats)
+    result = []
+    for fold in folds:
+        folded, folded_ints = fold_groups(vals, ints, starts, fold)
+        result.append(Folded(out_ts, folded, folded_ints))
+    return result
 
 
-def _bucket_sums(
-    vals: F64, ints: Bool, starts: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]
-) -> tuple[F64, Bool]:
-    """Per-bucket sums; a sum is an int when all its points are ints and it is exact."""
-    sums: F64 = np.add.reduceat(vals, starts)
-    all_int: Bool = np.logical_and.reduceat(ints, starts)
-    if not all_int.any():
-        return sums, all_int
-    int_values = np.where(ints, vals, 0.0)
-    bound = float(np.abs(int_values).max()) * float(counts.max())
-    if bound < 2.0**62:
-        exact = np.add.reduceat(int_values.astype(np.int64), starts)
-        exact_ok = np.abs(exact) <= _MAX_EXACT
-        sums = np.where(all_int, exact.astype(np.float64), sums)
-        return sums, all_int & exact_ok
-    result_ints = all_int.copy()
-    for bucket in np.flatnonzero(all_int).tolist():
-        lo = int(starts[bucket])
-        total = sum(int(v) for v in vals[lo : lo + int(counts[bucket])].tolist())
-        sums[bucket] = float(total)
-        result_ints[bucket] = abs(total) <= _MAX_EXACT
-    return sums, result_ints
-
-
-def _bucket_extreme(
-    vals: F64, ints: Bool, starts: npt.NDArray[np.intp], counts: npt.NDArray[np.intp], maximum: bool
-) -> tuple[F64, Bool]:
-    """Per-bucket max or min; an int when some int point attains it."""
-    ufunc = np.maximum if maximum else np.minimum
-    extreme: F64 = ufunc.reduceat(vals, starts)
-    if not ints.any():
-        return extreme, np.zeros(starts.size, np.bool_)
-    if ints.all():
-        return extreme, np.ones(starts.size, np.bool_)
-    winners = ints & (vals == np.repeat(extreme, counts))
-    return extreme, np.logical_or.reduceat(winners, starts)
+def boundaries(interval: Interval, zone: Zone, *, start_ms: int, lo: int, hi: int) -> I64:
+    """The bucket boundaries (spec 5.2, aligned by ``start_ms``) in ``[lo, hi)``, ascending:
+    the grid of interpolation and the interval ends of ``find``."""
+    if hi <= lo:
+        return np.zeros(0, np.int64)
+    start_wall = start_ms + zone.offset_at(start_ms)
+    step = interval.step_ms
+    if step is None:
+        found = _calendar_boundaries(np.array([lo, hi - 1], np.int64), interval, zone, start_wall)
+        if found is None:
+            return np.zeros(0, np.int64)
+        return found[(found >= lo) & (found < hi)]
+    midnight = start_wall // MS_PER_DAY * MS_PER_DAY
+    table = zone.table(lo, hi)
+    parts: list[I64] = []
+    for begin, end, offset in zip(
+        table.starts.tolist(), table.ends.tolist(), table.offsets.tolist(), strict=True
+    ):
+        begin, end = max(begin, lo), min(end, hi)
+        if begin >= end:
+            continue
+        k_first = -((midnight - begin - offset) // step)  # ceil((begin + offset - M) / step)
+        k_end = -((midnight - end - offset) // step)
+        if k_end > k_first:
+            parts.append(midnight - offset + step * np.arange(k_first, k_end, dtype=np.int64))
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 #: The sum, minimum, maximum and centred sum of squares of a non-empty float64 array.
@@ -540,14 +535,6 @@ def numpy_moments(vals: F64) -> tuple[float, float, float, float]:
     total = float(vals.sum())
     deviations = vals - total / vals.size
     return total, float(vals.min()), float(vals.max()), float(np.sum(deviations * deviations))
-
-
-def finite_mean(vals: F64) -> float:
-    """The mean of finite values, also where their sum overflows float64 (values near
-    1.8e308): summed scaled down by a power of two (exact), so the mean is always finite."""
-    top = float(np.abs(vals).max())
-    shift = math.frexp(top)[1] + int(vals.size).bit_length()
-    return math.ldexp(float(np.ldexp(vals, -shift).sum()) / vals.size, shift)
 
 
 def _overflowed(vals: F64) -> tuple[float, float]:
@@ -673,3 +660,45 @@ class SummaryParts:
             "ss": self.ss,
             "count": self.count,
         }
+
+
+#: A generous bound on one interval unit's length, plus the widest jump of a wall clock.
+_UNIT_REACH_MS: dict[str, int] = {
+    "day": MS_PER_DAY,
+    "week": 7 * MS_PER_DAY,
+    "month": 31 * MS_PER_DAY,
+    "year": 366 * MS_PER_DAY,
+}
+
+
+def next_boundaries(labels: I64, interval: Interval, zone: Zone, *, start_ms: int) -> I64:
+    """For bucket labels (ascending boundaries), the boundary that follows each: where the
+    bucket ends.  Labels more than about a year apart are taken run by run (as rollups take
+    sparse points).  Minute and hour buckets that do not cross an offset change end ``step``
+    later (found at once); the others look the boundary up among :func:`boundaries`."""
+    if labels.size == 0:
+        return np.zeros(0, np.int64)
+    parts = [
+        _next_boundaries(labels[lo:hi], interval, zone, start_ms) for lo, hi in sparse_runs(labels)
+    ]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _next_boundaries(labels: I64, interval: Interval, zone: Zone, start_ms: int) -> I64:
+    step = interval.step_ms
+    if step is not None:
+        table = zone.table(int(labels[0]), int(labels[-1]) + step)
+        ends: I64 = labels + step
+        crossing = table.segment_of(labels) != table.segment_of(ends)
+        reach = step + 3 * MS_PER_DAY
+        for index in np.flatnonzero(crossing).tolist():  # only buckets across an offset change
+            label = int(labels[index])
+            found = boundaries(interval, zone, start_ms=start_ms, lo=label + 1, hi=label + reach)
+            ends[index] = found[0]
+        return ends
+    reach = interval.count * _UNIT_REACH_MS[interval.unit] + 3 * MS_PER_DAY
+    found = boundaries(
+        interval, zone, start_ms=start_ms, lo=int(labels[0]) + 1, hi=int(labels[-1]) + reach
+    )
+    result: I64 = found[np.searchsorted(found, labels, side="right")]
+    return result

@@ -131,6 +131,33 @@ PROBES: dict[Route, ProbeMaker] = {
     (("database",), "POST"): in_bodies("POST", "/v1/database/", lambda x: {"name": x.key}),
 }
 
+# The 1.0 reads (issue 16).
+PROBES.update(
+    {
+        (("series", "{field}", "{value}"), "DELETE"): by_path("DELETE", ""),
+        (("series", "{field}", "{value}", "segment"), "GET"): by_path(
+            "GET", "segment/", f"?{RANGE}&limit=1"
+        ),
+        (("series", "{field}", "{value}", "data", "segment"), "GET"): by_path(
+            "GET", "data/segment/", f"?{RANGE}&rollup.fold=sum&rollup.period=PT1H"
+        ),
+        (("series", "{field}", "{value}", "data", "rollups", "segment"), "GET"): by_path(
+            "GET", "data/rollups/segment/", f"?{RANGE}&rollup.fold=max&rollup.period=P1D"
+        ),
+        (("series", "{field}", "{value}", "summary"), "GET"): by_path(
+            "GET", "summary/", f"?{RANGE}"
+        ),
+        (("series", "{field}", "{value}", "find"), "GET"): by_path(
+            "GET", "find/", f"?{RANGE}&predicate.function=max&predicate.period=P1D"
+        ),
+        (("segment",), "GET"): by_filter("GET", "/v1/segment/", f"&{RANGE}&aggregation.fold=sum"),
+        (("data", "segment"), "GET"): by_filter(
+            "GET", "/v1/data/segment/", f"&{RANGE}&aggregation.fold=count"
+        ),
+        (("multi",), "GET"): by_filter("GET", "/v1/multi/", f"&{RANGE}&limit=1"),
+    }
+)
+
 ROUTE_IDS = [(pattern, method) for pattern, methods in ROUTES for method in methods]
 
 

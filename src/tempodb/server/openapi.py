@@ -225,7 +225,7 @@ PARAMETERS: dict[str, JSONObject] = {
     "interval": _query("interval", _STRING, "rollup interval: 1hour, PT6H, raw, ..."),
     "function": _query("function", _STRING, "rollup function: mean, sum, max, min, count, ..."),
     "tz": _query("tz", _STRING, "time zone of buckets and timestamps: UTC, America/Chicago"),
-    "ts": _query("ts", TIMESTAMP, "the timestamp to look at", True),
+    "ts": _query("ts", TIMESTAMP, "the timestamp to look at (default: now)"),
     "direction": _query(
         "direction",
         {"type": "string", "enum": ["exact", "before", "after", "nearest"]},
@@ -359,6 +359,164 @@ OPERATIONS: dict[tuple[tuple[str, ...], str], Operation] = {
         _ref("NewDatabase"),
     ),
 }
+
+
+# -- the 1.0 reads (issue 16; docs/tempodb-1.0-api.md) ---------------------------------------
+
+_NULL_OR_OBJECT: JSONObject = {"type": ["object", "null"]}
+_BY_NAME: JSONObject = {"type": "object", "additionalProperties": NUMBER}
+_SHAPE = {"rollup": _NULL_OR_OBJECT, "interpolation": _NULL_OR_OBJECT, "tz": _STRING}
+SCHEMAS.update(
+    {
+        "Segment": {
+            "type": "object",
+            "required": ["series", "rollup", "interpolation", "tz", "data"],
+            "properties": {"series": _ref("Series"), **_SHAPE, "data": _array(_ref("DataPoint"))},
+        },
+        "RollupsSegment": {
+            "type": "object",
+            "required": ["series", "rollup", "tz", "data"],
+            "properties": {
+                "series": _ref("Series"),
+                "rollup": {"type": "object"},
+                "tz": _STRING,
+                "data": _array({"type": "object", "properties": {"t": _STRING, "v": _BY_NAME}}),
+            },
+        },
+        "SeriesSummary": {
+            "type": "object",
+            "required": ["series", "summary", "tz", "start", "end"],
+            "properties": {
+                "series": _ref("Series"),
+                "summary": {
+                    "type": "object",
+                    "required": ["count", "sum", "mean", "min", "max", "stddev"],
+                    "properties": dict.fromkeys(
+                        ("count", "sum", "mean", "min", "max", "stddev"), NUMBER
+                    ),
+                },
+                "tz": _STRING,
+                "start": _STRING,
+                "end": _STRING,
+            },
+        },
+        "FindSegment": {
+            "type": "object",
+            "required": ["series", "predicate", "tz", "data"],
+            "properties": {
+                "series": _ref("Series"),
+                "predicate": {"type": "object"},
+                "tz": _STRING,
+                "data": _array(
+                    {
+                        "type": "object",
+                        "required": ["interval", "found"],
+                        "properties": {
+                            "interval": {
+                                "type": "object",
+                                "properties": {"start": _STRING, "end": _STRING},
+                            },
+                            "found": _ref("DataPoint"),
+                        },
+                    }
+                ),
+            },
+        },
+        "AggregateSegment": {
+            "type": "object",
+            "required": ["aggregation", "rollup", "interpolation", "tz", "data"],
+            "properties": {
+                "aggregation": {"type": "object"},
+                **_SHAPE,
+                "data": _array(_ref("DataPoint")),
+            },
+        },
+        "MultiSegment": {
+            "type": "object",
+            "required": ["series", "rollup", "interpolation", "tz", "data"],
+            "properties": {
+                "series": _array(_ref("Series")),
+                **_SHAPE,
+                "data": _array({"type": "object", "properties": {"t": _STRING, "v": _BY_NAME}}),
+            },
+        },
+    }
+)
+_FOLD = "sum, mult, min, max, mean (avg), count, stddev, ss, range, first, last, percentile,N"
+_PERIOD = "ISO 8601 period (PT5M, PT1H, P1D, P1M) or 5min, 1hour, 1day"
+PARAMETERS.update(
+    {
+        "limit": _query(
+            "limit", {"type": "integer", "minimum": 1}, "page size (Link: rel=next follows)"
+        ),
+        "cursor": _query("cursor", _STRING, "the continuation token of a Link rel=next"),
+        "rollup.fold": _query("rollup.fold", _STRING, f"rollup fold: {_FOLD}"),
+        "rollup.folds": _query("rollup.fold", _STRINGS, f"rollup folds: {_FOLD}", True),
+        "rollup.period": _query("rollup.period", _STRING, f"rollup period: {_PERIOD}"),
+        "rollup.period!": _query("rollup.period", _STRING, f"rollup period: {_PERIOD}", True),
+        "interpolation.function": _query(
+            "interpolation.function",
+            {"type": "string", "enum": ["zoh", "linear"]},
+            "resample onto a grid first (with interpolation.period)",
+        ),
+        "interpolation.period": _query("interpolation.period", _STRING, f"grid: {_PERIOD}"),
+        "predicate.function": _query(
+            "predicate.function",
+            {"type": "string", "enum": ["max", "min", "first", "last"]},
+            "the point to find in each interval",
+            True,
+        ),
+        "predicate.period": _query("predicate.period", _STRING, f"interval: {_PERIOD}", True),
+        "aggregation.fold": _query(
+            "aggregation.fold", _STRING, f"fold across series: {_FOLD}", True
+        ),
+    }
+)
+_PAGE = ("start", "end", "tz", "limit", "cursor")
+_SHAPED = (*_PAGE, "rollup.fold", "rollup.period", "interpolation.function", "interpolation.period")
+_SEGMENT = Operation("Read a segment of a series (paged)", (*_ONE, *_SHAPED), None, _ref("Segment"))
+_AGGREGATE = Operation(
+    "Fold the matching series into one (paged)",
+    (*_SHAPED, "aggregation.fold", *FILTERS),
+    None,
+    _ref("AggregateSegment"),
+)
+OPERATIONS.update(
+    {
+        (("series",), "GET"): Operation(
+            "List series (paged with limit)",
+            (*FILTERS, "limit", "cursor"),
+            None,
+            _array(_ref("Series")),
+        ),
+        (("series", "{field}", "{value}"), "DELETE"): Operation("Delete one series", _ONE),
+        (("series", "{field}", "{value}", "segment"), "GET"): _SEGMENT,
+        (("series", "{field}", "{value}", "data", "segment"), "GET"): _SEGMENT,
+        (("series", "{field}", "{value}", "data", "rollups", "segment"), "GET"): Operation(
+            "Several rollup folds per bucket (paged)",
+            (*_ONE, *_PAGE, "rollup.folds", "rollup.period!"),
+            None,
+            _ref("RollupsSegment"),
+        ),
+        (("series", "{field}", "{value}", "summary"), "GET"): Operation(
+            "Summary of a range", (*_ONE, "start", "end", "tz"), None, _ref("SeriesSummary")
+        ),
+        (("series", "{field}", "{value}", "find"), "GET"): Operation(
+            "The point a function picks in each interval (paged)",
+            (*_ONE, *_PAGE, "predicate.function", "predicate.period"),
+            None,
+            _ref("FindSegment"),
+        ),
+        (("segment",), "GET"): _AGGREGATE,
+        (("data", "segment"), "GET"): _AGGREGATE,
+        (("multi",), "GET"): Operation(
+            "The matching series side by side (paged)",
+            (*_SHAPED, *FILTERS),
+            None,
+            _ref("MultiSegment"),
+        ),
+    }
+)
 
 
 def path_of(pattern: tuple[str, ...]) -> str:

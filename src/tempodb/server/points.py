@@ -36,6 +36,7 @@ from tempodb.server.series import conflict
 from tempodb.server.wire import (
     MultiBatch,
     key_error,
+    now_ms,
     parse_bulk,
     parse_multi_body,
     parse_points_body,
@@ -361,7 +362,8 @@ class SingleParams:
 
     @staticmethod
     def parse(request: Request) -> SingleParams:
-        ts = parse_time_param(request.query.require("ts"), "ts")
+        text = request.query.get("ts")  # optional since 1.0: now
+        ts = now_ms() if text is None else parse_time_param(text, "ts")
         direction = (request.query.get("direction") or "exact").lower()
         if direction not in DIRECTIONS:
             raise bad_request(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, unquote_plus
 
-from tempodb.server import points, series
+from tempodb.server import points, segments, series
 from tempodb.server.context import Context
 from tempodb.server.http import HTTPError, Request, Response, error_response
 from tempodb.server.influx import query as influx_query
@@ -44,6 +44,31 @@ ROUTES: list[tuple[tuple[str, ...], dict[str, Handler]]] = [
     (("single",), {"GET": points.single_many}),
     (("database",), {"POST": series.create_database}),
 ]
+
+#: The 1.0 reads (issue 16), beside the 0.5 routes; methods of a pattern already above join it.
+ROUTES_1_0: list[tuple[tuple[str, ...], dict[str, Handler]]] = [
+    (("series", "{field}", "{value}"), {"DELETE": series.delete_one}),
+    (("series", "{field}", "{value}", "segment"), {"GET": segments.segment}),
+    (("series", "{field}", "{value}", "data", "segment"), {"GET": segments.segment}),
+    (("series", "{field}", "{value}", "data", "rollups", "segment"), {"GET": segments.rollups}),
+    (("series", "{field}", "{value}", "summary"), {"GET": segments.summary}),
+    (("series", "{field}", "{value}", "find"), {"GET": segments.find}),
+    (("segment",), {"GET": segments.aggregate_segment}),
+    (("data", "segment"), {"GET": segments.aggregate_segment}),
+    (("multi",), {"GET": segments.multi}),
+]
+
+
+def _add_routes(extra: list[tuple[tuple[str, ...], dict[str, Handler]]]) -> None:
+    for pattern, methods in extra:
+        known = next((m for p, m in ROUTES if p == pattern), None)
+        if known is None:
+            ROUTES.append((pattern, dict(methods)))
+        else:
+            known.update(methods)
+
+
+_add_routes(ROUTES_1_0)
 
 API_PREFIX = "v1"
 

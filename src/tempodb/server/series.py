@@ -14,8 +14,10 @@ from tempodb.server.http import (
     Request,
     Response,
     bad_request,
+    empty_response,
     json_response,
 )
+from tempodb.server.paging import decode_cursor, next_link, parse_limit
 from tempodb.server.wire import (
     check_key,
     conflict_message,
@@ -124,8 +126,12 @@ LIST_PAGE: Final = 5_000
 
 def list_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:
     """E2 ``GET /series/``: the series matching the filters, by key.  A long list is
-    streamed page by page, so that memory does not grow with the series listed."""
+    streamed page by page, so that memory does not grow with the series listed.  With
+    ``limit`` (1.0), one page of that many and a ``Link`` to the next (:func:`list_page`)."""
     flt = parse_filter(request.query)
+    limit = parse_limit(request)
+    if limit is not None:
+        return list_page(ctx, request, flt, limit)
     page = ctx.store.find_series_page(ctx.db.id, flt, limit=LIST_PAGE)
     if len(page) < LIST_PAGE:
         return json_response([series_json(s) for s in page])
@@ -142,6 +148,68 @@ def _listing(ctx: Context, flt: SeriesFilter, page: list[SeriesRecord]) -> Itera
             break
         page = ctx.store.find_series_page(ctx.db.id, flt, after=page[-1].key, limit=LIST_PAGE)
     yield b"]"
+
+
+def list_page(ctx: Context, request: Request, flt: SeriesFilter, limit: int) -> Response:
+    """A page of the listing: the series after the cursor's key, ``Link`` while more remain."""
+    after = decode_cursor(request)
+    if after is not None and not isinstance(after, str):
+        raise bad_request("Invalid cursor: not one of a series listing")
+    fetch = min(limit, LIST_PAGE) + 1
+    found = ctx.store.find_series_page(ctx.db.id, flt, after=after, limit=fetch)
+    if len(found) < fetch:  # the rest fits in this page
+        return json_response([series_json(s) for s in found])
+    if limit < LIST_PAGE:
+        headers = next_link(request, found[limit - 1].key)
+        return Response(
+            200, orjson.dumps([series_json(s) for s in found[:limit]]), JSON_TYPE, headers
+        )
+    return _big_page(ctx, request, flt, after, limit)
+
+
+def _big_page(
+    ctx: Context, request: Request, flt: SeriesFilter, after: str | None, limit: int
+) -> Response:
+    """A page longer than ``LIST_PAGE``: its last key found first (keys only), then streamed."""
+    last, remaining, cursor = None, limit, after
+    while remaining:
+        found = ctx.store.find_series_page(
+            ctx.db.id, flt, after=cursor, limit=min(remaining, LIST_PAGE)
+        )
+        if not found:
+            break
+        remaining -= len(found)
+        cursor = last = found[-1].key
+    more = last is not None and bool(
+        ctx.store.find_series_page(ctx.db.id, flt, after=last, limit=1)
+    )
+    headers = next_link(request, last) if more and last is not None else {}
+    return Response(200, b"[", JSON_TYPE, headers, stream=_bounded(ctx, flt, after, last))
+
+
+def _bounded(
+    ctx: Context, flt: SeriesFilter, after: str | None, last: str | None
+) -> Iterator[bytes]:
+    """The series after ``after`` up to ``last`` (inclusive), then ``]``."""
+    separator = b""
+    while last is not None:
+        page = ctx.store.find_series_page(ctx.db.id, flt, after=after, limit=LIST_PAGE)
+        page = [s for s in page if s.key <= last]
+        if not page:
+            break
+        yield separator + orjson.dumps([series_json(s) for s in page])[1:-1]
+        separator = b","
+        after = page[-1].key
+        if after == last:
+            break
+    yield b"]"
+
+
+def delete_one(ctx: Context, request: Request, params: dict[str, str]) -> Response:
+    """``DELETE /series/{id|key}/{v}/`` (1.0): that one series and its points."""
+    series = ctx.series(params["field"], params["value"])
+    ctx.store.delete_series(ctx.db.id, SeriesFilter(ids=(series.id,)))
+    return empty_response()
 
 
 def delete_series(ctx: Context, request: Request, params: dict[str, str]) -> Response:

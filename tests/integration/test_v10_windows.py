@@ -1,0 +1,125 @@
+"""Paging across many small windows: the server's window and keep sizes shrunk to a few
+points, so that every read crosses windows, buckets straddle them, pages longer than
+``KEEP_POINTS`` are read twice, and interpolated reads skip empty stretches.  The requests
+run through the real application in this process (``tempodb.connect``), on a real SQLite
+store; every page sequence must equal the unpaged answer."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tempodb
+from tempodb import Client, DataPoint
+from tempodb.server import paging
+
+UTC = datetime.UTC
+START = datetime.datetime(2014, 3, 7, tzinfo=UTC)
+END = datetime.datetime(2014, 3, 12, tzinfo=UTC)
+TZ = "America/New_York"  # 2014-03-09: the clocks spring forward
+
+
+@pytest.fixture(scope="module")
+def small_windows() -> Iterator[None]:
+    saved = paging.WINDOW_POINTS, paging.MAX_WINDOW_POINTS, paging.KEEP_POINTS
+    paging.WINDOW_POINTS, paging.MAX_WINDOW_POINTS, paging.KEEP_POINTS = 8, 16, 40
+    yield
+    paging.WINDOW_POINTS, paging.MAX_WINDOW_POINTS, paging.KEEP_POINTS = saved
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, small_windows: None) -> Iterator[Client]:
+    client = tempodb.connect(tmp_path_factory.mktemp("windows") / "data")
+    # Irregular points: bursts every 5 minutes, then hours of nothing.
+    minutes = [m for m in range(0, 5 * 24 * 60, 5) if (m // 180) % 3 != 1]
+    for index, key in enumerate(("a", "b", "c")):
+        points = [
+            DataPoint(START + datetime.timedelta(minutes=m + index), (m * (index + 3)) % 23)
+            for m in minutes[index::2]
+        ]
+        client.write_key(key, points)
+    yield client
+    client.close()
+
+
+SHAPES: list[dict[str, str]] = [
+    {},
+    {"rollup_period": "PT1H", "rollup_fold": "sum"},
+    {"rollup_period": "P1D", "rollup_fold": "count"},
+    {"interpolation_period": "PT20M", "interpolation_function": "linear"},
+    {
+        "interpolation_period": "PT30M",
+        "interpolation_function": "zoh",
+        "rollup_period": "PT2H",
+        "rollup_fold": "mean",
+    },
+]
+SETTINGS = settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def pairs(items: Any) -> list[tuple[Any, Any]]:
+    return [(p.ts, p.value if isinstance(p, DataPoint) else p.values) for p in items]
+
+
+@SETTINGS
+@given(limit=st.integers(1, 120), shape=st.sampled_from(SHAPES))
+def test_pages_over_small_windows(store: Client, limit: int, shape: dict[str, str]) -> None:
+    whole = pairs(store.read_segment("a", START, END, tz=TZ, limit=None, **shape))
+    assert whole
+    assert pairs(store.read_segment("a", START, END, tz=TZ, limit=limit, **shape)) == whole
+    agg = {"fold": "max", **shape}
+    assert pairs(store.aggregate(START, END, tz=TZ, limit=limit, **agg)) == pairs(
+        store.aggregate(START, END, tz=TZ, limit=None, **agg)
+    )
+    assert pairs(store.read_multi(START, END, tz=TZ, limit=limit, **shape)) == pairs(
+        store.read_multi(START, END, tz=TZ, limit=None, **shape)
+    )
+
+
+@SETTINGS
+@given(limit=st.integers(1, 30))
+def test_find_and_rollups_over_small_windows(store: Client, limit: int) -> None:
+    def find(lim: int | None) -> list[Any]:
+        found = store.find("b", START, END, function="min", period="PT3H", tz=TZ, limit=lim)
+        return [(f.start, f.end, f.point) for f in found]
+
+    def rollups(lim: int | None) -> list[Any]:
+        folds = ["first", "last", "range", "percentile,50"]
+        return pairs(store.read_rollups("c", START, END, period="PT4H", folds=folds, limit=lim))
+
+    assert find(limit) == find(None)
+    assert rollups(limit) == rollups(None)
+
+
+def test_small_windows_give_the_answer_of_one_window(
+    store: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rolled-up answer over small windows is the 0.5 rollup of the whole range, and
+    the windows were many."""
+    windows = []
+    read = paging.Source.windows
+
+    def counted(self: paging.Source, lo: int, hi: int) -> Iterator[tuple[int, list[Any]]]:
+        for high, window in read(self, lo, hi):
+            windows.append(window)
+            yield high, window
+
+    monkeypatch.setattr(paging.Source, "windows", counted)
+    old = store.read_key("a", START, END, interval="1hour", function="sum", tz=TZ)
+    new = store.read_segment("a", START, END, rollup_period="PT1H", rollup_fold="sum", tz=TZ)
+    assert pairs(new) == [(p.ts, p.value) for p in old.data]
+    assert len(windows) > 20
+
+
+def test_listing_pages_of_one(tmp_path: Path) -> None:
+    with tempodb.connect(tmp_path / "data") as client:
+        client.create_many_series([f"k{i}" for i in range(7)])
+        assert [s.key for s in client.iter_series(limit=1)] == [f"k{i}" for i in range(7)]

@@ -1,0 +1,266 @@
+"""The 1.0 capabilities of the fold engine against brute-force references: every fold,
+find, cross-series aggregation, interpolation, and the grid of boundaries (DST days in
+America/New_York included)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tempodb.folds import aggregate, find_groups, fold_groups, group_starts, parse_fold
+from tempodb.interpolate import interpolate
+from tempodb.rollup import (
+    Interval,
+    boundaries,
+    bucket_labels,
+    next_boundaries,
+    parse_interval,
+    rollup,
+    rollup_folds,
+)
+from tempodb.zones import get_zone
+
+MINUTE = 60_000
+NY = get_zone("America/New_York")
+# 2014-03-09 (spring forward) and 2014-11-02 (fall back) in New York, and a plain day.
+DAYS = [
+    int(datetime(2014, 3, 8, 12, tzinfo=UTC).timestamp() * 1000),
+    int(datetime(2014, 11, 1, 12, tzinfo=UTC).timestamp() * 1000),
+    int(datetime(2014, 6, 1, tzinfo=UTC).timestamp() * 1000),
+]
+FOLDS = [
+    "sum",
+    "mult",
+    "min",
+    "max",
+    "mean",
+    "count",
+    "stddev",
+    "ss",
+    "range",
+    "first",
+    "last",
+    "percentile,50",
+    "percentile,90",
+    "percentile,100",
+    "percentile,0.5",
+]
+
+
+def reference(values: list[float], fold: str) -> float:
+    """One group's fold, the slow way."""
+    if fold == "sum":
+        return math.fsum(values)
+    if fold == "mult":
+        return math.prod(values)
+    if fold == "min":
+        return min(values)
+    if fold == "max":
+        return max(values)
+    if fold == "mean":
+        return statistics.fmean(values)
+    if fold == "count":
+        return len(values)
+    if fold in ("stddev", "ss"):
+        mean = statistics.fmean(values)
+        ss = math.fsum((v - mean) ** 2 for v in values)
+        return ss if fold == "ss" else math.sqrt(ss / max(len(values) - 1, 1))
+    if fold == "range":
+        return max(values) - min(values)
+    if fold == "first":
+        return values[0]
+    if fold == "last":
+        return values[-1]
+    return float(np.percentile(values, float(fold.split(",")[1])))
+
+
+groups_strategy = st.lists(
+    st.lists(
+        st.one_of(st.integers(-1000, 1000).map(float), st.floats(-1e6, 1e6, allow_nan=False)),
+        min_size=1,
+        max_size=12,
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(groups=groups_strategy, fold=st.sampled_from(FOLDS))
+def test_fold_groups_match_the_reference(groups: list[list[float]], fold: str) -> None:
+    vals = np.array([v for g in groups for v in g], np.float64)
+    ints = vals == np.round(vals)
+    sizes = [len(g) for g in groups]
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
+    out, out_ints = fold_groups(vals, ints, starts, parse_fold(fold))
+    for got, is_int, group in zip(out.tolist(), out_ints.tolist(), groups, strict=True):
+        want = reference(group, fold)
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-6), (fold, group)
+        if is_int:
+            assert got == int(got)
+
+
+def test_fold_names() -> None:
+    assert parse_fold("AVG") == "mean"
+    assert parse_fold("percentile,99.9") == "percentile,99.9"
+    for bad in ("median", "percentile,0", "percentile,101", "percentile", "percentile,x"):
+        with pytest.raises(ValueError, match="Invalid fold"):
+            parse_fold(bad)
+
+
+def test_integer_results_stay_integers() -> None:
+    vals = np.array([2.0, 3.0, 4.0, 1.5])
+    ints = np.array([True, True, True, False])
+    starts = np.array([0, 3], np.intp)
+    assert fold_groups(vals, ints, starts, "mult")[1].tolist() == [True, False]
+    assert fold_groups(vals, ints, starts, "range")[0].tolist() == [2.0, 0.0]
+    assert fold_groups(vals, ints, starts, "first")[1].tolist() == [True, False]
+    assert fold_groups(vals, ints, starts, "percentile,50")[1].tolist() == [False, False]
+
+
+@settings(max_examples=150, deadline=None)
+@given(groups=groups_strategy, function=st.sampled_from(["max", "min", "first", "last"]))
+def test_find_picks_the_earliest_of_ties(groups: list[list[float]], function: str) -> None:
+    # Few distinct values, so that ties are common.
+    groups = [[float(round(v) % 3) for v in g] for g in groups]
+    vals = np.array([v for g in groups for v in g], np.float64)
+    sizes = [len(g) for g in groups]
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
+    picked = find_groups(vals, starts, function).tolist()
+    for index, (start, group) in enumerate(zip(starts.tolist(), groups, strict=True)):
+        if function == "first":
+            want = 0
+        elif function == "last":
+            want = len(group) - 1
+        else:
+            want = group.index(max(group) if function == "max" else min(group))
+        assert picked[index] == start + want
+
+
+series_strategy = st.lists(
+    st.dictionaries(st.integers(0, 40), st.integers(-50, 50), max_size=15),
+    min_size=1,
+    max_size=5,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(series=series_strategy, fold=st.sampled_from(FOLDS))
+def test_aggregate_matches_the_reference(series: list[dict[int, int]], fold: str) -> None:
+    arrays = []
+    for points in series:
+        ts = np.array(sorted(points), np.int64)
+        vals = np.array([float(points[t]) for t in sorted(points)], np.float64)
+        arrays.append((ts, vals, np.ones(ts.size, np.bool_)))
+    ts, vals, _ = aggregate(arrays, parse_fold(fold))
+    every = sorted({t for points in series for t in points})
+    assert ts.tolist() == every
+    for t, got in zip(every, vals.tolist(), strict=True):
+        group = [float(points[t]) for points in series if t in points]
+        assert got == pytest.approx(reference(group, fold), rel=1e-9, abs=1e-9)
+
+
+def interpolate_reference(points: list[tuple[int, float]], g: int, function: str) -> float | None:
+    if not points or g < points[0][0] or g > points[-1][0]:
+        return None
+    before = max(p for p in points if p[0] <= g)
+    after = [p for p in points if p[0] > g]
+    if function == "zoh" or before[0] == g or not after:
+        return before[1]
+    t1, v1 = after[0]
+    return before[1] + (v1 - before[1]) * (g - before[0]) / (t1 - before[0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    points=st.dictionaries(st.integers(0, 100), st.integers(-100, 100), max_size=12),
+    grid=st.lists(st.integers(-5, 105), max_size=20, unique=True),
+    function=st.sampled_from(["zoh", "linear"]),
+)
+def test_interpolate_matches_the_reference(
+    points: dict[int, int], grid: list[int], function: str
+) -> None:
+    pairs = [(t, float(points[t])) for t in sorted(points)]
+    ts = np.array([p[0] for p in pairs], np.int64)
+    vals = np.array([p[1] for p in pairs], np.float64)
+    g = np.array(sorted(grid), np.int64)
+    kept, got, _ = interpolate(ts, vals, np.ones(ts.size, np.bool_), g, function)
+    want = {t: interpolate_reference(pairs, t, function) for t in sorted(grid)}
+    assert kept.tolist() == [t for t, v in want.items() if v is not None]
+    for t, value in zip(kept.tolist(), got.tolist(), strict=True):
+        assert value == pytest.approx(want[t])
+
+
+@pytest.mark.parametrize("day", DAYS)
+@pytest.mark.parametrize("period", ["PT1M", "PT7M", "PT30M", "PT1H", "PT2H", "P1D"])
+def test_boundaries_are_the_bucket_labels(day: int, period: str) -> None:
+    """Every boundary in a range is the label of the minutes that follow it (brute force:
+    label every minute of two days around the DST change)."""
+    interval = parse_interval(period)
+    assert interval is not None
+    start = day - 7 * MINUTE * 60 + 13 * MINUTE
+    lo, hi = day, day + 2 * 86_400_000
+    minutes = np.arange(lo - 86_400_000, hi, MINUTE, dtype=np.int64)
+    labels = np.unique(bucket_labels(minutes, interval=interval, zone=NY, start_ms=start))
+    want = labels[(labels >= lo) & (labels < hi)]
+    got = boundaries(interval, NY, start_ms=start, lo=lo, hi=hi)
+    assert got.tolist() == want.tolist()
+    following = next_boundaries(want[:-1], interval, NY, start_ms=start)
+    assert following.tolist() == want[1:].tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    offsets=st.lists(st.integers(0, 3 * 24 * 60), min_size=1, max_size=60, unique=True),
+    day=st.sampled_from(DAYS),
+    period=st.sampled_from(["PT15M", "PT1H", "P1D"]),
+    fold=st.sampled_from(FOLDS),
+)
+def test_rollup_folds_match_per_bucket_reference(
+    offsets: list[int], day: int, period: str, fold: str
+) -> None:
+    """Rollups with the new folds on DST days: buckets are the 0.5 buckets, and each
+    bucket's value is the fold of its points."""
+    interval = parse_interval(period)
+    assert isinstance(interval, Interval)
+    ts = np.array(sorted(day + m * MINUTE for m in offsets), np.int64)
+    vals = (ts // MINUTE % 97).astype(np.float64)
+    ints = np.ones(ts.size, np.bool_)
+    folded = rollup_folds(ts, vals, ints, interval=interval, folds=(fold,), zone=NY, start_ms=day)
+    labels = bucket_labels(ts, interval=interval, zone=NY, start_ms=day)
+    starts = group_starts(labels)
+    assert folded[0].ts.tolist() == labels[starts].tolist()
+    for label, got in zip(folded[0].ts.tolist(), folded[0].values.tolist(), strict=True):
+        group = vals[labels == label].tolist()
+        assert got == pytest.approx(reference(group, fold), rel=1e-9, abs=1e-9)
+    if fold in ("sum", "min", "max", "mean", "count", "stddev", "ss"):
+        old = rollup(ts, vals, ints, interval=interval, function=fold, zone=NY, start_ms=day)
+        assert old.values.tolist() == folded[0].values.tolist()
+
+
+def test_avg_rollup_is_the_mean() -> None:
+    ts = np.array([0, MINUTE, 2 * MINUTE], np.int64)
+    vals = np.array([1.0, 2.0, 4.0])
+    ints = np.ones(3, np.bool_)
+    zone = get_zone("UTC")
+    kwargs: dict[str, Any] = {"interval": Interval(1, "hour"), "zone": zone, "start_ms": 0}
+    assert rollup(ts, vals, ints, function="avg", **kwargs).values.tolist() == [7 / 3]
+
+
+def test_next_boundaries_of_labels_millennia_apart() -> None:
+    """Labels far apart are taken run by run (no offset table across 10,000 years)."""
+    paris = get_zone("Europe/Paris")
+    labels = np.array([-62135596800000 + 86_400_000, 253402128000000], np.int64)  # 0001, 9999
+    got = next_boundaries(labels, Interval(1, "minute"), paris, start_ms=int(labels[0]))
+    assert got.tolist() == (labels + MINUTE).tolist()
+    day = Interval(1, "day")
+    midnights = bucket_labels(labels, interval=day, zone=paris, start_ms=int(labels[0]))
+    daily = next_boundaries(midnights, day, paris, start_ms=int(labels[0]))
+    assert (daily - midnights).tolist() == [86_400_000, 86_400_000]
