@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -354,8 +355,11 @@ def test_c_multi_parser_agrees_with_parse_multi(
 
 
 def _big_integer(text: str) -> bool:
-    """An integer the C scanner leaves to the general path (from 2**53 on)."""
-    return not any(c in text for c in ".eE") and abs(int(text)) >= 2**53
+    """A number the C scanner leaves to the general path: an integer from 2**53 on, or a
+    subnormal float (strtod reports it out of range)."""
+    if not any(c in text for c in ".eE"):
+        return abs(int(text)) >= 2**53
+    return 0 < abs(float(text)) < sys.float_info.min
 
 
 def test_c_multi_parser_numbers_series_by_field_and_text() -> None:
