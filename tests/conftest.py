@@ -11,10 +11,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import settings
 
 from pg import Cluster
 from serverproc import ServerProcess, create_key, data_args
 from tempodb import Client
+
+# Property tests check results, not speed: no per-example deadline, which a busy 2-core
+# machine (or CI's) would miss now and then.
+settings.register_profile("tempodb", deadline=None)
+settings.load_profile("tempodb")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
