@@ -72,6 +72,7 @@ class Cluster:
     password: str
     run_as: str | None
     _stopped: bool = field(default=False, repr=False)
+    _options: list[str] = field(default_factory=list, repr=False)
 
     @property
     def data_dir(self) -> Path:
@@ -127,22 +128,11 @@ class Cluster:
                 f"-c full_page_writes={'on' if fsync else 'off'}",
                 *(f"-c {s}" for s in settings),
             ]
+            cluster._options = options
             for attempt in range(3):  # the free port may be taken before the server binds it
                 cluster.port = free_port()
                 try:
-                    cluster._run(
-                        "pg_ctl",
-                        "start",
-                        "-w",
-                        "-t",
-                        "60",
-                        "-D",
-                        str(cluster.data_dir),
-                        "-l",
-                        str(root / "server.log"),
-                        "-o",
-                        " ".join([f"-p {cluster.port}", *options]),
-                    )
+                    cluster.restart()
                     break
                 except ClusterError:
                     if attempt == 2:
@@ -152,6 +142,27 @@ class Cluster:
             raise
         atexit.register(cluster.stop)
         return cluster
+
+    def restart(self) -> None:
+        """Start the server on its data, port and settings (after ``kill``)."""
+        self._run(
+            "pg_ctl",
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            " ".join([f"-p {self.port}", *self._options]),
+        )
+
+    def kill(self) -> None:
+        """Stop the server at once, as a crash would (``immediate``: no checkpoint, every
+        connection dropped; the next start recovers from the WAL)."""
+        self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "immediate", "-w")
 
     def stop(self) -> None:
         """Stop the server (if it runs) and remove the folder."""

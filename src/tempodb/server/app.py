@@ -56,7 +56,16 @@ from tempodb.server.routes import (
     route,
     split_path,
 )
-from tempodb.storage.base import Database, Overloaded, StorageFull, Store, ValueOutOfRange
+from tempodb.storage.base import (
+    Database,
+    OutcomeUnknown,
+    Overloaded,
+    StorageError,
+    StorageFull,
+    Store,
+    Unavailable,
+    ValueOutOfRange,
+)
 
 log = logging.getLogger("tempodb.server")
 
@@ -174,6 +183,9 @@ class TempoDBApp:
                 ticket = self.admission.admit()
         except HTTPError as error:
             await _send(send, _encode(render(error), gzip_ok=False))
+            return
+        except StorageError as exc:  # checking the key: the database is down or overloaded
+            await _send(send, _encode(self._failure(exc, method, raw_path), gzip_ok=False))
             return
         loop = asyncio.get_running_loop()
         try:
@@ -315,6 +327,27 @@ class TempoDBApp:
             return render(exc)
         if isinstance(exc, Overloaded):
             return render(overloaded(str(exc)))
+        if isinstance(exc, OutcomeUnknown):
+            log.warning("%s %s: %s", method, raw_path.decode("utf-8", "replace"), exc)
+            return render(
+                HTTPError(
+                    500,
+                    "The database went away while this request was committing: it may or may "
+                    "not have been applied (wholly either way); read before retrying an increment",
+                    "outcome-unknown",
+                )
+            )
+        if isinstance(exc, Unavailable):
+            log.warning("the database is unavailable: %s", exc)
+            return render(
+                HTTPError(
+                    503,
+                    "Service unavailable: the database cannot be reached; nothing was done, "
+                    "retry later",
+                    "storage-unavailable",
+                    {"Retry-After": "5"},
+                )
+            )
         if isinstance(exc, ValueOutOfRange):  # an increment past the storable values
             return render(HTTPError(400, str(exc)))
         if isinstance(exc, StorageFull):

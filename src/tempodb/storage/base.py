@@ -62,6 +62,16 @@ class StorageFull(StorageError):
     again once space is freed."""
 
 
+class Unavailable(StorageError):
+    """The database cannot be reached (it is down, restarting or failing over): the call did
+    nothing, and may be tried again later."""
+
+
+class OutcomeUnknown(StorageError):
+    """The connection to the database broke while a transaction was committing: it may or
+    may not have taken effect (wholly either way)."""
+
+
 class Overloaded(StorageError):
     """Too many requests are waiting for the store: nothing was done, try again later."""
 

@@ -25,6 +25,7 @@ from tempodb.storage.base import (
     Direction,
     KeyConflict,
     NewSeries,
+    OutcomeUnknown,
     Overloaded,
     Points,
     SeriesField,
@@ -32,6 +33,7 @@ from tempodb.storage.base import (
     SeriesRecord,
     StorageError,
     Store,
+    Unavailable,
     WriteBatch,
     check_increment,
     hash_secret,
@@ -90,8 +92,9 @@ class PostgresStore(Store):
         min_size: connections the pool keeps open.
         max_size: the most connections the pool opens.
         block_points: the most points a block holds (tests use small blocks).
-        connect_timeout: seconds to wait for the database when starting, and for a free
-            connection of the pool (then Overloaded).
+        connect_timeout: seconds to wait for the database when starting.
+        wait_timeout: seconds a call waits for a free connection of the pool, or for the
+            database to come back (then Overloaded): a request never hangs longer.
         max_waiting: the most requests waiting for a connection (0: no limit); one more raises
             Overloaded at once.
         head_points: fold a series into its blocks once the write head holds this many of its
@@ -119,6 +122,7 @@ class PostgresStore(Store):
         max_size: int = 16,
         block_points: int = BLOCK_POINTS,
         connect_timeout: float = 30.0,
+        wait_timeout: float = 5.0,
         max_waiting: int = 0,
         head_points: int = HEAD_POINTS,
         fold_after_s: float = FOLD_AFTER_S,
@@ -158,10 +162,16 @@ class PostgresStore(Store):
             open=False,
             timeout=connect_timeout,
             max_waiting=max_waiting,
+            # psycopg_pool doubles the pause between attempts to reconnect until it gives up:
+            # giving up soon (the next request starts again from a 1 s pause) keeps the pool
+            # trying every few seconds while the database is away, so that it is back within
+            # seconds of the database.
+            reconnect_timeout=max(2.0, wait_timeout),
         )
         self._pool.open()
         self._closed = self._closing = False
         self._url, self._connect_timeout = url, connect_timeout
+        self._wait_timeout = wait_timeout
         self._fold_conn: _Conn | None = None  # the fold thread's own
         self._lock = threading.Lock()
         self._folder = Folder(
@@ -200,25 +210,39 @@ class PostgresStore(Store):
     def _pooled(self) -> Iterator[_Conn]:
         """A pooled connection; Overloaded when too many wait or none frees up in time."""
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout=self._wait_timeout) as conn:
                 yield conn
         except (PoolTimeout, TooManyRequests) as exc:
             raise Overloaded(f"no database connection free: {exc}") from exc
 
-    def _read(self, fn: Callable[[_Conn], _T]) -> _T:
+    def _read(self, fn: Callable[[_Conn], _T], *, changes: bool = False) -> _T:
         """Run ``fn`` on a pooled connection in autocommit mode (each statement on its own).
 
-        A connection that the server closed (a restart, a failover) is dropped and the read
-        runs again on another one.
+        A connection that the server closed (a restart, a failover) is dropped and ``fn``
+        runs again on another one.  ``changes``: ``fn`` is one statement that changes data and
+        may safely run twice; once a connection broke under it, it may have been applied, so
+        a later failure to run it again is OutcomeUnknown rather than Unavailable or
+        Overloaded (which promise that nothing was done).
         """
-        for attempt in range(_ATTEMPTS):
-            self._check_open()
-            with self._pooled() as conn:
-                try:
-                    return fn(conn)
-                except psycopg.OperationalError:
-                    if not conn.broken or attempt + 1 == _ATTEMPTS:
-                        raise
+        maybe_applied = False
+        try:
+            for attempt in range(_ATTEMPTS):
+                self._check_open()
+                with self._pooled() as conn:
+                    try:
+                        return fn(conn)
+                    except psycopg.OperationalError as exc:
+                        if not conn.broken:
+                            raise
+                        maybe_applied = changes
+                        if attempt + 1 == _ATTEMPTS:
+                            raise _unavailable(exc) from exc
+        except (Unavailable, Overloaded) as exc:
+            if maybe_applied:
+                raise OutcomeUnknown(
+                    f"the database went away while a change was sent: {exc}"
+                ) from exc
+            raise
         raise AssertionError("unreachable")
 
     def _idempotent(self, fn: Callable[[_Conn], _T]) -> _T:
@@ -226,14 +250,14 @@ class PostgresStore(Store):
         again after a deadlock, a serialization failure or a lost connection."""
         for attempt in range(_ATTEMPTS):
             try:
-                return self._read(fn)
+                return self._read(fn, changes=True)
             except _RETRYABLE as exc:
                 if attempt + 1 == _ATTEMPTS:
                     raise StorageError(f"gave up after {_ATTEMPTS} attempts: {exc}") from exc
                 time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
-            except psycopg.OperationalError as exc:
+            except psycopg.OperationalError as exc:  # refused by the server: not applied
                 if attempt + 1 == _ATTEMPTS:
-                    raise StorageError(f"lost the connection: {exc}") from exc
+                    raise _unavailable(exc) from exc
         raise AssertionError("unreachable")
 
     def _transaction(self, fn: Callable[[_Conn], _T]) -> _T:
@@ -254,10 +278,15 @@ class PostgresStore(Store):
                             committing = True
                         return result
                     except psycopg.OperationalError as exc:
-                        if committing or not conn.broken:
+                        if committing and conn.broken:  # whether the COMMIT took is unknown
+                            raise OutcomeUnknown(
+                                "the database connection broke while committing: the request "
+                                "may or may not have been applied"
+                            ) from exc
+                        if not conn.broken:
                             raise
                         if attempt + 1 == _ATTEMPTS:
-                            raise StorageError(f"lost the connection: {exc}") from exc
+                            raise _unavailable(exc) from exc
             except _RETRYABLE as exc:
                 if attempt + 1 == _ATTEMPTS:
                     raise StorageError(f"gave up after {_ATTEMPTS} attempts: {exc}") from exc
@@ -660,3 +689,7 @@ class PostgresStore(Store):
             lambda conn: conn.execute(writes.HEAD_SERIES, (limit,)).fetchall(), transaction=False
         )
         return [(int(db), int(sid)) for db, sid in rows]
+
+
+def _unavailable(exc: psycopg.OperationalError) -> Unavailable:
+    return Unavailable(f"the database cannot be reached: {str(exc).strip()}")
