@@ -114,7 +114,6 @@ CASES: dict[str, Case] = {
     "delete-no-end": Case("DELETE", f"{SERIES}?start=2012-01-01"),
     "delete-no-range": Case("DELETE", SERIES),
     "delete-inverted": Case("DELETE", f"{SERIES}?start=2012-01-02&end=2012-01-01"),
-    "single-no-ts": Case("GET", "/v1/single/?key=k"),
     "delete-series-no-filter": Case("DELETE", "/v1/series/"),
     "delete-series-truncation-no": Case("DELETE", "/v1/series/?allow_truncation=false"),
     # unknown interval, function, time zone, direction

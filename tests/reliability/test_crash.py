@@ -199,6 +199,15 @@ def store_args(request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
     return ["--database-url", cluster.create_database("crash")]
 
 
+def settle(ledger: Ledger, rng: random.Random, first_within: float = 30.0) -> None:
+    """Wait for the clients' first acknowledgement (a busy machine may take a while to serve
+    the first requests after a restart), then a random 50-500 ms more before the kill."""
+    deadline = time.monotonic() + first_within
+    while not ledger.acknowledged and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0.05, 0.5))
+
+
 def test_acknowledged_writes_survive_sigkill(
     store_args: list[str], pytestconfig: pytest.Config
 ) -> None:
@@ -216,7 +225,7 @@ def test_acknowledged_writes_survive_sigkill(
         for cycle in range(cycles):
             context = f"seed {seed}, cycle {cycle}"
             ledger = run_clients(server, credentials, numbers)
-            time.sleep(rng.uniform(0.05, 0.5))
+            settle(ledger, rng)
             server.process.send_signal(signal.SIGKILL)
             server.process.wait()
             ledger.join()

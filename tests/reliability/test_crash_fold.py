@@ -32,7 +32,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from rawhttp import Raw
-from test_crash import Request, check, read_store, run_clients
+from test_crash import Request, check, read_store, run_clients, settle
 
 from serverproc import ServerProcess, create_key, data_args
 from tempodb.storage.blocks import TS_STEP
@@ -87,7 +87,7 @@ def crash_cycles(
         for cycle in range(cycles):
             context = f"seed {seed}, cycle {cycle}"
             ledger = run_clients(run.server, credentials, numbers)
-            time.sleep(rng.uniform(0.05, 0.5))
+            settle(ledger, rng)
             run.server.process.send_signal(signal.SIGKILL)
             run.server.process.wait()
             ledger.join()
