@@ -17,6 +17,7 @@ from tempodb.server.wire import (
     c_points,
     fast_points,
     key_error,
+    number_texts,
     parse_multi,
     parse_multi_body,
     parse_points,
@@ -26,7 +27,7 @@ from tempodb.server.wire import (
 )
 from tempodb.storage.base import BoolArray, Float64Array, Int64Array, SeriesRef
 from tempodb.timeutil import MAX_MS, MIN_MS, parse_timestamp_ms
-from tempodb.zones import get_zone
+from tempodb.zones import MS_PER_DAY, get_zone
 
 REF = SeriesRef("key", "k")
 ZONES = ["UTC", "America/Chicago", "+05:30", "Europe/London", "Asia/Kathmandu"]
@@ -235,6 +236,15 @@ def test_render_points_is_orjson_of_points_json(
         assert rendered in (None, expected)
     else:
         assert render_points(tz, ts, values, is_int) == expected
+        # The C renderer itself: it must take every range whose local times are in years
+        # 1..9999 (render_points would hide a renderer that always declines).
+        offsets = tz.shown_offsets_ms(ts)
+        in_c = _speedups.render_points(ts, offsets, number_texts(values, is_int))
+        local = ts + offsets
+        if len(ts) and bool(((local >= MIN_MS) & (local <= MAX_MS)).all()):
+            assert in_c == expected
+        else:
+            assert in_c is None
 
 
 def test_render_points_in_c_takes_whole_ranges_and_declines_the_ends_of_time() -> None:
@@ -254,11 +264,19 @@ def test_render_points_in_c_takes_whole_ranges_and_declines_the_ends_of_time() -
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(stamps, min_size=1, max_size=50), st.sampled_from(ZONES))
-def test_format_ascii_is_format(instants: list[int], zone: str) -> None:
-    ts = np.array(sorted(instants), np.int64)
+@given(
+    stamps,
+    st.lists(st.integers(0, 64 * MS_PER_DAY), min_size=1, max_size=50),
+    st.sampled_from(ZONES),
+)
+def test_format_ascii_is_format(first: int, later: list[int], zone: str) -> None:
+    """Instants within about two months: ``format_ascii`` must answer in every zone whose
+    offsets render alike (London's ``Z`` and ``+01:00`` do not), and answer ``format``."""
+    ts = np.array(sorted(first + t for t in later), np.int64)
     tz = get_zone(zone)
     matrix = tz.format_ascii(ts)
+    if zone != "Europe/London":
+        assert matrix is not None
     if matrix is not None:
         assert [bytes(row).decode() for row in matrix] == tz.format(ts)
 
