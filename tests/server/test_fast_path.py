@@ -75,3 +75,22 @@ def test_unusual_bodies_still_take_the_general_path(
     answer = client._engine.handle(protocol.post_points_body("key", "k", "data", body))
     assert isinstance(answer, protocol.Response)
     assert len(general_path_calls) == 1
+
+
+def test_reads_are_rendered_by_the_c_renderer(
+    client: InProcessClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A raw read of many points is rendered in C, not by ``orjson`` over dicts."""
+    rendered: list[bytes | None] = []
+    real = wire._speedups.render_points
+
+    def watched(ts: Any, offsets: Any, numbers: bytes) -> bytes | None:
+        rendered.append(real(ts, offsets, numbers))
+        return rendered[-1]
+
+    client.write_key("k", [(f"2012-01-01T00:{m:02d}:00Z", m) for m in range(60)])
+    monkeypatch.setattr(wire._speedups, "render_points", watched)
+    data = client.read_key("k", "2012-01-01", "2012-01-02", interval="raw").data
+    assert [p.value for p in data] == list(range(60))
+    assert len(rendered) == 1
+    assert rendered[0] is not None
