@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -99,7 +100,11 @@ def test_body_parsers_agree_with_parse_points(
     texts = [item % {"t": _text(ms, form), "v": orjson.dumps(v).decode()} for ms, v in items]
     if mutate and texts:
         texts[-1] = texts[-1].replace('"v"', '"x"', 1)
-    _agrees_with_parse_points(parser, ("[" + gap.join(texts) + "]").encode())
+    took = _agrees_with_parse_points(parser, ("[" + gap.join(texts) + "]").encode())
+    if parser is c_points and texts and not mutate:
+        # The C scanner takes every such body itself, but for subnormal values (strtod's
+        # underflow) and the integer 2**53, which it leaves to the general path.
+        assert took or any(0 < abs(v) < sys.float_info.min or abs(v) == 2**53 for _, v in items)
 
 
 def _two(low: int, high: int) -> st.SearchStrategy[str]:
