@@ -33,6 +33,7 @@ lint: install
 test: install lint
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-strace.sh
 	bash scripts/ensure-prometheus.sh
 	bash scripts/ensure-peers.sh || echo "make test: InfluxDB/VictoriaMetrics not installed; the quick benchmark skips them"
 	$(VENV)/bin/pytest -q

@@ -243,7 +243,7 @@ def test_backup_flushes_the_copy_before_renaming_it(tmp_path: Path) -> None:
     """Watched with strace: the copy is fsync'ed under its temporary name before the rename
     that makes it the backup, then the folder holding it."""
     strace = shutil.which("strace")
-    assert strace, "strace is needed (apt-get install strace)"
+    assert strace, "strace is needed: scripts/ensure-strace.sh (make test runs it)"
     data = tmp_path / "data"
     create_key(data_args(data))
     out = tmp_path / "copy"
