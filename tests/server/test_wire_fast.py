@@ -371,6 +371,7 @@ def test_c_multi_parser_agrees_with_parse_multi(
     usual = all(
         field in ("key", "id") and key_error(name) is None and "\\" not in name
         and not value.startswith(('"', "n")) and not _big_integer(value)
+        and not 0 < abs(float(value)) < sys.float_info.min  # strtod's underflow: general path
         for (field, name, _, value), _ in items
     )  # fmt: skip
     assert (_speedups.parse_multi_points(body) is not None) == usual
