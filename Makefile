@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 UI_VENDOR := src/tempodb/server/ui/vendor/VERSION
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench mutation clean
 
 $(STAMP): pyproject.toml $(wildcard src/tempodb/_speedups*.[ch])
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,7 @@ lint: install
 test: install lint
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-strace.sh
 	bash scripts/ensure-prometheus.sh
 	bash scripts/ensure-peers.sh || echo "make test: InfluxDB/VictoriaMetrics not installed; the quick benchmark skips them"
 	$(VENV)/bin/pytest -q
@@ -46,6 +47,13 @@ bench: install
 	$(PY) bench/load.py --duration 30
 	$(PY) bench/embedded.py
 
+# Mutation testing of the core modules with their fast tests (pyproject's [tool.mutmut]);
+# not part of `make test`: it takes long.  Prints the surviving mutants.
+mutation: install
+	$(PY) -m pip install --quiet 'mutmut>=3.8,<4'
+	$(VENV)/bin/mutmut run
+	$(VENV)/bin/mutmut results
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/*.egg-info \
-		src/tempodb/server/ui/vendor
+		src/tempodb/server/ui/vendor mutants

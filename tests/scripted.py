@@ -1,4 +1,11 @@
-"""A tiny HTTP server on a real socket that answers as a test scripts it, and counts."""
+"""A tiny HTTP server on a real socket that answers as a test scripts it, and counts.
+
+Only for what the real server cannot be made to do: answers it never gives (a 500 or 502 on
+demand, ``Retry-After`` values other than its own), an answer delayed past the client's
+timeout, a request count per attempt, and a server slow at a chosen pace (the batch writer's
+backpressure).  Whatever ``tempodb serve`` can produce (503 with ``--queue``, 429 with
+``--rate-limit``, a connection dropped by SIGKILL) is tested against it instead
+(tests/integration/test_retry_server.py, tests/integration/test_batch_writer.py)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ rejected points, and a server that goes away mid-way."""
 from __future__ import annotations
 
 import datetime
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -204,3 +206,52 @@ def test_writer_is_usable_from_several_threads(client: Client) -> None:
         for thread in threads:
             thread.join()
     assert _count(client, [f"t{n}" for n in range(4)]) == 2000
+
+
+def test_increments_of_a_request_cut_by_a_killed_server_are_uncertain(tmp_path: Path) -> None:
+    """The server is stopped (SIGSTOP) while a batch of increments is on its way, so the
+    request is sent but not answered; then it is killed.  Those increments may or may not
+    have been applied: they are reported as ``uncertain``, never as points to send again,
+    and the points added after them as plain failures."""
+    store = data_args(tmp_path / "data")
+    key, secret = create_key(store)
+    process = ServerProcess.start(store)
+    client = Client(key, secret, process.host, process.port, secure=False)
+    policy = RetryPolicy(retries=3, backoff=0.02)
+    cut = [(f"c{i % 3}", T0 + datetime.timedelta(seconds=i), 1) for i in range(9)]
+    later = [(f"c{i % 3}", T0 + datetime.timedelta(seconds=i), 1) for i in range(100, 104)]
+    caught: list[BatchWriteError] = []
+    try:
+        writer = client.batch_writer(
+            increment=True, batch_size=9, flush_interval=60, retries=policy
+        )
+        writer.add("warm", T0, 1)
+        writer.flush()  # one increment applied, and the connection open
+        os.kill(process.process.pid, signal.SIGSTOP)
+        for point in cut:  # the ninth point fills the batch: it is sent at once
+            writer.add(*point)
+        time.sleep(0.5)  # the request is in the server's socket now
+        process.process.kill()
+        process.process.wait()
+        try:
+            for point in later:
+                writer.add(*point)
+        except BatchWriteError as exc:  # the writer has stopped
+            caught.append(exc)
+        try:
+            writer.close()
+        except BatchWriteError as exc:
+            caught.append(exc)
+    finally:
+        if process.process.poll() is None:
+            process.process.kill()
+            process.process.wait()
+        client.close()
+    assert caught
+    uncertain = [p for exc in caught for p in exc.uncertain]
+    failed = [p for exc in caught for p in exc.points]
+    assert sorted(uncertain, key=lambda p: p["t"]) == [
+        {"t": t, "key": k, "v": v} for k, t, v in cut
+    ]
+    assert all(p["t"] >= later[0][1] for p in failed)  # none of the cut ones to resend
+    assert all(p["v"] == 1 for p in failed)

@@ -100,6 +100,13 @@ def test_write_read_and_series(
     refused = tempodb("series", "delete", env=env)
     assert refused.returncode == 2
     assert "--all" in refused.stderr
+    before = [s.to_json() for s in client.get_series()]
+    for change in (["--name", "renamed"], ["--add-tag", "everywhere"], ["--set-attr", "x=1"]):
+        refused = tempodb("series", "update", *change, env=env)
+        assert refused.returncode == 2, refused.stdout
+        assert "--all" in refused.stderr
+        assert refused.stdout == ""
+    assert [s.to_json() for s in client.get_series()] == before
     assert "deleted 1 series" in ok(tempodb("series", "delete", "--key", "room.1", env=env))
 
     client.write_key("temp", [DataPoint(T0 + datetime.timedelta(hours=h), h) for h in range(6)])

@@ -491,3 +491,23 @@ def test_update_series_keeps_id_and_key(raw: Raw) -> None:
     by_key = raw("PUT", "/v1/series/key/k", {"name": "renamed"}).json()
     assert by_key["name"] == "renamed"
     assert by_key["tags"] == ["a", "b"]
+
+
+def test_delete_with_start_equal_to_end_deletes_the_one_point_there(raw: Raw) -> None:
+    """Spec §4.14: ``[start, end)``, and ``start == end`` deletes the single point at that
+    instant (in whatever spelling of it), nothing beside it."""
+    path = "/v1/series/key/one/data/"
+    assert raw("POST", path, POINTS).status == 200
+    equal = "?start=2013-03-01T06%3A20%3A00.000Z&end=2013-03-01T00%3A20%3A00-06%3A00"
+    deleted = raw("DELETE", path + equal)
+    assert (deleted.status, deleted.body) == (200, b"")
+    left = raw("GET", path + "?start=2013-03-01&end=2013-03-02&interval=raw").json()["data"]
+    assert [p["v"] for p in left] == [61.5, 59.25]
+    # Where there is no point, nothing happens; an end before the start is refused.
+    assert raw("DELETE", path + "?start=2013-03-01T06:21:00Z&end=2013-03-01T06:21:00Z").status == (
+        200
+    )
+    backwards = raw("DELETE", path + "?start=2013-03-01T07:00:00Z&end=2013-03-01T06:00:00Z")
+    assert backwards.status == 400
+    again = raw("GET", path + "?start=2013-03-01&end=2013-03-02&interval=raw").json()["data"]
+    assert [p["v"] for p in again] == [61.5, 59.25]

@@ -5,6 +5,7 @@ its exact value, every request in it is whole, and the keys (a revoked one too) 
 from __future__ import annotations
 
 import datetime
+import shutil
 import sqlite3
 import subprocess
 import threading
@@ -190,3 +191,102 @@ def test_backup_of_a_store_with_every_kind_of_content_then_restore(tmp_path: Pat
     finally:
         restored.stop()
     assert tempodb("backup", "--data", str(out), str(tmp_path / "again")).returncode == 0
+
+
+def _store_with_points(data: Path, series: int = 40) -> None:
+    """A store with enough series and blocks to fill many pages."""
+    import numpy as np
+
+    from tempodb.storage.base import SeriesRef, WriteBatch
+
+    with SQLiteStore(data) as store:
+        db = store.create_database("pages").key
+        (database,) = [d for d in store.list_databases() if d.key == db]
+        refs = [SeriesRef("key", f"s{i}") for i in range(series)]
+        count = 500
+        store.write_points(
+            database.id,
+            WriteBatch(
+                refs,
+                np.repeat(np.arange(series, dtype=np.int32), count),
+                np.tile(np.arange(count, dtype=np.int64) * 1000, series),
+                np.arange(series * count, dtype=np.float64),
+                np.zeros(series * count, np.bool_),
+            ),
+        )
+
+
+def test_backup_refuses_a_copy_that_fails_its_check(tmp_path: Path) -> None:
+    """A page of the source damaged where SQLite can still open the file: the copy fails
+    ``quick_check``, the command says so, and no backup is left behind."""
+    data = tmp_path / "data"
+    _store_with_points(data)
+    path = data / FILE_NAME
+    with sqlite3.connect(path) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert pages > 10
+    damaged = bytearray(path.read_bytes())
+    last = (pages - 1) * page_size  # a b-tree page of the points, not the schema's page 1
+    damaged[last : last + 8] = b"\xff" * 8  # its page type and cell count: nonsense
+    path.write_bytes(bytes(damaged))
+    out = tmp_path / "copy"
+    done = tempodb("backup", "--data", str(data), str(out))
+    assert done.returncode == 1, done.stdout
+    assert "failed its check" in done.stderr
+    assert not (out / FILE_NAME).exists()
+    assert list(out.iterdir()) == []  # not even the partial copy
+
+
+def test_backup_flushes_the_copy_before_renaming_it(tmp_path: Path) -> None:
+    """Watched with strace: the copy is fsync'ed under its temporary name before the rename
+    that makes it the backup, then the folder holding it."""
+    strace = shutil.which("strace")
+    assert strace, "strace is needed: scripts/ensure-strace.sh (make test runs it)"
+    data = tmp_path / "data"
+    create_key(data_args(data))
+    out = tmp_path / "copy"
+    trace = tmp_path / "trace"
+    done = subprocess.run(
+        [
+            strace,
+            "-f",
+            "-qq",
+            "-o",
+            str(trace),
+            "-e",
+            "trace=openat,fsync,fdatasync,rename",
+            *tempodb_command("backup", "--data", str(data), str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    calls = [line.split(None, 1)[1] for line in trace.read_text().splitlines() if " " in line]
+    partial = str(out / FILE_NAME) + ".partial"
+    opened = {
+        int(call.rsplit("= ", 1)[1]): i
+        for i, call in enumerate(calls)
+        if call.startswith("openat(") and f'"{partial}"' in call and "= -1" not in call
+    }
+    (renamed,) = [i for i, call in enumerate(calls) if call.startswith(f'rename("{partial}"')]
+    synced = [
+        i
+        for i, call in enumerate(calls)
+        if call.startswith(("fsync(", "fdatasync("))
+        and any(
+            call.startswith((f"fsync({fd})", f"fdatasync({fd})")) and at < i
+            for fd, at in opened.items()
+        )
+    ]
+    assert any(i < renamed for i in synced), "the copy was not flushed before the rename"
+    folder = [
+        int(call.rsplit("= ", 1)[1])
+        for call in calls[renamed:]
+        if call.startswith("openat(") and f'"{out}"' in call and "= -1" not in call
+    ]
+    assert any(call.startswith(f"fsync({fd})") for fd in folder for call in calls[renamed:]), (
+        "the folder was not flushed after the rename"
+    )

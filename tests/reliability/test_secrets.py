@@ -46,9 +46,12 @@ def test_credentials_come_from_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     assert credentials.key != credentials.secret
 
 
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_secrets_are_compared_in_constant_time(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest, kind: str
 ) -> None:
+    """On both stores: a wrong secret and an unknown key each cost one salted-hash comparison,
+    the unknown key against a dummy hash, so that timing does not tell which keys exist."""
     compared: list[tuple[str, str]] = []
     real = hmac.compare_digest
 
@@ -57,7 +60,14 @@ def test_secrets_are_compared_in_constant_time(
         return real(a, b)
 
     monkeypatch.setattr(base.hmac, "compare_digest", spy)
-    with SQLiteStore(tmp_path) as store:
+    if kind == "sqlite":
+        opened: Store = SQLiteStore(tmp_path)
+    else:
+        from tempodb.storage.postgres import PostgresStore
+
+        cluster = request.getfixturevalue("pg_cluster")
+        opened = PostgresStore(cluster.create_database(f"ct_{secrets.token_hex(4)}"), min_size=0)
+    with opened as store:
         credentials = store.create_database()
         assert store.authenticate(credentials.key, credentials.secret) is not None
         assert store.authenticate(credentials.key, credentials.secret[:-1] + "x") is None
