@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from tempodb.server.metrics import Counter, Gauge, Histogram, Registry, route_label
+from tempodb.server.metrics import Counter, Gauge, Histogram, Registry
+from tempodb.server.routes import route_label
 from tempodb.storage.sqlite import SQLiteStore
 
 

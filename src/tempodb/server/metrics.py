@@ -16,19 +16,18 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from functools import lru_cache
 from typing import Any
 
 from tempodb.server.http import Response
-from tempodb.server.routes import API_PREFIX, route, split_path
 from tempodb.storage.base import Store
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 #: Latency buckets in seconds, from half a millisecond to ten seconds.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
-#: Paths outside ``/v1`` that have a route of their own.
-OTHER_ROUTES = {"healthz": "/healthz", "metrics": "/metrics", "ping": "/ping"}
+#: The scope entry where the app leaves the request's route label (``routes.label``), so
+#: that the metrics take it from the request's one match instead of matching the path again.
+ROUTE_KEY = "tempodb.route"
 UNMATCHED = "unmatched"
 ERROR_CODE_HEADER = b"x-tempodb-error"
 
@@ -191,23 +190,6 @@ class Registry:
         return "".join(m.render() for m in self._metrics).encode()
 
 
-@lru_cache(maxsize=4096)
-def route_label(raw_path: bytes) -> str:
-    """The route pattern of a path (``/v1/series/{field}/{value}/data``), or ``unmatched``."""
-    segments = split_path(raw_path)
-    if segments[:1] == ["ui"]:
-        return "/ui"
-    if len(segments) == 1 and segments[0] in OTHER_ROUTES:
-        return OTHER_ROUTES[segments[0]]
-    if segments == [API_PREFIX, "openapi.json"]:
-        return "/v1/openapi.json"
-    found = route(segments)  # a v1 route, or an InfluxDB one (``/write``, ``/api/v2/write``)
-    if found is not None:
-        prefix = (API_PREFIX,) if found.dialect == "v1" else ()
-        return "/" + "/".join((*prefix, *found.pattern))
-    return UNMATCHED
-
-
 class ServerMetrics:
     """What the server counts, and the ``/metrics`` response.
 
@@ -299,7 +281,7 @@ class ServerMetrics:
         self, scope: MutableMapping[str, Any], status: int, error_code: str, seconds: float
     ) -> None:
         """Count one finished request."""
-        route = route_label(scope.get("raw_path") or scope["path"].encode())
+        route = scope.get(ROUTE_KEY, UNMATCHED)
         method = scope["method"] if scope["method"] in METHODS else "other"
         self.requests.inc(route, method, f"{status // 100}xx")
         self.latency.observe(seconds, route, method)
