@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from tempodb.errors import ERROR_CODE_HEADER
+from tempodb.contract import ERROR_CODE_HEADER
 
 JSON_TYPE = b"application/json; charset=utf-8"
 TEXT_TYPE = b"text/plain; charset=utf-8"

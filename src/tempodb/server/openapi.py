@@ -23,18 +23,23 @@ from typing import Any
 
 import orjson
 
-from tempodb import __version__
+from tempodb.contract import (
+    DIRECTIONS,
+    ERROR_CODE_HEADER,
+    KEY_PATTERN,
+    MAX_KEY_LENGTH,
+    __version__,
+)
 from tempodb.server.routes import API_PREFIX, TABLE
-from tempodb.server.wire import MAX_KEY_LENGTH
 
 JSONObject = dict[str, Any]
 
-#: Series keys and ids in paths and bodies (``wire.KEY_PATTERN``).
+#: Series keys and ids in paths and bodies (``contract.KEY_PATTERN``).
 KEY_SCHEMA: JSONObject = {
     "type": "string",
     "minLength": 1,
     "maxLength": MAX_KEY_LENGTH,
-    "pattern": r"^[a-zA-Z0-9.:;\-_/\\ ]+$",
+    "pattern": f"^{KEY_PATTERN}$",
 }
 TIMESTAMP: JSONObject = {
     "type": "string",
@@ -230,7 +235,7 @@ PARAMETERS: dict[str, JSONObject] = {
     "ts": _query("ts", TIMESTAMP, "the timestamp to look at (default: now)"),
     "direction": _query(
         "direction",
-        {"type": "string", "enum": ["exact", "before", "after", "nearest"]},
+        {"type": "string", "enum": list(DIRECTIONS)},
         "which point to take around ts",
     ),
     "id": _query("id", _STRINGS, "series ids (any of)"),
@@ -254,7 +259,7 @@ FILTERS = ("id", "key", "tag", "attr")
 
 _ERROR_TEXT: JSONObject = {"text/plain": {"schema": {"type": "string", "minLength": 1}}}
 _ERROR_HEADERS: JSONObject = {
-    "X-TempoDB-Error": {"description": "the error code", "schema": {"type": "string"}}
+    ERROR_CODE_HEADER: {"description": "the error code", "schema": {"type": "string"}}
 }
 _RETRY_HEADERS: JSONObject = {
     **_ERROR_HEADERS,

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, unquote_plus
 
+from tempodb.contract import API_VERSION
 from tempodb.server import points, segments, series, ui
 from tempodb.server.context import Context
 from tempodb.server.http import JSON_TYPE, HTTPError, Query, Request, Response, error_response
@@ -35,7 +36,7 @@ from tempodb.server.prometheus import write as prometheus_write
 if TYPE_CHECKING:
     from tempodb.server.metrics import ServerMetrics
 
-API_PREFIX = "v1"
+API_PREFIX = API_VERSION
 #: Content codings a Prometheus route takes as sent (its handler decompresses them).
 PROMETHEUS_CODINGS = ("snappy",)
 #: The answer of ``/healthz``.
