@@ -72,7 +72,7 @@ def test_server_metrics_render_in_the_text_format(metrics: ServerMetrics) -> Non
     }
     assert buckets["0.05"] == 1
     assert buckets["0.1"] == 2  # 0.1 is in its bucket
-    assert buckets["10.0"] == 3
+    assert buckets["10"] == 3
     assert buckets["+Inf"] == 3
     errors = {
         (labels["route"], labels["code"]): value

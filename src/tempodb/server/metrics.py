@@ -2,7 +2,9 @@
 
 The metric families live in a ``prometheus_client`` registry of their own per app (never the
 library's global one, so that several apps in one process, as in the tests, count apart):
-requests, latencies, points written and read, errors, and the store's queue.
+requests, latencies, points written and read, errors, and the store's queue.  The text is
+written from that registry by ``render`` as the server always wrote it: labels in the order
+they are declared, integral numbers without ``.0``, and no ``_created`` samples.
 
 ``/metrics`` needs no credentials, so nothing here may identify a tenant: label values come only
 from fixed sets chosen by the server (route patterns such as ``/v1/series/{field}/{value}/data``,
@@ -17,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tempodb.contract import ERROR_CODE_HEADER as CONTRACT_ERROR_HEADER
 from tempodb.server.http import Response
@@ -36,6 +38,39 @@ ERROR_CODE_HEADER = CONTRACT_ERROR_HEADER.lower().encode()
 
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _format_number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == int(value) and abs(value) < 2**53:
+        return str(int(value))
+    return repr(value)
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The registry in the text format 0.0.4."""
+    lines = []
+    for family in registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        help_text = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {family.type}"]
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            pairs = dict(sample.labels)
+            if "le" in pairs:  # bucket bounds as numbers are written: 1, not 1.0
+                pairs["le"] = _format_number(float(pairs["le"]))
+            labels = ",".join(f'{k}="{_escape_label(v)}"' for k, v in pairs.items())
+            series = f"{sample.name}{{{labels}}}" if labels else sample.name
+            lines.append(f"{series} {_format_number(sample.value)}")
+    return "".join(line + "\n" for line in lines).encode()
 
 
 def _reading(read: Callable[[], float]) -> Callable[[], float]:
@@ -123,7 +158,7 @@ class ServerMetrics:
         self.points_read.inc(count)
 
     def response(self) -> Response:
-        return Response(200, generate_latest(self.registry), CONTENT_TYPE)
+        return Response(200, render(self.registry), CONTENT_TYPE)
 
     def instrument(self, scope: MutableMapping[str, Any], send: Send) -> Send:
         """``send`` for one HTTP request that records the request when its response ends."""
