@@ -36,7 +36,7 @@ from typing import Any
 from tempodb.server.auth import Authenticator, check_provenance, credentials
 from tempodb.server.body import read_body
 from tempodb.server.context import Context, Options
-from tempodb.server.http import JSON_TYPE, HTTPError, Query, Request, Response
+from tempodb.server.http import JSON_TYPE, HTTPError, Query, Request, Response, accepts_gzip
 from tempodb.server.limits import Admission, Limits, RateLimiter, overloaded
 from tempodb.server.metrics import ROUTE_KEY, ServerMetrics
 from tempodb.server.points import WriteHandler
@@ -255,12 +255,18 @@ class TempoDBApp:
         if found is None:
             found = resolve(raw_path)
         try:
-            response = self._dispatch(
-                found, method, raw_path, query_string, headers, body, database
-            )
+            routed = check_method(found, method, raw_path)
+            if routed.route.public:
+                response = self._serve(routed, method, raw_path, query_string, headers)
+            else:
+                influx = routed.dialect == "influx"
+                context, request = self._admit(
+                    routed, method, query_string, headers, body, database, influx=influx
+                )
+                response = routed.methods[method](context, request, routed.params)
         except Exception as exc:
             response = self._failure(exc, found, method, raw_path)
-        return _encode(response, gzip_ok=_accepts_gzip(headers.get("accept-encoding", "")))
+        return _encode(response, gzip_ok=accepts_gzip(headers.get("accept-encoding", "")))
 
     async def _inline_write(
         self,
@@ -287,7 +293,7 @@ class TempoDBApp:
             response = job.outcome(context, future)
         except Exception as exc:
             response = self._failure(exc, found, method, raw_path)
-        return _encode(response, gzip_ok=_accepts_gzip(headers.get("accept-encoding", "")))
+        return _encode(response, gzip_ok=accepts_gzip(headers.get("accept-encoding", "")))
 
     @staticmethod
     def _failure(exc: Exception, found: Match | None, method: str, raw_path: bytes) -> Response:
@@ -328,25 +334,6 @@ class TempoDBApp:
         served = Served(method, raw_path, query_string, headers, self.metrics)
         return found.route.resource(served)
 
-    def _dispatch(
-        self,
-        found: Match | None,
-        method: str,
-        raw_path: bytes,
-        query_string: bytes,
-        headers: dict[str, str],
-        body: bytes,
-        database: Database | None = None,
-    ) -> Response:
-        found = check_method(found, method, raw_path)
-        if found.route.public:
-            return self._serve(found, method, raw_path, query_string, headers)
-        influx = found.dialect == "influx"
-        context, request = self._admit(
-            found, method, query_string, headers, body, database, influx=influx
-        )
-        return found.methods[method](context, request, found.params)
-
     def _admit(
         self,
         found: Match,
@@ -379,14 +366,6 @@ class TempoDBApp:
                 await asyncio.get_running_loop().run_in_executor(None, self.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-def _accepts_gzip(header: str) -> bool:
-    for part in header.split(","):
-        name, _, params = part.strip().partition(";")
-        if name.strip().lower() == "gzip":
-            return params.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-    return False
 
 
 def _encode(response: Response, *, gzip_ok: bool) -> EncodedResponse:

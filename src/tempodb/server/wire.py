@@ -68,6 +68,20 @@ def fit_key(key: str) -> str:
     return f"{key[:cut]}\\h{digest}"
 
 
+def escape_key_part(text: str, safe: frozenset[str]) -> str:
+    """``text`` for a dialect's series key: each character outside ``safe`` as ``\\xx`` per
+    byte of its UTF-8 (lone surrogates too), so that distinct names give distinct keys."""
+    if all(c in safe for c in text):
+        return text
+    out = []
+    for c in text:
+        if c in safe:
+            out.append(c)
+        else:
+            out.extend(f"\\{byte:02x}" for byte in c.encode("utf-8", "surrogatepass"))
+    return "".join(out)
+
+
 def check_key(key: object) -> str:
     error = key_error(key)
     if error:

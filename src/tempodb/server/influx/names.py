@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tempodb.contract import MAX_KEY_LENGTH
-from tempodb.server.wire import fit_key
+from tempodb.server.wire import escape_key_part, fit_key
 
 #: The attributes that hold the measurement and the field key.
 MEASUREMENT_ATTR = "_measurement"
@@ -52,15 +52,7 @@ _TAG_VALUE_SAFE = _PLAIN | {".", ":"}
 
 
 def _escape(text: str, safe: frozenset[str]) -> str:
-    if all(c in safe for c in text):
-        return text
-    out = []
-    for c in text:
-        if c in safe:
-            out.append(c)
-        else:
-            out.extend(f"\\{byte:02x}" for byte in c.encode("utf-8", "surrogatepass"))
-    return "".join(out)
+    return escape_key_part(text, safe)
 
 
 def series_key(measurement: str, tags: tuple[tuple[str, str], ...], field: str) -> str:

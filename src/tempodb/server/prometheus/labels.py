@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tempodb.contract import MAX_KEY_LENGTH
-from tempodb.server.wire import fit_key
+from tempodb.server.wire import escape_key_part, fit_key
 
 #: The label that holds the metric name.
 NAME_LABEL = "__name__"
@@ -54,15 +54,7 @@ Labels = Sequence[tuple[str, str]]
 
 
 def _escape(text: str, safe: frozenset[str] = _SAFE) -> str:
-    if all(c in safe for c in text):
-        return text
-    out = []
-    for c in text:
-        if c in safe:
-            out.append(c)
-        else:
-            out.extend(f"\\{byte:02x}" for byte in c.encode("utf-8", "surrogatepass"))
-    return "".join(out)
+    return escape_key_part(text, safe)
 
 
 def normalize(labels: Labels) -> list[tuple[str, str]]:
