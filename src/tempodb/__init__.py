@@ -2,43 +2,46 @@
 
 >>> from tempodb import Client, DataPoint
 
-``AsyncClient`` is imported on first use, since it needs httpx (``tempodb-revived[async]``).
-``tempodb.connect(path)`` gives a Client that runs in this process on a data folder, without a
-server (it needs ``tempodb-revived[embedded]``).
+Every public name is imported on first use (``_LAZY``), so that ``import tempodb`` loads only
+``tempodb.contract``: the server and the storage layer, which are modules of this package too,
+never load the client (and its HTTP library) by being imported.  ``AsyncClient`` needs httpx
+(``tempodb-revived[async]``).  ``tempodb.connect(path)`` gives a Client that runs in this
+process on a data folder, without a server (it needs ``tempodb-revived[embedded]``).
 """
 
 import typing as _typing
 
-from tempodb.batch import AsyncBatchWriter, BatchWriter
-from tempodb.client import Client, __version__
-from tempodb.errors import (
-    AuthenticationError,
-    BatchWriteError,
-    ConflictError,
-    InvalidRequestError,
-    NotFoundError,
-    ServerError,
-    TempoDBApiException,
-    TempoDBConnectionError,
-    TooManyRequestsError,
-)
-from tempodb.inprocess import connect, connect_async
-from tempodb.objects import (
-    CreatedSeries,
-    DataPoint,
-    DataSet,
-    DeleteSummary,
-    Found,
-    MultiPoint,
-    RefusedSeries,
-    Series,
-    SingleValueSet,
-    Summary,
-)
-from tempodb.retry import RetryPolicy
+from tempodb.contract import __version__
 
 if _typing.TYPE_CHECKING:
     from tempodb.async_client import AsyncClient
+    from tempodb.batch import AsyncBatchWriter, BatchWriter
+    from tempodb.client import Client
+    from tempodb.errors import (
+        AuthenticationError,
+        BatchWriteError,
+        ConflictError,
+        InvalidRequestError,
+        NotFoundError,
+        ServerError,
+        TempoDBApiException,
+        TempoDBConnectionError,
+        TooManyRequestsError,
+    )
+    from tempodb.inprocess import connect, connect_async
+    from tempodb.objects import (
+        CreatedSeries,
+        DataPoint,
+        DataSet,
+        DeleteSummary,
+        Found,
+        MultiPoint,
+        RefusedSeries,
+        Series,
+        SingleValueSet,
+        Summary,
+    )
+    from tempodb.retry import RetryPolicy
 
 __all__ = [
     "AsyncBatchWriter",
@@ -70,15 +73,52 @@ __all__ = [
     "connect_async",
 ]
 
-#: Public names imported on first use, because they need an optional dependency.
-_LAZY = {"AsyncClient": "tempodb.async_client"}
+#: Every public name, by the module it is imported from on first use.
+_LAZY = {
+    **dict.fromkeys(["AsyncBatchWriter", "BatchWriter"], "tempodb.batch"),
+    "AsyncClient": "tempodb.async_client",
+    "Client": "tempodb.client",
+    **dict.fromkeys(
+        [
+            "AuthenticationError",
+            "BatchWriteError",
+            "ConflictError",
+            "InvalidRequestError",
+            "NotFoundError",
+            "ServerError",
+            "TempoDBApiException",
+            "TempoDBConnectionError",
+            "TooManyRequestsError",
+        ],
+        "tempodb.errors",
+    ),
+    **dict.fromkeys(["connect", "connect_async"], "tempodb.inprocess"),
+    **dict.fromkeys(
+        [
+            "CreatedSeries",
+            "DataPoint",
+            "DataSet",
+            "DeleteSummary",
+            "Found",
+            "MultiPoint",
+            "RefusedSeries",
+            "Series",
+            "SingleValueSet",
+            "Summary",
+        ],
+        "tempodb.objects",
+    ),
+    "RetryPolicy": "tempodb.retry",
+}
 
 
 def __getattr__(name: str) -> _typing.Any:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'tempodb' has no attribute {name!r}")
 
 

@@ -35,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from tempodb import protocol, reads
 from tempodb.batch import AsyncBatchWriter
 from tempodb.client import default_headers
-from tempodb.errors import ERROR_CODE_HEADER
+from tempodb.contract import ERROR_CODE_HEADER
 from tempodb.objects import (
     CreatedSeries,
     DataPoint,

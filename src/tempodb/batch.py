@@ -36,7 +36,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from tempodb import protocol
 from tempodb.errors import (
@@ -255,16 +255,16 @@ def _check_policy(retries: int | RetryPolicy | None) -> RetryPolicy:
     return DEFAULT_POLICY if retries is None else RetryPolicy.of(retries)
 
 
-class BatchWriter:
-    """Buffers points and writes them from a background thread (see the module docstring).
+SendT = TypeVar("SendT")
 
-    Made by :meth:`tempodb.Client.batch_writer`; use it as a context manager, or call
-    :meth:`close` when done.
-    """
+
+class _Writer(Generic[SendT]):
+    """The set-up both batch writers share: how a request is sent (``call``, with the retry
+    policy), the retry policy and the buffer; each adds what it flushes with."""
 
     def __init__(
         self,
-        call: Callable[[Request[Any], RetryPolicy], Any],
+        call: SendT,
         *,
         increment: bool = False,
         batch_size: int = 5_000,
@@ -280,9 +280,23 @@ class BatchWriter:
             flush_interval=flush_interval,
             max_buffer=max_buffer,
         )
+        self._closed = False
+        self._set_up()
+
+    def _set_up(self) -> None:
+        """The writer's own state (its flusher is started on first use)."""
+
+
+class BatchWriter(_Writer[Callable[[Request[Any], RetryPolicy], Any]]):
+    """Buffers points and writes them from a background thread (see the module docstring).
+
+    Made by :meth:`tempodb.Client.batch_writer`; use it as a context manager, or call
+    :meth:`close` when done.
+    """
+
+    def _set_up(self) -> None:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._closed = False
 
     def __enter__(self) -> BatchWriter:
         self._start()
@@ -384,31 +398,13 @@ class BatchWriter:
                 self._cond.notify_all()
 
 
-class AsyncBatchWriter:
+class AsyncBatchWriter(_Writer[Callable[[Request[Any], RetryPolicy], Awaitable[Any]]]):
     """The asyncio twin of :class:`BatchWriter`: ``await writer.add(...)``, flushed by a
     background task.  Made by :meth:`tempodb.AsyncClient.batch_writer`."""
 
-    def __init__(
-        self,
-        call: Callable[[Request[Any], RetryPolicy], Awaitable[Any]],
-        *,
-        increment: bool = False,
-        batch_size: int = 5_000,
-        flush_interval: float = 1.0,
-        max_buffer: int = 100_000,
-        retries: int | RetryPolicy | None = None,
-    ) -> None:
-        self._call = call
-        self._policy = _check_policy(retries)
-        self._buffer = WriteBuffer(
-            increment=increment,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            max_buffer=max_buffer,
-        )
+    def _set_up(self) -> None:
         self._cond: asyncio.Condition | None = None
         self._task: asyncio.Task[None] | None = None
-        self._closed = False
 
     async def __aenter__(self) -> AsyncBatchWriter:
         self._start()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from importlib import metadata
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import urllib3
@@ -27,7 +26,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from tempodb import protocol, reads
 from tempodb.batch import BatchWriter
-from tempodb.errors import ERROR_CODE_HEADER
+from tempodb.contract import ERROR_CODE_HEADER, __version__
 from tempodb.objects import (
     CreatedSeries,
     DataPoint,
@@ -68,11 +67,6 @@ _point_json = protocol.point_json
 _segment = protocol.segment
 
 T = TypeVar("T")
-
-try:
-    __version__ = metadata.version("tempodb-revived")
-except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare source tree
-    __version__ = "0+unknown"
 
 
 def default_headers(key: str, secret: str) -> dict[str, str]:

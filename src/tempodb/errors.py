@@ -21,9 +21,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-#: Response header with a machine-readable error code; the body stays plain text for old clients.
-ERROR_CODE_HEADER = "X-TempoDB-Error"
-SERIES_NOT_FOUND = "series-not-found"
+#: The header with a machine-readable error code (the body stays plain text for old
+#: clients), and the code that tells an unknown series from bad credentials (both 403).
+from tempodb.contract import ERROR_CODE_HEADER as ERROR_CODE_HEADER
+from tempodb.contract import SERIES_NOT_FOUND as SERIES_NOT_FOUND
 
 
 class TempoDBApiException(Exception):

@@ -44,7 +44,8 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from tempodb.client import Client, __version__
+from tempodb.client import Client
+from tempodb.contract import __version__
 from tempodb.protocol import API_VERSION, Request, Response, TransportFailure
 from tempodb.retry import RetryPolicy
 

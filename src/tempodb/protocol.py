@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 from urllib.parse import quote, urlencode
 
+from tempodb.contract import API_VERSION as API_VERSION
+from tempodb.contract import KEY_PATTERN, MAX_KEY_LENGTH, key_error
 from tempodb.errors import TempoDBApiException, TempoDBConnectionError, error_for_response
 from tempodb.objects import (
     CreatedSeries,
@@ -62,9 +64,8 @@ except ImportError:  # pragma: no cover - exercised only without orjson
 
 API_HOST = "api.tempo-db.com"
 API_PORT = 443
-API_VERSION = "v1"
-
-VALID_SERIES_KEY = r"^[a-zA-Z0-9\.:;\-_/\\ ]*$"
+#: What a series key must match, in at most ``MAX_KEY_LENGTH`` characters (``contract``).
+VALID_SERIES_KEY = f"^{KEY_PATTERN}$"
 RE_VALID_SERIES_KEY = re.compile(VALID_SERIES_KEY)
 
 Timestamp = datetime.datetime | datetime.date
@@ -232,7 +233,7 @@ def create_series(
     tags: Sequence[str] | None = None,
     attributes: Mapping[str, str] | None = None,
 ) -> Request[Series]:
-    check_key(key)
+    check_key(key or None)  # an empty key asks the server for one, as None does
     body: JSONDict = {} if key is None else {"key": key}
     if name is not None:
         body["name"] = name
@@ -276,7 +277,7 @@ def new_series_json(index: int, item: SeriesItem) -> JSONDict:
             f"series {index}: expected a key, a Series or a dict, not {type(item).__name__}"
         )
     key = body.get("key")
-    if isinstance(key, str):
+    if isinstance(key, str) and key:  # an empty key asks the server for one
         try:
             check_key(key)
         except ValueError as exc:
@@ -425,9 +426,13 @@ def raw(
 
 
 def check_key(key: str | None) -> None:
-    """Raise ValueError for a key outside the characters the API allows."""
-    if key and not RE_VALID_SERIES_KEY.fullmatch(key):
-        raise ValueError(f"Series key must match the following regex: {VALID_SERIES_KEY}")
+    """Raise ValueError for a key the server would refuse (``contract.key_error``: the same
+    rule on both sides); None, no key, passes."""
+    if key is not None and key_error(key) is not None:
+        raise ValueError(
+            f"Series key must match the following regex: {VALID_SERIES_KEY} "
+            f"(at most {MAX_KEY_LENGTH} characters)"
+        )
 
 
 def segment(value: str) -> str:

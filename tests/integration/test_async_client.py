@@ -168,7 +168,8 @@ def test_batch_writer(run: Callable[..., Any]) -> None:
         data = [await client.read_key(f"s{k}", *DAY) for k in range(3)]
         counter = client.batch_writer(increment=True, flush_interval=0.05)
         await counter.add("ok", DAY[0], 1)
-        await counter.add("k" * 300, DAY[0], 1)  # refused by the server
+        await client.create_series("taken")
+        await counter.add_id("taken", DAY[0], 1)  # another series' key: refused by the server
         with pytest.raises(BatchWriteError) as failure:
             await counter.close()
         return data, failure.value
@@ -176,6 +177,6 @@ def test_batch_writer(run: Callable[..., Any]) -> None:
     data, error = run(body)
     assert [len(d.data) for d in data] == [40, 40, 40]
     assert data[1].data[0].value == 1
-    assert error.points == [{"t": DAY[0], "key": "k" * 300, "v": 1}]
+    assert error.points == [{"t": DAY[0], "id": "taken", "v": 1}]
     assert error.rejected
     assert error.error is None

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tempodb import BatchWriteError, Client, DataPoint
+from tempodb import Client, DataPoint, NotFoundError
 from tempodb.frames import SMALL_SERIES, format_times, parse_times_ms
 
 UTC = datetime.UTC
@@ -120,8 +120,8 @@ def test_increment(client: Client) -> None:
     assert _raw(client)["n"].tolist() == [2, 4]
 
 
-def test_rejected_points_are_reported(client: Client) -> None:
-    too_long = "k" * 300  # a valid key by its characters, refused by the server for its length
+def test_a_key_the_server_would_refuse_is_refused_before_anything_is_sent(client: Client) -> None:
+    too_long = "k" * 300  # the client knows the server's rule (tempodb.contract)
     df = pd.DataFrame(
         {
             "key": ["fine", too_long, "fine"],
@@ -129,13 +129,10 @@ def test_rejected_points_are_reported(client: Client) -> None:
             "value": [1.5, 2.5, 3.5],
         }
     )
-    with pytest.raises(BatchWriteError) as failure:
+    with pytest.raises(ValueError, match="Series key must match"):
         client.write_dataframe(df)
-    assert failure.value.points == [
-        {"t": datetime.datetime(2012, 1, 1, tzinfo=UTC), "key": too_long, "v": 2.5}
-    ]
-    assert failure.value.rejected[0][1]
-    assert client.read_key("fine", START, END).data[1].value == 3.5
+    with pytest.raises(NotFoundError):  # nothing was written
+        client.read_key("fine", START, END)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ import asyncio
 import base64
 import datetime
 import gzip
-import inspect
 import json
 import urllib.error
 import urllib.request
@@ -374,29 +373,6 @@ def test_async_client_reads_the_same(
     assert found == list(loaded.find("a", START, END, function="min", period="P1D"))
     assert rows == list(loaded.read_multi(START, END))
     assert summary == loaded.read_summary("a", START, END)
-
-
-def test_both_clients_have_the_same_methods() -> None:
-    def public(cls: type) -> dict[str, list[str]]:
-        return {
-            name: list(inspect.signature(member).parameters)
-            for name, member in vars(cls).items()
-            if callable(member) and not name.startswith("_")
-        }
-
-    sync, not_sync = public(Client), public(AsyncClient)
-    assert set(sync) - {"close"} == set(not_sync) - {"aclose"}
-    for name in (
-        "read_multi_dataframe",
-        "read_segment",
-        "read_rollups",
-        "read_summary",
-        "find",
-        "aggregate",
-        "read_multi",
-        "iter_series",
-    ):
-        assert sync[name] == not_sync[name], name
 
 
 def test_key_with_a_space_in_the_link(

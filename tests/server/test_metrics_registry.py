@@ -1,18 +1,22 @@
-"""The metrics registry: the text format (checked with Prometheus' own parser), histogram
-buckets, label escaping, and route labels that carry no path data."""
+"""The server's metrics (``prometheus_client``, a registry per app): the text format (checked
+with Prometheus' own parser), histogram buckets, label escaping, and route labels that carry
+no path data."""
 
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from tempodb.server.metrics import Counter, Gauge, Histogram, Registry, route_label
+from tempodb.server.metrics import ROUTE_KEY, ServerMetrics
+from tempodb.server.routes import route_label
 from tempodb.storage.sqlite import SQLiteStore
 
 
@@ -24,85 +28,117 @@ def parse(text: bytes) -> dict[str, list[tuple[str, dict[str, str], float]]]:
     }
 
 
-def test_counter_gauge_histogram_render_in_the_text_format() -> None:
-    registry = Registry()
-    requests = Counter("demo_requests_total", "Requests.\nTwo lines \\ here.", ("route",))
-    depth = Gauge("demo_depth", "Depth.", lambda: 3)
-    latency = Histogram("demo_seconds", "Latency.", ("route",), buckets=(0.1, 1.0))
-    for metric in (requests, depth, latency):
-        registry.register(metric)
-    requests.inc("/a")
-    requests.inc("/a", amount=2)
-    requests.inc("/b")
-    for value in (0.05, 0.1, 0.5, 3.0):
-        latency.observe(value, "/a")
-    families = parse(registry.render())
-    assert families["demo_requests"] == [
-        ("demo_requests_total", {"route": "/a"}, 3.0),
-        ("demo_requests_total", {"route": "/b"}, 1.0),
-    ]
-    assert families["demo_depth"] == [("demo_depth", {}, 3.0)]
-    assert families["demo_seconds"] == [
-        ("demo_seconds_bucket", {"route": "/a", "le": "0.1"}, 2.0),  # 0.1 is in its bucket
-        ("demo_seconds_bucket", {"route": "/a", "le": "1"}, 3.0),
-        ("demo_seconds_bucket", {"route": "/a", "le": "+Inf"}, 4.0),
-        ("demo_seconds_sum", {"route": "/a"}, pytest.approx(3.65)),
-        ("demo_seconds_count", {"route": "/a"}, 4.0),
-    ]
-    assert latency.count("/a") == 4
+class BrokenStore:
+    """A store whose queue cannot be read (closed, say)."""
+
+    def queue_depth(self) -> int:
+        raise RuntimeError("closed")
+
+
+@pytest.fixture
+def metrics(tmp_path: Path) -> Iterator[ServerMetrics]:
+    store = SQLiteStore(tmp_path)
+    try:
+        yield ServerMetrics(store)
+    finally:
+        store.close()
+
+
+def scope(label: str, method: str = "GET") -> dict[str, Any]:
+    return {"method": method, ROUTE_KEY: label}
+
+
+def test_server_metrics_render_in_the_text_format(metrics: ServerMetrics) -> None:
+    metrics.record(scope("/a"), 200, "", 0.05)
+    metrics.record(scope("/a"), 201, "", 0.1)
+    metrics.record(scope("/a"), 404, "not-found", 3.0)
+    metrics.record(scope("/b", "BREW"), 500, "<b>bad</b>", 0.5)
+    metrics.written("write", 7)
+    metrics.read(3)
+    response = metrics.response()
+    assert response.content_type == b"text/plain; version=0.0.4; charset=utf-8"
+    assert response.body.startswith(b"# HELP tempodb_http_requests_total ")
+    families = parse(response.body)
+    requests = {
+        (labels["route"], labels["method"], labels["status"]): value
+        for name, labels, value in families["tempodb_http_requests"]
+        if name == "tempodb_http_requests_total"
+    }
+    assert requests == {("/a", "GET", "2xx"): 2, ("/a", "GET", "4xx"): 1, ("/b", "other", "5xx"): 1}
+    buckets = {
+        labels["le"]: value
+        for name, labels, value in families["tempodb_http_request_duration_seconds"]
+        if name.endswith("_bucket") and labels["route"] == "/a"
+    }
+    assert buckets["0.05"] == 1
+    assert buckets["0.1"] == 2  # 0.1 is in its bucket
+    assert buckets["10"] == 3
+    assert buckets["+Inf"] == 3
+    errors = {
+        (labels["route"], labels["code"]): value
+        for name, labels, value in families["tempodb_http_errors"]
+        if name == "tempodb_http_errors_total"
+    }
+    assert errors == {("/a", "not-found"): 1, ("/b", "500"): 1}  # codes not ours: the status
+    written = {
+        labels["op"]: value
+        for name, labels, value in families["tempodb_points_written"]
+        if name == "tempodb_points_written_total"
+    }
+    assert written == {"write": 7, "increment": 0}
+    assert ("tempodb_points_read_total", {}, 3.0) in families["tempodb_points_read"]
+    assert families["tempodb_store_queue_depth"] == [("tempodb_store_queue_depth", {}, 0.0)]
+
+
+def test_each_app_counts_apart(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path) as store:
+        one, two = ServerMetrics(store), ServerMetrics(store)
+        one.read(5)
+        [read] = [
+            v
+            for n, _, v in parse(two.response().body)["tempodb_points_read"]
+            if n.endswith("_total")
+        ]
+        assert read == 0
 
 
 @given(st.text(max_size=20))
 def test_any_label_value_survives_escaping(value: str) -> None:
-    registry = Registry()
-    counter = Counter("demo_total", "Demo.", ("label",))
-    registry.register(counter)
-    counter.inc(value)
-    [(_, labels, count)] = parse(registry.render())["demo"]
-    assert labels == {"label": value}
-    assert count == 1
-
-
-def test_misuse_is_refused() -> None:
-    counter = Counter("demo_total", "Demo.", ("a",))
-    with pytest.raises(ValueError, match="takes labels"):
-        counter.inc()
-    with pytest.raises(ValueError, match="cannot go down"):
-        counter.inc("x", amount=-1)
-    with pytest.raises(ValueError, match="ascending"):
-        Histogram("demo_seconds", "Demo.", buckets=(1, 0.5))
-    registry = Registry()
-    registry.register(counter)
-    with pytest.raises(ValueError, match="already registered"):
-        registry.register(Counter("demo_total", "Again."))
+    metrics = ServerMetrics(BrokenStore())  # type: ignore[arg-type]
+    metrics.record(scope(value), 200, "", 0.01)
+    [labels] = [
+        labels
+        for name, labels, _ in parse(metrics.response().body)["tempodb_http_requests"]
+        if name == "tempodb_http_requests_total"
+    ]
+    assert labels["route"] == value
 
 
 def test_a_failing_gauge_reads_nan() -> None:
-    def broken() -> float:
-        raise RuntimeError("closed")
-
-    registry = Registry()
-    registry.register(Gauge("demo_depth", "Depth.", broken))
-    [(_, _, value)] = parse(registry.render())["demo_depth"]
+    metrics = ServerMetrics(BrokenStore())  # type: ignore[arg-type]
+    [(_, _, value)] = parse(metrics.response().body)["tempodb_store_queue_depth"]
     assert math.isnan(value)
 
 
-def test_counters_are_exact_under_threads() -> None:
-    counter = Counter("demo_total", "Demo.", ("op",))
-    histogram = Histogram("demo_seconds", "Demo.")
-
+def test_counters_are_exact_under_threads(metrics: ServerMetrics) -> None:
     def work() -> None:
         for _ in range(5000):
-            counter.inc("x")
-            histogram.observe(0.001)
+            metrics.written("write", 1)
+            metrics.record(scope("/a"), 200, "", 0.001)
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert counter.value("x") == 20000
-    assert histogram.count() == 20000
+    families = parse(metrics.response().body)
+    assert ("tempodb_points_written_total", {"op": "write"}, 20000.0) in families[
+        "tempodb_points_written"
+    ]
+    counts = [
+        v for n, _, v in families["tempodb_http_request_duration_seconds"] if n.endswith("_count")
+    ]
+    assert counts == [20000.0]
 
 
 @pytest.mark.parametrize(

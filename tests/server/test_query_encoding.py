@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tempodb.protocol import filter_params, segment
 from tempodb.server.context import parse_filter
 from tempodb.server.http import Query, Request, _drop_trailing_commas
-from tempodb.server.routes import match, split_path
+from tempodb.server.routes import route, split_path
 
 texts = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
 key_texts = st.text(st.sampled_from("abcXYZ0189.:;-_/\\ "), min_size=1, max_size=30)
@@ -37,7 +37,7 @@ def test_filters_survive_the_query_string(
 @given(key=key_texts, action=st.sampled_from(["data", "increment", "single"]))
 def test_keys_survive_the_path(key: str, action: str) -> None:
     raw = f"/v1/series/key/{segment(key)}/{action}/".encode()
-    found = match(split_path(raw)[1:])
+    found = route(split_path(raw))
     assert found is not None
     assert found.params == {"field": "key", "value": key}
 

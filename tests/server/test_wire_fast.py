@@ -1,4 +1,5 @@
-"""The vectorised body parser and renderer agree with the general path on every input."""
+"""The C extension's body scanners, renderer and summary moments agree with the general path
+(the reference) on every input.  These tests need the extension built (``make install``)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,7 @@ from hypothesis import strategies as st
 from tempodb import _speedups
 from tempodb.rollup import numpy_moments, summarize
 from tempodb.server.wire import (
-    _render_points_numpy,
     c_points,
-    fast_points,
     key_error,
     number_texts,
     parse_multi,
@@ -48,7 +47,7 @@ spellings = st.sampled_from(
     ]
 )
 time_formats = st.sampled_from(["ms_z", "offset", "seconds", "date"])
-body_parsers = pytest.mark.parametrize("parser", [fast_points, c_points], ids=["numpy", "c"])
+body_parsers = pytest.mark.parametrize("parser", [c_points], ids=["c"])
 BodyParser = Callable[[bytes], "tuple[Int64Array, Float64Array, BoolArray] | None"]
 
 
@@ -207,8 +206,7 @@ def test_body_parsers_leave_unusual_bodies_to_the_general_path(
 
 
 @pytest.mark.parametrize("body", UNUSUAL_LAYOUTS)
-def test_c_points_takes_layouts_the_numpy_path_leaves(body: bytes) -> None:
-    assert fast_points(body) is None
+def test_c_points_takes_unusual_layouts(body: bytes) -> None:
     assert _agrees_with_parse_points(c_points, body)
 
 
@@ -223,33 +221,25 @@ render_zones = st.sampled_from(
 @given(
     st.lists(st.tuples(any_stamps, numbers), min_size=0, max_size=60, unique_by=lambda p: p[0]),
     render_zones,
-    st.booleans(),
 )
-def test_render_points_is_orjson_of_points_json(
-    items: list[tuple[int, float]], zone: str, numpy_path: bool
-) -> None:
-    """Both renderers (C, and numpy when the extension is not built) give orjson's bytes;
-    the numpy one may decline (None) when the timestamps are not all of one width."""
+def test_render_points_is_orjson_of_points_json(items: list[tuple[int, float]], zone: str) -> None:
+    """The C renderer gives orjson's bytes of the general path's objects."""
     items.sort()
     ts = np.array([t for t, _ in items], np.int64)
     values = np.array([float(v) for _, v in items], np.float64)
     is_int = np.array([isinstance(v, int) for _, v in items], np.bool_)
     tz = get_zone(zone)
     expected = orjson.dumps(points_json(tz, ts, values, is_int))
-    if numpy_path:
-        rendered = _render_points_numpy(tz, ts, values, is_int) if len(ts) else None
-        assert rendered in (None, expected)
+    assert render_points(tz, ts, values, is_int) == expected
+    # The C renderer itself: it must take every range whose local times are in years
+    # 1..9999 (render_points would hide a renderer that always declines).
+    offsets = tz.shown_offsets_ms(ts)
+    in_c = _speedups.render_points(ts, offsets, number_texts(values, is_int))
+    local = ts + offsets
+    if len(ts) and bool(((local >= MIN_MS) & (local <= MAX_MS)).all()):
+        assert in_c == expected
     else:
-        assert render_points(tz, ts, values, is_int) == expected
-        # The C renderer itself: it must take every range whose local times are in years
-        # 1..9999 (render_points would hide a renderer that always declines).
-        offsets = tz.shown_offsets_ms(ts)
-        in_c = _speedups.render_points(ts, offsets, number_texts(values, is_int))
-        local = ts + offsets
-        if len(ts) and bool(((local >= MIN_MS) & (local <= MAX_MS)).all()):
-            assert in_c == expected
-        else:
-            assert in_c is None
+        assert in_c is None
 
 
 def test_render_points_in_c_takes_whole_ranges_and_declines_the_ends_of_time() -> None:

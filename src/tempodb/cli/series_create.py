@@ -89,7 +89,7 @@ def run(client: Client, args: argparse.Namespace) -> int:
     for where, item in items:  # keys the client would refuse to send
         key = item.get("key")
         try:
-            protocol.check_key(key if isinstance(key, str) else None)
+            protocol.check_key(key if isinstance(key, str) and key else None)
         except ValueError as exc:
             raise UsageError(f"{where}: {exc}") from None
     created = 0

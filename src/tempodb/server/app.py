@@ -33,28 +33,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from tempodb.server import openapi, ui
 from tempodb.server.auth import Authenticator, check_provenance, credentials
 from tempodb.server.body import read_body
 from tempodb.server.context import Context, Options
-from tempodb.server.http import (
-    JSON_TYPE,
-    HTTPError,
-    Query,
-    Request,
-    Response,
-)
-from tempodb.server.influx.write import ping
+from tempodb.server.http import JSON_TYPE, HTTPError, Query, Request, Response, accepts_gzip
 from tempodb.server.limits import Admission, Limits, RateLimiter, overloaded
-from tempodb.server.metrics import ServerMetrics
+from tempodb.server.metrics import ROUTE_KEY, ServerMetrics
 from tempodb.server.points import WriteHandler
 from tempodb.server.routes import (
-    API_PREFIX,
     PROMETHEUS_CODINGS,
     Match,
+    Served,
+    check_method,
     error_renderer,
-    route,
-    split_path,
+    label,
+    resolve,
 )
 from tempodb.storage.base import (
     Database,
@@ -88,8 +81,6 @@ BUFFERED_BODIES = 4
 PUBLIC_PENDING = 32
 #: Threads that decompress gzip request bodies (so bombs cannot take every worker).
 INFLATE_THREADS = 2
-#: The answer of ``/healthz``.
-HEALTHY = Response(200, b"ok\n", b"text/plain; charset=utf-8")
 #: Writes with bodies up to this size are parsed on the event loop and queued with the store
 #: from there, when the store can take them at once (``Store.quick_submit``).
 INLINE_WRITE_MAX = 16 * 1024
@@ -167,14 +158,15 @@ class TempoDBApp:
         method = scope["method"]
         raw_path = scope.get("raw_path") or scope["path"].encode()
         query_string = scope.get("query_string", b"")
-        segments = split_path(raw_path)
-        if segments == ["healthz"] and method in ("GET", "HEAD"):
-            await _send(send, _encode(HEALTHY, gzip_ok=False))
+        found = resolve(raw_path)  # the one match of this request
+        scope[ROUTE_KEY] = label(found)
+        if found is not None and found.route.on_loop and found.route.allows(method):
+            await _send(send, _encode(self._serve(found, method, raw_path, b"", {}), gzip_ok=False))
             return
-        render = error_renderer(segments)
+        render = error_renderer(found)
         try:
-            found = self._route(method, segments, raw_path)
-            if found is None:  # a public resource: no credentials, no body
+            found = check_method(found, method, raw_path)
+            if found.route.public:  # no credentials, no body
                 ticket = self.public.admit()
             else:
                 check_provenance(method, headers, self.options.allowed_origins)
@@ -189,9 +181,12 @@ class TempoDBApp:
             return
         loop = asyncio.get_running_loop()
         try:
-            if found is None:
+            if found.route.public:
                 public = await loop.run_in_executor(
-                    self.executor, self.handle, method, raw_path, query_string, headers, b""
+                    self.executor,
+                    functools.partial(
+                        self.handle, method, raw_path, query_string, headers, b"", found=found
+                    ),
                 )
                 await _send(send, public)
                 return
@@ -212,44 +207,25 @@ class TempoDBApp:
             response: EncodedResponse | None = None
             if self.inline_writes and method == "POST" and len(body) <= INLINE_WRITE_MAX:
                 response = await self._inline_write(
-                    method, raw_path, query_string, headers, body, database
+                    found, method, raw_path, query_string, headers, body, database
                 )
             if response is None:
                 response = await loop.run_in_executor(
                     self.executor,
-                    self.handle,
-                    method,
-                    raw_path,
-                    query_string,
-                    headers,
-                    body,
-                    database,
+                    functools.partial(
+                        self.handle,
+                        method,
+                        raw_path,
+                        query_string,
+                        headers,
+                        body,
+                        database,
+                        found=found,
+                    ),
                 )
             await _send(send, response)
         finally:
             ticket.close()
-
-    @staticmethod
-    def _route(method: str, segments: list[str], raw_path: bytes) -> Match | None:
-        """The API route of a request that needs credentials; None for a public resource;
-        404 or 405 for anything else."""
-        if segments in (["healthz"], [API_PREFIX, "openapi.json"], ["metrics"], ["ping"]):
-            if method in ("GET", "HEAD"):
-                return None
-        elif segments[:1] == ["ui"]:
-            return None
-        found = route(segments)
-        if found is None:
-            raise HTTPError(404, f"Not found: {raw_path.decode('utf-8', 'replace')}", "not-found")
-        if method not in found.methods:
-            allowed = ", ".join(sorted(found.methods))
-            raise HTTPError(
-                405,
-                f"Method {method} not allowed here (allowed: {allowed})",
-                "method-not-allowed",
-                {"Allow": allowed},
-            )
-        return found
 
     async def _authenticate(
         self, headers: dict[str, str], query_string: bytes, *, influx: bool = False
@@ -282,17 +258,31 @@ class TempoDBApp:
         headers: dict[str, str],
         body: bytes,
         database: Database | None = None,
+        *,
+        found: Match | None = None,
     ) -> EncodedResponse:
-        """Route, authenticate (unless ``database`` is the one already authenticated) and run
-        one request, and encode the answer; every failure becomes an error response."""
+        """Route (unless ``found`` is the request's match), authenticate (unless ``database``
+        is the one already authenticated) and run one request, and encode the answer; every
+        failure becomes an error response."""
+        if found is None:
+            found = resolve(raw_path)
         try:
-            response = self._dispatch(method, raw_path, query_string, headers, body, database)
+            routed = check_method(found, method, raw_path)
+            if routed.route.public:
+                response = self._serve(routed, method, raw_path, query_string, headers)
+            else:
+                influx = routed.dialect == "influx"
+                context, request = self._admit(
+                    routed, method, query_string, headers, body, database, influx=influx
+                )
+                response = routed.methods[method](context, request, routed.params)
         except Exception as exc:
-            response = self._failure(exc, method, raw_path)
-        return _encode(response, gzip_ok=_accepts_gzip(headers.get("accept-encoding", "")))
+            response = self._failure(exc, found, method, raw_path)
+        return _encode(response, gzip_ok=accepts_gzip(headers.get("accept-encoding", "")))
 
     async def _inline_write(
         self,
+        found: Match,
         method: str,
         raw_path: bytes,
         query_string: bytes,
@@ -300,29 +290,27 @@ class TempoDBApp:
         body: bytes,
         database: Database,
     ) -> EncodedResponse | None:
-        """A small write run on the event loop: routed, authenticated and parsed here, then
-        queued with the store and awaited without a worker thread (``WriteJob.submit``).
-        None when the request is no write: the caller runs it on a worker thread."""
+        """A small write run on the event loop: parsed here, then queued with the store and
+        awaited without a worker thread (``WriteJob.submit``).  None when the request is no
+        write: the caller runs it on a worker thread."""
+        handler = found.methods.get(method)
+        if not isinstance(handler, WriteHandler):
+            return None
         try:
-            segments = split_path(raw_path)
-            found = route(segments)
-            handler = None if found is None else found.methods.get(method)
-            if found is None or not isinstance(handler, WriteHandler):
-                return None
-            context, request = self._admit(method, segments, query_string, headers, body, database)
+            context, request = self._admit(found, method, query_string, headers, body, database)
             job = handler.parse(request, found.params)
             future = job.submit(context)
             with contextlib.suppress(Exception):  # job.outcome answers the failure
                 await asyncio.wrap_future(future)
             response = job.outcome(context, future)
         except Exception as exc:
-            response = self._failure(exc, method, raw_path)
-        return _encode(response, gzip_ok=_accepts_gzip(headers.get("accept-encoding", "")))
+            response = self._failure(exc, found, method, raw_path)
+        return _encode(response, gzip_ok=accepts_gzip(headers.get("accept-encoding", "")))
 
     @staticmethod
-    def _failure(exc: Exception, method: str, raw_path: bytes) -> Response:
+    def _failure(exc: Exception, found: Match | None, method: str, raw_path: bytes) -> Response:
         """The error response for an exception out of a handler."""
-        render = error_renderer(split_path(raw_path))
+        render = error_renderer(found)
         if isinstance(exc, HTTPError):
             return render(exc)
         if isinstance(exc, Overloaded):
@@ -366,37 +354,23 @@ class TempoDBApp:
         )
         return render(HTTPError(500, "Internal server error", "server-error"))
 
-    def _dispatch(
+    def _serve(
         self,
+        found: Match,
         method: str,
         raw_path: bytes,
         query_string: bytes,
         headers: dict[str, str],
-        body: bytes,
-        database: Database | None = None,
     ) -> Response:
-        segments = split_path(raw_path)
-        if segments == ["healthz"] and method in ("GET", "HEAD"):
-            return HEALTHY
-        found = self._route(method, segments, raw_path)
-        if found is None:
-            if segments == [API_PREFIX, "openapi.json"]:
-                return Response(200, openapi.document_bytes(), JSON_TYPE)
-            if segments == ["metrics"]:
-                return self.metrics.response()
-            if segments == ["ping"]:
-                return ping(Query.parse(query_string).get("verbose"))
-            return ui.serve(method, raw_path, headers)
-        influx = found.dialect == "influx"
-        context, request = self._admit(
-            method, segments, query_string, headers, body, database, influx=influx
-        )
-        return found.methods[method](context, request, found.params)
+        """A public resource's answer."""
+        assert found.route.resource is not None
+        served = Served(method, raw_path, query_string, headers, self.metrics)
+        return found.route.resource(served)
 
     def _admit(
         self,
+        found: Match,
         method: str,
-        segments: list[str],
         query_string: bytes,
         headers: dict[str, str],
         body: bytes,
@@ -413,7 +387,7 @@ class TempoDBApp:
             )
             if self.limiter is not None:
                 self.limiter.check(database.key)
-        request = Request(method, segments, Query.parse(query_string), body, headers)
+        request = Request(method, found.segments, Query.parse(query_string), body, headers)
         return Context(self.store, database, self.options, self.metrics), request
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -425,14 +399,6 @@ class TempoDBApp:
                 await asyncio.get_running_loop().run_in_executor(None, self.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-def _accepts_gzip(header: str) -> bool:
-    for part in header.split(","):
-        name, _, params = part.strip().partition(";")
-        if name.strip().lower() == "gzip":
-            return params.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-    return False
 
 
 def _encode(response: Response, *, gzip_ok: bool) -> EncodedResponse:

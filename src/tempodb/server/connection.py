@@ -39,7 +39,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from tempodb.errors import ERROR_CODE_HEADER
+from tempodb.contract import ERROR_CODE_HEADER
 from tempodb.server.http import HTTPError
 from tempodb.server.limits import HEALTH_RESERVE, MAX_TARGET_BYTES, Limits, overloaded
 

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from tempodb.errors import ERROR_CODE_HEADER
+from tempodb.contract import ERROR_CODE_HEADER
 
 JSON_TYPE = b"application/json; charset=utf-8"
 TEXT_TYPE = b"text/plain; charset=utf-8"
@@ -195,3 +195,12 @@ def empty_response() -> Response:
 def error_response(error: HTTPError) -> Response:
     headers = {ERROR_CODE_HEADER: error.code, **error.headers}
     return Response(error.status, error.message.encode() + b"\n", TEXT_TYPE, headers)
+
+
+def accepts_gzip(header: str) -> bool:
+    """Whether an ``Accept-Encoding`` header takes gzip (named, and not with ``q=0``)."""
+    for part in header.split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip().lower() == "gzip":
+            return params.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False

@@ -1,38 +1,41 @@
 """Server metrics in the Prometheus text format (``GET /metrics``, version 0.0.4).
 
-A small registry of counters, gauges and fixed-bucket histograms, enough for what the server
-measures: requests, latencies, points written and read, errors, and the store's queue.
+The metric families live in a ``prometheus_client`` registry of their own per app (never the
+library's global one, so that several apps in one process, as in the tests, count apart):
+requests, latencies, points written and read, errors, and the store's queue.  The text is
+written from that registry by ``render`` as the server always wrote it: labels in the order
+they are declared, integral numbers without ``.0``, and no ``_created`` samples.
 
 ``/metrics`` needs no credentials, so nothing here may identify a tenant: label values come only
 from fixed sets chosen by the server (route patterns such as ``/v1/series/{field}/{value}/data``,
-HTTP methods, status classes, error codes), never from a path, a key, a series or a query.
+taken from the request's match in the route table, HTTP methods, status classes, error codes),
+never from a path, a key, a series or a query.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
-import threading
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from functools import lru_cache
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from tempodb.contract import ERROR_CODE_HEADER as CONTRACT_ERROR_HEADER
 from tempodb.server.http import Response
-from tempodb.server.routes import API_PREFIX, route, split_path
 from tempodb.storage.base import Store
 
+#: The text format 0.0.4 (what ``generate_latest`` writes), as Prometheus scrapes it.
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 #: Latency buckets in seconds, from half a millisecond to ten seconds.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
-#: Paths outside ``/v1`` that have a route of their own.
-OTHER_ROUTES = {"healthz": "/healthz", "metrics": "/metrics", "ping": "/ping"}
+#: The scope entry where the app leaves the request's route label (``routes.label``), so
+#: that the metrics take it from the request's one match instead of matching the path again.
+ROUTE_KEY = "tempodb.route"
 UNMATCHED = "unmatched"
-ERROR_CODE_HEADER = b"x-tempodb-error"
+ERROR_CODE_HEADER = CONTRACT_ERROR_HEADER.lower().encode()
 
-Labels = tuple[str, ...]
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
 
@@ -51,161 +54,35 @@ def _format_number(value: float) -> str:
     return repr(value)
 
 
-class Metric(ABC):
-    """One metric family: a name, a help text, label names and a value per label set."""
-
-    kind = "untyped"
-
-    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
-        self.name = name
-        self.help = help_text
-        self.labelnames = tuple(labelnames)
-        self._lock = threading.Lock()
-
-    def _check(self, labels: Labels) -> None:
-        if len(labels) != len(self.labelnames):
-            raise ValueError(f"{self.name} takes labels {self.labelnames}, not {labels!r}")
-
-    def _series(self, suffix: str, labels: Labels, extra: str = "") -> str:
-        pairs = [f'{n}="{_escape_label(v)}"' for n, v in zip(self.labelnames, labels, strict=True)]
-        if extra:
-            pairs.append(extra)
-        return f"{self.name}{suffix}{{{','.join(pairs)}}}" if pairs else f"{self.name}{suffix}"
-
-    @abstractmethod
-    def samples(self) -> list[str]:
-        """The sample lines of this family."""
-
-    def render(self) -> str:
-        help_text = self.help.replace("\\", "\\\\").replace("\n", "\\n")
-        head = f"# HELP {self.name} {help_text}\n# TYPE {self.name} {self.kind}\n"
-        return head + "".join(line + "\n" for line in self.samples())
+def render(registry: CollectorRegistry) -> bytes:
+    """The registry in the text format 0.0.4."""
+    lines = []
+    for family in registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        help_text = family.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {family.type}"]
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            pairs = dict(sample.labels)
+            if "le" in pairs:  # bucket bounds as numbers are written: 1, not 1.0
+                pairs["le"] = _format_number(float(pairs["le"]))
+            labels = ",".join(f'{k}="{_escape_label(v)}"' for k, v in pairs.items())
+            series = f"{sample.name}{{{labels}}}" if labels else sample.name
+            lines.append(f"{series} {_format_number(sample.value)}")
+    return "".join(line + "\n" for line in lines).encode()
 
 
-class Counter(Metric):
-    """A value that only goes up."""
+def _reading(read: Callable[[], float]) -> Callable[[], float]:
+    """``read`` for a gauge, NaN when it fails (a closed store, say: the scrape still works)."""
 
-    kind = "counter"
-
-    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
-        super().__init__(name, help_text, labelnames)
-        self._values: dict[Labels, float] = {}
-
-    def inc(self, *labels: str, amount: float = 1.0) -> None:
-        if amount < 0:
-            raise ValueError(f"{self.name}: a counter cannot go down ({amount!r})")
-        self._check(labels)
-        with self._lock:
-            self._values[labels] = self._values.get(labels, 0.0) + amount
-
-    def value(self, *labels: str) -> float:
-        with self._lock:
-            return self._values.get(labels, 0.0)
-
-    def samples(self) -> list[str]:
-        with self._lock:
-            items = sorted(self._values.items())
-        if not items and not self.labelnames:
-            items = [((), 0.0)]
-        return [f"{self._series('', k)} {_format_number(v)}" for k, v in items]
-
-
-class Gauge(Metric):
-    """A value read when the metrics are scraped."""
-
-    kind = "gauge"
-
-    def __init__(self, name: str, help_text: str, read: Callable[[], float]) -> None:
-        super().__init__(name, help_text)
-        self._read = read
-
-    def samples(self) -> list[str]:
+    def safely() -> float:
         try:
-            value = float(self._read())
-        except Exception:  # a closed store, say: the scrape still succeeds
-            value = math.nan
-        return [f"{self.name} {_format_number(value)}"]
+            return float(read())
+        except Exception:
+            return math.nan
 
-
-class Histogram(Metric):
-    """Observations counted in fixed buckets, with their sum and count."""
-
-    kind = "histogram"
-
-    def __init__(
-        self,
-        name: str,
-        help_text: str,
-        labelnames: Sequence[str] = (),
-        buckets: Sequence[float] = LATENCY_BUCKETS,
-    ) -> None:
-        super().__init__(name, help_text, labelnames)
-        if list(buckets) != sorted(set(buckets)) or not buckets:
-            raise ValueError(f"{name}: buckets must be distinct and ascending, not {buckets!r}")
-        self.buckets = tuple(float(b) for b in buckets)
-        #: Per label set: the count in each bucket (not cumulative; the last is +Inf), the sum.
-        self._values: dict[Labels, tuple[list[int], list[float]]] = {}
-
-    def observe(self, value: float, *labels: str) -> None:
-        self._check(labels)
-        index = bisect.bisect_left(self.buckets, value)
-        with self._lock:
-            entry = self._values.get(labels)
-            if entry is None:
-                entry = self._values[labels] = ([0] * (len(self.buckets) + 1), [0.0])
-            entry[0][index] += 1
-            entry[1][0] += value
-
-    def count(self, *labels: str) -> int:
-        with self._lock:
-            entry = self._values.get(labels)
-            return sum(entry[0]) if entry else 0
-
-    def samples(self) -> list[str]:
-        with self._lock:
-            items = sorted((k, (list(c), s[0])) for k, (c, s) in self._values.items())
-        lines = []
-        for labels, (counts, total) in items:
-            running = 0
-            for bound, count in zip([*self.buckets, math.inf], counts, strict=True):
-                running += count
-                le = f'le="{_format_number(bound)}"'
-                lines.append(f"{self._series('_bucket', labels, le)} {running}")
-            lines.append(f"{self._series('_sum', labels)} {_format_number(total)}")
-            lines.append(f"{self._series('_count', labels)} {running}")
-        return lines
-
-
-class Registry:
-    """The metric families of one server, rendered in registration order."""
-
-    def __init__(self) -> None:
-        self._metrics: list[Metric] = []
-
-    def register(self, metric: Metric) -> None:
-        if any(m.name == metric.name for m in self._metrics):
-            raise ValueError(f"a metric named {metric.name} is already registered")
-        self._metrics.append(metric)
-
-    def render(self) -> bytes:
-        return "".join(m.render() for m in self._metrics).encode()
-
-
-@lru_cache(maxsize=4096)
-def route_label(raw_path: bytes) -> str:
-    """The route pattern of a path (``/v1/series/{field}/{value}/data``), or ``unmatched``."""
-    segments = split_path(raw_path)
-    if segments[:1] == ["ui"]:
-        return "/ui"
-    if len(segments) == 1 and segments[0] in OTHER_ROUTES:
-        return OTHER_ROUTES[segments[0]]
-    if segments == [API_PREFIX, "openapi.json"]:
-        return "/v1/openapi.json"
-    found = route(segments)  # a v1 route, or an InfluxDB one (``/write``, ``/api/v2/write``)
-    if found is not None:
-        prefix = (API_PREFIX,) if found.dialect == "v1" else ()
-        return "/" + "/".join((*prefix, *found.pattern))
-    return UNMATCHED
+    return safely
 
 
 class ServerMetrics:
@@ -213,67 +90,75 @@ class ServerMetrics:
 
     Requests, latencies and errors are counted by wrapping the ASGI ``send`` of each request
     (:meth:`instrument`), so that every answer counts, whichever code path sent it; handlers
-    count the points they write and read.
+    count the points they write and read (:meth:`written`, :meth:`read`).
     """
 
     def __init__(self, store: Store, in_progress: Callable[[], float] | None = None) -> None:
         self.started = time.time()
-        self.registry = Registry()
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
         self.requests = Counter(
-            "tempodb_http_requests_total",
+            "tempodb_http_requests",
             "HTTP requests answered, by route pattern, method and status class.",
             ("route", "method", "status"),
+            registry=registry,
         )
         self.latency = Histogram(
             "tempodb_http_request_duration_seconds",
             "Time from the start of a request to the end of its response, by route pattern.",
             ("route", "method"),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
         )
         self.errors = Counter(
-            "tempodb_http_errors_total",
+            "tempodb_http_errors",
             "Error responses (status 400 and above), by route pattern and error code.",
             ("route", "code"),
+            registry=registry,
         )
         self.points_written = Counter(
-            "tempodb_points_written_total",
+            "tempodb_points_written",
             "Points stored by writes and increments.",
             ("op",),
+            registry=registry,
         )
         self.points_read = Counter(
-            "tempodb_points_read_total",
+            "tempodb_points_read",
             "Raw points read from the store to answer reads and single-value lookups.",
+            registry=registry,
         )
-        self.queue_depth = Gauge(
-            "tempodb_store_queue_depth",
-            "Requests waiting for the store (queued writes, or waits for a connection).",
-            store.queue_depth,
+        gauges = (
+            (
+                "tempodb_store_queue_depth",
+                "Requests waiting for the store (queued writes, or waits for a connection).",
+                store.queue_depth,
+            ),
+            (
+                "tempodb_http_requests_in_progress",
+                "Requests being read, waiting for a worker or running.",
+                in_progress or (lambda: 0),
+            ),
+            (
+                "tempodb_uptime_seconds",
+                "Seconds since the server started.",
+                lambda: round(time.time() - self.started, 3),
+            ),
         )
-        self.in_progress = Gauge(
-            "tempodb_http_requests_in_progress",
-            "Requests being read, waiting for a worker or running.",
-            in_progress or (lambda: 0),
-        )
-        self.uptime = Gauge(
-            "tempodb_uptime_seconds",
-            "Seconds since the server started.",
-            lambda: round(time.time() - self.started, 3),
-        )
-        for metric in (
-            self.requests,
-            self.latency,
-            self.errors,
-            self.points_written,
-            self.points_read,
-            self.queue_depth,
-            self.in_progress,
-            self.uptime,
-        ):
-            self.registry.register(metric)
+        for name, help_text, read in gauges:
+            Gauge(name, help_text, registry=registry).set_function(_reading(read))
         for op in ("write", "increment"):
-            self.points_written.inc(op, amount=0)
+            self.points_written.labels(op)
+
+    def written(self, op: str, count: int) -> None:
+        """Count points stored by a write (``op`` ``write``) or an increment."""
+        self.points_written.labels(op).inc(count)
+
+    def read(self, count: int = 1) -> None:
+        """Count raw points read from the store."""
+        self.points_read.inc(count)
 
     def response(self) -> Response:
-        return Response(200, self.registry.render(), CONTENT_TYPE)
+        return Response(200, render(self.registry), CONTENT_TYPE)
 
     def instrument(self, scope: MutableMapping[str, Any], send: Send) -> Send:
         """``send`` for one HTTP request that records the request when its response ends."""
@@ -299,12 +184,12 @@ class ServerMetrics:
         self, scope: MutableMapping[str, Any], status: int, error_code: str, seconds: float
     ) -> None:
         """Count one finished request."""
-        route = route_label(scope.get("raw_path") or scope["path"].encode())
+        route = scope.get(ROUTE_KEY, UNMATCHED)
         method = scope["method"] if scope["method"] in METHODS else "other"
-        self.requests.inc(route, method, f"{status // 100}xx")
-        self.latency.observe(seconds, route, method)
+        self.requests.labels(route, method, f"{status // 100}xx").inc()
+        self.latency.labels(route, method).observe(seconds)
         if status >= 400:
-            self.errors.inc(route, _error_code(error_code, status))
+            self.errors.labels(route, _error_code(error_code, status)).inc()
 
 
 #: Error codes are the server's own constants; anything else is reported as its status.

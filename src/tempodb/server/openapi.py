@@ -1,9 +1,11 @@
-"""The OpenAPI 3.1 document of the v1 API, built from the route table (``routes.ROUTES``),
-and of Prometheus' remote storage routes (``routes.PROMETHEUS_ROUTES``, ``PROMETHEUS_PATHS``:
-protobuf bodies in snappy, described in docs/prometheus.md).
+"""The OpenAPI 3.1 document, built from the one route table (``routes.TABLE``): the v1 API,
+Prometheus' remote storage routes (``PROMETHEUS_PATHS``: protobuf bodies in snappy, described
+in docs/prometheus.md) and the document itself; the routes marked ``documented=False`` (the
+InfluxDB dialect, ``/healthz``, ``/metrics``, ``/ui/``) are left out.
 
-Every route and method of ``ROUTES`` must have an entry in ``OPERATIONS``: ``document()``
-raises ``KeyError`` for one that has none, so a new route cannot go undocumented.  The server
+Every documented route and method must have an entry here (``OPERATIONS`` for v1,
+``PROMETHEUS_PATHS``, ``PUBLIC_PATHS``): ``document()`` raises ``KeyError`` for one that has
+none, so a new route cannot go undocumented.  The server
 serves the document without credentials at ``GET /v1/openapi.json``.
 
 What the document states, as the server does it (``docs/tempodb-v1-api.md``): errors are plain
@@ -21,18 +23,23 @@ from typing import Any
 
 import orjson
 
-from tempodb import __version__
-from tempodb.server.routes import API_PREFIX, PROMETHEUS_ROUTES, ROUTES
-from tempodb.server.wire import MAX_KEY_LENGTH
+from tempodb.contract import (
+    DIRECTIONS,
+    ERROR_CODE_HEADER,
+    KEY_PATTERN,
+    MAX_KEY_LENGTH,
+    __version__,
+)
+from tempodb.server.routes import API_PREFIX, TABLE
 
 JSONObject = dict[str, Any]
 
-#: Series keys and ids in paths and bodies (``wire.KEY_PATTERN``).
+#: Series keys and ids in paths and bodies (``contract.KEY_PATTERN``).
 KEY_SCHEMA: JSONObject = {
     "type": "string",
     "minLength": 1,
     "maxLength": MAX_KEY_LENGTH,
-    "pattern": r"^[a-zA-Z0-9.:;\-_/\\ ]+$",
+    "pattern": f"^{KEY_PATTERN}$",
 }
 TIMESTAMP: JSONObject = {
     "type": "string",
@@ -228,7 +235,7 @@ PARAMETERS: dict[str, JSONObject] = {
     "ts": _query("ts", TIMESTAMP, "the timestamp to look at (default: now)"),
     "direction": _query(
         "direction",
-        {"type": "string", "enum": ["exact", "before", "after", "nearest"]},
+        {"type": "string", "enum": list(DIRECTIONS)},
         "which point to take around ts",
     ),
     "id": _query("id", _STRINGS, "series ids (any of)"),
@@ -252,7 +259,7 @@ FILTERS = ("id", "key", "tag", "attr")
 
 _ERROR_TEXT: JSONObject = {"text/plain": {"schema": {"type": "string", "minLength": 1}}}
 _ERROR_HEADERS: JSONObject = {
-    "X-TempoDB-Error": {"description": "the error code", "schema": {"type": "string"}}
+    ERROR_CODE_HEADER: {"description": "the error code", "schema": {"type": "string"}}
 }
 _RETRY_HEADERS: JSONObject = {
     **_ERROR_HEADERS,
@@ -636,18 +643,9 @@ PROMETHEUS_PATHS: JSONObject = {
 }
 
 
-@cache
-def document() -> JSONObject:
-    """The OpenAPI document; KeyError names a route of ``ROUTES`` that ``OPERATIONS`` lacks."""
-    paths: JSONObject = {}
-    for pattern, methods in ROUTES:
-        item = paths.setdefault(path_of(pattern), {})
-        for method in methods:
-            item[method.lower()] = _operation(pattern, method, OPERATIONS[(pattern, method)])
-    for path, methods in PROMETHEUS_ROUTES.items():
-        documented = PROMETHEUS_PATHS["/" + "/".join(path)]
-        paths["/" + "/".join(path)] = {m.lower(): documented[m.lower()] for m in methods}
-    paths[f"/{API_PREFIX}/openapi.json"] = {
+#: The public resources the document describes, by path.
+PUBLIC_PATHS: JSONObject = {
+    f"/{API_PREFIX}/openapi.json": {
         "get": {
             "operationId": "get_openapi",
             "summary": "This document",
@@ -657,6 +655,27 @@ def document() -> JSONObject:
             },
         }
     }
+}
+
+
+@cache
+def document() -> JSONObject:
+    """The OpenAPI document; KeyError names a documented route of ``routes.TABLE`` that has
+    no description here."""
+    paths: JSONObject = {}
+    for route in TABLE:
+        if not route.documented:
+            continue
+        if route.public:
+            paths[route.path] = PUBLIC_PATHS[route.path]
+        elif route.dialect == "prometheus":
+            documented = PROMETHEUS_PATHS[route.path]
+            paths[route.path] = {m.lower(): documented[m.lower()] for m in route.methods}
+        else:
+            pattern = route.pattern[1:]
+            item = paths.setdefault(path_of(pattern), {})
+            for method in route.methods:
+                item[method.lower()] = _operation(pattern, method, OPERATIONS[(pattern, method)])
     return {
         "openapi": "3.1.0",
         "info": {

@@ -182,7 +182,7 @@ class Source:
         store, db = self.ctx.store, self.ctx.db.id
         points = store.read_points(db, record.id, lo, hi, cache=self.cache)
         if self.ctx.metrics is not None:
-            self.ctx.metrics.points_read.inc(amount=len(points))
+            self.ctx.metrics.read(len(points))
         if self.interpolation is None:
             return points.ts, points.values, points.is_int
         # The neighbours just outside the window (within the range) hold the edges' values.

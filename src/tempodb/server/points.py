@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from tempodb.contract import DIRECTIONS
 from tempodb.rollup import (
     Interval,
     SummaryParts,
@@ -54,7 +55,6 @@ from tempodb.storage.base import (
 )
 from tempodb.zones import Zone, excerpt, get_zone
 
-DIRECTIONS = ("exact", "before", "after", "nearest")
 #: Without ``function``, rollups take the mean (spec Q14).
 DEFAULT_FUNCTION = "mean"
 
@@ -91,7 +91,7 @@ def dataset_json(ctx: Context, series: SeriesRecord, params: ReadParams) -> dict
     """A DataSet: the points in [start, end) (rolled up if asked) and their summary."""
     points = ctx.store.read_points(ctx.db.id, series.id, params.start, params.end)
     if ctx.metrics is not None:
-        ctx.metrics.points_read.inc(amount=len(points))
+        ctx.metrics.read(len(points))
     zone = params.zone
     if params.interval is None:
         data = orjson.Fragment(render_points(zone, points.ts, points.values, points.is_int))
@@ -231,7 +231,7 @@ class WriteJob:
             written = len(self.batch)
             if skipped:
                 written -= int(np.isin(self.batch.ref_index, skipped).sum())
-            ctx.metrics.points_written.inc(kind, amount=written)
+            ctx.metrics.written(kind, written)
         if self.multi is not None and (skipped or self.multi.failed):
             return json_response(self.multi.multistatus(skipped), status=207)
         return self.response
@@ -386,7 +386,7 @@ def single_json(ctx: Context, series: SeriesRecord, params: SingleParams) -> dic
     data = None
     if found is not None:
         if ctx.metrics is not None:
-            ctx.metrics.points_read.inc()
+            ctx.metrics.read()
         ts, value = found
         data = {"t": params.zone.format_one(ts), "v": value}
     return {"series": series_json(series), "data": data}

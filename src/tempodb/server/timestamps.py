@@ -22,7 +22,7 @@ import numpy.typing as npt
 from tempodb.timeutil import MAX_MS, MIN_MS, parse_timestamp_ms
 from tempodb.zones import excerpt
 
-__all__ = ["InvalidTimestamp", "parse_rows_ms", "parse_timestamps_ms"]
+__all__ = ["InvalidTimestamp", "parse_timestamps_ms"]
 
 Int64Array = npt.NDArray[np.int64]
 _UInt8Matrix = npt.NDArray[np.uint8]
@@ -246,19 +246,6 @@ def parse_timestamps_ms(texts: Sequence[object]) -> Int64Array:
             out[i] = parse_timestamp_ms(text)
         except ValueError:
             raise InvalidTimestamp(i, text) from None
-    return out
-
-
-def parse_rows_ms(rows: _UInt8Matrix) -> Int64Array | None:
-    """Epoch ms of ASCII items given as a ``(length, items)`` byte matrix (one column per item),
-    when every item is a valid timestamp of one fixed-width shape; None otherwise (the caller
-    then takes the general path, which also names a bad item)."""
-    shapes = _SHAPES.get(int(rows.shape[0]))
-    if shapes is None or not rows.shape[1]:
-        return None
-    out = np.empty(int(rows.shape[1]), dtype=np.int64)
-    if len(_decode_group(rows, None, shapes, out)):
-        return None
     return out
 
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
-from tempodb.server.http import HTTPError, Response
+from tempodb.server.http import HTTPError, Response, accepts_gzip
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -103,15 +103,7 @@ def serve(method: str, raw_path: bytes, headers: Mapping[str, str]) -> Response:
             },
         )
     response_headers = {"Cache-Control": "no-cache", "Vary": "Accept-Encoding", **SECURITY_HEADERS}
-    if _accepts_gzip(headers.get("accept-encoding", "")) and len(asset.gzipped) < len(asset.body):
+    if accepts_gzip(headers.get("accept-encoding", "")) and len(asset.gzipped) < len(asset.body):
         response_headers["Content-Encoding"] = "gzip"
         return Response(200, asset.gzipped, asset.content_type, response_headers)
     return Response(200, asset.body, asset.content_type, response_headers)
-
-
-def _accepts_gzip(header: str) -> bool:
-    for part in header.split(","):
-        name, _, params = part.strip().partition(";")
-        if name.strip().lower() == "gzip":
-            return params.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-    return False

@@ -1,12 +1,15 @@
 """Request bodies to columns, and columns to response JSON (spec §3).
 
-Bodies are validated whole before anything is stored.  The common shapes take a vectorised
-path (one numpy conversion per column); anything unusual falls back to a per-element check
-that names the offending element.
+Bodies are validated whole before anything is stored.  There is one fast path and one
+reference path: the C extension (``tempodb._speedups``) scans the common body shapes and
+renders points without a Python object per point; the general path (``parse_points``,
+``parse_multi``, ``points_json``) takes everything, names the offending element of a bad
+body, and serves alone when the extension is not built (no C compiler: slower, same answers).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import time
@@ -17,15 +20,17 @@ from typing import Any
 import numpy as np
 import orjson
 
-from tempodb.errors import SERIES_NOT_FOUND
+from tempodb.contract import SERIES_NOT_FOUND
 
 try:
     from tempodb import _speedups
-except ImportError:  # built without a C compiler: the numpy paths serve
+except ImportError:  # built without a C compiler: the general paths serve
     _speedups = None  # type: ignore[assignment]
+from tempodb.contract import MAX_KEY_LENGTH
+from tempodb.contract import key_error as key_error
 from tempodb.rollup import Moments, numpy_moments
 from tempodb.server.http import HTTPError, bad_request
-from tempodb.server.timestamps import InvalidTimestamp, parse_rows_ms, parse_timestamps_ms
+from tempodb.server.timestamps import InvalidTimestamp, parse_timestamps_ms
 from tempodb.storage.base import (
     MAX_EXACT_INT,
     BoolArray,
@@ -39,22 +44,42 @@ from tempodb.storage.base import (
 from tempodb.timeutil import parse_timestamp_ms
 from tempodb.zones import Zone, excerpt
 
-KEY_PATTERN = re.compile(r"[a-zA-Z0-9.:;\-_/\\ ]+")
-MAX_KEY_LENGTH = 255
-
 NO_VALUE = "Must provide a numeric value"
 NO_SERIES = "Must provide a series ID or key"
 
 
-def key_error(key: object) -> str | None:
-    """Why ``key`` is not a valid series key, or None."""
-    if not isinstance(key, str) or not key:
-        return "Series key must be a non-empty string"
-    if len(key) > MAX_KEY_LENGTH:
-        return f"Series key is longer than {MAX_KEY_LENGTH} characters"
-    if not KEY_PATTERN.fullmatch(key):
-        return f"Invalid series key: {key!r} (allowed: letters, digits, space and . : ; - _ / \\)"
-    return None
+#: Hex digits of the SHA-256 that stands for the cut end of a key too long (``fit_key``).
+HASH_DIGITS = 40
+
+
+def fit_key(key: str) -> str:
+    """A dialect's series key within ``MAX_KEY_LENGTH``: as it is when it fits, else its
+    start, ``\\h`` and the first ``HASH_DIGITS`` hex digits of its SHA-256, so that distinct
+    long keys stay distinct.  The cut never keeps half of an escape (a backslash within the
+    last two kept characters goes, with what it escapes)."""
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    cut = MAX_KEY_LENGTH - 2 - HASH_DIGITS
+    for back in (1, 2):
+        if key[cut - back] == "\\":
+            cut -= back
+            break
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_DIGITS]
+    return f"{key[:cut]}\\h{digest}"
+
+
+def escape_key_part(text: str, safe: frozenset[str]) -> str:
+    """``text`` for a dialect's series key: each character outside ``safe`` as ``\\xx`` per
+    byte of its UTF-8 (lone surrogates too), so that distinct names give distinct keys."""
+    if all(c in safe for c in text):
+        return text
+    out = []
+    for c in text:
+        if c in safe:
+            out.append(c)
+        else:
+            out.extend(f"\\{byte:02x}" for byte in c.encode("utf-8", "surrogatepass"))
+    return "".join(out)
 
 
 def check_key(key: object) -> str:
@@ -226,18 +251,18 @@ def _one_series(
 
 
 def parse_points_body(body: bytes, parse_json: Callable[[], Any], ref: SeriesRef) -> WriteBatch:
-    """E8/E9 from the raw body: the C scanner (or, when the extension is not built, the
-    vectorised ``fast_points``) for bodies of plain ``t`` and ``v`` items, else
-    ``parse_points`` on the parsed JSON."""
-    fast = c_points(body) if _speedups is not None else fast_points(body)
+    """E8/E9 from the raw body: the C scanner for bodies of plain ``t`` and ``v`` items,
+    else (or when the extension is not built) ``parse_points`` on the parsed JSON."""
+    fast = c_points(body) if _speedups is not None else None
     if fast is not None:
         return _one_series(ref, *fast)
     return parse_points(parse_json(), ref)
 
 
 def c_points(body: bytes) -> tuple[Int64Array, Float64Array, BoolArray] | None:
-    """``fast_points`` by the C extension's scanner, which takes any JSON spacing and either
-    key order; None when the general path must decide."""
+    """``[{"t": TS, "v": NUM}, ...]`` by the C extension's scanner, which takes any JSON
+    spacing and either key order and decodes exactly as ``parse_points`` would; None when
+    the general path must decide."""
     scanned = _speedups.parse_points(body)
     if scanned is None:
         return None
@@ -247,99 +272,6 @@ def c_points(body: bytes) -> tuple[Int64Array, Float64Array, BoolArray] | None:
         np.frombuffer(values, np.float64),
         np.frombuffer(is_int, np.bool_),
     )
-
-
-# Bytes of JSON numbers, JSON whitespace and commas (a stray comma changes the item count).
-_NUMBER_BYTES = np.zeros(256, np.bool_)
-_NUMBER_BYTES[np.frombuffer(b"0123456789+-.eE \t\r\n,", np.uint8)] = True
-_JSON_SPACE = rb"[ \t\r\n]*"
-_SPACE_RE = re.compile(_JSON_SPACE)
-_GAP_RE = re.compile(_JSON_SPACE + rb"," + _JSON_SPACE)
-_HEAD_RE = re.compile(rb"\{" + _JSON_SPACE + rb'"t"' + _JSON_SPACE + rb":" + _JSON_SPACE + rb'"')
-_MIDDLE_RE = re.compile(rb'"' + _JSON_SPACE + rb"," + _JSON_SPACE + rb'"v"' + _JSON_SPACE + rb":")
-
-
-def fast_points(body: bytes) -> tuple[Int64Array, Float64Array, BoolArray] | None:
-    """``[{"t": TS, "v": NUM}, ...]`` decoded without building a Python object per point.
-
-    Takes only bodies whose every item has the layout of the first one (the same spacing, the
-    keys in that order, timestamps of one fixed-width shape, plain JSON numbers), checking
-    every byte of the body; returns None for anything else, and the caller parses the JSON as
-    usual.  What it accepts it decodes exactly as ``parse_points`` would: the timestamps with
-    the same shape decoder, the numbers with the same JSON parser (their texts gathered into
-    one JSON array).
-    """
-    body = body.strip()
-    if len(body) < 2 or body[0] != 0x5B or body[-1] != 0x5D:
-        return None
-    buf = np.frombuffer(body, np.uint8)
-    closes = np.flatnonzero(buf == 0x7D)
-    count = len(closes)
-    first = body.find(b"{")
-    if count < 2 or first < 0:
-        return None
-    first_close = int(closes[0])
-    head = _HEAD_RE.match(body, first)
-    second = body.find(b"{", first_close)
-    if (
-        head is None
-        or second < 0
-        or not _SPACE_RE.fullmatch(body, 1, first)
-        or not _SPACE_RE.fullmatch(body, int(closes[-1]) + 1, len(body) - 1)
-    ):
-        return None
-    quote = body.find(b'"', head.end(), first_close)
-    middle = _MIDDLE_RE.match(body, quote) if quote > 0 else None
-    gap = body[first_close + 1 : second]
-    if middle is None or middle.end() >= first_close or not _GAP_RE.fullmatch(gap):
-        return None
-    # Every item laid out as the first one: the gaps, and the fixed part from "{" to the value
-    # (its literal text and the timestamp, which the shape decoder checks).
-    opens = np.empty(count, np.intp)
-    opens[0] = first
-    opens[1:] = closes[:-1] + 1 + len(gap)
-    at_ts, width, at_value = head.end() - first, quote - head.end(), middle.end() - first
-    begins = opens + at_value
-    spans = closes - begins + 1  # each number with its closing brace
-    if int(spans.min()) < 2:
-        return None
-    fixed = np.lib.stride_tricks.sliding_window_view(buf, at_value)[opens]
-    template = np.frombuffer(body[first : first + at_value], np.uint8)
-    literal = np.ones(at_value, np.bool_)
-    literal[at_ts : at_ts + width] = False
-    if not np.array_equal(
-        fixed[:, literal], np.broadcast_to(template[literal], (count, int(literal.sum())))
-    ):
-        return None
-    if gap != b",":
-        gaps = buf[(closes[:-1] + 1)[:, None] + np.arange(len(gap))]
-        if not np.array_equal(gaps, np.broadcast_to(np.frombuffer(gap, np.uint8), gaps.shape)):
-            return None
-    elif not bool(np.all(buf[closes[:-1] + 1] == 0x2C)):
-        return None
-    ts = parse_rows_ms(np.ascontiguousarray(fixed[:, at_ts : at_ts + width].T))
-    if ts is None:
-        return None
-    # The numbers, each closing brace becoming the comma of one JSON array.
-    ends = np.cumsum(spans)
-    text = buf[np.repeat(begins - (ends - spans), spans) + np.arange(int(ends[-1]))]
-    text[ends - 1] = 0x2C
-    if not _NUMBER_BYTES[text].all():
-        return None
-    try:
-        numbers = orjson.loads(b"[" + text[:-1].tobytes() + b"]")
-    except orjson.JSONDecodeError:
-        return None
-    if len(numbers) != count:
-        return None
-    # A JSON number is an integer when it has neither a fraction nor an exponent.
-    marks = (text == 0x2E) | ((text | 0x20) == 0x65)
-    is_int = np.add.reduceat(marks, ends - spans) == 0
-    values = np.fromiter(numbers, np.float64, count)
-    # 2**53 + 1 rounds to 2**53 as a float64: near the bound, let the general path decide.
-    if is_int.any() and float(np.abs(values[is_int]).max()) >= MAX_EXACT_INT:
-        return None
-    return ts, values, is_int
 
 
 class _RefTable:
@@ -599,8 +531,6 @@ def number_texts(values: Float64Array, is_int: BoolArray) -> bytes:
 
 #: Up to this many points are rendered with orjson from Python objects.
 _FEW_POINTS = 16
-_ITEM_OPEN = np.frombuffer(b'{"t":"', np.uint8)
-_ITEM_MIDDLE = np.frombuffer(b'","v":', np.uint8)
 
 
 #: The summary's sums and extremes in one C call without temporaries, when built.
@@ -609,65 +539,16 @@ summary_moments: Moments = numpy_moments if _speedups is None else _speedups.sum
 
 def render_points(zone: Zone, ts: Int64Array, values: Float64Array, is_int: BoolArray) -> bytes:
     """``[{"t":"...","v":...},...]``: what ``orjson.dumps(points_json(...))`` gives, from the
-    JSON array of the numbers and the timestamps rendered in C (or with numpy, when the
-    extension is not built)."""
+    JSON array of the numbers and the timestamps rendered in C; by ``points_json`` when the
+    extension is not built, or declines (years outside 1..9999)."""
     # A few points are cheaper one by one than through the arrays below.
-    if len(ts) > _FEW_POINTS:
-        if _speedups is None:
-            rendered = _render_points_numpy(zone, ts, values, is_int)
-        else:
-            ts = np.ascontiguousarray(ts, np.int64)
-            numbers = number_texts(values, is_int)
-            rendered = _speedups.render_points(ts, zone.shown_offsets_ms(ts), numbers)
+    if len(ts) > _FEW_POINTS and _speedups is not None:
+        ts = np.ascontiguousarray(ts, np.int64)
+        numbers = number_texts(values, is_int)
+        rendered = _speedups.render_points(ts, zone.shown_offsets_ms(ts), numbers)
         if rendered is not None:
             return rendered
     return orjson.dumps(points_json(zone, ts, values, is_int))
-
-
-def _render_points_numpy(
-    zone: Zone, ts: Int64Array, values: Float64Array, is_int: BoolArray
-) -> bytes | None:
-    """``render_points`` assembled with numpy from the fixed-width timestamp texts; None when
-    they are not all of one width."""
-    count = len(ts)
-    stamps = zone.format_ascii(ts)
-    if stamps is None:
-        return None
-    numbers = np.frombuffer(number_texts(values, is_int), np.uint8)
-    commas = np.flatnonzero(numbers == 0x2C)
-    begins = np.empty(count, np.intp)
-    begins[0] = 1
-    begins[1:] = commas + 1
-    lengths = np.empty(count, np.intp)
-    lengths[:-1] = commas - begins[:-1]
-    lengths[-1] = len(numbers) - 1 - begins[-1]
-    width = stamps.shape[1]
-    prefix = 12 + width  # {"t":"TS","v":
-    starts = np.empty(count, np.intp)
-    starts[0] = 1
-    np.cumsum(prefix + 2 + lengths[:-1], out=starts[1:])
-    starts[1:] += 1
-    total = int(starts[-1]) + prefix + int(lengths[-1]) + 2
-    # Rows are copied whole into overlapping windows of the output, in order: first each
-    # number with what follows it in ``numbers`` (up to the longest), then each item's head,
-    # which overwrites whatever the previous number's row ran over.
-    reach = int(lengths.max()) + 1
-    source = np.zeros(len(numbers) + reach, np.uint8)
-    source[: len(numbers)] = numbers
-    out = np.empty(total + reach, np.uint8)
-    windows = np.lib.stride_tricks.as_strided(out, (total, reach), (1, 1))
-    windows[starts + prefix] = np.lib.stride_tricks.sliding_window_view(source, reach)[begins]
-    head = np.empty(count, np.dtype([("open", "V6"), ("ts", f"V{width}"), ("middle", "V6")]))
-    head["open"] = _ITEM_OPEN.view("V6")[0]
-    head["ts"] = stamps.view(f"V{width}")[:, 0]
-    head["middle"] = _ITEM_MIDDLE.view("V6")[0]
-    heads = np.lib.stride_tricks.as_strided(out, (total, prefix), (1, 1))
-    heads[starts] = head.view(np.uint8).reshape(count, prefix)
-    closes = starts + prefix + lengths
-    out[closes] = 0x7D
-    out[closes + 1] = 0x2C
-    out[0], out[total - 1] = 0x5B, 0x5D
-    return out[:total].tobytes()
 
 
 def points_json(

@@ -29,8 +29,9 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from tempodb.contract import Direction as Direction
+
 SeriesField = Literal["id", "key"]
-Direction = Literal["exact", "before", "after", "nearest"]
 
 #: Largest integer magnitude stored exactly (float64 carries every integer up to 2**53).
 MAX_EXACT_INT = 2**53

@@ -83,7 +83,7 @@ from tempodb.storage.base import BoolArray, Float64Array, Int64Array, Points
 
 try:
     from tempodb import _speedups
-except ImportError:  # built without a C compiler: the numpy paths serve
+except ImportError:  # built without a C compiler: no decimal encoding (values as float64)
     _speedups = None  # type: ignore[assignment]
 
 __all__ = [
@@ -328,22 +328,10 @@ def _decimal(values: Float64Array) -> tuple[int, Int64Array] | None:
 def _scaled(values: Float64Array, digits: int) -> Int64Array | None:
     """The mantissas m with ``values == m / 10**digits`` bit for bit, or None."""
     scale = 10.0**digits
-    if _speedups is not None:
-        found = _speedups.decimal_mantissas(np.ascontiguousarray(values), scale, _MAX_MANTISSA)
-        return None if found is None else np.frombuffer(found, np.int64)
-    return _scaled_numpy(values, scale)
-
-
-def _scaled_numpy(values: Float64Array, scale: float) -> Int64Array | None:
-    with np.errstate(over="ignore", invalid="ignore"):
-        rounded = np.round(values * scale)
-    if not float(np.abs(rounded).max()) < _MAX_MANTISSA:
+    if _speedups is None:  # built without a C compiler: values stay plain float64
         return None
-    mantissa = rounded.astype(np.int64)
-    # Bit for bit, so that -0.0 (whose mantissa is 0) is not decimal.
-    if not np.array_equal((mantissa / scale).view(np.int64), values.view(np.int64)):
-        return None
-    return mantissa
+    found = _speedups.decimal_mantissas(np.ascontiguousarray(values), scale, _MAX_MANTISSA)
+    return None if found is None else np.frombuffer(found, np.int64)
 
 
 def _shuffle(items: npt.NDArray[np.uint64], width: int) -> bytes:

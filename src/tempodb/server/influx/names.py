@@ -11,7 +11,7 @@ where the characters allow::
 
 The key is the escaped measurement, ``.``, the escaped field key, then ``;tag_key:tag_value``
 per tag in order of the tag keys.  A series key holds letters, digits, space and
-``. : ; - _ / \\`` (``wire.KEY_PATTERN``), so every other character, and each character that
+``. : ; - _ / \\`` (``contract.KEY_PATTERN``), so every other character, and each character that
 would end its part (``.`` in the measurement, ``:`` in a tag key, ``;`` and ``\\``
 everywhere), is written as ``\\`` and two lowercase hex digits per UTF-8 byte: ``é`` is
 ``\\c3\\a9``, ``.`` in a measurement ``\\2e``.  A key longer than 255 characters (the longest
@@ -28,8 +28,10 @@ as is ``time`` (as InfluxDB refuses it, for tag keys and field keys alike).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
+
+from tempodb.contract import MAX_KEY_LENGTH
+from tempodb.server.wire import escape_key_part, fit_key
 
 #: The attributes that hold the measurement and the field key.
 MEASUREMENT_ATTR = "_measurement"
@@ -38,10 +40,9 @@ FIELD_ATTR = "_field"
 RESERVED_TAG_KEYS = frozenset({MEASUREMENT_ATTR, FIELD_ATTR, "time"})
 RESERVED_FIELD_KEYS = frozenset({"time"})
 
-#: The longest series key (``wire.MAX_KEY_LENGTH``), and what a hashed key keeps in clear.
-MAX_KEY = 255
-HASH_DIGITS = 40
-KEPT = MAX_KEY - 2 - HASH_DIGITS
+#: The longest series key (``contract.MAX_KEY_LENGTH``); longer ones are cut and hashed
+#: (``wire.fit_key``).
+MAX_KEY = MAX_KEY_LENGTH
 
 _PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_/")
 _MEASUREMENT_SAFE = _PLAIN | {":"}
@@ -51,15 +52,7 @@ _TAG_VALUE_SAFE = _PLAIN | {".", ":"}
 
 
 def _escape(text: str, safe: frozenset[str]) -> str:
-    if all(c in safe for c in text):
-        return text
-    out = []
-    for c in text:
-        if c in safe:
-            out.append(c)
-        else:
-            out.extend(f"\\{byte:02x}" for byte in c.encode("utf-8", "surrogatepass"))
-    return "".join(out)
+    return escape_key_part(text, safe)
 
 
 def series_key(measurement: str, tags: tuple[tuple[str, str], ...], field: str) -> str:
@@ -68,16 +61,7 @@ def series_key(measurement: str, tags: tuple[tuple[str, str], ...], field: str) 
     for name, value in tags:
         parts += (";", _escape(name, _TAG_KEY_SAFE), ":", _escape(value, _TAG_VALUE_SAFE))
     key = "".join(parts)
-    if len(key) <= MAX_KEY:
-        return key
-    cut = KEPT
-    # Never keep half of an escape: back up to before a backslash within the last 2 kept.
-    for back in (1, 2):
-        if key[cut - back] == "\\":
-            cut -= back
-            break
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_DIGITS]
-    return f"{key[:cut]}\\h{digest}"
+    return fit_key(key)
 
 
 def series_attributes(

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 import numpy as np
 import orjson
 
-from tempodb.errors import ERROR_CODE_HEADER
+from tempodb.contract import ERROR_CODE_HEADER
 from tempodb.server.context import Context
 from tempodb.server.http import JSON_TYPE, HTTPError, Request, Response
 from tempodb.server.influx.names import (

@@ -11,7 +11,7 @@ readable where the characters allow::
 
 The key is the escaped metric name (the value of ``__name__``; empty when there is none),
 then ``;name:value`` per other label in order of the label names.  A series key holds
-letters, digits, space and ``. : ; - _ / \\`` (``wire.KEY_PATTERN``), so every other
+letters, digits, space and ``. : ; - _ / \\`` (``contract.KEY_PATTERN``), so every other
 character, ``;`` and ``\\`` everywhere, and ``:`` in a label name, is written as ``\\`` and two
 lowercase hex digits per UTF-8 byte: ``{`` is ``\\7b``, ``é`` is ``\\c3\\a9``.  So the first
 ``;`` ends the metric name, and the first ``:`` of a part ends its label name.  A key longer
@@ -33,16 +33,17 @@ indexed, and PostgreSQL's index entries are bounded).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
+
+from tempodb.contract import MAX_KEY_LENGTH
+from tempodb.server.wire import escape_key_part, fit_key
 
 #: The label that holds the metric name.
 NAME_LABEL = "__name__"
 
-#: The longest series key (``wire.MAX_KEY_LENGTH``), and what a hashed key keeps in clear.
-MAX_KEY = 255
-HASH_DIGITS = 40
-KEPT = MAX_KEY - 2 - HASH_DIGITS
+#: The longest series key (``contract.MAX_KEY_LENGTH``); longer ones are cut and hashed
+#: (``wire.fit_key``).
+MAX_KEY = MAX_KEY_LENGTH
 #: The longest label name or value, in UTF-8 bytes.
 MAX_LABEL = 1024
 
@@ -53,15 +54,7 @@ Labels = Sequence[tuple[str, str]]
 
 
 def _escape(text: str, safe: frozenset[str] = _SAFE) -> str:
-    if all(c in safe for c in text):
-        return text
-    out = []
-    for c in text:
-        if c in safe:
-            out.append(c)
-        else:
-            out.extend(f"\\{byte:02x}" for byte in c.encode("utf-8", "surrogatepass"))
-    return "".join(out)
+    return escape_key_part(text, safe)
 
 
 def normalize(labels: Labels) -> list[tuple[str, str]]:
@@ -98,13 +91,4 @@ def series_key(labels: Labels) -> str:
         else:
             parts += (";", _escape(name, _NAME_SAFE), ":", _escape(value))
     key = metric + "".join(parts)
-    if len(key) <= MAX_KEY:
-        return key
-    cut = KEPT
-    # Never keep half of an escape: back up to before a backslash within the last 2 kept.
-    for back in (1, 2):
-        if key[cut - back] == "\\":
-            cut -= back
-            break
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_DIGITS]
-    return f"{key[:cut]}\\h{digest}"
+    return fit_key(key)

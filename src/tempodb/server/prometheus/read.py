@@ -123,7 +123,7 @@ def read(ctx: Context, request: Request, params: dict[str, str]) -> Response:
                     "query a shorter range or fewer series",
                 )
             if ctx.metrics is not None:
-                ctx.metrics.points_read.inc(amount=len(points))
+                ctx.metrics.read(len(points))
             out = result.timeseries.add()
             for name, value in sorted(series.attributes.items()):
                 if value:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tempodb.contract import ERROR_CODE_HEADER
 from tempodb.server.context import Context
 from tempodb.server.http import HTTPError, Request, Response, error_response
 from tempodb.server.limits import Limits
@@ -219,7 +220,7 @@ def write(ctx: Context, request: Request, params: dict[str, str]) -> Response:
             400,
             f"{plan.refused} samples refused, {stored} stored: {why}\n".encode(),
             b"text/plain; charset=utf-8",
-            {"X-TempoDB-Error": "partial-write", **headers},
+            {ERROR_CODE_HEADER: "partial-write", **headers},
         )
     else:
         answer = Response(204, b"", None, headers)
