@@ -177,7 +177,7 @@ class TempoDBApp:
             await _send(send, _encode(render(error), gzip_ok=False))
             return
         except StorageError as exc:  # checking the key: the database is down or overloaded
-            await _send(send, _encode(self._failure(exc, method, raw_path), gzip_ok=False))
+            await _send(send, _encode(self._failure(exc, found, method, raw_path), gzip_ok=False))
             return
         loop = asyncio.get_running_loop()
         try:
