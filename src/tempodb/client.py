@@ -638,7 +638,7 @@ class Client:
     ) -> pandas.DataFrame:
         """:meth:`read_multi` as one pandas DataFrame (every page): a column per series key,
         a time-zone aware index in ``tz``, NaN where a series has no point.  Needs
-        ``pip install 'tempodb[pandas]'``.
+        ``pip install 'tempodb-revived[pandas]'``.
 
         >>> df = client.read_multi_dataframe(start, end, tags=["meter"], rollup_period="PT1H",
         ...                                  rollup_fold="mean", tz="Europe/Paris")
