@@ -38,13 +38,14 @@ test: install lint
 	bash scripts/ensure-peers.sh || echo "make test: InfluxDB/VictoriaMetrics not installed; the quick benchmark skips them"
 	$(VENV)/bin/pytest -q
 
-# The comparison with InfluxDB and VictoriaMetrics (installs them when missing), then the load test.
+# The comparison with InfluxDB and VictoriaMetrics (installs them when missing), then the load
+# test as a soak (11 minutes: the server's memory must stay flat after a minute of warm-up).
 bench: install
 	bash scripts/ensure-peers.sh
 	bash scripts/ensure-prometheus.sh
 	bash scripts/ensure-postgres.sh
 	$(PY) bench/bench.py
-	$(PY) bench/load.py --duration 30
+	$(PY) bench/load.py --soak --warmup 60 --duration 600
 	$(PY) bench/embedded.py
 
 # Mutation testing of the core modules with their fast tests (pyproject's [tool.mutmut]);

@@ -21,7 +21,12 @@ It prints the throughput, the latency percentiles (overall and per kind) and the
 (any answer other than 200, any connection failure); the exit status is 1 when there are
 errors.  A final check reads the counter back: it must equal the acknowledged increments.
 
+``--soak`` is the long mode (``make bench`` runs it for 10 minutes after a minute of
+warm-up): the server's resident memory is sampled every few seconds, and the run fails
+(exit status 1) when it grows by more than ``--max-growth`` (10 %) after the warm-up.
+
     python bench/load.py [--clients 32] [--duration 60] [--processes 4]
+    python bench/load.py --soak [--warmup 60] [--duration 600]
 """
 
 from __future__ import annotations
@@ -197,6 +202,56 @@ def counter_value(target: Target) -> int:
     return int(data[0]["v"]) if data else 0
 
 
+def rss_bytes(pid: int) -> int:
+    """The resident memory of process ``pid`` (Linux ``/proc``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+class MemorySampler:
+    """Samples a process's resident memory every ``every`` seconds on a thread of its own."""
+
+    def __init__(self, pid: int, every: float = 5.0) -> None:
+        import threading
+
+        self.pid = pid
+        self.every = every
+        self.samples: list[tuple[float, int]] = []  # (monotonic seconds, bytes)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append((time.monotonic(), rss_bytes(self.pid)))
+            if self._stop.wait(self.every):
+                return
+
+    def figures(self, started: float, warmup: float) -> dict[str, Any]:
+        """The memory after the warm-up: at its end, at most, and the growth from there."""
+        after = [rss for at, rss in self.samples if at >= started + warmup]
+        if len(after) < 2:
+            raise RuntimeError("too few memory samples after the warm-up: run longer")
+        baseline = after[0]
+        return {
+            "warmup_s": warmup,
+            "samples": len(after),
+            "rss_after_warmup_mb": baseline / 2**20,
+            "rss_max_mb": max(after) / 2**20,
+            "rss_end_mb": after[-1] / 2**20,
+            "growth": max(after) / baseline - 1,
+        }
+
+
 def run(target: Target, clients: int, duration: float, processes: int) -> dict[str, Any]:
     """Run the load and return its figures."""
     before = counter_value(target)
@@ -257,6 +312,14 @@ def report(figures: dict[str, Any], store: str) -> None:
         )
     for sample in figures["error_samples"]:
         print(f"  error: {sample}")
+    memory = figures.get("memory")
+    if memory:
+        print(
+            f"  server memory after {memory['warmup_s']:g} s of warm-up "
+            f"{memory['rss_after_warmup_mb']:.1f} MB, max {memory['rss_max_mb']:.1f} MB, "
+            f"at the end {memory['rss_end_mb']:.1f} MB: growth {100 * memory['growth']:+.1f} % "
+            f"({memory['samples']} samples)"
+        )
 
 
 def main() -> int:
@@ -269,7 +332,22 @@ def main() -> int:
     parser.add_argument("--key")
     parser.add_argument("--secret")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--soak",
+        action="store_true",
+        help="sample the server's memory; fail when it grows after the warm-up",
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=60.0, help="seconds before --soak's baseline (60)"
+    )
+    parser.add_argument(
+        "--max-growth", type=float, default=0.10, help="--soak's limit (default 0.10: 10 %%)"
+    )
     args = parser.parse_args()
+    if args.soak and args.url:
+        parser.error("--soak samples the memory of a server it starts: drop --url")
+    if args.soak:
+        args.duration += args.warmup
     if args.url:
         if not (args.key and args.secret):
             parser.error("--url needs --key and --secret")
@@ -291,14 +369,21 @@ def main() -> int:
             server = ServerProcess.start(store_args, "--queue", str(max(256, 4 * args.clients)))
             try:
                 target = Target(server.host, server.port, key, secret)
-                figures = run(target, args.clients, args.duration, args.processes)
+                with MemorySampler(server.process.pid) as memory:
+                    started = time.monotonic() + 2.0  # run() starts the clock 2 s later
+                    figures = run(target, args.clients, args.duration, args.processes)
+                if args.soak:
+                    figures["memory"] = memory.figures(started, args.warmup)
             finally:
                 server.stop()
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
         report(figures, store)
-    return 1 if figures["errors"] else 0
+    grew = args.soak and figures["memory"]["growth"] > args.max_growth
+    if grew:
+        print(f"load: the server's memory grew by more than {100 * args.max_growth:g} %")
+    return 1 if figures["errors"] or grew else 0
 
 
 if __name__ == "__main__":

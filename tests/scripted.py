@@ -36,6 +36,8 @@ class Script:
     answers: list[Answer] = field(default_factory=list)
     #: (method, path, body) of every request received, in order.
     requests: list[tuple[str, str, bytes]] = field(default_factory=list)
+    #: The Idempotency-Key header of each of those requests (None when absent).
+    keys: list[str | None] = field(default_factory=list)
     #: The default answer once the script is used up.
     otherwise: Answer = field(default_factory=Answer)
     #: Points in the JSON array bodies received so far (for the batch writer tests).
@@ -53,6 +55,7 @@ class Handler(BaseHTTPRequestHandler):
         script = self.server.script  # type: ignore[attr-defined]
         with script.lock:
             script.requests.append((self.command, self.path, body))
+            script.keys.append(self.headers.get("Idempotency-Key"))
             answer = script.answers.pop(0) if script.answers else script.otherwise
         if answer.delay:
             time.sleep(answer.delay)

@@ -35,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from tempodb import protocol, reads
 from tempodb.batch import AsyncBatchWriter
 from tempodb.client import default_headers
-from tempodb.contract import ERROR_CODE_HEADER
+from tempodb.contract import ERROR_CODE_HEADER, IDEMPOTENCY_KEY_HEADER
 from tempodb.objects import (
     CreatedSeries,
     DataPoint,
@@ -608,6 +608,8 @@ class AsyncClient:
         if self._placeholder:
             return TransportFailure(protocol.NO_SERVER, sent=False, retry=False)
         headers = None if request.body is None else {"Content-Type": "application/json"}
+        if request.idempotency_key is not None:
+            headers = {**(headers or {}), IDEMPOTENCY_KEY_HEADER: f'"{request.idempotency_key}"'}
         try:
             response = await self._http.request(
                 request.method, url, content=request.body, headers=headers

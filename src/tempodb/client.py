@@ -26,7 +26,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from tempodb import protocol, reads
 from tempodb.batch import BatchWriter
-from tempodb.contract import ERROR_CODE_HEADER, __version__
+from tempodb.contract import ERROR_CODE_HEADER, IDEMPOTENCY_KEY_HEADER, __version__
 from tempodb.objects import (
     CreatedSeries,
     DataPoint,
@@ -99,8 +99,8 @@ class Client:
             private server with its own certificate authority (keyword only).
         retries: how many times a request is tried again after a 429 or 503 answer or a
             connection failure, with exponential backoff (keyword only; 0 never retries; a
-            :class:`~tempodb.RetryPolicy` sets the waits too).  Increments are repeated only
-            when they certainly were not applied.
+            :class:`~tempodb.RetryPolicy` sets the waits too).  Increments carry an
+            ``Idempotency-Key``, so that a repeated one counts once.
 
     Raises ValueError when there is no key or secret, neither given nor in the environment.
     Every method raises :class:`~tempodb.TempoDBApiException` (or a subclass) when the call
@@ -427,7 +427,7 @@ class Client:
 
         ``add`` blocks while ``max_buffer`` points wait (a slow server slows the producer
         down instead of filling the memory).  Failed requests are retried per ``retries``
-        (default: 8 retries, waits up to 8 s; increments only when certainly not applied).
+        (default: 8 retries, waits up to 8 s; increments with their Idempotency-Key).
         On exit everything is flushed, or :class:`~tempodb.BatchWriteError` lists every point
         that was not written (the points the server rejected included): no point is dropped
         silently.
@@ -739,6 +739,8 @@ class Client:
         if self._placeholder:
             return TransportFailure(protocol.NO_SERVER, sent=False, retry=False)
         headers = self._headers if request.body is None else self._post_headers
+        if request.idempotency_key is not None:
+            headers = {**headers, IDEMPOTENCY_KEY_HEADER: f'"{request.idempotency_key}"'}
         try:
             response = self._pool.request(
                 request.method, url, body=request.body, headers=headers, retries=False

@@ -7,7 +7,8 @@
 - ``DIRECTIONS``: where a single-value lookup looks around its timestamp.
 - ``ERROR_CODE_HEADER``: the header that carries the machine-readable code of an error;
   ``SERIES_NOT_FOUND`` the code by which the client tells an unknown series (403) from bad
-  credentials.
+  credentials; ``OUTCOME_UNKNOWN`` the code of a 500 whose write may or may not have been
+  applied (safe to retry only with its ``IDEMPOTENCY_KEY_HEADER``).
 - ``API_VERSION``: the path prefix of the API; ``__version__`` the installed distribution's.
 
 The client, the server, the OpenAPI document and the storage layer import from here; this
@@ -34,6 +35,10 @@ DIRECTIONS: Final[tuple[Direction, ...]] = ("exact", "before", "after", "nearest
 ERROR_CODE_HEADER: Final = "X-TempoDB-Error"
 #: The error code of a 403 for an unknown series (a 403 without it is about the credentials).
 SERIES_NOT_FOUND: Final = "series-not-found"
+#: The error code of a 500 for a write that was cut off while it committed.
+OUTCOME_UNKNOWN: Final = "outcome-unknown"
+#: The request header that makes a write apply at most once (``server/idempotency.py``).
+IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
 API_VERSION: Final = "v1"
 
 try:

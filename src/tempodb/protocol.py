@@ -19,13 +19,14 @@ import decimal
 import numbers
 import os
 import re
+import secrets
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar, cast
 from urllib.parse import quote, urlencode
 
 from tempodb.contract import API_VERSION as API_VERSION
-from tempodb.contract import KEY_PATTERN, MAX_KEY_LENGTH, key_error
+from tempodb.contract import KEY_PATTERN, MAX_KEY_LENGTH, OUTCOME_UNKNOWN, key_error
 from tempodb.errors import TempoDBApiException, TempoDBConnectionError, error_for_response
 from tempodb.objects import (
     CreatedSeries,
@@ -97,6 +98,10 @@ class Request(Generic[T]):
     idempotent: bool = True
     #: Instead of ``parse``, for paged reads: also given the ``Link`` header (or None).
     parse_page: Callable[[int, bytes, str | None], T] | None = None
+    #: Sent as the ``Idempotency-Key`` header (the same with every retry): the server applies
+    #: the request at most once, so that even a request that is not ``idempotent`` may be
+    #: tried again after its answer was lost.
+    idempotency_key: str | None = None
 
     @property
     def target(self) -> str:
@@ -144,6 +149,9 @@ def exchange(request: Request[T], policy: RetryPolicy) -> Generator[Step, Outcom
     error, :class:`~tempodb.TempoDBConnectionError` when the last try got no answer.
     """
     attempt = 0
+    sent = False  # whether any try may have reached the server
+    #: Whether a try that may have been applied can be repeated.
+    safe = request.idempotent or request.idempotency_key is not None
     while True:
         outcome = yield request
         attempt += 1
@@ -159,10 +167,13 @@ def exchange(request: Request[T], policy: RetryPolicy) -> Generator[Step, Outcom
             error = error_for_response(
                 outcome.status, message, outcome.error_code, retry_after=retry_after
             )
-            retryable = outcome.status in RETRY_STATUSES
+            retryable = outcome.status in RETRY_STATUSES or (
+                outcome.error_code == OUTCOME_UNKNOWN and safe
+            )
         elif isinstance(outcome, TransportFailure):
-            error = TempoDBConnectionError(outcome.message, sent=outcome.sent)
-            retryable = outcome.retry and (request.idempotent or not outcome.sent)
+            sent = sent or outcome.sent
+            error = TempoDBConnectionError(outcome.message, sent=sent)
+            retryable = outcome.retry and (safe or not outcome.sent)
         else:  # pragma: no cover - a driver bug
             raise TypeError(f"exchange() got {outcome!r}")
         delay = policy.wait(attempt, retry_after) if retryable else None
@@ -373,13 +384,15 @@ def post_points_body(
 ) -> Request[None]:
     """Like :func:`post_points` with the JSON body already encoded."""
     path = f"/series/{field}/{segment(value)}/{action}/"
-    return Request("POST", path, parse_nothing, body=body, idempotent=action == "data" and stamped)
+    return keyed(
+        Request("POST", path, parse_nothing, body=body, idempotent=action == "data" and stamped)
+    )
 
 
 def bulk(path: str, ts: Timestamp, data: Sequence[Mapping[str, Any]]) -> Request[None]:
     """``write_bulk`` (``path="/data/"``) or ``increment_bulk`` (``"/increment/"``)."""
     body = dumps({"t": to_wire(ts), "data": jsonable(data)})
-    return Request("POST", path, parse_nothing, body=body, idempotent=path == "/data/")
+    return keyed(Request("POST", path, parse_nothing, body=body, idempotent=path == "/data/"))
 
 
 def multi(path: str, data: Sequence[Mapping[str, Any]]) -> Request[JSONDict | None]:
@@ -390,14 +403,24 @@ def multi(path: str, data: Sequence[Mapping[str, Any]]) -> Request[JSONDict | No
 
 def multi_body(path: str, body: bytes, *, stamped: bool = True) -> Request[JSONDict | None]:
     """Like :func:`multi` with the JSON body already encoded."""
-    return Request(
-        "POST",
-        path,
-        parse_multistatus,
-        body=body,
-        accept=(200, 207),
-        idempotent=path == "/multi/" and stamped,
+    return keyed(
+        Request(
+            "POST",
+            path,
+            parse_multistatus,
+            body=body,
+            accept=(200, 207),
+            idempotent=path == "/multi/" and stamped,
+        )
     )
+
+
+def keyed(request: Request[T]) -> Request[T]:
+    """A write that is not idempotent (an increment, or points stamped by the server) with a
+    fresh ``Idempotency-Key``, so that its retries are safe."""
+    if request.idempotent:
+        return request
+    return replace(request, idempotency_key=secrets.token_urlsafe(18))
 
 
 def delete_range(

@@ -1,10 +1,12 @@
 """When the client tries a request again, and how long it waits first.
 
 Retried: 429 and 503 answers (the server refused the request before doing anything) and
-connection failures.  An increment, or anything else that is not safe to repeat, is retried
-after a connection failure only when the request certainly never reached the server (the
-connection could not be made); never after a timeout or a connection that broke mid-request,
-when it may have been applied.  Other 4xx and 5xx answers are never retried.
+connection failures.  A request that may have been applied (a timeout, a connection broken
+mid-request, a 500 ``outcome-unknown``) is repeated only when that is safe: a write of
+timestamped points, or a request that carries an ``Idempotency-Key`` (increments and points
+stamped by the server: the client gives each call a fresh key and keeps it across the
+retries, and the server applies it once).  Anything else is retried only when it certainly
+never reached the server.  Other 4xx and 5xx answers are never retried.
 
 The wait doubles on each attempt (``backoff``, ``2 * backoff``, ... up to ``max_backoff``) and is
 jittered, so that many clients do not come back at the same instant; a ``Retry-After`` header

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import re
 import socket
 import threading
 import time
@@ -38,9 +39,11 @@ POINTS = [DataPoint(datetime.datetime(2012, 1, 1), 1)]
 KINDS = ["sync", "async"]
 
 
-def call(kind: str, port: int, method: str, *args: Any, retries: Any = FAST) -> Any:
+def call(
+    kind: str, port: int, method: str, *args: Any, retries: Any = FAST, timeout: float = 5
+) -> Any:
     """``method(*args)`` on a Client or an AsyncClient for 127.0.0.1:port."""
-    options: dict[str, Any] = {"secure": False, "timeout": 5, "retries": retries}
+    options: dict[str, Any] = {"secure": False, "timeout": timeout, "retries": retries}
     if kind == "sync":
         with Client("key", "secret", "127.0.0.1", port, **options) as client:
             return getattr(client, method)(*args)
@@ -98,7 +101,9 @@ def test_a_longer_retry_after_than_allowed_ends_the_retries(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_increment_is_not_repeated_after_a_read_timeout(kind: str) -> None:
+def test_increment_is_repeated_with_its_key_after_a_read_timeout(kind: str) -> None:
+    """The answer is late: the increment may have been applied, so it is sent again with the
+    same Idempotency-Key (the server applies it at most once per key)."""
     slow = Answer(200, delay=1.5)
     with scripted(slow, Answer(200)) as server:
         options = {"secure": False, "timeout": 0.5, "retries": FAST}
@@ -114,10 +119,48 @@ def test_increment_is_not_repeated_after_a_read_timeout(kind: str) -> None:
 
             asyncio.run(run())
 
-        with pytest.raises(TempoDBConnectionError) as failure:
-            increment()
-        assert failure.value.sent
-        assert len(server.script.requests) == 1
+        increment()
+        keys = server.script.keys
+        assert len(keys) == 2
+        assert keys[0] is not None
+        assert keys[0] == keys[1]
+        assert re.fullmatch(r'"[A-Za-z0-9_-]{24}"', keys[0])
+        # The next call is another request: another key.
+        increment()
+        assert len(set(server.script.keys)) == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_late_write_without_a_key_is_repeated_and_one_without_timestamps_is_not(
+    kind: str,
+) -> None:
+    """Writes of stamped points are idempotent: repeated without a key.  Points without a
+    timestamp are stamped by the server on arrival: they carry a key to be repeated."""
+    with scripted(Answer(200, delay=1.5), Answer(200)) as server:
+        call(kind, port_of(server), "write_key", "k", POINTS, timeout=0.5)
+        assert server.script.keys == [None, None]
+    with scripted(Answer(200, delay=1.5), Answer(200)) as server:
+        call(kind, port_of(server), "write_multi", [{"key": "k", "v": 1}], timeout=0.5)
+        keys = server.script.keys
+        assert len(keys) == 2
+        assert keys[0] is not None
+        assert keys[0] == keys[1]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_keyed_write_is_repeated_after_an_unknown_outcome(kind: str) -> None:
+    """A 500 ``outcome-unknown`` (the database went away during the commit) is retried with
+    the key, or without one for a write that is idempotent anyway; another 500 is not."""
+    unknown = Answer(500, b"cut off", {"X-TempoDB-Error": "outcome-unknown"})
+    with scripted(unknown, Answer(200)) as server:
+        call(kind, port_of(server), "increment_key", "k", POINTS)
+        assert len(server.script.keys) == 2
+        assert server.script.keys[0] == server.script.keys[1]
+    with scripted(unknown, Answer(200)) as server:
+        call(kind, port_of(server), "write_key", "k", POINTS)
+        assert server.script.keys == [None, None]
+    with scripted(Answer(500, b"bug"), Answer(200)) as server, pytest.raises(ServerError):
+        call(kind, port_of(server), "increment_key", "k", POINTS)
 
 
 def _free_port() -> int:

@@ -149,3 +149,86 @@ def test_postgres_killed_and_restarted_under_load() -> None:
             server.stop()
     finally:
         cluster.stop()
+
+
+#: Series each multi increment of the termination test adds to (one point each).
+SPREAD = 8
+
+
+def test_backends_terminated_mid_transaction_never_half_apply(pg_cluster: Cluster) -> None:
+    """``pg_terminate_backend`` on the server's connections, again and again, while clients
+    send multi increments over ``SPREAD`` series: each request is retried (by the store before
+    its COMMIT, by the client with its Idempotency-Key after) or refused, and applied wholly
+    or not at all; every acknowledged one exactly once."""
+    from tempodb import Client, RetryPolicy, TempoDBApiException, TempoDBConnectionError
+
+    name = "terminated"
+    store = ["--database-url", pg_cluster.create_database(name)]
+    key, secret = create_key(store)
+    server = ServerProcess.start(store)
+    stop = threading.Event()
+    acknowledged: list[int] = []
+    failed: list[int] = []
+    terminated = [0]
+    stamps = iter(range(1_000_000))
+    lock = threading.Lock()
+
+    def write() -> None:
+        policy = RetryPolicy(retries=8, backoff=0.02, max_backoff=0.2)
+        with Client(key, secret, server.host, server.port, secure=False, retries=policy) as c:
+            while not stop.is_set():
+                with lock:
+                    stamp = next(stamps)
+                t = _iso(T0 + stamp)
+                try:
+                    c.increment_multi([{"t": t, "key": f"s{n}", "v": 1} for n in range(SPREAD)])
+                except (TempoDBApiException, TempoDBConnectionError):
+                    failed.append(stamp)
+                else:
+                    acknowledged.append(stamp)
+
+    def terminate() -> None:
+        import psycopg
+
+        with psycopg.connect(pg_cluster.url(), autocommit=True) as admin:
+            while not stop.is_set():
+                rows = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                ).fetchall()
+                terminated[0] += len(rows)
+                time.sleep(0.15)
+
+    try:
+        threads = [threading.Thread(target=write) for _ in range(4)]
+        threads.append(threading.Thread(target=terminate))
+        for thread in threads:
+            thread.start()
+        time.sleep(8)
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+        assert terminated[0] >= 20, terminated
+        assert len(acknowledged) >= 20, (len(acknowledged), len(failed))
+        with Client(key, secret, server.host, server.port, secure=False) as client:
+            start, end = _iso(T0), _iso(T0 + 1_000_000)
+            counts: dict[str, dict[str, float]] = {}
+            for n in range(SPREAD):
+                data = client.read_key(f"s{n}", start, end, interval="raw").data
+                counts[f"s{n}"] = {p.ts.strftime("%Y-%m-%dT%H:%M:%SZ"): p.value for p in data}
+        for stamp in acknowledged:
+            t = _iso(T0 + stamp)
+            assert all(counts[s].get(t) == 1 for s in counts), (stamp, t)
+        for stamp in failed:  # refused in the end: wholly applied or not at all
+            t = _iso(T0 + stamp)
+            assert {counts[s].get(t) for s in counts} in ({None}, {1}), (stamp, t)
+        applied = {t for series in counts.values() for t in series}
+        assert applied <= {_iso(T0 + s) for s in acknowledged + failed}
+        print(
+            f"\n{terminated[0]} backends terminated; {len(acknowledged)} increments "
+            f"acknowledged, {len(failed)} refused"
+        )
+    finally:
+        stop.set()
+        server.stop()

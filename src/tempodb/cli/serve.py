@@ -99,6 +99,14 @@ def register(commands: Any) -> None:
         "write to new keys (default 10000; beyond, 400 and nothing is written)",
     )
     serve.add_argument(
+        "--idempotency-hours",
+        type=float,
+        default=24.0,
+        metavar="HOURS",
+        help="how long the store keeps a write's Idempotency-Key, so that a retry with it is "
+        "answered without writing again (default 24)",
+    )
+    serve.add_argument(
         "--max-body-mb",
         type=float,
         default=64.0,
@@ -254,6 +262,8 @@ def check_options(args: argparse.Namespace) -> str | None:
         return "--auth-cache must be 0 or more seconds"
     if args.max_series_per_request < 1:
         return "--max-series-per-request must be at least 1"
+    if not (math.isfinite(args.idempotency_hours) and args.idempotency_hours > 0):
+        return "--idempotency-hours must be positive"
     return None
 
 
@@ -363,6 +373,7 @@ def run(args: argparse.Namespace) -> int:
         options=Options(
             auto_tag=args.auto_tag,
             max_series_per_request=args.max_series_per_request,
+            idempotency_ttl_ms=max(1, round(args.idempotency_hours * 3_600_000)),
             allowed_origins=frozenset(o.strip().rstrip("/") for o in args.allow_origin),
         ),
         limits=limits,

@@ -33,10 +33,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from tempodb.contract import OUTCOME_UNKNOWN
 from tempodb.server.auth import Authenticator, check_provenance, credentials
 from tempodb.server.body import read_body
 from tempodb.server.context import Context, Options
 from tempodb.server.http import JSON_TYPE, HTTPError, Query, Request, Response, accepts_gzip
+from tempodb.server.idempotency import HEADER as IDEMPOTENCY_HEADER
+from tempodb.server.idempotency import KeysInFlight
 from tempodb.server.limits import Admission, Limits, RateLimiter, overloaded
 from tempodb.server.metrics import ROUTE_KEY, ServerMetrics
 from tempodb.server.points import WriteHandler
@@ -141,6 +144,7 @@ class TempoDBApp:
         )
         #: Small writes skip the worker threads (two thread switches fewer per request).
         self.inline_writes = store.quick_submit and not self.options.auto_tag
+        self.keys_in_flight = KeysInFlight()
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
@@ -294,7 +298,7 @@ class TempoDBApp:
         awaited without a worker thread (``WriteJob.submit``).  None when the request is no
         write: the caller runs it on a worker thread."""
         handler = found.methods.get(method)
-        if not isinstance(handler, WriteHandler):
+        if not isinstance(handler, WriteHandler) or IDEMPOTENCY_HEADER in headers:
             return None
         try:
             context, request = self._admit(found, method, query_string, headers, body, database)
@@ -321,8 +325,9 @@ class TempoDBApp:
                 HTTPError(
                     500,
                     "The database went away while this request was committing: it may or may "
-                    "not have been applied (wholly either way); read before retrying an increment",
-                    "outcome-unknown",
+                    "not have been applied (wholly either way); read before retrying an "
+                    "increment, or retry it with the same Idempotency-Key",
+                    OUTCOME_UNKNOWN,
                 )
             )
         if isinstance(exc, Unavailable):
@@ -388,7 +393,8 @@ class TempoDBApp:
             if self.limiter is not None:
                 self.limiter.check(database.key)
         request = Request(method, found.segments, Query.parse(query_string), body, headers)
-        return Context(self.store, database, self.options, self.metrics), request
+        context = Context(self.store, database, self.options, self.metrics, self.keys_in_flight)
+        return context, request
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

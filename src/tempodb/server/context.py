@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
 from tempodb.server.http import Query, bad_request
+from tempodb.server.idempotency import KeysInFlight
 from tempodb.server.wire import not_found
 from tempodb.storage.base import Database, SeriesField, SeriesFilter, SeriesRecord, Store
 
@@ -30,6 +31,8 @@ class Options:
     max_series_per_request: int = 10_000
     #: Origins whose browser pages may change data (``*``: any); others get 403 (``auth``).
     allowed_origins: frozenset[str] = frozenset()
+    #: How long the store keeps a write's ``Idempotency-Key`` (ms; ``server/idempotency.py``).
+    idempotency_ttl_ms: int = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Context:
     options: Options
     #: Where handlers count the points they write and read (None: not counted).
     metrics: ServerMetrics | None = None
+    #: The idempotency keys of the writes this server is applying (one object per app).
+    keys_in_flight: KeysInFlight = field(default_factory=KeysInFlight)
 
     def series(self, field: str, value: str) -> SeriesRecord:
         """The addressed series, or 403 'Series not found' as v1 answered."""

@@ -254,6 +254,15 @@ PARAMETERS: dict[str, JSONObject] = {
         {"type": "string", "enum": ["true", "false"]},
         "true: delete every series when no filter is given",
     ),
+    "idempotency_key": {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": 'a fresh key per request, the same with its retries ("..." or a bare '
+        "token, 1-255 printable ASCII characters): the write is applied at most once per key "
+        "and database; a retry gets the first answer again, with Idempotent-Replayed: true",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 257},
+    },
 }
 FILTERS = ("id", "key", "tag", "attr")
 
@@ -270,7 +279,9 @@ ERRORS: dict[str, str] = {
     "401": "no credentials",
     "403": "wrong credentials, or the series does not exist",
     "404": "unknown route",
-    "409": "a series with this key exists already",
+    "409": "a series with this key exists already, or a request with the same "
+    "Idempotency-Key is being applied",
+    "422": "the Idempotency-Key was used with another request (nothing was written)",
     "413": "request body too large",
     "415": "unsupported Content-Encoding",
     "429": "rate limit of this key reached",
@@ -297,6 +308,7 @@ def _array(schema: JSONObject) -> JSONObject:
 
 
 _READ = ("start", "end", "interval", "function", "tz")
+_KEYED = ("idempotency_key",)
 _SINGLE = ("ts", "direction", "tz")
 _ONE = ("field", "value")
 
@@ -327,16 +339,20 @@ OPERATIONS: dict[tuple[tuple[str, ...], str], Operation] = {
     ),
     (("series", "{field}", "{value}", "data"), "POST"): Operation(
         "Write points to a series (created when missing)",
-        _ONE,
+        (*_ONE, "idempotency_key"),
         _array(_ref("PointIn")),
         None,
-        ("409",),
+        ("409", "422"),
     ),
     (("series", "{field}", "{value}", "data"), "DELETE"): Operation(
         "Delete the points of [start, end)", (*_ONE, "start", "end")
     ),
     (("series", "{field}", "{value}", "increment"), "POST"): Operation(
-        "Add to the points of a series", _ONE, _array(_ref("PointIn")), None, ("409",)
+        "Add to the points of a series",
+        (*_ONE, "idempotency_key"),
+        _array(_ref("PointIn")),
+        None,
+        ("409", "422"),
     ),
     (("series", "{field}", "{value}", "single"), "GET"): Operation(
         "One value of a series", (*_ONE, *_SINGLE), None, _ref("SingleValue")
@@ -345,16 +361,24 @@ OPERATIONS: dict[tuple[tuple[str, ...], str], Operation] = {
         "Read the matching series", (*_READ, *FILTERS), None, _array(_ref("DataSet"))
     ),
     (("data",), "POST"): Operation(
-        "Write one timestamp to several series", (), _ref("BulkIn"), None, ("409",)
+        "Write one timestamp to several series", _KEYED, _ref("BulkIn"), None, ("409", "422")
     ),
     (("increment",), "POST"): Operation(
-        "Add at one timestamp to several series", (), _ref("BulkIn"), None, ("409",)
+        "Add at one timestamp to several series", _KEYED, _ref("BulkIn"), None, ("409", "422")
     ),
     (("multi",), "POST"): Operation(
-        "Write points to several series", (), _array(_ref("MultiIn")), None, ("207", "409")
+        "Write points to several series",
+        _KEYED,
+        _array(_ref("MultiIn")),
+        None,
+        ("207", "409", "422"),
     ),
     (("multi", "increment"), "POST"): Operation(
-        "Add to points of several series", (), _array(_ref("MultiIn")), None, ("207", "409")
+        "Add to points of several series",
+        _KEYED,
+        _array(_ref("MultiIn")),
+        None,
+        ("207", "409", "422"),
     ),
     (("single",), "GET"): Operation(
         "One value of each matching series", (*_SINGLE, *FILTERS), None, _array(_ref("SingleValue"))

@@ -23,6 +23,7 @@ from tempodb.rollup import (
     rollup,
     summarize,
 )
+from tempodb.server import idempotency
 from tempodb.server.context import Context, auto_tags, parse_filter
 from tempodb.server.http import (
     JSON_TYPE,
@@ -47,6 +48,9 @@ from tempodb.server.wire import (
     summary_moments,
 )
 from tempodb.storage.base import (
+    AlreadyApplied,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
     KeyConflict,
     SeriesRecord,
     SeriesRef,
@@ -189,7 +193,24 @@ class WriteJob:
     multi: MultiBatch | None = None
 
     def run(self, ctx: Context) -> Response:
-        """Store the points (on the calling thread) and answer."""
+        """Store the points (on the calling thread) and answer; a keyed write at most once
+        per key (``server/idempotency.py``)."""
+        key = self.batch.idempotency
+        if key is None:
+            return self._apply(ctx)
+        with ctx.keys_in_flight.hold(ctx.db.id, key.key):
+            try:
+                return self._apply(ctx)
+            except AlreadyApplied as done:
+                response = self.answer(done.skipped)
+                response.headers[idempotency.REPLAYED_HEADER] = "true"
+                return response
+            except IdempotencyKeyReused:
+                raise idempotency.reused(key.key) from None
+            except IdempotencyKeyInUse:
+                raise idempotency.in_use(key.key) from None
+
+    def _apply(self, ctx: Context) -> Response:
         if ctx.options.auto_tag:
             _create_tagged(ctx, self.batch.refs)
         try:
@@ -232,6 +253,10 @@ class WriteJob:
             if skipped:
                 written -= int(np.isin(self.batch.ref_index, skipped).sum())
             ctx.metrics.written(kind, written)
+        return self.answer(skipped)
+
+    def answer(self, skipped: tuple[int, ...]) -> Response:
+        """The answer to the write once the store has written all but the ``skipped`` refs."""
         if self.multi is not None and (skipped or self.multi.failed):
             return json_response(self.multi.multistatus(skipped), status=207)
         return self.response
@@ -247,7 +272,11 @@ class WriteHandler:
         self.__doc__ = parse.__doc__
 
     def __call__(self, ctx: Context, request: Request, params: dict[str, str]) -> Response:
-        return self.parse(request, params).run(ctx)
+        key = idempotency.request_key(request, ctx.options.idempotency_ttl_ms)
+        job = self.parse(request, params)
+        if key is not None:
+            job = dataclasses.replace(job, batch=dataclasses.replace(job.batch, idempotency=key))
+        return job.run(ctx)
 
 
 def too_many_new_series(exc: TooManyNewSeries) -> HTTPError:

@@ -92,6 +92,40 @@ class ValueOutOfRange(StorageError):
     or an integer beyond ``MAX_EXACT_INT`` in magnitude.  Nothing of the call was written."""
 
 
+class AlreadyApplied(StorageError):
+    """A write carried an idempotency key that the store already holds for the same request:
+    nothing was written again; ``skipped`` is what the first ``write_points`` returned."""
+
+    def __init__(self, skipped: tuple[int, ...]) -> None:
+        super().__init__("this request was already applied")
+        self.skipped = skipped
+
+
+class IdempotencyKeyReused(StorageError):
+    """A write carried an idempotency key that the store holds for a different request:
+    nothing was written."""
+
+
+class IdempotencyKeyInUse(StorageError):
+    """Another transaction is applying a write with the same idempotency key right now:
+    nothing was written."""
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """The idempotency key of a write (``WriteBatch.idempotency``).
+
+    The store keeps ``key`` with ``fingerprint`` (a digest of the request) and the result of
+    ``write_points``, in the transaction that applies the write, for at least ``ttl_ms``
+    milliseconds; per database.  A later write with the same key raises AlreadyApplied if its
+    fingerprint is the same (writing nothing), IdempotencyKeyReused if not.
+    """
+
+    key: str
+    fingerprint: bytes
+    ttl_ms: int
+
+
 @dataclass(frozen=True)
 class Database:
     """One database: everything an API key can see."""
@@ -199,6 +233,8 @@ class WriteBatch:
     #: The most series the write may create (None: no bound); beyond, TooManyNewSeries and
     #: nothing is written.
     max_new_series: int | None = None
+    #: Apply the batch at most once per key (see :class:`Idempotency`).
+    idempotency: Idempotency | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])

@@ -80,6 +80,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         ) WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.02,
                 autovacuum_vacuum_insert_scale_factor = 0.02)""",
     ),
+    (  # 4: idempotency keys of writes (storage/idempotency.py)
+        """CREATE TABLE idempotency (
+            db bigint NOT NULL,
+            key text COLLATE "C" NOT NULL,
+            fingerprint bytea NOT NULL,
+            skipped text NOT NULL,
+            created bigint NOT NULL,
+            PRIMARY KEY (db, key)
+        )""",
+        "CREATE INDEX idempotency_by_age ON idempotency (created)",
+    ),
 )
 
 #: The schema version this code writes.

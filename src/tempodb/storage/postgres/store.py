@@ -19,10 +19,13 @@ from psycopg import errors as pg_errors
 from psycopg.types.json import Json
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
+from tempodb.storage import idempotency
 from tempodb.storage.base import (
     Credentials,
     Database,
     Direction,
+    Idempotency,
+    IdempotencyKeyInUse,
     KeyConflict,
     NewSeries,
     OutcomeUnknown,
@@ -78,6 +81,9 @@ _ATTEMPTS: Final = 12
 _RETRYABLE: Final = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, Retry)
 #: Verified against when the key is unknown, so that both answers take the same time.
 _DUMMY_HASH: Final = hash_secret("")
+#: The class of the transaction-level advisory locks that keep a write's idempotency key while
+#: it is applied (the other half is a hash of the database and the key): b"tempoik".
+_KEY_LOCKS: Final = int.from_bytes(b"tempoik", "big") & 0x7FFF_FFFF
 
 _T = TypeVar("_T")
 _Conn = psycopg.Connection[Any]
@@ -174,6 +180,7 @@ class PostgresStore(Store):
         self._wait_timeout = wait_timeout
         self._fold_conn: _Conn | None = None  # the fold thread's own
         self._lock = threading.Lock()
+        self._purge = idempotency.Purge()
         self._folder = Folder(
             self._fold, self._head_series, head_points=head_points, fold_after_s=fold_after_s
         )
@@ -365,7 +372,7 @@ class PostgresStore(Store):
                 return False
             db = int(row[0])
             conn.execute("SELECT sid FROM series WHERE db = %s ORDER BY sid FOR UPDATE", (db,))
-            for table in ("head", "block", "series_tag", "series_attr", "series"):
+            for table in ("head", "block", "series_tag", "series_attr", "series", "idempotency"):
                 conn.execute(f"DELETE FROM {table} WHERE db = %s", (db,))
             conn.execute("DELETE FROM databases WHERE id = %s", (db,))
             return True
@@ -512,20 +519,22 @@ class PostgresStore(Store):
         large ones into the blocks."""
         if len(batch) == 0:
             return ()
-        if not increment and self._overwrite_existing(db, batch):
+        if batch.idempotency is None and not increment and self._overwrite_existing(db, batch):
             return ()
+
+        def write(conn: _Conn) -> writes.Written:
+            if batch.idempotency is not None:
+                self._check_key(conn, db, batch.idempotency)
+            written = writes.write(
+                conn, db, batch, increment=increment, cap=self._cap, direct_points=self._direct
+            )
+            if batch.idempotency is not None:
+                idempotency.remember(conn, "%s", db, batch.idempotency, written.skipped)
+            return written
+
         for _ in range(_ATTEMPTS):
             try:
-                written = self._transaction(
-                    lambda conn: writes.write(
-                        conn,
-                        db,
-                        batch,
-                        increment=increment,
-                        cap=self._cap,
-                        direct_points=self._direct,
-                    )
-                )
+                written = self._transaction(write)
                 break
             except head.OutOfRange as exc:  # rolled back: say why (or, if it changed, retry)
                 self._explain(db, exc.points)
@@ -533,6 +542,20 @@ class PostgresStore(Store):
             raise StorageError(f"gave up after {_ATTEMPTS} attempts: the values keep changing")
         self._folder.note(db, written.head_counts)
         return written.skipped
+
+    def _check_key(self, conn: _Conn, db: int, request: Idempotency) -> None:
+        """In a keyed write's transaction: take the key (IdempotencyKeyInUse if another
+        transaction holds it), then raise if the key is held already (see
+        ``idempotency.check_held``)."""
+        taken = conn.execute(
+            "SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))",
+            (_KEY_LOCKS, f"{db}:{request.key}"),
+        ).fetchone()
+        if not (taken and taken[0]):
+            raise IdempotencyKeyInUse(
+                f"a request with the Idempotency-Key {request.key!r} is being applied right now"
+            )
+        idempotency.check(conn, "%s", db, request, self._purge)
 
     def _around(self, db: int, sid: int, ts: int) -> Points:
         """The points of ``SINGLE`` around ``ts`` (the one at ``ts`` among them, if any)."""

@@ -5,7 +5,7 @@ Journal mode WAL with ``synchronous=FULL``.  ``PRAGMA user_version`` is the sche
 opening a file runs the migrations in ``MIGRATIONS`` that it lacks and refuses (SchemaTooNew)
 a file whose version is newer than this code.
 
-Tables (schema version 4)
+Tables (schema version 5)
     ``databases(id, key, secret_hash, name, admin, revoked_at)``
         One row per API key.  ``secret_hash`` is ``hash_secret`` output; secrets are never stored.
         ``revoked_at`` (epoch ms, version 2) is NULL while the key works.
@@ -28,6 +28,9 @@ Tables (schema version 4)
         non-zero 62-bit number (rows untouched since the upgrade keep 0): (rowid, gen)
         names a block's contents for good, across processes too, and keys the cache of
         decoded blocks.
+    ``idempotency(db, key, fingerprint, skipped, created)`` (version 5)
+        The idempotency keys of applied writes (``storage/idempotency.py``): the request's
+        digest, the write's result and when (epoch ms), written in the write's transaction.
 """
 
 from __future__ import annotations
@@ -120,6 +123,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "DROP TABLE series_attr",
         "ALTER TABLE series_attr_4 RENAME TO series_attr",
         "CREATE INDEX series_attr_by_value ON series_attr (db, name, value, sid)",
+    ),
+    (  # 5: idempotency keys of writes
+        """CREATE TABLE idempotency (
+            db INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            fingerprint BLOB NOT NULL,
+            skipped TEXT NOT NULL,
+            created INTEGER NOT NULL,
+            PRIMARY KEY (db, key)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX idempotency_by_age ON idempotency (created)",
     ),
 )
 

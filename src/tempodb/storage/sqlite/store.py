@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Final, TypeVar
 import numpy as np
 import orjson
 
+from tempodb.storage import idempotency
 from tempodb.storage.base import (
     Credentials,
     Database,
@@ -222,6 +223,7 @@ class SQLiteStore(Store):
             self._bump_keys_stamp()
         self._writer = Writer(conn, f"tempodb-writer:{self.path}", max_queue)
         self._points = PointWriter(self._writer.cache, block_points)
+        self._purge = idempotency.Purge()
         self._listings = _Listings()
         self._local = threading.local()
         self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
@@ -434,7 +436,7 @@ class SQLiteStore(Store):
             conn.execute(
                 "DELETE FROM block WHERE sid IN (SELECT sid FROM series WHERE db = ?)", (db,)
             )
-            for table in ("series_tag", "series_attr", "series"):
+            for table in ("series_tag", "series_attr", "series", "idempotency"):
                 conn.execute(f"DELETE FROM {table} WHERE db = ?", (db,))
             conn.execute("DELETE FROM databases WHERE id = ?", (db,))
             return True
@@ -586,6 +588,8 @@ class SQLiteStore(Store):
             done: Future[tuple[int, ...]] = Future()
             done.set_result(())
             return done
+        if batch.idempotency is not None:
+            return self._writer.submit(lambda conn: self._write_once(conn, db, batch, increment))
         plan = (
             (lambda: self._points.plan(db, batch, increment)) if len(batch) <= SMALL_WRITE else None
         )
@@ -593,6 +597,18 @@ class SQLiteStore(Store):
             lambda conn: self._points.write(conn, db, batch, increment), plan
         )
         return future
+
+    def _write_once(
+        self, conn: sqlite3.Connection, db: int, batch: WriteBatch, increment: bool
+    ) -> tuple[int, ...]:
+        """A keyed write, in the writer's transaction: applied and remembered with its key,
+        unless the key is held already (``storage/idempotency.py``)."""
+        request = batch.idempotency
+        assert request is not None
+        idempotency.check(conn, "?", db, request, self._purge)
+        skipped: tuple[int, ...] = self._points.write(conn, db, batch, increment)
+        idempotency.remember(conn, "?", db, request, skipped)
+        return skipped
 
     def read_points(
         self, db: int, series_id: str, start: int, end: int, *, cache: bool = True
