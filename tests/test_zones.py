@@ -193,6 +193,29 @@ def test_transition_to_the_millisecond(
     assert got.tolist() == [before, after, after]
 
 
+#: Zones whose rules repeat every year, fixed ones, and the oddest (Morocco's listed Ramadan
+#: changes up to 2087, Lord Howe's half-hour DST, the southern hemisphere, a date-line jump).
+CYCLE_ZONES = [
+    "America/Chicago",
+    "Europe/London",
+    "Africa/Casablanca",
+    "Australia/Lord_Howe",
+    "America/Santiago",
+    "Pacific/Apia",
+    "Asia/Kolkata",
+    "America/Godthab",
+]
+
+
+@pytest.mark.parametrize("name", CYCLE_ZONES)
+@pytest.mark.parametrize("year", [1, 2, 1066, 1799, 2500, 2501, 3000, 4321, 9998, 9999])
+def test_years_outside_tz_data_match_probing(name: str, year: int) -> None:
+    """The years derived rather than probed (before 1800: one offset; from 2500: the 400-year
+    cycle of the rules) are what probing them finds."""
+    zone = Zone(name, zoneinfo=ZoneInfo(name))
+    assert zone._year(year) == zone._probe_year(year)
+
+
 def test_offsets_of_empty_input() -> None:
     assert get_zone("America/Chicago").offsets_ms(np.zeros(0, np.int64)).size == 0
 

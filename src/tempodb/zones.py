@@ -10,7 +10,9 @@ for each UTC calendar year the offset is sampled every 6 hours and every change 
 samples is bisected to the exact second (transitions in tz data are whole seconds, so an instant
 in milliseconds takes the offset of its whole second); several changes between two samples are
 found one after the other. Two transitions closer than 6 hours that cancel out would go unnoticed;
-none of the 599 zones of tzdata 2026f has such a pair (checked against the TZif files). The result
+none of the 599 zones of tzdata 2026f has such a pair (checked against the TZif files). Only the
+years of tz data's own changes are probed (1800-2499, see ``_QUIET_UNTIL`` and ``_RULES_FROM``):
+earlier years have one offset, later ones repeat the 400-year cycle. The result
 of a year is cached on the zone, so a year costs about 1 ms once and nothing afterwards. An
 :class:`OffsetTable` stitches the years of a range into sorted numpy arrays of transition instants
 and offsets; a lookup is one ``np.searchsorted``. Tables are cached per (first year, last year).
@@ -69,6 +71,17 @@ _TABLE_CACHE_SIZE = 256
 _MIN_DAY = MIN_MS // MS_PER_DAY
 _MAX_DAY = MAX_MS // MS_PER_DAY
 _SPARSE_GAP = 400 * MS_PER_DAY
+#: No zone of tz data changes its offset before this year (the earliest change, the end of
+#: local mean time somewhere, is in the 1840s): earlier years take the offset of their start.
+_QUIET_UNTIL = 1800
+#: From this year on every zone follows the rule of its TZif footer (tz data lists explicit
+#: changes up to 2087, Morocco's), and a rule gives the same transitions in the same places
+#: of the Gregorian calendar every 400 years (146,097 days, a whole number of weeks): years
+#: from ``_RULES_FROM + 400`` on are the year 400 earlier, shifted.  Both assumptions are
+#: checked against probing by tests/test_zones.py.
+_RULES_FROM = 2100
+_CYCLE_YEARS = 400
+_CYCLE_MS = 146_097 * MS_PER_DAY
 _FIXED_RE = re.compile(r"([+-])([0-9]{2})(?::?([0-9]{2}))?")
 #: Up to this many instants are rendered one by one in Python (:meth:`Zone._format_few`).
 _FEW = 16
@@ -468,10 +481,32 @@ class Zone:
 
     def _year(self, year: int) -> tuple[int, list[tuple[int, int]]]:
         """Offset (ms) at the start of a UTC year and the transitions (instant ms, new offset ms)
-        in ``(start of year, start of next year]``, found by probing and bisection."""
+        in ``(start of year, start of next year]``: probed for the years of tz data, derived
+        for the others (see ``_QUIET_UNTIL`` and ``_RULES_FROM``)."""
         cached = self._years.get(year)
-        if cached is not None:
-            return cached
+        if cached is None:
+            if year < _QUIET_UNTIL:
+                start = year_start_ms(year) // 1000 + (_EDGE if year == 1 else 0)
+                cached = (self._offset_ms(start), [])
+            elif year >= _RULES_FROM + _CYCLE_YEARS:
+                start, earlier = self._year(year - _CYCLE_YEARS)
+                shifted = [(t + _CYCLE_MS, offset) for t, offset in earlier]
+                cached = (start, [(t, offset) for t, offset in shifted if t <= MAX_MS])
+            else:
+                cached = self._probe_year(year)
+            self._years[year] = cached
+        return cached
+
+    def _offset_ms(self, second: int) -> int:
+        """The offset (ms) at an instant (UTC epoch seconds)."""
+        assert self._zoneinfo is not None
+        base = _EPOCH.replace(tzinfo=self._zoneinfo)
+        delta = self._zoneinfo.fromutc(base + timedelta(seconds=second)).utcoffset()
+        assert delta is not None
+        return delta // _SECOND * 1000
+
+    def _probe_year(self, year: int) -> tuple[int, list[tuple[int, int]]]:
+        """``_year`` by probing the year every 6 hours and bisecting each change."""
         assert self._zoneinfo is not None
         zone = self._zoneinfo
         base = _EPOCH.replace(tzinfo=zone)
@@ -501,9 +536,7 @@ class Zone:
                         high = middle
                 left, left_offset = high, offset(high)
                 transitions.append((high * 1000, left_offset // _SECOND * 1000))
-        result = (found[0] // _SECOND * 1000, transitions)
-        self._years[year] = result
-        return result
+        return (found[0] // _SECOND * 1000, transitions)
 
 
 def _fixed_offset_ms(text: str) -> int | None:
