@@ -225,8 +225,8 @@ def killed_mid_request(tmp_path: Path) -> Iterator[tuple[Any, str, str, list[Ser
                 server.stop()
 
 
-#: Patient enough to reach the restarted server.
-PATIENT = RetryPolicy(retries=10, backoff=0.3, max_backoff=1.0)
+#: Patient enough to reach the restarted server, even on a loaded machine (about a minute).
+PATIENT = RetryPolicy(retries=60, backoff=0.3, max_backoff=1.0)
 
 
 @pytest.mark.parametrize(
