@@ -9,10 +9,12 @@ import os
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
+import tempodb
 from pg import Cluster
 from serverproc import ServerProcess, create_key, data_args
 from tempodb import Client
@@ -21,6 +23,29 @@ from tempodb import Client
 # machine (or CI's) would miss now and then.
 settings.register_profile("tempodb", deadline=None)
 settings.load_profile("tempodb")
+
+
+#: The ``client`` fixture's transports, for modules that set ``BOTH_TRANSPORTS = True``.
+TRANSPORTS = ["http", "in-process"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if getattr(metafunc.module, "BOTH_TRANSPORTS", False) and "transport" in metafunc.fixturenames:
+        metafunc.parametrize("transport", TRANSPORTS, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The in-process client does not use the session's server: it runs once, beside the
+    embedded server's parameter, not again beside PostgreSQL's."""
+    kept = []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        chosen = params.params if params is not None else {}
+        if chosen.get("transport") == "in-process" and chosen.get("server") not in (None, "sqlite"):
+            config.hook.pytest_deselected(items=[item])
+        else:
+            kept.append(item)
+    items[:] = kept
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -119,7 +144,21 @@ def credentials(server: Server) -> tuple[str, str]:
 
 
 @pytest.fixture
-def client(server: Server, credentials: tuple[str, str]) -> Iterator[Client]:
-    """A client on a fresh, empty database of the session server."""
+def transport(request: pytest.FixtureRequest) -> str:
+    """How the ``client`` fixture reaches the store: ``http`` (the session's server), or
+    ``in-process`` (``tempodb.connect``) as well in modules that set ``BOTH_TRANSPORTS``."""
+    return str(getattr(request, "param", "http"))
+
+
+@pytest.fixture
+def client(
+    server: Server, credentials: tuple[str, str], transport: str, tmp_path: Path
+) -> Iterator[Client]:
+    """A client on a fresh, empty database: of the session server, or in-process on a data
+    folder of the test's own."""
+    if transport == "in-process":
+        with tempodb.connect(tmp_path / "in-process") as in_process:
+            yield in_process
+        return
     with server.client(*credentials) as c:
         yield c

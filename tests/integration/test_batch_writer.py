@@ -18,6 +18,8 @@ from scripted import Answer, scripted
 from serverproc import ServerProcess, create_key, data_args
 from tempodb import BatchWriteError, Client, RetryPolicy
 
+#: Every test with the ``client`` fixture runs over HTTP and in-process (tests/conftest.py).
+BOTH_TRANSPORTS = True
 UTC = datetime.UTC
 T0 = datetime.datetime(2012, 1, 1, tzinfo=UTC)
 DAY = (T0, T0 + datetime.timedelta(days=1))

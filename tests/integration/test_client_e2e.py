@@ -21,6 +21,8 @@ from tempodb import (
     TempoDBConnectionError,
 )
 
+#: Every test with the ``client`` fixture runs over HTTP and in-process (tests/conftest.py).
+BOTH_TRANSPORTS = True
 UTC = datetime.UTC
 DAY = (datetime.datetime(2012, 1, 1), datetime.datetime(2012, 1, 2))
 

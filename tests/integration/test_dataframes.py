@@ -13,6 +13,8 @@ import pytest
 from tempodb import Client, DataPoint, NotFoundError
 from tempodb.frames import SMALL_SERIES, format_times, parse_times_ms
 
+#: Every test with the ``client`` fixture runs over HTTP and in-process (tests/conftest.py).
+BOTH_TRANSPORTS = True
 UTC = datetime.UTC
 START, END = datetime.datetime(2012, 1, 1), datetime.datetime(2012, 1, 3)
 
