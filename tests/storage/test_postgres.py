@@ -3,6 +3,7 @@ sessions, races between servers, block layout and size, the write head and its f
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import subprocess
 import threading
@@ -18,6 +19,8 @@ from pg import Cluster
 from serverproc import tempodb_command
 from tempodb.storage.base import (
     MAX_EXACT_INT,
+    AlreadyApplied,
+    Idempotency,
     KeyConflict,
     NewSeries,
     SchemaTooNew,
@@ -633,4 +636,11 @@ def test_migrates_a_version_2_database(url: str) -> None:
         db = open_db(old)
         old.write_points(db, batch([SeriesRef("key", "k")], [1, 2], [1, 2]))
         assert read_all(old, db, "k") == [(1, 1.0, True), (2, 2.0, True)]
-    assert SCHEMA_VERSION == 3
+        # Version 4: the idempotency keys of writes.
+        keyed = dataclasses.replace(
+            batch([SeriesRef("key", "k")], [3], [1]), idempotency=Idempotency("k", b"f", 60_000)
+        )
+        old.write_points(db, keyed, increment=True)
+        with pytest.raises(AlreadyApplied):
+            old.write_points(db, keyed, increment=True)
+    assert SCHEMA_VERSION == 4
