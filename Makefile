@@ -39,13 +39,13 @@ test: install lint
 	$(VENV)/bin/pytest -q
 
 # The comparison with InfluxDB and VictoriaMetrics (installs them when missing), then the load
-# test as a soak (11 minutes: the server's memory must stay flat after a minute of warm-up).
+# test as a soak (13 minutes: the server's memory must stay flat after 3 minutes of warm-up).
 bench: install
 	bash scripts/ensure-peers.sh
 	bash scripts/ensure-prometheus.sh
 	bash scripts/ensure-postgres.sh
 	$(PY) bench/bench.py
-	$(PY) bench/load.py --soak --warmup 60 --duration 600
+	$(PY) bench/load.py --soak --warmup 180 --duration 600
 	$(PY) bench/embedded.py
 
 # Mutation testing of the core modules with their fast tests (pyproject's [tool.mutmut]);
