@@ -38,6 +38,9 @@ from tempodb.storage.sqlite.store import (
     BLOCK_POINTS,
     DEFAULT_MAX_QUEUE,
     DEFAULT_READ_CACHE_MB,
+    DIRECT_POINTS,
+    FOLD_AFTER_S,
+    HEAD_POINTS,
     SQLiteStore,
 )
 
@@ -45,7 +48,10 @@ __all__ = [
     "BLOCK_POINTS",
     "DEFAULT_MAX_QUEUE",
     "DEFAULT_READ_CACHE_MB",
+    "DIRECT_POINTS",
     "FILE_NAME",
+    "FOLD_AFTER_S",
+    "HEAD_POINTS",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "SQLiteStore",

@@ -5,7 +5,7 @@ Journal mode WAL with ``synchronous=FULL``.  ``PRAGMA user_version`` is the sche
 opening a file runs the migrations in ``MIGRATIONS`` that it lacks and refuses (SchemaTooNew)
 a file whose version is newer than this code.
 
-Tables (schema version 4)
+Tables (schema version 5)
     ``databases(id, key, secret_hash, name, admin, revoked_at)``
         One row per API key.  ``secret_hash`` is ``hash_secret`` output; secrets are never stored.
         ``revoked_at`` (epoch ms, version 2) is NULL while the key works.
@@ -28,6 +28,14 @@ Tables (schema version 4)
         non-zero 62-bit number (rows untouched since the upgrade keep 0): (rowid, gen)
         names a block's contents for good, across processes too, and keys the cache of
         decoded blocks.
+    ``head(sid, ts, v, is_int)``
+        The write head (version 5): fresh points of small writes, one row per point, WITHOUT
+        ROWID with the primary key (sid, ts) (its columns first, see above), so a series'
+        rows sit together and a write of a few series dirties a few leaf pages.  ``v`` is
+        the value (REAL: float64 carries every integer up to 2**53 exactly), ``is_int`` 1
+        when it was written as an integer.  Every head row of a series is later than every
+        point in its blocks (``points`` keeps that so); the fold moves a series' rows into
+        its blocks (``fold``).  A file upgraded from version 4 starts with an empty head.
 """
 
 from __future__ import annotations
@@ -120,6 +128,15 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "DROP TABLE series_attr",
         "ALTER TABLE series_attr_4 RENAME TO series_attr",
         "CREATE INDEX series_attr_by_value ON series_attr (db, name, value, sid)",
+    ),
+    (  # 5: the write head
+        """CREATE TABLE head (
+            sid INTEGER NOT NULL,
+            ts INTEGER NOT NULL,
+            v REAL NOT NULL,
+            is_int INTEGER NOT NULL,
+            PRIMARY KEY (sid, ts)
+        ) WITHOUT ROWID""",
     ),
 )
 
