@@ -125,7 +125,7 @@ def register(commands: Any) -> None:
         type=int,
         metavar="N",
         help="fold a series' fresh points from the write head into its blocks once the head "
-        "holds N of them (default 512 embedded, 1024 on PostgreSQL)",
+        "holds N of them (default 32 embedded, 1024 on PostgreSQL)",
     )
     serve.add_argument(
         "--fold-after",

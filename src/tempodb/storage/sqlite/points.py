@@ -391,7 +391,11 @@ class PointWriter:
         # Series straight to their blocks: first take out the head rows of those that reach
         # past their blocks (their rows are later than the blocks, maybe among these points).
         held: dict[int, Points] = {}
-        reach = [sids[g] for g in np.flatnonzero(direct & (ts[hi - 1] > ends)).tolist()]
+        reach = [
+            sids[g]
+            for g in np.flatnonzero(direct & (ts[hi - 1] > ends)).tolist()
+            if sids[g] not in fresh  # series created now have no head rows
+        ]
         if reach:
             held = _by_series(*head.take(conn, reach))
             self.ledger.forget(held)

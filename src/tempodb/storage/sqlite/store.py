@@ -58,7 +58,7 @@ _T = TypeVar("_T")
 BLOCK_POINTS: Final = 4096
 #: By default a series is folded from the write head into its blocks once the head holds
 #: this many of its points ...
-HEAD_POINTS: Final = 512
+HEAD_POINTS: Final = 32
 #: ... or this many seconds after the first of them went there.
 FOLD_AFTER_S: Final = 30.0
 #: By default a series that one write gives at least this many points skips the head.

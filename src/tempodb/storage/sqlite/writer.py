@@ -31,9 +31,11 @@ The writer's cache (``WriterCache``)
     looked up, in one statement per write (``series.resolve``, ``points.tails``).
 
 Maintenance (the fold)
-    Between two groups of calls, when its maintenance says it is pressing, and when idle
-    once it is due, the writer runs it (``Maintenance.run``: the fold of the write head,
-    ``fold``) in a transaction of its own; a failure rolls it back and is reported to it.
+    When its maintenance says it is pressing, the writer runs one step of it
+    (``Maintenance.run``: the fold of the write head, ``fold``) at the end of a group's
+    transaction, in a savepoint (so it costs no commit of its own, and a failure of it rolls
+    back only the step); when idle once it is due, in a transaction of its own.  A failed
+    step is reported to it (``Maintenance.failed``).
 """
 
 from __future__ import annotations
@@ -257,8 +259,22 @@ class Writer:
                         continue
             if job is None or self._commit(job):
                 return
-            if maintenance is not None and maintenance.pressing():
-                self._maintain(maintenance)
+
+    def _maintain_in(self, conn: sqlite3.Connection, maintenance: Maintenance) -> None:
+        """One step of the maintenance inside the group's transaction, in a savepoint: it
+        commits with the group (no commit of its own), and a failure of it is rolled back
+        alone."""
+        conn.execute("SAVEPOINT maintenance")
+        try:
+            maintenance.run(conn)
+        except Exception:
+            self.cache.clear()
+            conn.execute("ROLLBACK TO maintenance")
+            conn.execute("RELEASE maintenance")
+            _log.exception("tempodb: folding the write head failed; trying again later")
+            maintenance.failed()
+            return
+        conn.execute("RELEASE maintenance")
 
     def _maintain(self, maintenance: Maintenance) -> None:
         """One step of the maintenance, in a transaction of its own."""
@@ -311,6 +327,9 @@ class Writer:
                 outcomes.append(self._one(conn, job, planned))
             if planned:
                 self._flush(conn, planned)
+            maintenance = self._maintenance
+            if maintenance is not None and maintenance.pressing():
+                self._maintain_in(conn, maintenance)
             conn.execute("COMMIT")
             if cache.series_changed:
                 cache.series_changed = False
