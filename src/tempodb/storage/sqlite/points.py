@@ -345,6 +345,15 @@ class PointWriter:
             self._route(conn, sid, new, end, increment)
         head.put(conn, rows)
         self.ledger.note(counts)
+        self._bare(fresh)
+
+    def _bare(self, fresh: Iterable[int]) -> None:
+        """Remember series created by this write as having no block, unless they have one
+        by now (their points went straight to the blocks)."""
+        tails, bare = self.cache.tails, self.cache.bare
+        for sid in fresh:
+            if tails.get(sid) is None:
+                bare[sid] = True
 
     def _route(
         self, conn: sqlite3.Connection, sid: int, new: Points, end: int, increment: bool
@@ -432,6 +441,8 @@ class PointWriter:
             for sid, points in _by_series(h_codes, h_ts, h_values, h_ints).items():
                 head.add(conn, sid, points)
                 self.ledger.note({sid: len(points)})
+                if sid in fresh:
+                    self._bare([sid])
             return
         head.put(
             conn,
@@ -447,6 +458,8 @@ class PointWriter:
         )
         found, counts = np.unique(h_codes, return_counts=True)
         self.ledger.note(dict(zip(found.tolist(), counts.tolist(), strict=True)))
+        if fresh:
+            self._bare(fresh.intersection(found.tolist()))
 
     def _with_head(
         self,
@@ -559,7 +572,9 @@ class PointWriter:
 
     def _tails(self, conn: sqlite3.Connection, sids: list[int], fresh: set[int]) -> dict[int, Tail]:
         """The last block of each series that has one: from the cache, the rest in one query
-        (those found without a block are remembered as such, ``WriterCache.bare``)."""
+        (those found without a block are remembered as such, ``WriterCache.bare``; series
+        created by this write have none, and are remembered so once their points go to the
+        head, ``_bare``)."""
         cached, bare = self.cache.tails, self.cache.bare
         tails: dict[int, Tail] = {}
         unknown: list[int] = []
@@ -567,9 +582,7 @@ class PointWriter:
             tail = cached.get(sid)
             if tail is not None:
                 tails[sid] = tail
-            elif sid in fresh:
-                bare[sid] = True
-            elif bare.get(sid) is None:
+            elif sid not in fresh and bare.get(sid) is None:
                 unknown.append(sid)
         if unknown:
             for sid, *row in conn.execute(_TAILS, (json.dumps(unknown),)):
