@@ -1,10 +1,10 @@
 """Crash durability of the write head and its fold: the crash test's clients write (series,
 bulk, multi, increments of fresh points and of one shared counter) to a server whose head
 folds into blocks all the time (after 3 points of a series, or 20 ms), while the server is
-killed (SIGKILL) at random moments and restarted on the same data, again and again.  On
-PostgreSQL the head is a table of rows; on the embedded store it is the plain last block of
-each series, folded (compressed in place, in the writing transaction) once full: blocks of 4
-points make that happen every few writes.
+killed (SIGKILL) at random moments and restarted on the same data, again and again.  On both
+stores the head is a table of rows beside the blocks, folded by a transaction of its own; the
+embedded store's plain last blocks are also compressed in place once full, which blocks of 4
+points make happen every few writes.
 
 After each restart the whole store is read back and checked as in ``test_crash``: every
 acknowledged point is there with its exact value and type, every request in flight at the kill
@@ -150,7 +150,7 @@ def test_sigkill_during_folds_of_the_embedded_store(
     tmp_path: Path, pytestconfig: pytest.Config
 ) -> None:
     """SQLite: blocks of 4 points, so that the plain last block of a series fills and is
-    folded (compressed in place, a new one started) every few writes."""
+    compressed in place (a new one started) by every few folds of the head."""
     cycles: int = pytestconfig.getoption("--cycles")
     data = tmp_path / "data"
 
@@ -158,11 +158,48 @@ def test_sigkill_during_folds_of_the_embedded_store(
         plain, folded = plain_and_folded(data)
         return plain > 0 and folded > 0
 
-    run = crash_cycles(data_args(data), ("--block-points", "4"), cycles, killed)
+    run = crash_cycles(data_args(data), (*HEAD, "--block-points", "4"), cycles, killed)
     run.server.stop()
     assert run.mid_fold > 0, "no kill found both plain and folded blocks"
     print(
         f"\ncrash-fold test (embedded): {cycles} SIGKILLs with blocks of 4 points, "
+        f"{len(run.acknowledged)} acknowledged requests checked after each restart, 0 lost "
+        f"(seed {run.seed})"
+    )
+
+
+def embedded_counts(data: Path) -> tuple[int, int]:
+    """Rows in the embedded store's head and points in its blocks, straight from the file."""
+    with contextlib.closing(sqlite3.connect(data / FILE_NAME)) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM head), (SELECT coalesce(sum(n), 0) FROM block)"
+        ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def test_sigkill_during_head_folds_of_the_embedded_store(
+    tmp_path: Path, pytestconfig: pytest.Config
+) -> None:
+    """SQLite: a head that folds after 3 points or 20 ms, into blocks of 4 points."""
+    cycles: int = pytestconfig.getoption("--cycles")
+    data = tmp_path / "data"
+
+    def killed() -> bool:
+        in_head, in_blocks = embedded_counts(data)
+        return in_head > 0 and in_blocks > 0
+
+    run = crash_cycles(data_args(data), (*HEAD, "--block-points", "4"), cycles, killed)
+    try:
+        time.sleep(0.5)  # the restarted server folds what the last kill left in the head
+        assert embedded_counts(data)[0] == 0, "the head was not folded after the last restart"
+        found, counter = read_store(Raw(run.server.host, run.server.port, run.credentials))
+        check(found, run.acknowledged + run.settled, [], f"seed {run.seed}, after the fold")
+        assert counter == run.counter
+    finally:
+        run.server.stop()
+    assert run.mid_fold > 0, "no kill found points both in the head and in blocks"
+    print(
+        f"\ncrash-fold test (embedded head): {cycles} SIGKILLs with the head folding, "
         f"{len(run.acknowledged)} acknowledged requests checked after each restart, 0 lost "
         f"(seed {run.seed})"
     )

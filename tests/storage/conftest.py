@@ -28,6 +28,18 @@ def _sqlite(request: pytest.FixtureRequest, block_points: int | None) -> Store:
     return SQLiteStore(tmp_path / f"sqlite-{block_points}", block_points=block_points)
 
 
+def _sqlite_head(request: pytest.FixtureRequest, block_points: int | None) -> Store:
+    """The embedded store with a tiny write head, as PostgreSQL's below: a series folds into
+    its blocks after 3 points or 20 ms, and a request's series with 8 points or more go
+    straight to the blocks, so that every test crosses the head, the fold and the direct
+    path."""
+    tmp_path = request.getfixturevalue("tmp_path")
+    tiny = {"head_points": 3, "fold_after_s": 0.02, "direct_points": 8}
+    if block_points is None:
+        return SQLiteStore(tmp_path / "sqlite-head", **tiny)
+    return SQLiteStore(tmp_path / f"sqlite-head-{block_points}", block_points=block_points, **tiny)
+
+
 #: Every table of the PostgreSQL schema, emptied before each test.
 PG_TABLES = "databases, series, series_tag, series_attr, block, idempotency"
 
@@ -57,10 +69,15 @@ def _postgres(request: pytest.FixtureRequest, block_points: int | None) -> Store
     return PostgresStore(cluster.url(name), block_points=block_points, **tiny)
 
 
-FACTORIES: dict[str, StoreFactory] = {"sqlite": _sqlite, "postgres": _postgres}
+FACTORIES: dict[str, StoreFactory] = {
+    "sqlite": _sqlite,
+    "sqlite-head": _sqlite_head,
+    "postgres": _postgres,
+}
 #: The backends under test: one param per factory, with the marks it needs.
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
+    pytest.param("sqlite-head", id="sqlite-head"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
 ]
 

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -59,14 +60,23 @@ def blocks(path: Path) -> list[tuple[int, int, int, int, int]]:
 
 
 def check_layout(store: SQLiteStore, cap: int) -> None:
-    """The block invariants of the module docstring."""
+    """The block invariants of the module docstring, and the head's: every head row of a
+    series is later than every point in its blocks."""
     rows = blocks(store.path)
-    for (sid, first, last, n, _), nxt in zip(rows, [*rows[1:], None], strict=True):
+    for (sid, first, last, n, _), nxt in zip(rows, [*rows[1:], None][: len(rows)], strict=True):
         assert 1 <= n <= cap
         assert first <= last
         assert (n == 1) == (first == last)
         if nxt is not None and nxt[0] == sid:
             assert last < nxt[1], "blocks of a series overlap"
+    ends = {sid: last for sid, _, last, _, _ in rows}
+    conn = sqlite3.connect(store.path)
+    try:
+        firsts = conn.execute("SELECT sid, min(ts) FROM head GROUP BY sid").fetchall()
+    finally:
+        conn.close()
+    for sid, first in firsts:
+        assert first > ends.get(sid, -(2**63)), "a head row is not after its series' blocks"
 
 
 # -- the file and its schema ---------------------------------------------------------------------
@@ -82,7 +92,7 @@ def test_creates_the_folder_and_the_schema(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"databases", "series", "series_tag", "series_attr", "block"} <= tables
+        assert {"databases", "series", "series_tag", "series_attr", "block", "head"} <= tables
     finally:
         conn.close()
 
@@ -137,7 +147,11 @@ def test_a_version_2_file_with_points_upgrades_and_reads_the_same(tmp_path: Path
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         gens = [r[0] for r in conn.execute("SELECT gen FROM block ORDER BY first")]
         assert gens[0] == 0  # untouched since the upgrade
-        assert all(g != 0 for g in gens[1:])  # rewritten (5000), compressed, appended
+        assert gens[1] != 0  # rewritten (5000)
+        # The appended point is a row of the write head (schema 5), after the blocks.
+        assert conn.execute("SELECT sid, ts, v, is_int FROM head").fetchall() == [
+            (1, int(ts[-1]) + 60_000, 1.5, 0)
+        ]
     finally:
         conn.close()
 
@@ -333,7 +347,7 @@ def test_a_rolled_back_request_leaves_nothing_in_the_writers_cache(tmp_path: Pat
 
 
 def test_small_appends_grow_the_last_block_in_place(tmp_path: Path) -> None:
-    with SQLiteStore(tmp_path) as store:
+    with SQLiteStore(tmp_path, direct_points=1) as store:
         db = open_db(store)
         for i in range(300):
             store.write_points(db, batch("ints", [i * 1000], [i]))
@@ -357,7 +371,7 @@ def test_small_appends_grow_the_last_block_in_place(tmp_path: Path) -> None:
 
 
 def test_reader_connections_go_with_their_threads(tmp_path: Path) -> None:
-    with SQLiteStore(tmp_path) as store:
+    with SQLiteStore(tmp_path, direct_points=1) as store:
         db = open_db(store)
 
         def read() -> None:
@@ -372,11 +386,11 @@ def test_reader_connections_go_with_their_threads(tmp_path: Path) -> None:
         assert len(store._readers) <= 1  # at most this thread's
 
 
-# -- block layout --------------------------------------------------------------------------------
+# -- block layout (``direct_points=1``: every write straight to the blocks, no head) -------------
 
 
 def test_appends_fill_the_last_block_then_start_new_ones(tmp_path: Path) -> None:
-    with SQLiteStore(tmp_path, block_points=100) as store:
+    with SQLiteStore(tmp_path, block_points=100, direct_points=1) as store:
         db = open_db(store)
         for i in range(0, 1050, 35):
             store.write_points(db, batch("k", np.arange(i, i + 35) * 60_000, 1.0))
@@ -385,7 +399,7 @@ def test_appends_fill_the_last_block_then_start_new_ones(tmp_path: Path) -> None
 
 
 def test_small_appends_after_a_big_block_start_a_new_one(tmp_path: Path) -> None:
-    with SQLiteStore(tmp_path) as store:
+    with SQLiteStore(tmp_path, direct_points=1) as store:
         db = open_db(store)
         store.write_points(db, batch("k", np.arange(1000) * 60_000, 1.5))
         for i in range(1000, 1300):
@@ -402,7 +416,7 @@ def test_small_appends_after_a_big_block_start_a_new_one(tmp_path: Path) -> None
 
 
 def test_inserts_into_full_blocks_split_them(tmp_path: Path) -> None:
-    with SQLiteStore(tmp_path, block_points=100) as store:
+    with SQLiteStore(tmp_path, block_points=100, direct_points=1) as store:
         db = open_db(store)
         store.write_points(db, batch("k", np.arange(1000) * 10, 1.0))
         assert [b[3] for b in blocks(store.path)] == [100] * 10
@@ -421,7 +435,7 @@ def test_inserts_into_full_blocks_split_them(tmp_path: Path) -> None:
 
 
 def test_range_deletes_keep_the_layout_tidy(tmp_path: Path) -> None:
-    with SQLiteStore(tmp_path, block_points=100) as store:
+    with SQLiteStore(tmp_path, block_points=100, direct_points=1) as store:
         db = open_db(store)
         store.write_points(db, batch("k", np.arange(1000), 1.0))
         sid = store.find_series(db, SeriesFilter())[0].id
@@ -450,7 +464,7 @@ def test_block_encodings(
     tmp_path: Path, ts: list[int], values: list[float], is_int: list[bool], fmt: int
 ) -> None:
     # A full block is compressed (the last block of a series, while not full, stays plain).
-    with SQLiteStore(tmp_path, block_points=len(ts)) as store:
+    with SQLiteStore(tmp_path, block_points=len(ts), direct_points=1) as store:
         db = open_db(store)
         store.write_points(db, batch("k", ts, values, is_int))
         [(_, first, last, n, got_fmt)] = blocks(store.path)
@@ -483,3 +497,77 @@ def test_minute_data_costs_about_twelve_bytes_a_point(tmp_path: Path) -> None:
             store.write_points(db, batch("k", ts[i : i + 10_000], values[i : i + 10_000], False))
     size = (tmp_path / FILE_NAME).stat().st_size
     assert size / 100_000 < 13.5
+
+
+# -- the write head ------------------------------------------------------------------------------
+
+
+def head_rows(path: Path) -> list[tuple[int, int, float, int]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT sid, ts, v, is_int FROM head ORDER BY sid, ts").fetchall()
+    finally:
+        conn.close()
+
+
+def test_small_writes_land_in_the_head_and_fold_into_the_blocks(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path, block_points=4, direct_points=8) as store:
+        db = open_db(store)
+        store.write_points(db, batch("k", np.arange(10) * 1000, 1.0))  # blocks
+        for i in range(10, 16):
+            store.write_points(db, batch("k", [i * 1000], [i]))  # head rows
+        store.write_points(db, batch("k", [2000, 12_000], [7.5, 8.5]))  # a block, a row
+        store.write_points(db, batch("k", [12_000, 20_000], [1, 2]), increment=True)
+        assert [row[1] for row in head_rows(store.path)] == [
+            *(np.arange(10, 16) * 1000).tolist(),
+            20_000,
+        ]
+        check_layout(store, 4)
+        sid = store.find_series(db, SeriesFilter())[0].id
+        expected = {t * 1000: 1.0 for t in range(10)} | {t * 1000: t for t in range(10, 16)}
+        expected |= {2000: 7.5, 12_000: 9.5, 20_000: 2}
+        for _ in range(2):
+            points = store.read_points(db, sid, -FAR, FAR)
+            assert points.ts.tolist() == sorted(expected)
+            assert [points.value_at(i) for i in range(len(points))] == [
+                expected[t] for t in sorted(expected)
+            ]
+            assert store.read_points(db, sid, 9000, 11_000).ts.tolist() == [9000, 10_000]
+            assert store.single_value(db, sid, 9500, "before") == (9000, 1)
+            assert store.single_value(db, sid, 9500, "after") == (10_000, 10)
+            assert store.single_value(db, sid, 16_000, "before") == (15_000, 15)
+            assert store.single_value(db, sid, 16_000, "after") == (20_000, 2)
+            assert store.single_value(db, sid, 12_000, "exact") == (12_000, 9.5)
+            assert store.fold_head() in (7, 0)  # the second round: folded already
+            assert head_rows(store.path) == []
+            check_layout(store, 4)
+        store.write_points(db, batch("k", [30_000, 31_000], [3, 4]))
+        assert store.delete_points(db, sid, 14_000, 30_500) == 4  # blocks and a head row
+        assert store.read_points(db, sid, 13_000, FAR).ts.tolist() == [13_000, 31_000]
+        assert store.delete_series(db, SeriesFilter()) == 1
+        assert head_rows(store.path) == []
+
+
+def test_the_head_folds_by_count_and_by_age(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path, head_points=3, fold_after_s=0.05) as store:
+        db = open_db(store)
+        for i in range(3):
+            store.write_points(db, batch("many", [i], [i]))
+        store.write_points(db, batch("one", [1], [1]))
+        deadline = time.monotonic() + 10
+        while head_rows(store.path) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert head_rows(store.path) == []
+        assert sum(b[3] for b in blocks(store.path)) == 4
+    with SQLiteStore(tmp_path) as store:  # closed before its fold: a restart finds the row
+        db = store.list_databases()[0].id
+        store.write_points(db, batch("one", [2], [2]))
+    assert len(head_rows(tmp_path / FILE_NAME)) == 1
+    with SQLiteStore(tmp_path, fold_after_s=0.05) as store:
+        deadline = time.monotonic() + 10
+        while head_rows(store.path) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert head_rows(store.path) == []
+        record = store.lookup_series(db, "key", "one")
+        assert record is not None
+        assert store.read_points(db, record.id, -FAR, FAR).ts.tolist() == [1, 2]

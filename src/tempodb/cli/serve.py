@@ -132,14 +132,14 @@ def register(commands: Any) -> None:
         "--head-points",
         type=int,
         metavar="N",
-        help="PostgreSQL only: fold a series' fresh points from the write head into its blocks "
-        "once the head holds N of them (default 1024)",
+        help="fold a series' fresh points from the write head into its blocks once the head "
+        "holds N of them (default 32 embedded, 1024 on PostgreSQL)",
     )
     serve.add_argument(
         "--fold-after",
         type=float,
         metavar="SECONDS",
-        help="PostgreSQL only: ... or SECONDS after the first of them (default 30)",
+        help="... or SECONDS after the first of them (default 30)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument(

@@ -108,6 +108,10 @@ def open_store(args: argparse.Namespace, *, existing: bool = False, lock: bool =
     blocks: dict[str, Any] = {}
     if getattr(args, "block_points", None) is not None:
         blocks["block_points"] = args.block_points
+    if getattr(args, "head_points", None) is not None:
+        blocks["head_points"] = args.head_points
+    if getattr(args, "fold_after", None) is not None:
+        blocks["fold_after_s"] = args.fold_after
     try:
         return SQLiteStore(
             args.data,

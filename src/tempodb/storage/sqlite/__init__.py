@@ -12,9 +12,21 @@ The store reads top to bottom as its modules:
 ``series``
     Series metadata in SQL: lookups, filters, creation one at a time or many in one
     statement, and the resolution of the series a write names.
+``head``
+    The write head: fresh points of small writes as rows of one table, beside the blocks.
+    Invariant: every head row of a series is later than every point in its blocks, so a
+    series' points are its block points followed by its head rows, never two values for one
+    timestamp; reads (ranges, single values) put the two side by side in one snapshot, and
+    deletes cover both.
+``fold``
+    When the writer thread moves series' head rows into their blocks: by count (between
+    groups of calls, inside their transaction) and by age (when idle), one transaction per
+    step, so a crash in the middle loses nothing and shows nothing twice.
 ``points``
-    The block rows and every change the writer makes to them: the plain last block of a
-    series as its write head, grown in place and folded (compressed) once full; writes of many
+    Every change the writer makes to the points: small writes into the head (planned
+    without a statement when the cache knows their series), large ones straight to the
+    blocks (with the series' head rows), the fold as an append after a series' blocks; the
+    plain last block of a series, grown in place and compressed once full; writes of many
     series encoded at once; merges, range deletes.
 ``store``
     ``SQLiteStore``, the ``Store`` contract over the above: readers (one connection per
@@ -38,6 +50,9 @@ from tempodb.storage.sqlite.store import (
     BLOCK_POINTS,
     DEFAULT_MAX_QUEUE,
     DEFAULT_READ_CACHE_MB,
+    DIRECT_POINTS,
+    FOLD_AFTER_S,
+    HEAD_POINTS,
     SQLiteStore,
 )
 
@@ -45,7 +60,10 @@ __all__ = [
     "BLOCK_POINTS",
     "DEFAULT_MAX_QUEUE",
     "DEFAULT_READ_CACHE_MB",
+    "DIRECT_POINTS",
     "FILE_NAME",
+    "FOLD_AFTER_S",
+    "HEAD_POINTS",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "SQLiteStore",

@@ -5,44 +5,55 @@ Blocks
     ``tempodb.storage.blocks``; each block is a ``block`` row of one ``sid``, and the blocks
     hold at most ``cap`` points (``BLOCK_POINTS`` unless configured).
 
-The head of a series: its plain last block
-    Fresh points are where writes go, so the last block of a series is this store's write
-    head: while it holds fewer than ``TAIL_POINTS`` (256) points it stays in the plain codes,
-    and later points join it without decoding it: its blobs grow by the new points' bytes
-    (``SET ts = CAST(ts || ? AS BLOB)``, byte for byte: the file's text encoding is never
-    involved, see ``blocks.plain_append``).  Once it is full, the next write after it starts
-    a new plain block and *folds* the old one: it is compressed in place, in the same
-    transaction, so a crash never sees half of it.  A write that lands before the last point
-    of a series (an overwrite, an increment of old points, an insert into the past) merges
-    with the blocks its time span overlaps and stores them again (``merge``).
+The write head: rows beside the blocks (``head``)
+    Fresh points of small writes do not touch the blocks: a series that a write gives fewer
+    than ``direct_points`` points sends those after its last block point to the head table
+    as rows (an upsert per point; an increment adds to the rows there), and those at or
+    before it merge into its blocks (``merge``) as before.  So every head row of a series is
+    later than all of its block points (the invariant ``head`` relies on).  A series that a
+    write gives ``direct_points`` points or more (W1's thousands) goes straight to its
+    blocks: its head rows, if it has any, are taken out in the same transaction and join the
+    new points there.  The fold (``fold``, ``PointWriter.fold``) moves all the head rows of
+    a series into its blocks in one transaction, as an append after its last block.
+
+The plain last block
+    Blocks grow at their end (the fold, direct writes), so the last block of a series stays
+    in the plain codes while it holds fewer than ``TAIL_POINTS`` (256) points, and later
+    points join it without decoding it: its blobs grow by the new points' bytes (``SET ts =
+    CAST(ts || ? AS BLOB)``, byte for byte: the file's text encoding is never involved, see
+    ``blocks.plain_append``).  Once it is full, the next append starts a new plain block
+    and compresses the old one in place, in the same transaction.  A write that lands before
+    the last block point of a series (an overwrite, an increment of old points, an insert
+    into the past) merges with the blocks its time span overlaps and stores them again
+    (``merge``).
 
 Writes of many series (``PointWriter.write``)
     The cost of a write is kept per request, not per series: the series of all its refs are
     resolved (and the missing ones created) in a few statements (``series.resolve``), the
     points are grouped by series with a handful of numpy calls (no sort when they come
     grouped and in time order, as writers send them), the last blocks of the series not in
-    the writer's cache are read in one statement, and then every series whose points all go
-    after its last block (the common case) is encoded at once: the offsets and values of all
-    the points are turned into bytes with one numpy call each, and each series takes its
-    slice.  New blocks go in with one ``executemany`` (their rowids read back in one query,
-    so that the next write can grow them from the cache), growths with one ``executemany``.  Only a
-    series whose points overlap its blocks takes the per-series merge.  A write of at most
-    ``SMALL_WRITE`` points takes a per-point Python path instead (numpy's per-call costs
-    dwarf the work there), and small writes whose series and last blocks are all cached are
-    planned without a statement at all (``PointWriter.plan``, ``writer.Writer.submit``).
+    the writer's cache are read in one statement, the head rows go in with one
+    ``executemany``, and the series that go straight to their blocks are encoded at once:
+    the offsets and values of all their points are turned into bytes with one numpy call
+    each, and each series takes its slice (new blocks with one ``executemany``, their
+    rowids read back in one query, growths of plain last blocks with another).  A write of
+    at most ``SMALL_WRITE`` points takes a per-point Python path instead (numpy's per-call
+    costs dwarf the work there), and small writes whose series are all cached are planned
+    without a statement at all (``PointWriter.plan``, ``writer.Writer.submit``).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import numpy as np
 
 from tempodb.storage.base import (
-    MAX_EXACT_INT,
     BoolArray,
     Float64Array,
     Int64Array,
@@ -66,18 +77,18 @@ from tempodb.storage.blocks import (
     concat,
     cut,
     decode,
-    plain_append,
-    plain_append_one,
-    plain_block,
     split,
 )
-from tempodb.storage.sqlite import series
-from tempodb.storage.sqlite.writer import Growth, Tail, WriterCache
+from tempodb.storage.sqlite import head, series
+from tempodb.storage.sqlite.fold import FOLD_BATCH, Ledger
+from tempodb.storage.sqlite.writer import Tail, WriterCache
 
 #: Small writes after a block this small join it; after a bigger one they start a new block.
 TAIL_POINTS: Final = 256
 #: Writes of at most this many points take the per-point Python path (``_write_small``).
 SMALL_WRITE: Final = 64
+#: Where a series without blocks ends (every head row is later).
+NO_BLOCKS: Final = -(2**63)
 
 BLOCK_COLUMNS: Final = "first, n, fmt, ts, vals, mask"
 #: The blocks that may hold ``?2 <= ts < ?3`` of series ``?1``, in time order (the block
@@ -173,14 +184,6 @@ def _group(
     return {sid: [points[ts] for ts in sorted(points)] for sid, points in grouped.items()}
 
 
-def _appended(points: list[PyPoint], increment: bool) -> list[PyPoint]:
-    """What appending ``points`` stores: themselves, but after an increment an integer beyond
-    2**53 is no exact integer any more (as ``merge_points`` decides)."""
-    if not increment:
-        return points
-    return [(ts, value, is_int and abs(value) <= MAX_EXACT_INT) for ts, value, is_int in points]
-
-
 def _sorted_unique(
     codes: Int64Array, ts: Int64Array, values: Float64Array, is_int: BoolArray, increment: bool
 ) -> tuple[Int64Array, Int64Array, Float64Array, BoolArray]:
@@ -219,16 +222,32 @@ def _sorted_unique(
 
 
 class PointWriter:
-    """Every change of the points, run by the writer thread inside its transaction.
+    """Every change of the points, run by the writer thread inside its transaction, and the
+    fold of the write head (the writer's ``Maintenance``).
 
     Args:
         cache: the writer's cache (series and last blocks).
         cap: the most points a block holds.
+        head_points: fold a series once the head holds this many of its points.
+        fold_after_s: ... or this many seconds after its first point went to the head.
+        direct_points: a series that one write gives at least this many points skips the
+            head and goes straight to its blocks.
     """
 
-    def __init__(self, cache: WriterCache, cap: int) -> None:
+    def __init__(
+        self,
+        cache: WriterCache,
+        cap: int,
+        *,
+        head_points: int,
+        fold_after_s: float,
+        direct_points: int,
+    ) -> None:
         self.cache = cache
         self.cap = cap
+        self.direct_points = direct_points
+        self.ledger = Ledger(head_points, fold_after_s)
+        self._folding: list[int] = []
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -247,8 +266,11 @@ class PointWriter:
             max_new=batch.max_new_series,
         )
         skipped = tuple(sorted(resolved.skipped))
-        if len(batch) <= SMALL_WRITE and self._write_small(conn, batch, resolved.sids, increment):
-            return skipped
+        if len(batch) <= SMALL_WRITE and len(batch) < self.direct_points:
+            grouped = _group(batch, resolved.sids, increment)
+            if grouped is not None:
+                self._write_small(conn, grouped, resolved.fresh, increment)
+                return skipped
         ref_sid = np.full(len(batch.refs), -1, np.int64)
         if resolved.sids:
             ref_sid[list(resolved.sids)] = list(resolved.sids.values())
@@ -263,6 +285,93 @@ class PointWriter:
         self._write_grouped(conn, codes, ts, values, is_int, resolved.fresh, increment)
         return skipped
 
+    def plan(self, db: int, batch: WriteBatch, increment: bool) -> list[head.HeadRow] | None:
+        """The head rows of a small write whose series are all cached and whose points all
+        go after their series' blocks (``Writer.submit``), found without a statement; None
+        (and nothing changed) for any other write, and for increments."""
+        if increment or len(batch) >= self.direct_points:
+            return None
+        cache = self.cache
+        known, tails, bare = cache.series, cache.tails, cache.bare
+        refs = batch.refs
+        rows: list[head.HeadRow] = []
+        for ref_at, ts, value, is_int in zip(
+            batch.ref_index.tolist(),
+            batch.ts.tolist(),
+            batch.values.tolist(),
+            batch.is_int.tolist(),
+            strict=True,
+        ):
+            ref = refs[ref_at]
+            found = known.get((db, ref.field, ref.value))
+            if found is None:
+                return None
+            sid = found[0]
+            tail = tails.get(sid)
+            if tail is None:
+                if bare.get(sid) is None:
+                    return None
+            elif ts <= tail.last:
+                return None
+            rows.append((sid, ts, value, 1 if is_int else 0))
+        now = time.monotonic()
+        note = self.ledger.note_one
+        for row in rows:
+            note(row[0], now)
+        return rows
+
+    def _write_small(
+        self,
+        conn: sqlite3.Connection,
+        grouped: dict[int, list[PyPoint]],
+        fresh: set[int],
+        increment: bool,
+    ) -> None:
+        """A write of a few points (fewer than ``direct_points``), point by point in Python
+        (numpy's per-call costs dwarf the work on arrays this small), with the same outcome
+        as the numpy path."""
+        tails = self._tails(conn, list(grouped), fresh)
+        rows: list[head.HeadRow] = []
+        counts: dict[int, int] = {}
+        for sid, points in grouped.items():
+            tail = tails.get(sid)
+            end = NO_BLOCKS if tail is None else tail.last
+            if not increment and points[0][0] > end:
+                rows.extend((sid, ts, value, 1 if is_int else 0) for ts, value, is_int in points)
+                counts[sid] = len(points)
+                continue
+            ts_all, values, ints = zip(*points, strict=True)
+            new = Points(np.array(ts_all, np.int64), np.array(values), np.array(ints, np.bool_))
+            self._route(conn, sid, new, end, increment)
+        head.put(conn, rows)
+        self.ledger.note(counts)
+        self._bare(fresh)
+
+    def _bare(self, fresh: Iterable[int]) -> None:
+        """Remember series created by this write as having no block, unless they have one
+        by now (their points went straight to the blocks)."""
+        tails, bare = self.cache.tails, self.cache.bare
+        for sid in fresh:
+            if tails.get(sid) is None:
+                bare[sid] = True
+
+    def _route(
+        self, conn: sqlite3.Connection, sid: int, new: Points, end: int, increment: bool
+    ) -> None:
+        """Sorted unique points of one series: those at or before ``end`` (its last block
+        point) into its blocks, the later ones into the head."""
+        k = int(np.searchsorted(new.ts, end, "right"))
+        if k:
+            older = Points(new.ts[:k], new.values[:k], new.is_int[:k])
+            self.merge(conn, sid, older, increment)
+        if k < len(new):
+            later = Points(new.ts[k:], new.values[k:], new.is_int[k:])
+            if increment:
+                head.add(conn, sid, later)
+            else:
+                head.put(conn, head.rows(sid, later))
+            self.ledger.note({sid: len(later)})
+
     def _write_grouped(
         self,
         conn: sqlite3.Connection,
@@ -273,7 +382,115 @@ class PointWriter:
         fresh: set[int],
         increment: bool,
     ) -> None:
-        """Store points grouped by sid, in time order, unique (see "Writes of many series")."""
+        """Store points grouped by sid, in time order, unique: series given
+        ``direct_points`` or more straight to their blocks (with their head rows, if any),
+        the others' points after their blocks into the head (one statement), the rest
+        merged into their blocks."""
+        cuts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+        lo = np.concatenate(([0], cuts))
+        hi = np.concatenate((cuts, [codes.shape[0]]))
+        sizes = hi - lo
+        sids: list[int] = codes[lo].tolist()
+        tails = self._tails(conn, sids, fresh)
+        ends = np.array(
+            [NO_BLOCKS if (t := tails.get(sid)) is None else t.last for sid in sids], np.int64
+        )
+        direct = sizes >= self.direct_points
+        later = ts > np.repeat(ends, sizes)
+        # Series straight to their blocks: first take out the head rows of those that reach
+        # past their blocks (their rows are later than the blocks, maybe among these points).
+        held: dict[int, Points] = {}
+        reach = [
+            sids[g]
+            for g in np.flatnonzero(direct & (ts[hi - 1] > ends)).tolist()
+            if sids[g] not in fresh  # series created now have no head rows
+        ]
+        if reach:
+            held = _by_series(*head.take(conn, reach))
+            self.ledger.forget(held)
+        if direct.any():
+            plain = np.repeat(direct, sizes)
+            if held:
+                plain &= ~np.isin(codes, list(held))
+            if plain.all():
+                self._to_blocks(conn, codes, ts, values, is_int, fresh, increment)
+                return
+            if plain.any():
+                self._to_blocks(
+                    conn, codes[plain], ts[plain], values[plain], is_int[plain], fresh, increment
+                )
+            for g in np.flatnonzero(direct).tolist():
+                sid = sids[g]
+                if sid in held:
+                    a, b = int(lo[g]), int(hi[g])
+                    new = Points(ts[a:b], values[a:b], is_int[a:b])
+                    self._with_head(conn, sid, new, int(ends[g]), held[sid], increment)
+        # The other series: points after their blocks to the head, the rest merged.
+        side = ~np.repeat(direct, sizes)
+        to_head = side & later
+        older = np.add.reduceat((side & ~later).astype(np.int64), lo)
+        for g in np.flatnonzero(older).tolist():
+            a = int(lo[g])
+            b = a + int(older[g])
+            self.merge(conn, sids[g], Points(ts[a:b], values[a:b], is_int[a:b]), increment)
+        if not to_head.any():
+            return
+        h_codes, h_ts = codes[to_head], ts[to_head]
+        h_values, h_ints = values[to_head], is_int[to_head]
+        if increment:
+            for sid, points in _by_series(h_codes, h_ts, h_values, h_ints).items():
+                head.add(conn, sid, points)
+                self.ledger.note({sid: len(points)})
+                if sid in fresh:
+                    self._bare([sid])
+            return
+        head.put(
+            conn,
+            list(
+                zip(
+                    h_codes.tolist(),
+                    h_ts.tolist(),
+                    h_values.tolist(),
+                    h_ints.astype(np.int8).tolist(),
+                    strict=True,
+                )
+            ),
+        )
+        found, counts = np.unique(h_codes, return_counts=True)
+        self.ledger.note(dict(zip(found.tolist(), counts.tolist(), strict=True)))
+        if fresh:
+            self._bare(fresh.intersection(found.tolist()))
+
+    def _with_head(
+        self,
+        conn: sqlite3.Connection,
+        sid: int,
+        new: Points,
+        end: int,
+        held: Points,
+        increment: bool,
+    ) -> None:
+        """Many points of a series whose head rows (``held``, taken out of the head) are
+        later than its blocks: the points at or before ``end`` merge into its blocks, the
+        later ones with the head rows, and those join the blocks after them."""
+        k = int(np.searchsorted(new.ts, end, "right"))
+        if k:
+            self.merge(conn, sid, Points(new.ts[:k], new.values[:k], new.is_int[:k]), increment)
+        rest = Points(new.ts[k:], new.values[k:], new.is_int[k:])
+        self.merge(conn, sid, merge_points(held, rest, increment=increment), False)
+
+    def _to_blocks(
+        self,
+        conn: sqlite3.Connection,
+        codes: Int64Array,
+        ts: Int64Array,
+        values: Float64Array,
+        is_int: BoolArray,
+        fresh: set[int],
+        increment: bool,
+    ) -> None:
+        """Store points grouped by sid, in time order, unique, in the blocks (see "Writes of
+        many series"); the series' head rows, if any, must all be later than these points."""
         cuts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
         lo = np.concatenate(([0], cuts))
         hi = np.concatenate((cuts, [codes.shape[0]]))
@@ -345,7 +562,7 @@ class PointWriter:
             rows: list[tuple[Any, ...]] = []
             for g, fmt, full in new:
                 if full is not None:
-                    self._fold(conn, full)
+                    self._compress(conn, full)
                 ts_blob, vals_blob = blobs.slices(fmt, los[g], his[g])
                 rows.append((sids[g], first_ts[g], last_ts[g], counts[g], fmt, ts_blob, vals_blob))
             self._insert_tails(conn, rows)
@@ -354,19 +571,25 @@ class PointWriter:
             self.merge(conn, sids[g], Points(ts[a:b], values[a:b], is_int[a:b]), increment)
 
     def _tails(self, conn: sqlite3.Connection, sids: list[int], fresh: set[int]) -> dict[int, Tail]:
-        """The last block of each series that has one: from the cache, the rest in one query."""
-        cached = self.cache.tails
+        """The last block of each series that has one: from the cache, the rest in one query
+        (those found without a block are remembered as such, ``WriterCache.bare``; series
+        created by this write have none, and are remembered so once their points go to the
+        head, ``_bare``)."""
+        cached, bare = self.cache.tails, self.cache.bare
         tails: dict[int, Tail] = {}
         unknown: list[int] = []
         for sid in sids:
             tail = cached.get(sid)
             if tail is not None:
                 tails[sid] = tail
-            elif sid not in fresh:
+            elif sid not in fresh and bare.get(sid) is None:
                 unknown.append(sid)
         if unknown:
             for sid, *row in conn.execute(_TAILS, (json.dumps(unknown),)):
                 tails[sid] = cached[sid] = Tail(*row)
+            for sid in unknown:
+                if sid not in tails:
+                    bare[sid] = True
         return tails
 
     def _insert_tails(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -379,11 +602,12 @@ class PointWriter:
         above = conn.execute("SELECT max(rowid) FROM block").fetchone()[0] or 0
         conn.executemany(_INSERT, [(*row, None, gen) for row in rows])
         rowids = dict(conn.execute("SELECT sid, rowid FROM block WHERE rowid > ?", (above,)))
-        cached = self.cache.tails
+        cached, bare = self.cache.tails, self.cache.bare
         for sid, first, last, n, fmt, *_ in rows:
             cached[sid] = Tail(rowids[sid], first, last, n, fmt)
+            bare.pop(sid)
 
-    def _fold(self, conn: sqlite3.Connection, tail: Tail) -> None:
+    def _compress(self, conn: sqlite3.Connection, tail: Tail) -> None:
         """Compress a full plain last block in place, now that appends no longer grow it."""
         if tail.fmt & TS_STEP:  # compressed already
             return
@@ -391,135 +615,44 @@ class PointWriter:
         [compressed] = split(old, self.cap, at_end=False)
         _update(conn, tail.rowid, compressed, self.cache.gen)
 
-    def plan(self, db: int, batch: WriteBatch, increment: bool) -> list[Growth] | None:
-        """The growths of a small write made only of cached appends (``Writer.submit``),
-        found without a statement; None (and nothing changed) for any other write."""
-        cache = self.cache
-        known, tails = cache.series, cache.tails
-        refs = batch.refs
-        index = batch.ref_index.tolist()
-        planned: list[tuple[Tail, int, int, tuple[bytes, bytes]]] = []
-        if len(set(index)) == len(index):  # one point per ref: the common case, in one pass
-            seen: set[int] = set()
-            for ref_at, ts, value, is_int in zip(
-                index, batch.ts.tolist(), batch.values.tolist(), batch.is_int.tolist(), strict=True
-            ):
-                ref = refs[ref_at]
-                found = known.get((db, ref.field, ref.value))
-                if found is None or found[0] in seen:
-                    return None
-                seen.add(found[0])
-                tail = tails.get(found[0])
-                if tail is None or tail.n >= TAIL_POINTS or ts <= tail.last or tail.n >= self.cap:
-                    return None
-                if increment:
-                    is_int = is_int and abs(value) <= MAX_EXACT_INT
-                added = plain_append_one(tail.fmt, tail.first, ts, value, is_int)
-                if added is None:
-                    return None
-                planned.append((tail, ts, tail.n + 1, added))
-        else:
-            where: dict[int, int] = {}
-            for ref_at in set(index):
-                ref = refs[ref_at]
-                found = known.get((db, ref.field, ref.value))
-                if found is None:
-                    return None
-                where[ref_at] = found[0]
-            grouped = _group(batch, where, increment)
-            if grouped is None:
-                return None
-            for sid, points in grouped.items():
-                points = _appended(points, increment)
-                tail = tails.get(sid)
-                if tail is None or tail.n >= TAIL_POINTS or points[0][0] <= tail.last:
-                    return None
-                count = tail.n + len(points)
-                more = plain_append(tail.fmt, tail.first, points) if count <= self.cap else None
-                if more is None:
-                    return None
-                planned.append((tail, points[-1][0], count, more))
-        growths: list[Growth] = []
-        for tail, last, count, (ts_bytes, vals_bytes) in planned:
-            tail.last, tail.n = last, count
-            growths.append((last, count, ts_bytes, vals_bytes, tail.rowid))
-        return growths
+    # -- the fold (the writer's maintenance) ------------------------------------------------------
 
-    def _write_small(
-        self, conn: sqlite3.Connection, batch: WriteBatch, sids: dict[int, int], increment: bool
-    ) -> bool:
-        """A write of a few points, point by point in Python (numpy's per-call costs dwarf
-        the work on arrays this small), with the same outcome as the numpy path.  False (and
-        nothing done) for an increment that adds to one timestamp twice, which the numpy path
-        sums in its own order."""
-        grouped = _group(batch, sids, increment)
-        if grouped is None:
-            return False
-        grown: list[Growth] = []
-        for sid, points in grouped.items():
-            if not self._append_small(conn, sid, _appended(points, increment), grown):
-                ts_all, values, ints = zip(*points, strict=True)
-                new = Points(np.array(ts_all, np.int64), np.array(values), np.array(ints, np.bool_))
-                self.merge(conn, sid, new, increment)
-        if grown:
-            gen = self.cache.gen
-            conn.executemany(
-                "UPDATE block SET last = ?, n = ?, ts = CAST(ts || ? AS BLOB), "
-                "vals = CAST(vals || ? AS BLOB), gen = ? WHERE rowid = ?",
-                [(*growth[:4], gen, growth[4]) for growth in grown],
-            )
-        return True
+    def fold(self, conn: sqlite3.Connection, sids: list[int]) -> int:
+        """Move all the head rows of these series into their blocks (an append after each
+        one's last block), inside the caller's transaction; how many points moved."""
+        codes, ts, values, is_int = head.take(conn, sids)
+        if codes.shape[0]:
+            self._to_blocks(conn, codes, ts, values, is_int, set(), False)
+        return int(codes.shape[0])
 
-    def _append_small(
-        self,
-        conn: sqlite3.Connection,
-        sid: int,
-        points: list[PyPoint],
-        grown: list[Growth],
-    ) -> bool:
-        """Append a few points after the last block of a series without decoding it: a
-        small plain last block grows by its blobs' new bytes (the UPDATE is added to
-        ``grown``, for the caller to run), after a bigger one a new plain block starts; the
-        last block is remembered (``WriterCache``).  False when the points are not such an
-        append; nothing is done then."""
-        cache = self.cache
-        tail = cache.tails.get(sid)
-        if tail is None:
-            row = conn.execute(
-                "SELECT rowid, first, last, n, fmt FROM block WHERE sid = ? "
-                "ORDER BY first DESC LIMIT 1",
-                (sid,),
-            ).fetchone()
-            if row is None:
-                block = plain_block(points) if len(points) < self.cap else None
-                if block is None:
-                    return False
-                self._start_block(conn, sid, block)
-                return True
-            tail = Tail(*row)
-        if points[0][0] <= tail.last:
-            return False
-        if tail.n < TAIL_POINTS:
-            count = tail.n + len(points)
-            added = plain_append(tail.fmt, tail.first, points) if count <= self.cap else None
-            if added is None:
-                return False
-            tail.last, tail.n = points[-1][0], count
-            grown.append((tail.last, count, added[0], added[1], tail.rowid))
-            cache.tails[sid] = tail
-            return True
-        block = plain_block(points) if len(points) < min(TAIL_POINTS, self.cap) else None
-        if block is None:
-            return False
-        self._fold(conn, tail)
-        self._start_block(conn, sid, block)
-        return True
+    def fold_all(self, conn: sqlite3.Connection) -> int:
+        """Fold every series that has head rows, inside the caller's transaction; how many
+        points moved."""
+        sids = [row[0] for row in conn.execute("SELECT DISTINCT sid FROM head")]
+        self.ledger.forget(sids)
+        return sum(
+            self.fold(conn, sids[lo : lo + FOLD_BATCH]) for lo in range(0, len(sids), FOLD_BATCH)
+        )
 
-    def _start_block(self, conn: sqlite3.Connection, sid: int, block: Block) -> None:
-        """Store a plain block as the new last block of a series."""
-        cursor = conn.execute(_INSERT, (sid, *block, self.cache.gen))
-        tail = Tail(int(cursor.lastrowid or 0), block.first, block.last, block.n, block.fmt)
-        self.cache.tails[sid] = tail
+    def wait(self) -> float:
+        return self.ledger.wait()
+
+    def pressing(self) -> bool:
+        return self.ledger.pressing()
+
+    def run(self, conn: sqlite3.Connection) -> None:
+        """One step of the fold: a sweep of the head when one is due, then the series due
+        (at most ``fold.FOLD_BATCH``)."""
+        ledger = self.ledger
+        if ledger.sweep_due():
+            ledger.swept(head.sweep(conn, ledger.max_pending))
+        self._folding = ledger.take()
+        if self._folding:
+            self.fold(conn, self._folding)
+
+    def failed(self) -> None:
+        self.ledger.again(self._folding)
+        self._folding = []
 
     def merge(self, conn: sqlite3.Connection, sid: int, new: Points, increment: bool) -> None:
         """Merge sorted unique points into a series' blocks."""
@@ -574,13 +707,14 @@ class PointWriter:
         if sid is None:
             return 0
         self.cache.tails.pop(sid)
+        in_head = head.delete_range(conn, sid, start, end)
         run = run_meta(conn, sid, start, end - 1)
         edges = [m for m in run if m.first < start or m.last >= end]
         rest, deleted = cut(_load(conn, edges), start, end)
         _drop(conn, run)
         if len(rest):
             self._store(conn, sid, rest)
-        return deleted + sum(m.n for m in run if m not in edges)
+        return in_head + deleted + sum(m.n for m in run if m not in edges)
 
     def _store(self, conn: sqlite3.Connection, sid: int, points: Points) -> None:
         """Insert a run of points into the gap left for it, as blocks."""
@@ -588,6 +722,20 @@ class PointWriter:
         gen = self.cache.gen
         rows = [(sid, *block, gen) for block in split(points, self.cap, at_end=at_end)]
         conn.executemany(_INSERT, rows)
+        self.cache.bare.pop(sid)
+
+
+def _by_series(
+    codes: Int64Array, ts: Int64Array, values: Float64Array, is_int: BoolArray
+) -> dict[int, Points]:
+    """Points grouped by sid (and in time order within each) as points per series."""
+    if not codes.shape[0]:
+        return {}
+    cuts = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), codes.shape[0]]
+    return {
+        int(codes[a]): Points(ts[a:b], values[a:b], is_int[a:b])
+        for a, b in itertools.pairwise(cuts)
+    }
 
 
 class _Blobs:

@@ -5,7 +5,7 @@ Journal mode WAL with ``synchronous=FULL``.  ``PRAGMA user_version`` is the sche
 opening a file runs the migrations in ``MIGRATIONS`` that it lacks and refuses (SchemaTooNew)
 a file whose version is newer than this code.
 
-Tables (schema version 5)
+Tables (schema version 6)
     ``databases(id, key, secret_hash, name, admin, revoked_at)``
         One row per API key.  ``secret_hash`` is ``hash_secret`` output; secrets are never stored.
         ``revoked_at`` (epoch ms, version 2) is NULL while the key works.
@@ -31,6 +31,14 @@ Tables (schema version 5)
     ``idempotency(db, key, fingerprint, skipped, created)`` (version 5)
         The idempotency keys of applied writes (``storage/idempotency.py``): the request's
         digest, the write's result and when (epoch ms), written in the write's transaction.
+    ``head(sid, ts, v, is_int)``
+        The write head (version 6): fresh points of small writes, one row per point, WITHOUT
+        ROWID with the primary key (sid, ts) (its columns first, see above), so a series'
+        rows sit together and a write of a few series dirties a few leaf pages.  ``v`` is
+        the value (REAL: float64 carries every integer up to 2**53 exactly), ``is_int`` 1
+        when it was written as an integer.  Every head row of a series is later than every
+        point in its blocks (``points`` keeps that so); the fold moves a series' rows into
+        its blocks (``fold``).  A file upgraded from version 5 starts with an empty head.
 """
 
 from __future__ import annotations
@@ -134,6 +142,15 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             PRIMARY KEY (db, key)
         ) WITHOUT ROWID""",
         "CREATE INDEX idempotency_by_age ON idempotency (created)",
+    ),
+    (  # 6: the write head
+        """CREATE TABLE head (
+            sid INTEGER NOT NULL,
+            ts INTEGER NOT NULL,
+            v REAL NOT NULL,
+            is_int INTEGER NOT NULL,
+            PRIMARY KEY (sid, ts)
+        ) WITHOUT ROWID""",
     ),
 )
 

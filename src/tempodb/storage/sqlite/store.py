@@ -39,8 +39,8 @@ from tempodb.storage.base import (
     normalize_tags,
     verify_secret,
 )
-from tempodb.storage.blocks import BlockCache, assemble, decode, decode_run
-from tempodb.storage.sqlite import series
+from tempodb.storage.blocks import BlockCache, assemble, concat, decode, decode_run
+from tempodb.storage.sqlite import head, series
 from tempodb.storage.sqlite.lock import lock_folder
 from tempodb.storage.sqlite.points import BLOCK_COLUMNS, READ, SMALL_WRITE, PointWriter
 from tempodb.storage.sqlite.schema import (
@@ -51,12 +51,19 @@ from tempodb.storage.sqlite.schema import (
     migrate,
     user_version,
 )
-from tempodb.storage.sqlite.writer import Writer
+from tempodb.storage.sqlite.writer import Writer, WriterCache
 
 _T = TypeVar("_T")
 
 #: The default number of points per block.
 BLOCK_POINTS: Final = 4096
+#: By default a series is folded from the write head into its blocks once the head holds
+#: this many of its points ...
+HEAD_POINTS: Final = 32
+#: ... or this many seconds after the first of them went there.
+FOLD_AFTER_S: Final = 30.0
+#: By default a series that one write gives at least this many points skips the head.
+DIRECT_POINTS: Final = 64
 #: The default bound of the writer's queue.
 DEFAULT_MAX_QUEUE: Final = 1024
 #: The default size of the cache of decoded blocks (``BlockCache``), in MiB.
@@ -141,6 +148,11 @@ class SQLiteStore(Store):
     Args:
         data_dir: the folder that holds the database file; created if missing.
         block_points: the most points a block holds (tests use small blocks).
+        head_points: fold a series from the write head into its blocks once the head holds
+            this many of its points (see ``points`` and ``fold``; tests use tiny heads).
+        fold_after_s: ... or this many seconds after the first of them went to the head.
+        direct_points: a series that one write gives at least this many points skips the
+            head and goes straight to its blocks.
         max_queue: the most write calls waiting for the writer at once; more raise Overloaded.
         lock: take the folder's writer lock (``lock.lock_folder``) for as long as the store is
             open, as the long-lived writers do (``tempodb serve``, ``tempodb.connect``).
@@ -170,6 +182,9 @@ class SQLiteStore(Store):
         data_dir: str | os.PathLike[str],
         *,
         block_points: int = BLOCK_POINTS,
+        head_points: int = HEAD_POINTS,
+        fold_after_s: float = FOLD_AFTER_S,
+        direct_points: int = DIRECT_POINTS,
         max_queue: int = DEFAULT_MAX_QUEUE,
         read_cache_mb: float = DEFAULT_READ_CACHE_MB,
         lock: bool = False,
@@ -183,6 +198,14 @@ class SQLiteStore(Store):
             )
         if max_queue < 1:
             raise ValueError(f"max_queue must be at least 1, not {max_queue!r}")
+        if head_points < 1:
+            raise ValueError(f"head_points must be at least 1, not {head_points!r}")
+        if not 0 < fold_after_s < 1e6:
+            raise ValueError(
+                f"fold_after_s must be more than 0 seconds (and sane), not {fold_after_s!r}"
+            )
+        if direct_points < 1:
+            raise ValueError(f"direct_points must be at least 1, not {direct_points!r}")
         folder = Path(data_dir)
         if folder.exists() and not folder.is_dir():
             raise StorageError(f"data_dir {str(folder)!r} exists and is not a folder")
@@ -221,9 +244,23 @@ class SQLiteStore(Store):
             raise
         if not read_only and not self._keys_stamp_path.exists():
             self._bump_keys_stamp()
-        self._writer = Writer(conn, f"tempodb-writer:{self.path}", max_queue)
-        self._points = PointWriter(self._writer.cache, block_points)
         self._purge = idempotency.Purge()
+        cache = WriterCache()
+        self._points = PointWriter(
+            cache,
+            block_points,
+            head_points=head_points,
+            fold_after_s=fold_after_s,
+            direct_points=direct_points,
+        )
+        self._writer = Writer(
+            conn,
+            f"tempodb-writer:{self.path}",
+            max_queue,
+            cache=cache,
+            planned_sql=head.UPSERT,
+            maintenance=None if read_only else self._points,
+        )
         self._listings = _Listings()
         self._local = threading.local()
         self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
@@ -433,9 +470,11 @@ class SQLiteStore(Store):
                 return False
             db = row[0]
             self._writer.cache.clear()
-            conn.execute(
-                "DELETE FROM block WHERE sid IN (SELECT sid FROM series WHERE db = ?)", (db,)
-            )
+            for points in ("block", "head"):
+                conn.execute(
+                    f"DELETE FROM {points} WHERE sid IN (SELECT sid FROM series WHERE db = ?)",
+                    (db,),
+                )
             for table in ("series_tag", "series_attr", "series", "idempotency"):
                 conn.execute(f"DELETE FROM {table} WHERE db = ?", (db,))
             conn.execute("DELETE FROM databases WHERE id = ?", (db,))
@@ -610,6 +649,12 @@ class SQLiteStore(Store):
         idempotency.remember(conn, "?", db, request, skipped)
         return skipped
 
+    def fold_head(self) -> int:
+        """Fold the write head into the blocks now, every series of it, in one transaction
+        (the writer does it on its own by count and age; this is for tests and tools); how
+        many points moved."""
+        return self._writer.call(self._points.fold_all)
+
     def read_points(
         self, db: int, series_id: str, start: int, end: int, *, cache: bool = True
     ) -> Points:
@@ -624,9 +669,10 @@ class SQLiteStore(Store):
             sid = series.sid_of(conn, db, series_id)
             if sid is None:
                 return Points.empty()
+            fresh = head.read(conn, sid, start, end)
             if blocks is None:
                 rows = conn.execute(READ.format(columns=BLOCK_COLUMNS), (sid, start, end))
-                return decode_run(rows.fetchall(), start, end)
+                return _with_head(decode_run(rows.fetchall(), start, end), fresh)
             keys = conn.execute(READ.format(columns="rowid, gen"), (sid, start, end)).fetchall()
             parts = [blocks.get(key) for key in keys]
             missing = [key[0] for key, part in zip(keys, parts, strict=True) if part is None]
@@ -644,7 +690,7 @@ class SQLiteStore(Store):
                 part = decode(*found[key[0]])
                 blocks.put(key, part)
             complete.append(part)
-        return assemble(complete, start, end)
+        return _with_head(assemble(complete, start, end), fresh)
 
     def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:
         """Delete the points with ``start <= ts < end``; how many there were."""
@@ -679,6 +725,9 @@ class SQLiteStore(Store):
                 earlier = (int(block.ts[i]), block.value_at(i))
                 if i + 1 < len(block):
                     later = (int(block.ts[i + 1]), block.value_at(i + 1))
+            # The head rows are later than every block point: one at or before ``ts`` is
+            # the closest before it, and after ``ts`` they come after the blocks' points.
+            earlier = head.near(conn, sid, ts, before=True) or earlier
             if earlier is not None and earlier[0] == ts:
                 return earlier
             if direction == "exact":
@@ -694,8 +743,17 @@ class SQLiteStore(Store):
                 if row is not None:
                     nxt = decode(*row)
                     later = (int(nxt.ts[0]), nxt.value_at(0))
+                else:
+                    later = head.near(conn, sid, ts, before=False)
         if direction == "after" or earlier is None:
             return later
         if later is None or ts - earlier[0] <= later[0] - ts:
             return earlier
         return later
+
+
+def _with_head(blocks: Points, fresh: Points) -> Points:
+    """A range's block points followed by its head rows (all later, see ``head``)."""
+    if not len(fresh):
+        return blocks
+    return concat([blocks, fresh])

@@ -14,26 +14,35 @@ Transactions
 
 The writer's cache (``WriterCache``)
     Small writes are where the writer's time goes, so it remembers, between transactions, the
-    series that keys and ids name and the last block of each series (rowid, first, last, n,
-    fmt).  A write of at most 64 points whose series and last blocks are all remembered, and
-    whose points all go after them, is *planned* without a statement: the bytes to add to
-    each last block are worked out in Python and the growths of all planned calls of a
-    transaction run as one ``executemany`` (before the next call that is not planned, so
-    that it sees them).  Such a call cannot fail on its own, so it needs no savepoint; if the
-    statement or the commit fails, the whole transaction fails, as it would anyway.  The
-    cache only ever holds what was true at the writer's last commit: it is emptied when
-    another connection (another process on the same file) has committed since (``PRAGMA
-    data_version``, read once the transaction holds the write lock), when a call is rolled
-    back, when a transaction fails and when series are deleted; every change of a series'
-    blocks other than a planned or small append forgets that series' last block.  Both maps
-    are bounded LRUs (``WriterCache.limit`` entries each), so at a million series the cache
-    holds the busiest and the rest are looked up, in one statement per write
-    (``series.resolve``, ``points.tails``).
+    series that keys and ids name, the last block of each series (rowid, first, last, n,
+    fmt) and the series known to have no block.  A write of at most 64 points, not an
+    increment, whose series are all remembered and whose points all go after their series'
+    blocks is *planned* without a statement: its points become head rows (``head.UPSERT``),
+    and the rows of all planned calls of a transaction go in with one ``executemany``
+    (before the next call that is not planned, so that it sees them).  Such a call cannot
+    fail on its own, so it needs no savepoint; if the statement or the commit fails, the
+    whole transaction fails, as it would anyway.  The cache only ever holds what was true at
+    the writer's last commit: it is emptied when another connection (another process on the
+    same file) has committed since (``PRAGMA data_version``, read once the transaction holds
+    the write lock), when a call is rolled back, when a transaction fails and when series
+    are deleted; every change of a series' blocks other than an append through the cache
+    forgets that series' last block.  The maps are bounded LRUs (``WriterCache.limit``
+    entries each), so at a million series the cache holds the busiest and the rest are
+    looked up, in one statement per write (``series.resolve``, ``points.tails``).
+
+Maintenance (the fold)
+    When its maintenance says it is pressing, the writer runs one step of it
+    (``Maintenance.run``: the fold of the write head, ``fold``) at the end of a group's
+    transaction, in a savepoint (so it costs no commit of its own, and a failure of it rolls
+    back only the step); when idle once it is due, in a transaction of its own.  A failed
+    step is reported to it (``Maintenance.failed``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import queue
 import secrets
 import sqlite3
@@ -41,7 +50,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from tempodb.storage.base import Overloaded, StorageError, StorageFull
 
@@ -49,17 +58,31 @@ _T = TypeVar("_T")
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
-#: One block's growth by a cached append: (last, n, ts bytes, vals bytes, rowid), for ``GROW``.
-Growth = tuple[int, int, bytes, bytes, int]
+#: The parameters of one planned statement (``Writer.planned_sql``): a head row.
+Planned = tuple[Any, ...]
 #: A queued call: what to run in the transaction, an optional plan (see ``Writer.submit``)
 #: and the future of its outcome.
 Job = tuple[
-    Callable[[sqlite3.Connection], Any], "Callable[[], list[Growth] | None] | None", "Future[Any]"
+    Callable[[sqlite3.Connection], Any], "Callable[[], list[Planned] | None] | None", "Future[Any]"
 ]
-GROW: Final = (
-    "UPDATE block SET last = ?, n = ?, ts = CAST(ts || ? AS BLOB), vals = CAST(vals || ? AS BLOB), "
-    "gen = ? WHERE rowid = ?"
-)
+
+_log = logging.getLogger(__name__)
+
+
+class Maintenance(Protocol):
+    """Work the writer thread does in transactions of its own (the fold of the write head)."""
+
+    def wait(self) -> float:
+        """Seconds until it is due (0: now; ``math.inf``: not before more writes)."""
+
+    def pressing(self) -> bool:
+        """Due now, before the next group of calls."""
+
+    def run(self, conn: sqlite3.Connection) -> None:
+        """Do one bounded step of it inside the writer's transaction."""
+
+    def failed(self) -> None:
+        """The step's transaction was rolled back."""
 
 
 class Tail:
@@ -110,7 +133,7 @@ class WriterCache:
     a bounded LRU map, so that memory does not grow with the series stored.  Only the writer
     thread uses it."""
 
-    __slots__ = ("data_version", "gen", "series", "series_changed", "tails")
+    __slots__ = ("bare", "data_version", "gen", "series", "series_changed", "tails")
 
     #: Entries kept at most in each map.
     limit: Final = 131_072
@@ -118,6 +141,8 @@ class WriterCache:
     def __init__(self) -> None:
         self.series: LruMap[tuple[int, str, str], tuple[int, str]] = LruMap(self.limit)
         self.tails: LruMap[int, Tail] = LruMap(self.limit)
+        #: Series known to have no block (all their points, if any, are in the head).
+        self.bare: LruMap[int, bool] = LruMap(self.limit)
         self.data_version = -1
         #: The generation that the blocks written by the current transaction get.
         self.gen = 0
@@ -128,6 +153,7 @@ class WriterCache:
     def clear(self) -> None:
         self.series.clear()
         self.tails.clear()
+        self.bare.clear()
 
 
 class Writer:
@@ -135,9 +161,21 @@ class Writer:
 
     max_group: Final = 512
 
-    def __init__(self, conn: sqlite3.Connection, name: str, max_queue: int) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        name: str,
+        max_queue: int,
+        *,
+        cache: WriterCache | None = None,
+        planned_sql: str = "",
+        maintenance: Maintenance | None = None,
+    ) -> None:
         self._conn = conn
-        self.cache = WriterCache()
+        self.cache = WriterCache() if cache is None else cache
+        #: The statement that planned calls' parameters are run with (``submit``).
+        self.planned_sql = planned_sql
+        self._maintenance = maintenance
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._max_queue = max_queue
         self._slots = threading.BoundedSemaphore(max_queue)
@@ -160,15 +198,16 @@ class Writer:
     def submit(
         self,
         fn: Callable[[sqlite3.Connection], Any],
-        plan: Callable[[], list[Growth] | None] | None = None,
+        plan: Callable[[], list[Planned] | None] | None = None,
     ) -> Future[Any]:
         """Queue ``fn`` for the writer's next transaction, without waiting: the future gets
         its result (or exception) once that transaction is committed (or rolled back).
 
-        ``plan``, when given, runs first in the writer thread: if it returns the block
-        growths that make up the whole call (cached appends, which cannot fail on their
-        own), they join those of the other planned calls of the transaction, and ``fn`` is
-        not run (the result is None); if it returns None, ``fn`` runs as usual.
+        ``plan``, when given, runs first in the writer thread: if it returns the parameters
+        of ``planned_sql`` that make up the whole call (head rows of cached appends, which
+        cannot fail on their own), they join those of the other planned calls of the
+        transaction, and ``fn`` is not run (the result is ``()``); if it returns None,
+        ``fn`` runs as usual.
 
         Raises Overloaded (and queues nothing) when ``max_queue`` calls are already waiting.
         """
@@ -201,10 +240,62 @@ class Writer:
         return self._queue.qsize()
 
     def _run(self) -> None:
+        maintenance = self._maintenance
         while True:
-            job = self._queue.get()
+            if maintenance is None:
+                job = self._queue.get()
+            else:  # calls first; the maintenance when idle, or when pressing (below)
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    wait = maintenance.wait()
+                    if wait <= 0:
+                        self._maintain(maintenance)
+                        continue
+                    try:
+                        job = self._queue.get(timeout=None if math.isinf(wait) else wait)
+                    except queue.Empty:
+                        self._maintain(maintenance)
+                        continue
             if job is None or self._commit(job):
                 return
+
+    def _maintain_in(self, conn: sqlite3.Connection, maintenance: Maintenance) -> None:
+        """One step of the maintenance inside the group's transaction, in a savepoint: it
+        commits with the group (no commit of its own), and a failure of it is rolled back
+        alone."""
+        conn.execute("SAVEPOINT maintenance")
+        try:
+            maintenance.run(conn)
+        except Exception:
+            self.cache.clear()
+            conn.execute("ROLLBACK TO maintenance")
+            conn.execute("RELEASE maintenance")
+            _log.exception("tempodb: folding the write head failed; trying again later")
+            maintenance.failed()
+            return
+        conn.execute("RELEASE maintenance")
+
+    def _maintain(self, maintenance: Maintenance) -> None:
+        """One step of the maintenance, in a transaction of its own."""
+        conn, cache = self._conn, self.cache
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            cache.gen = new_generation()
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != cache.data_version:
+                cache.clear()
+                cache.data_version = version
+                self.series_generation += 1
+            maintenance.run(conn)
+            conn.execute("COMMIT")
+        except Exception:
+            cache.clear()
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            _log.exception("tempodb: folding the write head failed; trying again later")
+            maintenance.failed()
 
     def _commit(self, first: Job) -> bool:
         """One transaction for ``first`` and every call queued until it ends (at most
@@ -217,7 +308,7 @@ class Writer:
         group: list[Job | None] = [first]
         outcomes: list[tuple[Future[Any], Any, Exception | None]] = []
         cache = self.cache
-        grown: dict[int, list[Any]] = {}  # rowid -> [last, n, ts bytes, vals bytes]
+        planned: list[Planned] = []
         stop = False
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -233,9 +324,12 @@ class Writer:
                     group.pop()
                     stop = True
                     break
-                outcomes.append(self._one(conn, job, grown))
-            if grown:
-                grow(conn, grown, cache.gen)
+                outcomes.append(self._one(conn, job, planned))
+            if planned:
+                self._flush(conn, planned)
+            maintenance = self._maintenance
+            if maintenance is not None and maintenance.pressing():
+                self._maintain_in(conn, maintenance)
             conn.execute("COMMIT")
             if cache.series_changed:
                 cache.series_changed = False
@@ -261,23 +355,28 @@ class Writer:
                 future.set_exception(error)
         return stop
 
+    def _flush(self, conn: sqlite3.Connection, planned: list[Planned]) -> None:
+        """Run the pending planned statements (and forget them)."""
+        conn.executemany(self.planned_sql, planned)
+        planned.clear()
+
     def _one(
-        self, conn: sqlite3.Connection, job: Job, grown: dict[int, list[Any]]
+        self, conn: sqlite3.Connection, job: Job, planned: list[Planned]
     ) -> tuple[Future[Any], Any, Exception | None]:
         """Run one call inside the group's transaction: its outcome, to answer after the
         commit."""
         fn, plan, future = job
         if plan is not None:
             try:
-                planned = plan()
+                rows = plan()
             except Exception as exc:
                 self.cache.clear()
                 return future, None, exc
-            if planned is not None:
-                combine(grown, planned)
+            if rows is not None:
+                planned.extend(rows)
                 return future, (), None
-        if grown:
-            grow(conn, grown, self.cache.gen)
+        if planned:
+            self._flush(conn, planned)
         conn.execute("SAVEPOINT request")
         try:
             result = fn(conn)
@@ -309,24 +408,6 @@ def disk_full(exc: BaseException) -> StorageFull | None:
     if isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode == sqlite3.SQLITE_FULL:
         return StorageFull("the disk of the data folder is full: nothing was written")
     return None
-
-
-def combine(grown: dict[int, list[Any]], growths: list[Growth]) -> None:
-    """Add growths to those pending, one per block (later ones extend earlier ones)."""
-    for last, n, ts, vals, rowid in growths:
-        pending = grown.get(rowid)
-        if pending is None:
-            grown[rowid] = [last, n, ts, vals]
-        else:
-            pending[0], pending[1] = last, n
-            pending[2] += ts
-            pending[3] += vals
-
-
-def grow(conn: sqlite3.Connection, grown: dict[int, list[Any]], gen: int) -> None:
-    """Run the pending growths (and forget them)."""
-    conn.executemany(GROW, [(*pending, gen, rowid) for rowid, pending in grown.items()])
-    grown.clear()
 
 
 def new_generation() -> int:

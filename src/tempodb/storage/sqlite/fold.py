@@ -1,0 +1,123 @@
+"""The fold of the SQLite store: when the writer thread moves series' head rows into blocks.
+
+Which series to fold
+    The writer counts, per series, the head points its writes added since it last folded the
+    series (``Ledger``, in memory, at most ``max_pending`` series: beyond that the oldest are
+    folded early).  A series is due once its count reaches ``head_points``, or
+    ``fold_after_s`` after its first counted write.  The counts are hints, never needed for
+    correctness: a write rolled back leaves its count (the fold then finds fewer rows, or
+    none), and rows that no count covers (written before a restart or a crash, or by another
+    process on the same file) are found by a sweep of the head table when the store opens
+    and every ``4 * fold_after_s`` after that, and folded ``fold_after_s`` later.
+
+When
+    In the writer thread, in a transaction of its own: between two groups of calls when
+    series are due by count (or the ledger is full), and when the writer is idle once the
+    oldest count is ``fold_after_s`` old.  One transaction folds at most ``FOLD_BATCH``
+    series (``points.PointWriter.fold``): their rows leave the head and join their blocks
+    together, or not at all, so a crash in the middle loses nothing and shows nothing twice.
+    A fold that fails is logged and tried again ``fold_after_s`` later; nothing is lost
+    meanwhile, since reads merge the head.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+#: Series folded together in one transaction.
+FOLD_BATCH: Final = 256
+
+
+class Ledger:
+    """What the head holds per series, as far as this writer knows, and which series are due
+    for a fold.  Only the writer thread uses it."""
+
+    def __init__(self, head_points: int, fold_after_s: float, max_pending: int = 100_000) -> None:
+        self.head_points, self.after, self.max_pending = head_points, fold_after_s, max_pending
+        # sid -> [head points counted, monotonic time of the first]; oldest first.
+        self._pending: OrderedDict[int, list[float]] = OrderedDict()
+        self._due: dict[int, None] = {}
+        self._next_sweep = 0.0  # at once, when the store opens
+
+    def note(self, counts: Mapping[int, int]) -> None:
+        """Count head points that a write added (or overwrote), per sid."""
+        now = time.monotonic()
+        pending = self._pending
+        for sid, count in counts.items():
+            entry = pending.get(sid)
+            if entry is None:
+                entry = pending[sid] = [0.0, now]
+            entry[0] += count
+            if entry[0] >= self.head_points:
+                self._due[sid] = None
+
+    def note_one(self, sid: int, now: float) -> None:
+        """Count one head point of ``sid`` (the planned writes' hot path)."""
+        entry = self._pending.get(sid)
+        if entry is None:
+            self._pending[sid] = [1.0, now]
+        else:
+            entry[0] += 1
+            if entry[0] >= self.head_points:
+                self._due[sid] = None
+
+    def forget(self, sids: Iterable[int]) -> None:
+        """These series have no head rows any more (folded otherwise, or deleted)."""
+        for sid in sids:
+            self._pending.pop(sid, None)
+            self._due.pop(sid, None)
+
+    def wait(self) -> float:
+        """Seconds until a fold or a sweep is due (0: now)."""
+        if self._due or len(self._pending) > self.max_pending:
+            return 0.0
+        now = time.monotonic()
+        until = self._next_sweep - now
+        oldest = next(iter(self._pending.values()), None)
+        if oldest is not None:
+            until = min(until, oldest[1] + self.after - now)
+        return max(until, 0.0)
+
+    def pressing(self) -> bool:
+        """Series are due by count (or the ledger is full): fold before the next calls."""
+        return bool(self._due) or len(self._pending) > self.max_pending
+
+    def sweep_due(self) -> bool:
+        return time.monotonic() >= self._next_sweep
+
+    def swept(self, found: Iterable[tuple[int, int]]) -> None:
+        """Series found with head rows by a sweep: folded ``fold_after_s`` from now unless
+        writes make them due sooner."""
+        now = time.monotonic()
+        self._next_sweep = now + 4 * self.after if math.isfinite(self.after) else math.inf
+        for sid, _ in found:
+            if sid not in self._pending:
+                self._pending[sid] = [0.0, now]
+
+    def take(self, limit: int = FOLD_BATCH) -> list[int]:
+        """Up to ``limit`` series due now (by count first, then the oldest), no longer
+        counted."""
+        now = time.monotonic()
+        taken = list(self._due)[:limit]
+        pending = self._pending
+        if len(taken) < limit:
+            chosen = set(taken)
+            for sid, (_, first) in pending.items():
+                if len(taken) >= limit:
+                    break
+                if first + self.after > now and len(pending) - len(taken) <= self.max_pending:
+                    break
+                if sid not in chosen:
+                    taken.append(sid)
+        self.forget(taken)
+        return taken
+
+    def again(self, sids: Iterable[int]) -> None:
+        """A fold of these failed: try them again ``fold_after_s`` from now."""
+        now = time.monotonic()
+        for sid in sids:
+            self._pending.setdefault(sid, [0.0, now])
