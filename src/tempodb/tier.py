@@ -38,13 +38,14 @@ import numpy as np
 import numpy.typing as npt
 
 from tempodb.folds import group_starts
-from tempodb.rollup import Interval, boundaries, bucket_starts
+from tempodb.rollup import Folded, Interval, boundaries, bucket_starts
 from tempodb.zones import MS_PER_DAY, Zone
 
 __all__ = [
     "TIER_FOLDS",
     "TIER_MS",
     "Tier",
+    "answer",
     "combine",
     "fold",
     "merge",
@@ -352,6 +353,25 @@ def rollup(
         return tier
     labels, starts = bucket_starts(tier.ts, interval=interval, zone=zone, start_ms=start_ms)
     return combine(tier, starts.astype(np.intp), labels)
+
+
+def answer(
+    summaries: Tier,
+    ts: I64,
+    values: F64,
+    is_int: Bool,
+    *,
+    interval: Interval,
+    folds: tuple[str, ...],
+    zone: Zone,
+    start_ms: int,
+) -> list[Folded]:
+    """A rollup of the points that ``summaries`` and the raw points stand for together (the
+    raw points summarized first), one :class:`rollup.Folded` per fold: what
+    :func:`rollup.rollup_folds` gives from all the raw points."""
+    both = merge(summaries, summarize(ts, values, is_int))
+    rolled = rollup(both, interval=interval, zone=zone, start_ms=start_ms)
+    return [Folded(rolled.ts, *fold(rolled, name)) for name in folds]
 
 
 def summary(tier: Tier) -> dict[str, int | float]:

@@ -5,7 +5,7 @@ Journal mode WAL with ``synchronous=FULL``.  ``PRAGMA user_version`` is the sche
 opening a file runs the migrations in ``MIGRATIONS`` that it lacks and refuses (SchemaTooNew)
 a file whose version is newer than this code.
 
-Tables (schema version 4)
+Tables (schema version 5; ``retention`` and ``tier`` are described in ``retention``)
     ``databases(id, key, secret_hash, name, admin, revoked_at)``
         One row per API key.  ``secret_hash`` is ``hash_secret`` output; secrets are never stored.
         ``revoked_at`` (epoch ms, version 2) is NULL while the key works.
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Final
 
 from tempodb.storage.base import SchemaTooNew
+from tempodb.storage.sqlite import retention
 
 #: The name of the database file inside the data folder.
 FILE_NAME: Final = "tempodb.sqlite3"
@@ -121,6 +122,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE series_attr_4 RENAME TO series_attr",
         "CREATE INDEX series_attr_by_value ON series_attr (db, name, value, sid)",
     ),
+    retention.MIGRATION,  # 5: retention and the 15-minute tier (see that module)
 )
 
 #: The schema version this code writes.

@@ -19,13 +19,16 @@ from typing import Any, ClassVar, Final, TypeVar
 import numpy as np
 import orjson
 
+from tempodb.tier import Tier
 from tempodb.storage.base import (
     Credentials,
     Database,
     Direction,
+    Expired,
     KeyConflict,
     NewSeries,
     Points,
+    Retention,
     SeriesField,
     SeriesFilter,
     SeriesRecord,
@@ -34,12 +37,13 @@ from tempodb.storage.base import (
     WriteBatch,
     hash_secret,
     new_credentials,
+    expiry_cutoffs,
     new_series_id,
     normalize_tags,
     verify_secret,
 )
 from tempodb.storage.blocks import BlockCache, assemble, decode, decode_run
-from tempodb.storage.sqlite import series
+from tempodb.storage.sqlite import retention, series
 from tempodb.storage.sqlite.lock import lock_folder
 from tempodb.storage.sqlite.points import BLOCK_COLUMNS, READ, SMALL_WRITE, PointWriter
 from tempodb.storage.sqlite.schema import (
@@ -431,6 +435,7 @@ class SQLiteStore(Store):
                 return False
             db = row[0]
             self._writer.cache.clear()
+            retention.forget_database(conn, db)
             conn.execute(
                 "DELETE FROM block WHERE sid IN (SELECT sid FROM series WHERE db = ?)", (db,)
             )
@@ -634,9 +639,48 @@ class SQLiteStore(Store):
         """Delete the points with ``start <= ts < end``; how many there were."""
         if start >= end:
             return 0
-        return self._writer.call(
-            lambda conn: self._points.delete_range(conn, db, series_id, start, end)
-        )
+
+        def op(conn: sqlite3.Connection) -> int:
+            sid = series.sid_of(conn, db, series_id)
+            if sid is not None:
+                retention.drop_tier(conn, sid, start, end)  # TierCut: nothing deleted
+            return self._points.delete_range(conn, db, series_id, start, end)
+
+        return self._writer.call(op)
+
+    # -- retention and the tier (``retention``) ----------------------------------------------
+
+    def retentions(self) -> dict[int, Retention]:
+        """The retention of every database that has one."""
+        return retention.retentions(self._reader())
+
+    def set_retention(self, key: str, kept: Retention) -> bool:
+        """Set a database's retention; False if the key is unknown."""
+        return self._writer.call(lambda conn: retention.set_retention(conn, key, kept))
+
+    def expire(self, now_ms: int) -> Expired:
+        """One retention pass (``Store.expire``), one writer call per series."""
+        counts = [0, 0, 0, 0]
+        for db, kept in self.retentions().items():
+            cutoff, tier_cutoff = expiry_cutoffs(kept, now_ms)
+            for sid, series_id in retention.due_series(self._reader(), db, cutoff, tier_cutoff):
+                done = self._writer.call(
+                    lambda conn, sid=sid, series_id=series_id: retention.expire_series(
+                        conn, self._points, db, sid, series_id, cutoff, tier_cutoff
+                    )
+                )
+                counts = [counts[0] + 1, *(a + b for a, b in zip(counts[1:], done, strict=True))]
+        return Expired(*counts)
+
+    def read_tiered(self, db: int, series_id: str, start: int, end: int) -> tuple[Any, Points]:
+        """The summaries overlapping ``[start, end)`` and the points in it, one snapshot."""
+        with self._snapshot() as conn:
+            sid = series.sid_of(conn, db, series_id)
+            if sid is None or start >= end:
+                return Tier.empty(), Points.empty()
+            found = retention.read(conn, sid, start, end)
+            rows = conn.execute(READ.format(columns=BLOCK_COLUMNS), (sid, start, end))
+            return found, decode_run(rows.fetchall(), start, end)
 
     def single_value(
         self, db: int, series_id: str, ts: int, direction: Direction
