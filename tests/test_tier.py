@@ -16,11 +16,28 @@ from tempodb.rollup import parse_interval, rollup_folds, summarize
 from tempodb.zones import get_zone
 
 ZONES = ["UTC", "America/Chicago", "Asia/Kolkata", "Asia/Kathmandu", "Australia/Lord_Howe"]
-INTERVALS = ["15min", "30min", "45min", "1hour", "3hour", "1day", "2day", "1week", "1month", "1year"]
+INTERVALS = [
+    "15min",
+    "30min",
+    "45min",
+    "1hour",
+    "3hour",
+    "1day",
+    "2day",
+    "1week",
+    "1month",
+    "1year",
+]
 FOLDS = ["sum", "count", "min", "max", "mean", "stddev", "ss", "range", "first", "last"]
 #: Midnights UTC of days around DST changes (Chicago 2024-03-10, 2024-11-03; Lord Howe
 #: 2024-04-07, 2024-10-06) and of an ordinary one.
-DAYS = [1710028800000, 1730592000000, 1712448000000, 1728172800000, 1718000000000 // 86400000 * 86400000]
+DAYS = [
+    1710028800000,
+    1730592000000,
+    1712448000000,
+    1728172800000,
+    1718000000000 // 86400000 * 86400000,
+]
 
 
 def close(a: float, b: float) -> bool:
@@ -93,7 +110,10 @@ def test_combine_is_exact_for_integers_and_first_last() -> None:
     whole = tier.summarize(ts, values, is_int)
     assert whole.count.tolist() == [2, 2, 1]
     # Merging the same bucket from two halves (a late point) gives the same summary.
-    halves = tier.merge(tier.summarize(ts[::2], values[::2], is_int[::2]), tier.summarize(ts[1::2], values[1::2], is_int[1::2]))
+    halves = tier.merge(
+        tier.summarize(ts[::2], values[::2], is_int[::2]),
+        tier.summarize(ts[1::2], values[1::2], is_int[1::2]),
+    )
     for name in FOLDS:
         a, a_int = tier.fold(whole, name)
         b, b_int = tier.fold(halves, name)
@@ -125,11 +145,18 @@ def test_what_the_tier_cannot_answer_is_named() -> None:
     five = parse_interval("5min")
     hour = parse_interval("1hour")
     message = tier.unanswerable(five, ("mean",), zone, start=0, end=3_600_000, tier=summaries)
-    assert message is not None and "PT5M" in message and "15-minute" in message
-    message = tier.unanswerable(hour, ("percentile,99",), zone, start=0, end=3_600_000, tier=summaries)
-    assert message is not None and "percentile,99" in message and "stddev" in message
+    assert message is not None
+    assert "PT5M" in message
+    assert "15-minute" in message
+    message = tier.unanswerable(
+        hour, ("percentile,99",), zone, start=0, end=3_600_000, tier=summaries
+    )
+    assert message is not None
+    assert "percentile,99" in message
+    assert "stddev" in message
     message = tier.unanswerable(hour, ("mean",), zone, start=60_000, end=3_600_000, tier=summaries)
-    assert message is not None and "15-minute marks" in message
+    assert message is not None
+    assert "15-minute marks" in message
     assert tier.unanswerable(hour, ("mean",), zone, start=0, end=3_600_000, tier=summaries) is None
     # Local mean time (Chicago before 1883) puts day boundaries off the 15-minute marks.
     old = -3_000_000_000_000
@@ -140,4 +167,5 @@ def test_what_the_tier_cannot_answer_is_named() -> None:
     end = int(far.ts[-1]) + tier.TIER_MS
     chicago = get_zone("America/Chicago")
     message = tier.unanswerable(day, ("sum",), chicago, start=start, end=end, tier=far)
-    assert message is not None and "P1D" in message
+    assert message is not None
+    assert "P1D" in message

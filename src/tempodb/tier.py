@@ -119,11 +119,13 @@ class Tier:
 
     @staticmethod
     def empty() -> Tier:
-        return Tier(*(np.zeros(0, dtype) for dtype in _DTYPES))
+        columns: list[Any] = [np.zeros(0, dtype) for dtype in _DTYPES]
+        return Tier(*columns)
 
     def take(self, index: Any) -> Tier:
         """The summaries at ``index`` (a mask, a slice or indices)."""
-        return Tier(*(getattr(self, name)[index] for name in _NAMES))
+        columns: list[Any] = [getattr(self, name)[index] for name in _NAMES]
+        return Tier(*columns)
 
     def points(self) -> int:
         """How many raw points the summaries stand for."""
@@ -343,9 +345,7 @@ def fold(tier: Tier, name: str) -> tuple[F64, Bool]:
     raise ValueError(f"the tier does not fold {name}")
 
 
-def rollup(
-    tier: Tier, *, interval: Interval, zone: Zone, start_ms: int
-) -> Tier:
+def rollup(tier: Tier, *, interval: Interval, zone: Zone, start_ms: int) -> Tier:
     """The summaries of the rollup buckets of ``interval`` in ``zone`` (aligned by
     ``start_ms``, as :func:`rollup.rollup`), labelled as the rollup labels them; every
     boundary must fall on a tier boundary (:func:`unanswerable`)."""
@@ -439,6 +439,22 @@ def _inner_boundaries(tier: Tier, interval: Interval, zone: Zone, start: int) ->
         if found.size:
             return True
     return False
+
+
+def cuts(tier: Tier, start: int, end: int) -> bool:
+    """Whether a summary's bucket lies across ``start`` or ``end`` (a range delete there
+    would cut it in two)."""
+    ends = tier.ts + TIER_MS
+    across = ((tier.ts < start) & (ends > start)) | ((tier.ts < end) & (ends > end))
+    return bool(np.any(across))
+
+
+#: Why a range delete is refused (``TierCut``).
+CUT_MESSAGE: Final = (
+    "the range would cut a 15-minute tier bucket in two (the expired part of a series is "
+    "kept as 15-minute summaries): start and end must be on 15-minute marks there; nothing "
+    "was deleted"
+)
 
 
 # -- chunks: the tier as stored (one per series and UTC day) ------------------------------------

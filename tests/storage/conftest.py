@@ -29,7 +29,7 @@ def _sqlite(request: pytest.FixtureRequest, block_points: int | None) -> Store:
 
 
 #: Every table of the PostgreSQL schema, emptied before each test.
-PG_TABLES = "databases, series, series_tag, series_attr, block"
+PG_TABLES = "databases, series, series_tag, series_attr, block, retention, tier"
 
 
 @pytest.fixture(scope="session")

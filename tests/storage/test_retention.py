@@ -52,7 +52,9 @@ def close(a: float, b: float) -> bool:
 def test_tier_answers_what_the_raw_points_answered(store: Store, db: Database) -> None:
     rng = np.random.default_rng(5)
     ts = np.unique(rng.integers(T0, T0 + 6 * DAY, 6000)).astype(np.int64)
-    values = np.where(rng.random(ts.size) < 0.5, rng.integers(-50, 50, ts.size), rng.normal(0, 9, ts.size))
+    values = np.where(
+        rng.random(ts.size) < 0.5, rng.integers(-50, 50, ts.size), rng.normal(0, 9, ts.size)
+    )
     ints = values == np.round(values)
     write(store, db, "a", ts, values, ints)
     write(store, db, "b", ts[:10], values[:10], ints[:10])
@@ -67,7 +69,13 @@ def test_tier_answers_what_the_raw_points_answered(store: Store, db: Database) -
             end = T0 + 7 * DAY
             raw = store.read_points(db.id, sid, start, end)
             expected = rollup_folds(
-                raw.ts, raw.values, raw.is_int, interval=interval, folds=FOLDS, zone=zone, start_ms=start
+                raw.ts,
+                raw.values,
+                raw.is_int,
+                interval=interval,
+                folds=FOLDS,
+                zone=zone,
+                start_ms=start,
             )
             reads.append((zone, interval, start, end, expected, summarize(raw.values, raw.is_int)))
     assert store.set_retention(db.key, Retention(keep_ms=2 * DAY))
@@ -78,21 +86,34 @@ def test_tier_answers_what_the_raw_points_answered(store: Store, db: Database) -
     kept = store.read_points(db.id, sid, T0 - DAY, T0 + 7 * DAY)
     assert done.series == 2
     assert done.points == int((ts < cutoff).sum()) + 10
-    assert int(kept.ts[0]) >= cutoff and len(kept) == int((ts >= cutoff).sum())
+    assert int(kept.ts[0]) >= cutoff
+    assert len(kept) == int((ts >= cutoff).sum())
     assert store.expire(now).points == 0  # nothing twice
     for zone, interval, start, end, expected, want in reads:
         summaries, points = store.read_tiered(db.id, sid, start, end)
         assert summaries.points() == int((ts < cutoff).sum())
-        assert tier.unanswerable(interval, FOLDS, zone, start=start, end=end, tier=summaries) is None
+        assert (
+            tier.unanswerable(interval, FOLDS, zone, start=start, end=end, tier=summaries) is None
+        )
         got = tier.answer(
-            summaries, points.ts, points.values, points.is_int,
-            interval=interval, folds=FOLDS, zone=zone, start_ms=start,
+            summaries,
+            points.ts,
+            points.values,
+            points.is_int,
+            interval=interval,
+            folds=FOLDS,
+            zone=zone,
+            start_ms=start,
         )
         for name, a, b in zip(FOLDS, got, expected, strict=True):
             assert a.ts.tolist() == b.ts.tolist()
             assert a.is_int.tolist() == b.is_int.tolist(), name
-            assert all(close(x, y) for x, y in zip(a.values.tolist(), b.values.tolist(), strict=True)), name
-        found = tier.summary(tier.merge(summaries, tier.summarize(points.ts, points.values, points.is_int)))
+            assert all(
+                close(x, y) for x, y in zip(a.values.tolist(), b.values.tolist(), strict=True)
+            ), name
+        found = tier.summary(
+            tier.merge(summaries, tier.summarize(points.ts, points.values, points.is_int))
+        )
         assert found.keys() == want.keys()
         assert all(close(float(found[k]), float(want[k])) for k in want)
 
@@ -112,7 +133,9 @@ def test_late_points_below_the_cutoff_are_counted_once(store: Store, db: Databas
     assert tier.summary(summaries)["sum"] == ts.size + 5
 
 
-def test_deletes_remove_whole_tier_buckets_and_refuse_to_cut_one(store: Store, db: Database) -> None:
+def test_deletes_remove_whole_tier_buckets_and_refuse_to_cut_one(
+    store: Store, db: Database
+) -> None:
     ts = np.arange(T0, T0 + DAY, 60_000, dtype=np.int64)
     write(store, db, "s", ts, np.ones(ts.size), np.ones(ts.size, np.bool_))
     store.set_retention(db.key, Retention(keep_ms=DAY))

@@ -13,6 +13,7 @@ from typing import Any, Final
 import psycopg
 
 from tempodb.storage.base import SchemaTooNew
+from tempodb.storage.postgres import retention
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "configure", "migrate"]
 
@@ -80,6 +81,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         ) WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.02,
                 autovacuum_vacuum_insert_scale_factor = 0.02)""",
     ),
+    retention.MIGRATION,  # 4: retention and the 15-minute tier (see that module)
 )
 
 #: The schema version this code writes.

@@ -23,8 +23,6 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-import numpy as np
-
 from tempodb import tier
 from tempodb.storage.base import Points, Retention, TierCut
 from tempodb.storage.blocks import decode_run
@@ -199,11 +197,5 @@ def drop_tier(conn: sqlite3.Connection, sid: int, start: int, end: int) -> int:
 
 def check_cut(part: tier.Tier, start: int, end: int) -> None:
     """TierCut when a summary's bucket lies across ``start`` or ``end``."""
-    ends = part.ts + tier.TIER_MS
-    across = ((part.ts < start) & (ends > start)) | ((part.ts < end) & (ends > end))
-    if bool(np.any(across)):
-        raise TierCut(
-            "the range would cut a 15-minute tier bucket in two (the expired part of a series "
-            "is kept as 15-minute summaries): start and end must be on 15-minute marks there; "
-            "nothing was deleted"
-        )
+    if tier.cuts(part, start, end):
+        raise TierCut(tier.CUT_MESSAGE)

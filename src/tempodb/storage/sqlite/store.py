@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -19,7 +20,6 @@ from typing import Any, ClassVar, Final, TypeVar
 import numpy as np
 import orjson
 
-from tempodb.tier import Tier
 from tempodb.storage.base import (
     Credentials,
     Database,
@@ -35,9 +35,9 @@ from tempodb.storage.base import (
     StorageError,
     Store,
     WriteBatch,
+    expiry_cutoffs,
     hash_secret,
     new_credentials,
-    expiry_cutoffs,
     new_series_id,
     normalize_tags,
     verify_secret,
@@ -55,6 +55,7 @@ from tempodb.storage.sqlite.schema import (
     user_version,
 )
 from tempodb.storage.sqlite.writer import Writer
+from tempodb.tier import Tier
 
 _T = TypeVar("_T")
 
@@ -665,8 +666,14 @@ class SQLiteStore(Store):
             cutoff, tier_cutoff = expiry_cutoffs(kept, now_ms)
             for sid, series_id in retention.due_series(self._reader(), db, cutoff, tier_cutoff):
                 done = self._writer.call(
-                    lambda conn, sid=sid, series_id=series_id: retention.expire_series(
-                        conn, self._points, db, sid, series_id, cutoff, tier_cutoff
+                    functools.partial(
+                        retention.expire_series,
+                        writer=self._points,
+                        db=db,
+                        sid=sid,
+                        series_id=series_id,
+                        cutoff=cutoff,
+                        tier_cutoff=tier_cutoff,
                     )
                 )
                 counts = [counts[0] + 1, *(a + b for a, b in zip(counts[1:], done, strict=True))]
