@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from tempodb.retention import Enforcer, RetentionView
 from tempodb.server.auth import Authenticator, check_provenance, credentials
 from tempodb.server.body import read_body
 from tempodb.server.context import Context, Options
@@ -101,8 +102,10 @@ class TempoDBApp:
     ``limits.max_pending`` authenticated requests may be in progress at once, holding up to
     ``BUFFERED_BODIES`` times ``limits.max_body`` bytes of bodies; beyond either, 503 with
     Retry-After (``limits``).  ``rate_limit`` (requests a second per key) answers 429 beyond
-    it.  ``auth_ttl`` caches good credentials that long (0: never, so that a revoked key stops
-    working at once).  ``max_body`` and ``max_pending``, when given, override ``limits``.
+    it.  ``retention_every`` (seconds) runs the retention pass that often on a thread
+    (``tempodb.retention.Enforcer``; None: never).  ``auth_ttl`` caches good credentials
+    that long (0: never, so that a revoked key stops working at once).  ``max_body`` and
+    ``max_pending``, when given, override ``limits``.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class TempoDBApp:
         auth_ttl: float = 0.0,
         max_pending: int | None = None,
         rate_limit: float | None = None,
+        retention_every: float | None = None,
     ) -> None:
         limits = limits or Limits()
         if max_body is not None or max_pending is not None:
@@ -139,10 +143,15 @@ class TempoDBApp:
         self.metrics = ServerMetrics(
             store, in_progress=lambda: self.admission.requests + self.public.requests
         )
+        #: Every database's retention; the pass that enforces them (``retention_every``).
+        self.retention = RetentionView(store)
+        self.enforcer = Enforcer(store, retention_every) if retention_every else None
         #: Small writes skip the worker threads (two thread switches fewer per request).
         self.inline_writes = store.quick_submit and not self.options.auto_tag
 
     def close(self) -> None:
+        if self.enforcer is not None:
+            self.enforcer.close()
         self.executor.shutdown(wait=True)
         self.inflater.shutdown(wait=True)
         self.store.close()
@@ -298,7 +307,7 @@ class TempoDBApp:
             return None
         try:
             context, request = self._admit(found, method, query_string, headers, body, database)
-            job = handler.parse(request, found.params)
+            job = handler.parse(request, found.params).retained(context)
             future = job.submit(context)
             with contextlib.suppress(Exception):  # job.outcome answers the failure
                 await asyncio.wrap_future(future)
@@ -388,7 +397,7 @@ class TempoDBApp:
             if self.limiter is not None:
                 self.limiter.check(database.key)
         request = Request(method, found.segments, Query.parse(query_string), body, headers)
-        return Context(self.store, database, self.options, self.metrics), request
+        return Context(self.store, database, self.options, self.metrics, self.retention), request
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

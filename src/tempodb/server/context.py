@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from tempodb.retention import RetentionView
 from tempodb.server.http import Query, bad_request
 from tempodb.server.wire import not_found
 from tempodb.storage.base import Database, SeriesField, SeriesFilter, SeriesRecord, Store
@@ -39,6 +40,8 @@ class Context:
     options: Options
     #: Where handlers count the points they write and read (None: not counted).
     metrics: ServerMetrics | None = None
+    #: The databases' retentions (None: not enforced by this server).
+    retention: RetentionView | None = None
 
     def series(self, field: str, value: str) -> SeriesRecord:
         """The addressed series, or 403 'Series not found' as v1 answered."""

@@ -193,6 +193,22 @@ SCHEMAS: JSONObject = {
         "properties": {"t": TIMESTAMP, "id": KEY_SCHEMA, "key": KEY_SCHEMA, "v": VALUE},
     },
     "DatabaseIn": {"type": "object", "properties": {"name": {"type": "string"}}},
+    "RetentionIn": {
+        "type": "object",
+        "properties": {
+            "retention": {"type": ["string", "null"]},
+            "tier_retention": {"type": ["string", "null"]},
+        },
+    },
+    "Retention": {
+        "type": "object",
+        "required": ["key", "retention", "tier_retention"],
+        "properties": {
+            "key": {"type": "string"},
+            "retention": {"type": "string"},
+            "tier_retention": {"type": "string"},
+        },
+    },
 }
 
 
@@ -364,6 +380,18 @@ OPERATIONS: dict[tuple[tuple[str, ...], str], Operation] = {
         (),
         _ref("DatabaseIn"),
         _ref("NewDatabase"),
+    ),
+    (("database", "{value}", "retention"), "GET"): Operation(
+        "A database's retention, by its key (administrator keys only)",
+        ("value",),
+        None,
+        _ref("Retention"),
+    ),
+    (("database", "{value}", "retention"), "PUT"): Operation(
+        "Set a database's retention, by its key (administrator keys only)",
+        ("value",),
+        _ref("RetentionIn"),
+        _ref("Retention"),
     ),
 }
 

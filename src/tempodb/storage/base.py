@@ -404,7 +404,8 @@ class Store(ABC):
     # -- retention and the 15-minute tier (tempodb.tier) ---------------------------------------
 
     def retentions(self) -> dict[int, Retention]:
-        """The retention of every database that has one (by database id)."""
+        """The retention of every database that has had one (by database id; a database
+        whose retention was removed keeps ``Retention()``, as it may have tier summaries)."""
         return {}
 
     def set_retention(self, key: str, retention: Retention) -> bool:

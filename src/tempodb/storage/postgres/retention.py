@@ -50,10 +50,7 @@ MIGRATION: Final = (
 
 
 def retentions(conn: _Conn) -> dict[int, Retention]:
-    rows = conn.execute(
-        "SELECT db, keep_ms, tier_keep_ms FROM retention "
-        "WHERE keep_ms IS NOT NULL OR tier_keep_ms IS NOT NULL"
-    ).fetchall()
+    rows = conn.execute("SELECT db, keep_ms, tier_keep_ms FROM retention").fetchall()
     return {int(db): Retention(keep, tier_keep) for db, keep, tier_keep in rows}
 
 

@@ -47,10 +47,7 @@ MIGRATION: Final = (
 
 
 def retentions(conn: sqlite3.Connection) -> dict[int, Retention]:
-    rows = conn.execute(
-        "SELECT db, keep_ms, tier_keep_ms FROM retention "
-        "WHERE keep_ms IS NOT NULL OR tier_keep_ms IS NOT NULL"
-    )
+    rows = conn.execute("SELECT db, keep_ms, tier_keep_ms FROM retention")
     return {int(db): Retention(keep, tier_keep) for db, keep, tier_keep in rows}
 
 
