@@ -112,6 +112,19 @@ def test_retention_end_to_end(served: tuple[ServerProcess, list[str]]) -> None:
         read = client.read_key("s", start, end, interval=interval, function=function, tz=tz)
         before[(interval, function, tz)] = read
     assert before[("1day", "count", "Asia/Kolkata")].summary.count == len(points)
+    folds = ["first", "last", "range", "mean", "stddev"]
+
+    def read_10() -> tuple[list[Any], list[Any], Any]:
+        # The 1.0 reads, in pages of 7 buckets.
+        segment = list(
+            client.read_segment(
+                "s", start, end, rollup_period="PT2H", rollup_fold="max", tz="Asia/Kolkata", limit=7
+            )
+        )
+        rollups = list(client.read_rollups("s", start, end, period="P1D", folds=folds, limit=2))
+        return segment, rollups, client.read_summary("s", start, end)
+
+    segment_before, rollups_before, summary_before = read_10()
 
     # A retention of two days, set over HTTP by an administrator key; the server applies it.
     status, shown = admin_request(
@@ -141,6 +154,17 @@ def test_retention_end_to_end(served: tuple[ServerProcess, list[str]]) -> None:
             assert same(a.value, b.value), (interval, function, tz, a, b)
         for name in ("sum", "mean", "max", "min", "stddev", "count"):
             assert same(getattr(new.summary, name), getattr(old.summary, name)), name
+    segment_after, rollups_after, summary_after = read_10()
+    assert [(p.ts, p.value) for p in segment_after] == [(p.ts, p.value) for p in segment_before]
+    assert [p.ts for p in rollups_after] == [p.ts for p in rollups_before]
+    for a, b in zip(rollups_after, rollups_before, strict=True):
+        assert all(same(a.values[name], b.values[name]) for name in folds), (a, b)
+    for name in ("count", "sum", "mean", "min", "max", "stddev"):
+        assert same(getattr(summary_after, name), getattr(summary_before, name)), name
+    with pytest.raises(InvalidRequestError, match="percentile"):
+        list(
+            client.read_segment("s", start, end, rollup_period="PT1H", rollup_fold="percentile,90")
+        )
     # Which part came from the tier, and where raw data begins.
     answer = client.request(
         "/series/key/s/data/",
