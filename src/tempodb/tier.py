@@ -26,11 +26,12 @@ of ``15min``, ``1hour``, ``1day``, ``1month`` ... rollups in any zone fall on ti
 America/Chicago before 1883, does not).
 
 Storage keeps the tier as chunks: one per series and UTC day, the day's summaries packed by
-:func:`pack` (columns of little-endian numbers, one per field, 96 summaries at most).
+:func:`pack` (little-endian records, deflated; 96 summaries at most).
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
@@ -147,7 +148,9 @@ _DTYPES: Final = (
     np.float64,
     np.uint8,
 )
-_WIRE: Final = tuple(np.dtype(d).newbyteorder("<") for d in _DTYPES)
+_RECORD: Final = np.dtype(
+    [(name, np.dtype(d).newbyteorder("<")) for name, d in zip(_NAMES, _DTYPES, strict=True)]
+)
 
 
 def concat(parts: list[Tier]) -> Tier:
@@ -480,22 +483,26 @@ def by_day(tier: Tier) -> list[tuple[int, Tier]]:
 
 
 def pack(tier: Tier) -> bytes:
-    """The bytes of stored summaries: each field as a little-endian column."""
-    return b"".join(
-        getattr(tier, name).astype(wire).tobytes() for name, wire in zip(_NAMES, _WIRE, strict=True)
-    )
-
-
-_ROW_BYTES: Final = sum(w.itemsize for w in _WIRE)
+    """The bytes of stored summaries: little-endian records (one per summary, the fields
+    in order), deflated (zlib level 1: about half the size, at a few microseconds)."""
+    records = np.empty(len(tier), _RECORD)
+    for name in _NAMES:
+        records[name] = getattr(tier, name)
+    return zlib.compress(records.tobytes(), 1)
 
 
 def unpack(blob: bytes) -> Tier:
     """Summaries from :func:`pack`'s bytes."""
-    size = len(blob) // _ROW_BYTES
-    columns = []
-    at = 0
-    for wire, dtype in zip(_WIRE, _DTYPES, strict=True):
-        width = wire.itemsize * size
-        columns.append(np.frombuffer(blob, wire, size, at).astype(dtype))
-        at += width
+    return unpack_many([blob])
+
+
+def unpack_many(blobs: list[bytes]) -> Tier:
+    """The summaries of several chunks (in order) at once."""
+    if not blobs:
+        return Tier.empty()
+    raw = b"".join(zlib.decompress(blob) for blob in blobs)
+    records = np.frombuffer(raw, _RECORD)
+    columns: list[Any] = [
+        records[name].astype(dtype) for name, dtype in zip(_NAMES, _DTYPES, strict=True)
+    ]
     return Tier(*columns)

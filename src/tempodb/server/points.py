@@ -223,7 +223,11 @@ class WriteJob:
     multi: MultiBatch | None = None
 
     def run(self, ctx: Context) -> Response:
-        """Store the points (on the calling thread) and answer."""
+        """Store the points (on the calling thread) and answer; points older than the
+        database's retention are refused first (``retained``)."""
+        job = self.retained(ctx)
+        if job is not self:
+            return job.run(ctx)
         if ctx.options.auto_tag:
             _create_tagged(ctx, self.batch.refs)
         try:
@@ -285,7 +289,7 @@ class WriteHandler:
         self.__doc__ = parse.__doc__
 
     def __call__(self, ctx: Context, request: Request, params: dict[str, str]) -> Response:
-        return self.parse(request, params).retained(ctx).run(ctx)
+        return self.parse(request, params).run(ctx)
 
 
 def too_many_new_series(exc: TooManyNewSeries) -> HTTPError:

@@ -161,7 +161,7 @@ def read(conn: _Conn, db: int, sid: int, start: int, end: int) -> tuple[tier.Tie
     points = head.merged(conn.execute(head.READ, params, binary=True).fetchall(), start, end)
     if not rows:
         return tier.Tier.empty(), points
-    found = tier.concat([tier.unpack(bytes(r[0])) for r in rows])
+    found = tier.unpack_many([bytes(r[0]) for r in rows])
     return found.take((found.ts + tier.TIER_MS > start) & (found.ts < end)), points
 
 

@@ -156,7 +156,7 @@ def read(conn: sqlite3.Connection, sid: int, start: int, end: int) -> tier.Tier:
     ).fetchall()
     if not rows:
         return tier.Tier.empty()
-    found = tier.concat([tier.unpack(r[0]) for r in rows])
+    found = tier.unpack_many([r[0] for r in rows])
     return found.take((found.ts + tier.TIER_MS > start) & (found.ts < end))
 
 
