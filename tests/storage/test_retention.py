@@ -5,6 +5,7 @@ they expired, deletes keep the tier whole, late points are counted once."""
 from __future__ import annotations
 
 import math
+import sqlite3
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from tempodb.storage.base import (
     TierCut,
     WriteBatch,
 )
+from tempodb.storage.sqlite import SQLiteStore
 from tempodb.zones import get_zone
 
 DAY = 86_400_000
@@ -168,3 +170,38 @@ def test_tier_retention_and_removing_the_retention(store: Store, db: Database) -
     assert store.expire(T0 + 40 * DAY).points == 0
     store.delete_series(db.id, None)
     assert store.read_tiered(db.id, sid, T0, T0 + 5 * DAY)[0].points() == 0
+
+
+def store_size(store: Store) -> int:
+    """The bytes the points take: SQLite's file after a checkpoint, PostgreSQL's point
+    tables after a plain VACUUM (what autovacuum leaves)."""
+    if isinstance(store, SQLiteStore):
+        conn = sqlite3.connect(store.path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        return store.path.stat().st_size
+    import psycopg
+
+    with psycopg.connect(store._url, autocommit=True) as conn:  # type: ignore[attr-defined]
+        total = 0
+        for table in ("block", "head", "tier"):
+            conn.execute(f"VACUUM {table}")
+            row = conn.execute("SELECT pg_total_relation_size(%s)", (table,)).fetchone()
+            total += int(row[0]) if row else 0
+        return total
+
+
+def test_a_store_with_a_retention_stops_growing(store: Store, db: Database) -> None:
+    store.set_retention(db.key, Retention(keep_ms=3 * DAY, tier_keep_ms=5 * DAY))
+    sizes = []
+    for day in range(24):
+        for number in range(4):
+            ts = np.arange(T0 + day * DAY, T0 + (day + 1) * DAY, 60_000, dtype=np.int64)
+            write(store, db, f"s{number}", ts, np.sin(ts / 1e7), np.zeros(ts.size, np.bool_))
+        store.expire(T0 + (day + 1) * DAY)
+        sizes.append(store_size(store))
+    # Once the tier's retention is reached (day 6), the size stays where it was.
+    assert max(sizes[12:]) <= sizes[11] * 1.1, sizes
+    assert sizes[11] > sizes[2]
