@@ -13,9 +13,12 @@ the writer's group commit): the points before the cutoff (a 15-minute mark) are 
 summaries merged into the tier's day chunks (summaries of a bucket already there are
 combined with them, so a point written late below the cutoff is counted once, at the next
 pass), and the points dropped with the range delete of ``points.PointWriter`` (whole blocks
-deleted, the edge block rewritten).  A crash anywhere rolls the whole series back.  Every
-source of points a series has is listed in ``_points_before`` and ``_drop_before`` (the
-blocks today; a row-shaped head goes beside them).
+deleted, the edge block rewritten).  A crash anywhere rolls the whole series back.
+
+Where the points come from: ``points_of`` reads them (the pass and the tiered reads) and
+``_drop_before`` deletes them, with ``PointWriter.delete_range``; ``due_series`` finds the
+series that have some before a cutoff.  These three are all that a second source of points
+(a row-shaped head beside the blocks) needs to be added to.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Final
 from tempodb import tier
 from tempodb.storage.base import Points, Retention, TierCut
 from tempodb.storage.blocks import decode_run
-from tempodb.storage.sqlite.points import BLOCK_COLUMNS, PointWriter
+from tempodb.storage.sqlite.points import BLOCK_COLUMNS, READ, PointWriter
 from tempodb.zones import MIN_MS, MS_PER_DAY
 
 #: The migration that adds the tables (appended to ``schema.MIGRATIONS``).
@@ -95,12 +98,10 @@ def due_series(
     return sorted(found.items())
 
 
-def _points_before(conn: sqlite3.Connection, sid: int, cutoff: int) -> Points:
-    rows = conn.execute(
-        f"SELECT {BLOCK_COLUMNS} FROM block WHERE sid = ? AND first < ? ORDER BY first",
-        (sid, cutoff),
-    ).fetchall()
-    return decode_run(rows, MIN_MS, cutoff)
+def points_of(conn: sqlite3.Connection, sid: int, start: int, end: int) -> Points:
+    """The points of a series in ``[start, end)`` (its blocks)."""
+    rows = conn.execute(READ.format(columns=BLOCK_COLUMNS), (sid, start, end)).fetchall()
+    return decode_run(rows, start, end)
 
 
 def _drop_before(
@@ -123,7 +124,7 @@ def expire_series(
     dropped)."""
     dropped = written = gone = 0
     if cutoff is not None:
-        old = _points_before(conn, sid, cutoff)
+        old = points_of(conn, sid, MIN_MS, cutoff)
         if len(old):
             summaries = tier.summarize(old.ts, old.values, old.is_int)
             if tier_cutoff is not None:

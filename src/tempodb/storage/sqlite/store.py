@@ -686,8 +686,7 @@ class SQLiteStore(Store):
             if sid is None or start >= end:
                 return Tier.empty(), Points.empty()
             found = retention.read(conn, sid, start, end)
-            rows = conn.execute(READ.format(columns=BLOCK_COLUMNS), (sid, start, end))
-            return found, decode_run(rows.fetchall(), start, end)
+            return found, retention.points_of(conn, sid, start, end)
 
     def single_value(
         self, db: int, series_id: str, ts: int, direction: Direction
