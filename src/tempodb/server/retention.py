@@ -128,17 +128,9 @@ def read(
     why = tier.unanswerable(interval, folds, zone, start=start, end=end, tier=summaries)
     if why is not None:
         raise bad_request(f"Cannot answer this rollup: {why}")
-    folded = tier.answer(
-        summaries,
-        points.ts,
-        points.values,
-        points.is_int,
-        interval=interval,
-        folds=folds,
-        zone=zone,
-        start_ms=start,
-    )
     both = tier.merge(summaries, tier.summarize(points.ts, points.values, points.is_int))
+    rolled = tier.rollup(both, interval=interval, zone=zone, start_ms=start)
+    folded = [Folded(rolled.ts, *tier.fold(rolled, name)) for name in folds]
     until = int(summaries.ts[-1]) + tier.TIER_MS
     return Tiered(folded, tier.summary(both), until, summaries.points())
 
