@@ -217,3 +217,35 @@ def test_retention_end_to_end(served: tuple[ServerProcess, list[str]]) -> None:
     # The CLI changes it too; `none` keeps everything from now on.
     assert "retention none" in keys(store_args, "retention", key, "none")
     client.write_key("s", [old_point])
+
+
+def test_keys_commands_set_and_show_retentions(tmp_path: Any) -> None:
+    store_args = data_args(tmp_path / "data")
+    key, _ = create_key(store_args, "--retention", "90d", "--tier-retention", "520w")
+    listed = [json.loads(line) for line in keys(store_args, "list", "--json").splitlines()]
+    assert listed == [
+        {
+            "key": key,
+            "name": "",
+            "admin": False,
+            "revoked": False,
+            "retention": "90d",
+            "tier_retention": "520w",
+        }
+    ]
+    assert "retention 36h, tier retention none" in keys(store_args, "retention", key, "36h")
+    assert f"{key}  retention=36h" in keys(store_args, "list")
+    bad = subprocess.run(
+        tempodb_command("keys", "retention", key, "3 months", *store_args),
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2
+    assert "30m, 12h, 90d or 52w, or none" in bad.stderr
+    unknown = subprocess.run(
+        tempodb_command("keys", "retention", "nokey", "1d", *store_args),
+        capture_output=True,
+        text=True,
+    )
+    assert unknown.returncode == 1
+    assert "no such key" in unknown.stderr
