@@ -125,7 +125,10 @@ class Tier:
         return Tier(*columns)
 
     def take(self, index: Any) -> Tier:
-        """The summaries at ``index`` (a mask, a slice or indices)."""
+        """The summaries at ``index`` (a mask, a slice or indices); itself for a mask that
+        keeps them all."""
+        if isinstance(index, np.ndarray) and index.dtype == np.bool_ and bool(index.all()):
+            return self
         columns: list[Any] = [getattr(self, name)[index] for name in _NAMES]
         return Tier(*columns)
 
@@ -509,7 +512,7 @@ def unpack_many(blobs: list[bytes]) -> Tier:
             at += wire.itemsize * size
     columns: list[Any] = []
     for name, dtype, pieces in zip(_NAMES, _DTYPES, parts, strict=True):
-        column = np.concatenate(pieces).astype(dtype)
+        column = np.concatenate(pieces).astype(dtype, copy=False)
         if name in _DELTAS:
             # Each chunk's first difference is from 0: its running sum starts afresh.
             lengths = np.array([len(piece) for piece in pieces])
