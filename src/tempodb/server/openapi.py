@@ -99,6 +99,17 @@ SCHEMAS: JSONObject = {
                 ]
             },
             "summary": {"$ref": "#/components/schemas/Summary"},
+            "tier": {
+                "description": "Present when part of the range was answered from the "
+                "15-minute tier: raw data begins at until (docs/tempodb-v1-api.md 5.11)",
+                "type": "object",
+                "required": ["interval", "until", "points"],
+                "properties": {
+                    "interval": {"type": "string"},
+                    "until": {"type": "string"},
+                    "points": {"type": "integer"},
+                },
+            },
         },
     },
     "SingleValue": {
