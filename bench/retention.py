@@ -146,7 +146,7 @@ def r1(
         figures["R1_daily_rollup_years"] = round(years, 1)
         figures["R1_daily_rollup_raw_ms"] = round(raw_ms, 1)
         figures["R1_daily_rollup_tier_ms"] = round(tier_ms, 1)
-        say(f"  R1 {years:.0f}-year daily mean: raw {raw_ms:.1f} ms, tier {tier_ms:.1f} ms")
+        say(f"  R1 {years:.1f}-year daily mean: raw {raw_ms:.1f} ms, tier {tier_ms:.1f} ms")
     finally:
         store.close()
     # The size under a steady write rate.
