@@ -54,6 +54,8 @@ KEYS = [
     "R1_daily_rollup_years",
     "R1_daily_rollup_raw_ms",
     "R1_daily_rollup_tier_ms",
+    "R1_steady_size_half_mb",
+    "R1_steady_size_end_mb",
     "R1_steady_growth_second_half_pct",
     "V1_segment_raw_10_days_ms",
     "V1_segment_raw_10_days_ratio",

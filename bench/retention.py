@@ -161,8 +161,9 @@ def r1(
                 _write(store, db, f"s{n}", T0 + day * DAY, 1)
             store.expire(T0 + (day + 1) * DAY)
             sizes_mb.append(round(size_of(store) / 2**20, 2))
-        figures["R1_steady_size_mb_by_day"] = sizes_mb
         half = sizes.steady_days // 2
+        figures["R1_steady_size_half_mb"] = sizes_mb[half]
+        figures["R1_steady_size_end_mb"] = sizes_mb[-1]
         figures["R1_steady_growth_second_half_pct"] = round(
             100 * (sizes_mb[-1] - sizes_mb[half]) / sizes_mb[half], 1
         )
