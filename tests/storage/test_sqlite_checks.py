@@ -104,7 +104,7 @@ def test_a_version_3_file_with_tags_upgrades_and_passes_its_checks(tmp_path: Pat
     assert checks(tmp_path / "copy" / FILE_NAME) == ("ok", "ok")
     conn = sqlite3.connect(tmp_path / FILE_NAME)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         rows = conn.execute("SELECT sid, tag, db FROM series_tag ORDER BY sid, tag").fetchall()
         assert rows == [(1, "x", 1), (1, "y", 1), (2, "z", 1)]
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
