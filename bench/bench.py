@@ -30,6 +30,10 @@ a response counts when its last byte arrived) and are medians of repeated runs.
         10,000 points (one per series), a second round of points; at 1k and at 1M series
         stored the p50 of a W8-style write, of a one-series raw read and of the series of a
         tag (1,000), and the server's resident set             S4_*
+    R1  retention (tempodb only, ``retention.py``): the pass over 100 series with a year of
+        minute data (time, points dropped per second); a 10-year daily rollup from the
+        15-minute tier against the same from raw points; the store's size under a steady
+        write rate with a retention                            R1_*
     P1  Prometheus remote_write of 10k series in requests of 500 samples (tempodb and
         VictoriaMetrics), and remote_read of one day of 100 series (tempodb, and a Prometheus
         with the day in its local storage, ``prom.py``)        P1_*
@@ -63,7 +67,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -71,6 +75,7 @@ sys.path[:0] = [str(HERE), str(ROOT / "src"), str(ROOT / "tests")]
 
 import numpy as np  # noqa: E402
 import prom  # noqa: E402
+import retention  # noqa: E402
 from dataset import DAY_MS, MINUTE_MS, START_MS, Series, make_series  # noqa: E402
 from floor import numpy_floor  # noqa: E402
 from httpc import Request, requests_per_second, send_all  # noqa: E402
@@ -102,6 +107,7 @@ class Sizes:
     s4_samples: int  # S4's small writes and reads at each size (a quarter as many lookups)
     ingest_clients: int = 2
     p1: prom.P1Sizes = prom.FULL
+    r1: retention.R1Sizes = retention.R1_FULL
 
 
 FULL = Sizes(
@@ -138,6 +144,7 @@ QUICK = Sizes(
     s4_probe=200,
     s4_samples=20,
     p1=prom.QUICK,
+    r1=retention.R1_QUICK,
 )
 
 
@@ -179,6 +186,7 @@ WORKLOADS = (
     "S3",
     "S4",
     "P1",
+    "R1",
     "V1",
     "V2",
 )
@@ -225,6 +233,7 @@ class Run:
             ("S2,V2", self.long_series),
             ("S3", self.tags),
             ("P1", self.p1),
+            ("R1", self.r1),
             ("S4", self.s4),
         ):
             if name and set(name.split(",")) & only:
@@ -240,6 +249,31 @@ class Run:
             traceback.print_exc()
             self.failed[name] = traceback.format_exc().splitlines()[-1]
             say(f"  {self.system.name} {name} failed: {self.failed[name]}")
+
+    def r1(self) -> None:
+        """R1 (``retention.py``) on this system's store, opened in this process."""
+        system = self.system
+        if not isinstance(system, TempoDB):
+            return
+        from tempodb.storage.sqlite import SQLiteStore
+
+        urls: list[str] = []
+
+        def open_store(name: str) -> Any:
+            if system.database_url is None:
+                return SQLiteStore(self.root / f"r1-{name}")
+            from tempodb.storage.postgres import PostgresStore
+
+            urls.append(system.database_url())
+            return PostgresStore(urls[-1], min_size=0)
+
+        def size_of(store: Any) -> int:
+            if system.database_url is None:
+                return retention.sqlite_size(store)
+            return retention.postgres_size(urls[-1])(store)
+
+        for key, value in retention.r1(open_store, size_of, self.sizes.r1, say).items():
+            self.put(key, value)
 
     def w1(self) -> None:
         """Fill the main instance with the data set (W1's first round); with W1 asked for,

@@ -196,6 +196,11 @@ class TempoDB(System):
         self._process: subprocess.Popen[bytes] | None = None
         self._key = self._secret = ""
 
+    @property
+    def database_url(self) -> Callable[[], str] | None:
+        """What makes a new PostgreSQL database (None: the embedded store)."""
+        return self._database_url
+
     def fresh(self) -> TempoDB:
         """Another instance with its own store (a new PostgreSQL database)."""
         return TempoDB(self.name, self._database_url)

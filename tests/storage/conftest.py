@@ -41,7 +41,7 @@ def _sqlite_head(request: pytest.FixtureRequest, block_points: int | None) -> St
 
 
 #: Every table of the PostgreSQL schema, emptied before each test.
-PG_TABLES = "databases, series, series_tag, series_attr, block, idempotency"
+PG_TABLES = "databases, series, series_tag, series_attr, block, idempotency, retention, tier"
 
 
 @pytest.fixture(scope="session")

@@ -214,6 +214,14 @@ def register(commands: Any) -> None:
         help="cache good credentials this long: a revoked key then works on for up to that "
         "long (default 0: ask the store on every request)",
     )
+    serve.add_argument(
+        "--retention-every",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="run the retention pass this often: expired points are summarized into the "
+        "15-minute tier and dropped (default 60; see tempodb keys retention)",
+    )
     serve.set_defaults(run=run)
 
 
@@ -256,6 +264,8 @@ def check_options(args: argparse.Namespace) -> str | None:
         return f"--port must be between 0 and 65535, not {args.port}"
     if not (math.isfinite(args.read_cache_mb) and args.read_cache_mb >= 0):
         return "--read-cache-mb must be 0 or more"
+    if not (math.isfinite(args.retention_every) and 0 < args.retention_every <= 3600):
+        return "--retention-every must be more than 0 and at most 3600 seconds"
     if args.rate_limit is not None and not (math.isfinite(args.rate_limit) and args.rate_limit > 0):
         return "--rate-limit must be positive"
     if not (math.isfinite(args.auth_cache) and args.auth_cache >= 0):
@@ -379,6 +389,7 @@ def run(args: argparse.Namespace) -> int:
         limits=limits,
         rate_limit=args.rate_limit,
         auth_ttl=args.auth_cache,
+        retention_every=args.retention_every,
     )
     port = sock.getsockname()[1]
     try:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tempodb.contract import OUTCOME_UNKNOWN
+from tempodb.retention import Enforcer, RetentionView
 from tempodb.server.auth import Authenticator, check_provenance, credentials
 from tempodb.server.body import read_body
 from tempodb.server.context import Context, Options
@@ -104,8 +105,10 @@ class TempoDBApp:
     ``limits.max_pending`` authenticated requests may be in progress at once, holding up to
     ``BUFFERED_BODIES`` times ``limits.max_body`` bytes of bodies; beyond either, 503 with
     Retry-After (``limits``).  ``rate_limit`` (requests a second per key) answers 429 beyond
-    it.  ``auth_ttl`` caches good credentials that long (0: never, so that a revoked key stops
-    working at once).  ``max_body`` and ``max_pending``, when given, override ``limits``.
+    it.  ``retention_every`` (seconds) runs the retention pass that often on a thread
+    (``tempodb.retention.Enforcer``; None: never).  ``auth_ttl`` caches good credentials
+    that long (0: never, so that a revoked key stops working at once).  ``max_body`` and
+    ``max_pending``, when given, override ``limits``.
     """
 
     def __init__(
@@ -119,6 +122,7 @@ class TempoDBApp:
         auth_ttl: float = 0.0,
         max_pending: int | None = None,
         rate_limit: float | None = None,
+        retention_every: float | None = None,
     ) -> None:
         limits = limits or Limits()
         if max_body is not None or max_pending is not None:
@@ -142,11 +146,16 @@ class TempoDBApp:
         self.metrics = ServerMetrics(
             store, in_progress=lambda: self.admission.requests + self.public.requests
         )
+        #: Every database's retention; the pass that enforces them (``retention_every``).
+        self.retention = RetentionView(store)
+        self.enforcer = Enforcer(store, retention_every) if retention_every else None
         #: Small writes skip the worker threads (two thread switches fewer per request).
         self.inline_writes = store.quick_submit and not self.options.auto_tag
         self.keys_in_flight = KeysInFlight()
 
     def close(self) -> None:
+        if self.enforcer is not None:
+            self.enforcer.close()
         self.executor.shutdown(wait=True)
         self.inflater.shutdown(wait=True)
         self.store.close()
@@ -302,7 +311,7 @@ class TempoDBApp:
             return None
         try:
             context, request = self._admit(found, method, query_string, headers, body, database)
-            job = handler.parse(request, found.params)
+            job = handler.parse(request, found.params).retained(context)
             future = job.submit(context)
             with contextlib.suppress(Exception):  # job.outcome answers the failure
                 await asyncio.wrap_future(future)
@@ -393,7 +402,9 @@ class TempoDBApp:
             if self.limiter is not None:
                 self.limiter.check(database.key)
         request = Request(method, found.segments, Query.parse(query_string), body, headers)
-        context = Context(self.store, database, self.options, self.metrics, self.keys_in_flight)
+        context = Context(
+            self.store, database, self.options, self.metrics, self.keys_in_flight, self.retention
+        )
         return context, request
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

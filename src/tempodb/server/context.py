@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
+from tempodb.retention import RetentionView
 from tempodb.server.http import Query, bad_request
 from tempodb.server.idempotency import KeysInFlight
 from tempodb.server.wire import not_found
@@ -44,6 +45,8 @@ class Context:
     metrics: ServerMetrics | None = None
     #: The idempotency keys of the writes this server is applying (one object per app).
     keys_in_flight: KeysInFlight = field(default_factory=KeysInFlight)
+    #: The databases' retentions (None: not enforced by this server).
+    retention: RetentionView | None = None
 
     def series(self, field: str, value: str) -> SeriesRecord:
         """The addressed series, or 403 'Series not found' as v1 answered."""

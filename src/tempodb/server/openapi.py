@@ -99,6 +99,17 @@ SCHEMAS: JSONObject = {
                 ]
             },
             "summary": {"$ref": "#/components/schemas/Summary"},
+            "tier": {
+                "description": "Present when part of the range was answered from the "
+                "15-minute tier: raw data begins at until (docs/tempodb-v1-api.md 5.11)",
+                "type": "object",
+                "required": ["interval", "until", "points"],
+                "properties": {
+                    "interval": {"type": "string"},
+                    "until": {"type": "string"},
+                    "points": {"type": "integer"},
+                },
+            },
         },
     },
     "SingleValue": {
@@ -193,6 +204,22 @@ SCHEMAS: JSONObject = {
         "properties": {"t": TIMESTAMP, "id": KEY_SCHEMA, "key": KEY_SCHEMA, "v": VALUE},
     },
     "DatabaseIn": {"type": "object", "properties": {"name": {"type": "string"}}},
+    "RetentionIn": {
+        "type": "object",
+        "properties": {
+            "retention": {"type": ["string", "null"]},
+            "tier_retention": {"type": ["string", "null"]},
+        },
+    },
+    "Retention": {
+        "type": "object",
+        "required": ["key", "retention", "tier_retention"],
+        "properties": {
+            "key": {"type": "string"},
+            "retention": {"type": "string"},
+            "tier_retention": {"type": "string"},
+        },
+    },
 }
 
 
@@ -388,6 +415,18 @@ OPERATIONS: dict[tuple[tuple[str, ...], str], Operation] = {
         (),
         _ref("DatabaseIn"),
         _ref("NewDatabase"),
+    ),
+    (("database", "{value}", "retention"), "GET"): Operation(
+        "A database's retention, by its key (administrator keys only)",
+        ("value",),
+        None,
+        _ref("Retention"),
+    ),
+    (("database", "{value}", "retention"), "PUT"): Operation(
+        "Set a database's retention, by its key (administrator keys only)",
+        ("value",),
+        _ref("RetentionIn"),
+        _ref("Retention"),
     ),
 }
 

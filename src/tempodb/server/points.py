@@ -23,7 +23,7 @@ from tempodb.rollup import (
     rollup,
     summarize,
 )
-from tempodb.server import idempotency
+from tempodb.server import idempotency, retention
 from tempodb.server.context import Context, auto_tags, parse_filter
 from tempodb.server.http import (
     JSON_TYPE,
@@ -54,6 +54,7 @@ from tempodb.storage.base import (
     KeyConflict,
     SeriesRecord,
     SeriesRef,
+    TierCut,
     TooManyNewSeries,
     WriteBatch,
 )
@@ -93,10 +94,24 @@ class ReadParams:
 
 def dataset_json(ctx: Context, series: SeriesRecord, params: ReadParams) -> dict[str, Any]:
     """A DataSet: the points in [start, end) (rolled up if asked) and their summary."""
-    points = ctx.store.read_points(ctx.db.id, series.id, params.start, params.end)
+    zone = params.zone
+    if params.interval is not None:
+        found = retention.read(
+            ctx,
+            series,
+            params.start,
+            params.end,
+            interval=params.interval,
+            folds=(params.function,),
+            zone=zone,
+        )
+        if isinstance(found, retention.Tiered):
+            return tiered_json(series, params, found)
+        points = found
+    else:
+        points = ctx.store.read_points(ctx.db.id, series.id, params.start, params.end)
     if ctx.metrics is not None:
         ctx.metrics.read(len(points))
-    zone = params.zone
     if params.interval is None:
         data = orjson.Fragment(render_points(zone, points.ts, points.values, points.is_int))
         rollup_json = None
@@ -123,6 +138,24 @@ def dataset_json(ctx: Context, series: SeriesRecord, params: ReadParams) -> dict
         "data": data,
         "rollup": rollup_json,
         "summary": summarize(points.values, points.is_int, summary_moments),
+    }
+
+
+def tiered_json(
+    series: SeriesRecord, params: ReadParams, found: retention.Tiered
+) -> dict[str, Any]:
+    """A rolled-up DataSet answered with the 15-minute tier (``retention.read``)."""
+    zone = params.zone
+    assert params.interval is not None
+    folded = found.folded[0]
+    return {
+        "series": series_json(series),
+        "start": zone.format_one(params.start),
+        "end": zone.format_one(params.end),
+        "data": orjson.Fragment(render_points(zone, folded.ts, folded.values, folded.is_int)),
+        "rollup": {"interval": params.interval.iso, "function": params.function, "tz": zone.name},
+        "summary": found.summary,
+        "tier": found.marker(zone),
     }
 
 
@@ -193,8 +226,12 @@ class WriteJob:
     multi: MultiBatch | None = None
 
     def run(self, ctx: Context) -> Response:
-        """Store the points (on the calling thread) and answer; a keyed write at most once
-        per key (``server/idempotency.py``)."""
+        """Store the points (on the calling thread) and answer: points older than the
+        database's retention are refused first (``retained``); a keyed write is applied at
+        most once per key (``server/idempotency.py``)."""
+        job = self.retained(ctx)
+        if job is not self:
+            return job.run(ctx)
         key = self.batch.idempotency
         if key is None:
             return self._apply(ctx)
@@ -237,6 +274,10 @@ class WriteJob:
         except TooManyNewSeries as exc:
             raise too_many_new_series(exc) from None
         return self.stored(ctx, skipped)
+
+    def retained(self, ctx: Context) -> WriteJob:
+        """The job without points older than the database's retention (``retention``)."""
+        return retention.refuse_expired(ctx, self)
 
     def _bounded(self, ctx: Context) -> WriteBatch:
         """The batch with the server's bound on the series one request creates."""
@@ -379,7 +420,10 @@ def delete_range(ctx: Context, request: Request, params: dict[str, str]) -> Resp
     end = parse_time_param(request.query.require("end"), "end")
     if start > end:
         raise bad_request("start must not be after end")
-    ctx.store.delete_points(ctx.db.id, series.id, start, max(end, start + 1))
+    try:
+        ctx.store.delete_points(ctx.db.id, series.id, start, max(end, start + 1))
+    except TierCut as exc:
+        raise bad_request(str(exc)) from None
     return empty_response()
 
 

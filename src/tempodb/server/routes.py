@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, unquote_plus
 
 from tempodb.contract import API_VERSION
-from tempodb.server import points, segments, series, ui
+from tempodb.server import points, retention, segments, series, ui
 from tempodb.server.context import Context
 from tempodb.server.http import JSON_TYPE, HTTPError, Query, Request, Response, error_response
 from tempodb.server.influx import query as influx_query
@@ -151,6 +151,10 @@ TABLE: tuple[Route, ...] = (
     _v1(("multi", "increment"), {"POST": points.increment_multi}),
     _v1(("single",), {"GET": points.single_many}),
     _v1(("database",), {"POST": series.create_database}),
+    _v1(
+        ("database", "{value}", "retention"),
+        {"GET": retention.get_retention, "PUT": retention.set_retention},
+    ),
     _v1(("series", "{field}", "{value}", "segment"), {"GET": segments.segment}),
     _v1(("series", "{field}", "{value}", "data", "segment"), {"GET": segments.segment}),
     _v1(("series", "{field}", "{value}", "data", "rollups", "segment"), {"GET": segments.rollups}),

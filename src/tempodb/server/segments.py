@@ -12,6 +12,7 @@ numpy from byte-string columns, never one Python object per point.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ import orjson
 from tempodb.folds import FIND_FUNCTIONS, aggregate, find_groups, parse_fold
 from tempodb.interpolate import parse_interpolation
 from tempodb.rollup import (
+    Folded,
     Interval,
     SummaryParts,
     bucket_starts,
@@ -30,6 +32,7 @@ from tempodb.rollup import (
     parse_interval,
     rollup_folds,
 )
+from tempodb.server import retention
 from tempodb.server.context import Context, parse_filter
 from tempodb.server.http import JSON_TYPE, Request, Response, bad_request, json_response
 from tempodb.server.paging import (
@@ -239,6 +242,46 @@ def _points(zone: Zone, arrays: Arrays) -> bytes:
     return render_points(zone, ts, vals, ints)[1:-1] if ts.size else b""
 
 
+def _tiered(
+    ctx: Context, read: ReadParams, series: SeriesRecord, folds: tuple[str, ...]
+) -> retention.Tiered | None:
+    """The rollup from the 15-minute tier when the range has expired in part (400 when the
+    tier cannot answer it), else None: the read goes on from the raw points."""
+    if ctx.retention is None or ctx.retention.of(ctx.db.id) is None or read.rollup is None:
+        return None
+    found = retention.read(
+        ctx, series, read.start, read.end, interval=read.rollup, folds=folds, zone=read.zone
+    )
+    if not isinstance(found, retention.Tiered):
+        return None
+    if read.interpolation is not None:
+        raise bad_request(
+            "Cannot interpolate this range: part of it has expired and only its 15-minute "
+            "summaries are kept (a rollup without interpolation is answered from them)"
+        )
+    return found
+
+
+def _tiered_page(
+    request: Request,
+    read: ReadParams,
+    found: retention.Tiered,
+    head: dict[str, Any],
+    render: Callable[[list[Any]], bytes],
+) -> Response:
+    """A paged answer of tier-answered buckets: those from the page's position, at most
+    ``limit``, with a Link to the next when more remain."""
+    labels = found.folded[0].ts
+    # The first bucket's label may precede the start (its boundary is before it).
+    first_page = read.resume == read.start
+    lo = 0 if first_page else int(np.searchsorted(labels, read.resume, side="left"))
+    hi = labels.size if read.limit is None else min(labels.size, lo + read.limit)
+    headers = {} if hi >= labels.size else next_link(request, int(labels[hi]))
+    page_folds = [Folded(f.ts[lo:hi], f.values[lo:hi], f.is_int[lo:hi]) for f in found.folded]
+    body = _stream({**head, "tier": found.marker(read.zone)}, iter([render(page_folds)]))
+    return Response(200, b"", JSON_TYPE, headers, stream=body)
+
+
 # -- handlers --------------------------------------------------------------------------------
 
 
@@ -247,6 +290,13 @@ def segment(ctx: Context, request: Request, params: dict[str, str]) -> Response:
     series = ctx.series(params["field"], params["value"])
     read = ReadParams.parse(request)
     head = {"series": series_json(series), **read.head()}
+    found = _tiered(ctx, read, series, read.folds[:1])
+    if found is not None:
+
+        def rolled(folds: list[Folded]) -> bytes:
+            return _points(read.zone, (folds[0].ts, folds[0].values, folds[0].is_int))
+
+        return _tiered_page(request, read, found, head, rolled)
     return paged(
         request,
         read,
@@ -272,6 +322,9 @@ def rollups(ctx: Context, request: Request, params: dict[str, str]) -> Response:
         folded = rollup_folds(
             *piece[0], interval=interval, folds=read.folds, zone=read.zone, start_ms=read.start
         )
+        return render_folds(folded)
+
+    def render_folds(folded: list[Folded]) -> bytes:
         if not folded[0].ts.size:
             return b""
         columns: list[Texts | bytes] = [b'{"t":"', stamps(read.zone, folded[0].ts), b'","v":{']
@@ -282,6 +335,9 @@ def rollups(ctx: Context, request: Request, params: dict[str, str]) -> Response:
             ]
         return join(*columns, b"}}")
 
+    found = _tiered(ctx, read, series, read.folds)
+    if found is not None:
+        return _tiered_page(request, read, found, head, render_folds)
     return paged(request, read, read.source(ctx, [series], interval), head, render)
 
 
@@ -332,23 +388,30 @@ def summary(ctx: Context, request: Request, params: dict[str, str]) -> Response:
     points in ``[start, end)``, read window by window."""
     series = ctx.series(params["field"], params["value"])
     read = ReadParams.parse(request)
-    parts = SummaryParts()
-    for _, window in read.source(ctx, [series], None).windows(read.start, read.end):
-        parts.add(window[0][1], window[0][2])
-    found = parts.result()
+    tiered = _tiered(
+        ctx, dataclasses.replace(read, rollup=Interval(15, "minute")), series, ("count",)
+    )
+    if tiered is not None:
+        found = tiered.summary
+    else:
+        parts = SummaryParts()
+        for _, window in read.source(ctx, [series], None).windows(read.start, read.end):
+            parts.add(window[0][1], window[0][2])
+        found = parts.result()
     names = ("count", "sum", "mean", "min", "max", "stddev")
     figures = {name: found.get(name) for name in names} if found else {}
     if not found:
         figures = {"count": 0, "sum": 0, "mean": None, "min": None, "max": None, "stddev": None}
-    return json_response(
-        {
-            "series": series_json(series),
-            "summary": figures,
-            "tz": read.zone.name,
-            "start": read.zone.format_one(read.start),
-            "end": read.zone.format_one(read.end),
-        }
-    )
+    answer: dict[str, Any] = {
+        "series": series_json(series),
+        "summary": figures,
+        "tz": read.zone.name,
+        "start": read.zone.format_one(read.start),
+        "end": read.zone.format_one(read.end),
+    }
+    if tiered is not None:
+        answer["tier"] = tiered.marker(read.zone)
+    return json_response(answer)
 
 
 def aggregate_segment(ctx: Context, request: Request, params: dict[str, str]) -> Response:

@@ -87,6 +87,10 @@ class TooManyNewSeries(StorageError):
         self.limit = limit
 
 
+class TierCut(StorageError):
+    """A range delete would cut a 15-minute tier bucket in two: nothing was deleted."""
+
+
 class ValueOutOfRange(StorageError):
     """An increment would store a value that a write could not: a result that is not finite,
     or an integer beyond ``MAX_EXACT_INT`` in magnitude.  Nothing of the call was written."""
@@ -136,6 +140,25 @@ class Database:
     admin: bool = False
     #: A revoked key authenticates no more; its data stays until the database is deleted.
     revoked: bool = False
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long a database keeps its data (None: forever): raw points ``keep_ms`` behind
+    now, their 15-minute summaries (``tempodb.tier``) ``tier_keep_ms``."""
+
+    keep_ms: int | None = None
+    tier_keep_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Expired:
+    """What one retention pass did (``Store.expire``)."""
+
+    series: int = 0
+    points: int = 0
+    buckets: int = 0
+    tier_dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -414,6 +437,32 @@ class Store(ABC):
         """The point at ``ts`` (exact), the closest at or before / at or after it, or the
         nearest (ties go to the earlier point); None when there is none."""
 
+    # -- retention and the 15-minute tier (tempodb.tier) ---------------------------------------
+
+    def retentions(self) -> dict[int, Retention]:
+        """The retention of every database that has had one (by database id; a database
+        whose retention was removed keeps ``Retention()``, as it may have tier summaries)."""
+        return {}
+
+    def set_retention(self, key: str, retention: Retention) -> bool:
+        """Set a database's retention (both fields; None keeps forever); False if the key is
+        unknown."""
+        raise StorageError("this store keeps no retention")
+
+    def expire(self, now_ms: int) -> Expired:
+        """One retention pass: per database with a retention, every series' points older
+        than ``now_ms - keep_ms`` (from the 15-minute mark at or before it) are summarized
+        into the tier and dropped, and tier buckets older than ``tier_keep_ms`` dropped;
+        each series in one transaction."""
+        return Expired()
+
+    def read_tiered(self, db: int, series_id: str, start: int, end: int) -> tuple[Any, Points]:
+        """The tier summaries (a ``tempodb.tier.Tier``) whose buckets overlap ``[start,
+        end)`` and the raw points in it, from one snapshot."""
+        from tempodb.tier import Tier
+
+        return Tier.empty(), self.read_points(db, series_id, start, end)
+
     def queue_depth(self) -> int:
         """Calls waiting for the store right now (writes queued for a writer, or callers
         waiting for a connection), for the server's metrics; 0 for a backend without a queue."""
@@ -424,6 +473,21 @@ class Store(ABC):
 
 
 # -- helpers shared by the backends --------------------------------------------------------------
+
+
+#: The width of a tier bucket (``tempodb.tier.TIER_MS``): cutoffs fall on its marks.
+_TIER_MS = 900_000
+
+
+def expiry_cutoffs(kept: Retention, now_ms: int) -> tuple[int | None, int | None]:
+    """Where a retention pass cuts at ``now_ms``: the raw points before the first value, the
+    tier summaries before the second (None: nothing), each the 15-minute mark at or before
+    ``now - keep``."""
+    cutoff = None if kept.keep_ms is None else (now_ms - kept.keep_ms) // _TIER_MS * _TIER_MS
+    tier_cutoff = None
+    if kept.tier_keep_ms is not None:
+        tier_cutoff = (now_ms - kept.tier_keep_ms) // _TIER_MS * _TIER_MS
+    return cutoff, tier_cutoff
 
 
 def new_series_id() -> str:

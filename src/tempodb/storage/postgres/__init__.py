@@ -22,7 +22,7 @@ Connections
     is replaced and the read, the idempotent statement or the uncommitted transaction run
     again.
 
-Tables (schema version 3); every primary and unique key of the tables below ``databases``
+Tables (schema version 4); every primary and unique key of the tables below ``databases``
 starts with the database id ``db``, and those of the tables owned by a series hold its ``sid``.
     ``databases(id, key, secret_hash, name, admin, revoked_at)``
         One row per API key (``id`` from a sequence, never reused); secrets only as hashes.
@@ -43,6 +43,8 @@ starts with the database id ``db``, and those of the tables owned by a series ho
     ``head(db, sid, ts, v, is_int, whole)`` (version 3)
         Fresh points, one row per point, primary key (db, sid, ts).  Rows come and go all the
         time: the table is vacuumed early and keeps 10 % of its pages free for updates.
+    ``retention(db, keep_ms, tier_keep_ms)`` and ``tier(db, sid, day, n, data)`` (version 4)
+        Retentions and the 15-minute tier, described in ``retention``.
 
 The head and its invariants
     * A series' points are its block points, where a head row replaces the block point of the

@@ -13,6 +13,7 @@ from typing import Any, Final
 import psycopg
 
 from tempodb.storage.base import SchemaTooNew
+from tempodb.storage.postgres import retention
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "configure", "migrate"]
 
@@ -91,6 +92,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX idempotency_by_age ON idempotency (created)",
     ),
+    retention.MIGRATION,  # 5: retention and the 15-minute tier (see that module)
 )
 
 #: The schema version this code writes.

@@ -7,6 +7,7 @@ The schema, the head, the fold and their invariants are described in the package
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import threading
 import time
@@ -24,6 +25,7 @@ from tempodb.storage.base import (
     Credentials,
     Database,
     Direction,
+    Expired,
     Idempotency,
     IdempotencyKeyInUse,
     KeyConflict,
@@ -31,6 +33,7 @@ from tempodb.storage.base import (
     OutcomeUnknown,
     Overloaded,
     Points,
+    Retention,
     SeriesField,
     SeriesFilter,
     SeriesRecord,
@@ -39,13 +42,14 @@ from tempodb.storage.base import (
     Unavailable,
     WriteBatch,
     check_increment,
+    expiry_cutoffs,
     hash_secret,
     new_credentials,
     new_series_id,
     normalize_tags,
     verify_secret,
 )
-from tempodb.storage.postgres import blocks, head, writes
+from tempodb.storage.postgres import blocks, head, retention, writes
 from tempodb.storage.postgres.fold import Folder
 from tempodb.storage.postgres.schema import configure, migrate
 from tempodb.storage.postgres.series import (
@@ -62,6 +66,7 @@ from tempodb.storage.postgres.series import (
     sid_of,
     storable,
 )
+from tempodb.tier import Tier
 
 __all__ = ["BLOCK_POINTS", "DIRECT_POINTS", "FOLD_AFTER_S", "HEAD_POINTS", "PostgresStore"]
 
@@ -372,6 +377,7 @@ class PostgresStore(Store):
                 return False
             db = int(row[0])
             conn.execute("SELECT sid FROM series WHERE db = %s ORDER BY sid FOR UPDATE", (db,))
+            retention.forget_database(conn, db)
             for table in ("head", "block", "series_tag", "series_attr", "series", "idempotency"):
                 conn.execute(f"DELETE FROM {table} WHERE db = %s", (db,))
             conn.execute("DELETE FROM databases WHERE id = %s", (db,))
@@ -501,7 +507,7 @@ class PostgresStore(Store):
             ).fetchall()
             sids = [int(r[0]) for r in rows]
             if sids:
-                for table in ("head", "block", "series_tag", "series_attr", "series"):
+                for table in ("head", "block", "tier", "series_tag", "series_attr", "series"):
                     conn.execute(
                         f"DELETE FROM {table} WHERE db = %s AND sid = ANY(%s::bigint[])",
                         (db, sids),
@@ -605,9 +611,60 @@ class PostgresStore(Store):
             sid = sid_of(conn, db, series_id, lock=True)
             if sid is None:
                 return 0
+            retention.drop_tier(conn, db, sid, start, end)  # TierCut: nothing deleted
             for folded, points in head.take(conn, db, [sid]).items():
                 blocks.fold_in(conn, db, folded, self._cap, points)
             return blocks.delete_range(conn, db, sid, self._cap, start, end)
+
+        return self._transaction(op)
+
+    # -- retention and the tier (``retention``) ----------------------------------------------
+
+    def retentions(self) -> dict[int, Retention]:
+        """The retention of every database that has one."""
+        return self._read(retention.retentions)
+
+    def set_retention(self, key: str, kept: Retention) -> bool:
+        """Set a database's retention; False if the key is unknown."""
+        if not storable(key):
+            return False
+        return self._transaction(lambda conn: retention.set_retention(conn, key, kept))
+
+    def expire(self, now_ms: int) -> Expired:
+        """One retention pass (``Store.expire``), one transaction per series."""
+        counts = [0, 0, 0, 0]
+        for db, kept in self.retentions().items():
+            cutoff, tier_cutoff = expiry_cutoffs(kept, now_ms)
+            due = self._read(
+                functools.partial(
+                    retention.due_series, db=db, cutoff=cutoff, tier_cutoff=tier_cutoff
+                )
+            )
+            for sid in due:
+                done = self._transaction(
+                    functools.partial(
+                        retention.expire_series,
+                        db=db,
+                        sid=sid,
+                        cap=self._cap,
+                        cutoff=cutoff,
+                        tier_cutoff=tier_cutoff,
+                    )
+                )
+                counts = [counts[0] + 1, *(a + b for a, b in zip(counts[1:], done, strict=True))]
+        return Expired(*counts)
+
+    def read_tiered(self, db: int, series_id: str, start: int, end: int) -> tuple[Any, Points]:
+        """The summaries overlapping ``[start, end)`` and the points in it, one snapshot."""
+        if start >= end:
+            return Tier.empty(), Points.empty()
+
+        def op(conn: _Conn) -> tuple[Tier, Points]:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            sid = sid_of(conn, db, series_id)
+            if sid is None:
+                return Tier.empty(), Points.empty()
+            return retention.read(conn, db, sid, start, end)
 
         return self._transaction(op)
 

@@ -5,7 +5,7 @@ Journal mode WAL with ``synchronous=FULL``.  ``PRAGMA user_version`` is the sche
 opening a file runs the migrations in ``MIGRATIONS`` that it lacks and refuses (SchemaTooNew)
 a file whose version is newer than this code.
 
-Tables (schema version 6)
+Tables (schema version 7; ``retention`` and ``tier`` (version 7) are described in ``retention``)
     ``databases(id, key, secret_hash, name, admin, revoked_at)``
         One row per API key.  ``secret_hash`` is ``hash_secret`` output; secrets are never stored.
         ``revoked_at`` (epoch ms, version 2) is NULL while the key works.
@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Final
 
 from tempodb.storage.base import SchemaTooNew
+from tempodb.storage.sqlite import retention
 
 #: The name of the database file inside the data folder.
 FILE_NAME: Final = "tempodb.sqlite3"
@@ -152,6 +153,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             PRIMARY KEY (sid, ts)
         ) WITHOUT ROWID""",
     ),
+    retention.MIGRATION,  # 7: retention and the 15-minute tier (see that module)
 )
 
 #: The schema version this code writes.

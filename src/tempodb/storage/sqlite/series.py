@@ -224,7 +224,7 @@ def delete_sids(conn: sqlite3.Connection, sids: Sequence[int], cache: WriterCach
         return
     cache.clear()
     ids = json.dumps(list(sids))
-    for table in ("block", "head", "series_tag", "series_attr", "series"):
+    for table in ("block", "head", "tier", "series_tag", "series_attr", "series"):
         conn.execute(f"DELETE FROM {table} WHERE sid IN (SELECT value FROM json_each(?))", (ids,))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -24,15 +25,18 @@ from tempodb.storage.base import (
     Credentials,
     Database,
     Direction,
+    Expired,
     KeyConflict,
     NewSeries,
     Points,
+    Retention,
     SeriesField,
     SeriesFilter,
     SeriesRecord,
     StorageError,
     Store,
     WriteBatch,
+    expiry_cutoffs,
     hash_secret,
     new_credentials,
     new_series_id,
@@ -40,7 +44,7 @@ from tempodb.storage.base import (
     verify_secret,
 )
 from tempodb.storage.blocks import BlockCache, assemble, concat, decode, decode_run
-from tempodb.storage.sqlite import head, series
+from tempodb.storage.sqlite import head, retention, series
 from tempodb.storage.sqlite.lock import lock_folder
 from tempodb.storage.sqlite.points import BLOCK_COLUMNS, READ, SMALL_WRITE, PointWriter
 from tempodb.storage.sqlite.schema import (
@@ -52,6 +56,7 @@ from tempodb.storage.sqlite.schema import (
     user_version,
 )
 from tempodb.storage.sqlite.writer import Writer, WriterCache
+from tempodb.tier import Tier
 
 _T = TypeVar("_T")
 
@@ -470,6 +475,7 @@ class SQLiteStore(Store):
                 return False
             db = row[0]
             self._writer.cache.clear()
+            retention.forget_database(conn, db)
             for points in ("block", "head"):
                 conn.execute(
                     f"DELETE FROM {points} WHERE sid IN (SELECT sid FROM series WHERE db = ?)",
@@ -696,9 +702,53 @@ class SQLiteStore(Store):
         """Delete the points with ``start <= ts < end``; how many there were."""
         if start >= end:
             return 0
-        return self._writer.call(
-            lambda conn: self._points.delete_range(conn, db, series_id, start, end)
-        )
+
+        def op(conn: sqlite3.Connection) -> int:
+            sid = series.sid_of(conn, db, series_id)
+            if sid is not None:
+                retention.drop_tier(conn, sid, start, end)  # TierCut: nothing deleted
+            return self._points.delete_range(conn, db, series_id, start, end)
+
+        return self._writer.call(op)
+
+    # -- retention and the tier (``retention``) ----------------------------------------------
+
+    def retentions(self) -> dict[int, Retention]:
+        """The retention of every database that has one."""
+        return retention.retentions(self._reader())
+
+    def set_retention(self, key: str, kept: Retention) -> bool:
+        """Set a database's retention; False if the key is unknown."""
+        return self._writer.call(lambda conn: retention.set_retention(conn, key, kept))
+
+    def expire(self, now_ms: int) -> Expired:
+        """One retention pass (``Store.expire``), one writer call per series."""
+        counts = [0, 0, 0, 0]
+        for db, kept in self.retentions().items():
+            cutoff, tier_cutoff = expiry_cutoffs(kept, now_ms)
+            for sid, series_id in retention.due_series(self._reader(), db, cutoff, tier_cutoff):
+                done = self._writer.call(
+                    functools.partial(
+                        retention.expire_series,
+                        writer=self._points,
+                        db=db,
+                        sid=sid,
+                        series_id=series_id,
+                        cutoff=cutoff,
+                        tier_cutoff=tier_cutoff,
+                    )
+                )
+                counts = [counts[0] + 1, *(a + b for a, b in zip(counts[1:], done, strict=True))]
+        return Expired(*counts)
+
+    def read_tiered(self, db: int, series_id: str, start: int, end: int) -> tuple[Any, Points]:
+        """The summaries overlapping ``[start, end)`` and the points in it, one snapshot."""
+        with self._snapshot() as conn:
+            sid = series.sid_of(conn, db, series_id)
+            if sid is None or start >= end:
+                return Tier.empty(), Points.empty()
+            found = retention.read(conn, sid, start, end)
+            return found, retention.points_of(conn, sid, start, end)
 
     def single_value(
         self, db: int, series_id: str, ts: int, direction: Direction
