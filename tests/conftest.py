@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import settings
 
-from pg import Cluster
+from pg import CITUS_MISSING, CitusCluster, Cluster, citus_installed
 from serverproc import ServerProcess, create_key, data_args
 from tempodb import Client
 
@@ -87,6 +87,29 @@ def pg_cluster() -> Iterator[Cluster]:
     cluster = Cluster.start()
     yield cluster
     cluster.stop()
+
+
+#: Whether a Citus test was skipped for lack of Citus (then said once at the end).
+_citus_skipped: list[bool] = []
+
+
+@pytest.fixture(scope="session")
+def citus_cluster() -> Iterator[CitusCluster]:
+    """A throwaway Citus cluster (a coordinator and two workers on loopback) for the session;
+    without Citus the test skips, or fails under ``CI=true`` (CI installs Citus first)."""
+    if not citus_installed():
+        if os.environ.get("CI") == "true":
+            pytest.fail(CITUS_MISSING + " (CI=true: Citus must be installed, see .ci/run)")
+        _citus_skipped.append(True)
+        pytest.skip(CITUS_MISSING)
+    cluster = CitusCluster.start()
+    yield cluster
+    cluster.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _citus_skipped:
+        terminalreporter.write_line(f"make test: {CITUS_MISSING}")
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pg import Cluster
+from pg import CitusCluster, Cluster
 from tempodb.storage.base import Database, Store
 from tempodb.storage.sqlite import SQLiteStore
 
@@ -29,7 +29,7 @@ def _sqlite(request: pytest.FixtureRequest, block_points: int | None) -> Store:
 
 
 #: Every table of the PostgreSQL schema, emptied before each test.
-PG_TABLES = "databases, series, series_tag, series_attr, block"
+PG_TABLES = "databases, series, series_tag, series_attr, block, series_lock"
 
 
 @pytest.fixture(scope="session")
@@ -57,11 +57,33 @@ def _postgres(request: pytest.FixtureRequest, block_points: int | None) -> Store
     return PostgresStore(cluster.url(name), block_points=block_points, **tiny)
 
 
-FACTORIES: dict[str, StoreFactory] = {"sqlite": _sqlite, "postgres": _postgres}
+@pytest.fixture(scope="session")
+def citus_contract_db(citus_cluster: CitusCluster) -> str:
+    """The database of the Citus cluster for the whole contract suite (``tempodb citus
+    setup`` ran on it)."""
+    citus_cluster.tempodb_database("contract")
+    return "contract"
+
+
+def _citus(request: pytest.FixtureRequest, block_points: int | None) -> Store:
+    """As ``_postgres``, on the Citus cluster (a coordinator and two workers)."""
+    from tempodb.storage.postgres import PostgresStore
+
+    cluster: CitusCluster = request.getfixturevalue("citus_cluster")
+    name: str = request.getfixturevalue("citus_contract_db")
+    cluster.admin(f"TRUNCATE {PG_TABLES}, head", dbname=name)
+    tiny = {"head_points": 3, "fold_after_s": 0.02, "direct_points": 8}
+    if block_points is None:
+        return PostgresStore(cluster.url(name), **tiny)
+    return PostgresStore(cluster.url(name), block_points=block_points, **tiny)
+
+
+FACTORIES: dict[str, StoreFactory] = {"sqlite": _sqlite, "postgres": _postgres, "citus": _citus}
 #: The backends under test: one param per factory, with the marks it needs.
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    pytest.param("citus", id="citus", marks=[pytest.mark.postgres, pytest.mark.citus]),
 ]
 
 

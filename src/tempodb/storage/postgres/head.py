@@ -61,15 +61,21 @@ OVERWRITE_KNOWN: Final = (
 #: (the block's value there, if any, must be added), and sums out of range: integers beyond
 #: 2**53 (computed exactly, in bigint) marked NaN, sums beyond the float64 range marked
 #: Infinity (no stored value is either; the caller then rolls back).
-_INCREMENT: Final = (
-    "WITH up AS (INSERT INTO head AS h (db, sid, ts, v, is_int, whole) "
+_UPSERT_ADDING: Final = (
+    "INSERT INTO head AS h (db, sid, ts, v, is_int, whole) "
     f"SELECT %(db)s, u.sid, u.ts, u.v, u.i, false FROM {_ROWS} "
     "ON CONFLICT (db, sid, ts) DO UPDATE SET v = CASE WHEN h.is_int AND excluded.is_int "
     f"AND abs(h.v::bigint + excluded.v::bigint) > {MAX_EXACT_INT} THEN 'NaN'::float8 "
     "WHEN abs(h.v::numeric + excluded.v::numeric) >= "
     f"{_FLOAT_OVERFLOW} THEN 'Infinity'::float8 "
     "ELSE h.v + excluded.v END, is_int = h.is_int AND excluded.is_int "
-    "RETURNING h.sid, h.ts, h.v, h.is_int, h.whole), "
+    "RETURNING h.sid, h.ts, h.v, h.is_int, h.whole"
+)
+#: On Citus (no correlated subquery over a CTE): every row, ``whole`` in place of ``spanned``
+#: (the caller looks at the blocks of the rows that are not whole).
+_INCREMENT_CITUS: Final = _UPSERT_ADDING
+_INCREMENT: Final = (
+    f"WITH up AS ({_UPSERT_ADDING}), "
     "checked AS (SELECT sid, ts, v, is_int, NOT whole AND coalesce((SELECT b.last >= up.ts "
     "FROM block b WHERE b.db = %(db)s AND b.sid = up.sid AND b.first <= up.ts "
     "ORDER BY b.first DESC LIMIT 1), false) AS spanned FROM up) "
@@ -139,6 +145,7 @@ def write(
     is_int: BoolArray,
     *,
     increment: bool,
+    on_citus: bool = False,
 ) -> None:
     """Upsert the points (unique per (sid, ts), ordered by sid and ts, so that two requests
     take the row locks in the same order) into the head, in one statement.  The caller holds
@@ -148,7 +155,14 @@ def write(
     if not increment:
         conn.execute(_OVERWRITE, params)
         return
-    rows = conn.execute(_INCREMENT, params).fetchall()
+    if on_citus:
+        rows = [
+            r
+            for r in conn.execute(_INCREMENT_CITUS, params).fetchall()
+            if not r[4] or math.isnan(r[2]) or math.isinf(r[2])
+        ]
+    else:
+        rows = conn.execute(_INCREMENT, params).fetchall()
     marked = [(int(r[0]), int(r[1])) for r in rows if math.isnan(r[2]) or math.isinf(r[2])]
     if marked:
         added = {
@@ -157,18 +171,42 @@ def write(
         }
         raise OutOfRange([(sid, t, *added[sid, t]) for sid, t in marked])
     if rows:
-        _add_block_values(conn, db, rows)
+        _add_block_values(conn, db, rows, on_citus=on_citus)
 
 
-def _add_block_values(conn: _Conn, db: int, rows: Sequence[Sequence[Any]]) -> None:
+def _holding_on_citus(conn: _Conn, db: int, sids: Any, ts: Any) -> list[Any]:
+    """``_HOLDING`` on Citus: per series (a single-shard statement each, pipelined), the
+    blocks that span its timestamps' range."""
+    spans: dict[int, tuple[int, int]] = {}
+    for sid, t in zip(sids.tolist(), ts.tolist(), strict=True):
+        lo, hi = spans.get(sid, (t, t))
+        spans[sid] = (min(lo, t), max(hi, t))
+    sql = (
+        f"SELECT sid, {BLOCK_COLUMNS} FROM block WHERE db = %s AND sid = %s AND last >= %s "
+        "AND first <= %s ORDER BY first"
+    )
+    with conn.pipeline():
+        cursors = [
+            conn.execute(sql, (db, sid, lo, hi), binary=True) for sid, (lo, hi) in spans.items()
+        ]
+    return [row for cur in cursors for row in cur.fetchall()]
+
+
+def _add_block_values(
+    conn: _Conn, db: int, rows: Sequence[Sequence[Any]], *, on_citus: bool = False
+) -> None:
     """New increment rows whose timestamps blocks span: add what the blocks hold there (the
-    blocks cannot change meanwhile: the caller holds the series locks) and mark them whole."""
+    blocks cannot change meanwhile: the caller holds the series locks) and mark them whole.
+    (On Citus, every new row: those that no block spans are whole as they are.)"""
     sids = np.array([r[0] for r in rows], np.int64)
     ts = np.array([r[1] for r in rows], np.int64)
     values = np.array([r[2] for r in rows], np.float64)
     is_int = np.array([r[3] for r in rows], np.bool_)
     exact = np.where(is_int, values, 0).astype(np.int64)
-    blocks = conn.execute(_HOLDING, (sids.tolist(), ts.tolist(), db), binary=True).fetchall()
+    if on_citus:
+        blocks = _holding_on_citus(conn, db, sids, ts)
+    else:
+        blocks = conn.execute(_HOLDING, (sids.tolist(), ts.tolist(), db), binary=True).fetchall()
     for sid in np.unique(sids).tolist():
         mine = [b[1:] for b in blocks if int(b[0]) == sid]
         if not mine:
@@ -184,7 +222,8 @@ def _add_block_values(conn: _Conn, db: int, rows: Sequence[Sequence[Any]]) -> No
         exact[at[hit]] += np.where(held.is_int[pos[hit]], held.values[pos[hit]], 0).astype(np.int64)
     check_increment(ts, values, is_int, exact[is_int])
     conn.execute(
-        _SET_WHOLE, _rows(db, sids.tolist(), ts.tolist(), values.tolist(), is_int.tolist())
+        _OVERWRITE if on_citus else _SET_WHOLE,  # (Citus: an upsert of rows that exist)
+        _rows(db, sids.tolist(), ts.tolist(), values.tolist(), is_int.tolist()),
     )
 
 
