@@ -182,6 +182,9 @@ WORKLOADS = (
     "V1",
     "V2",
 )
+#: The workloads run on the Citus cluster (a coordinator and two workers on this machine: what
+#: distribution costs, not a speed-up).
+CITUS_WORKLOADS = frozenset({"W1", "W4", "W8", "S1"})
 #: The workloads that read or change the main data set (W1's ingest fills it first).
 NEED_DATA = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "V1"})
 #: The workloads that run on the main instance (S4 starts one of its own).
@@ -680,6 +683,22 @@ def make_systems(names: list[str]) -> tuple[list[System], list[Callable[[], None
                     lambda c=cluster, n=counter: c.create_database(f"bench{next(n)}"),
                 )
             )
+        elif name == "tempodb-citus":
+            try:
+                from pg import CitusCluster, ClusterError
+
+                citus = CitusCluster.start(fsync=True)
+            except (ImportError, ClusterError) as exc:
+                say(f"skipping tempodb-citus: {str(exc).splitlines()[0]}")
+                continue
+            cleanups.append(citus.stop)
+            numbers = iter(range(1_000))
+            systems.append(
+                TempoDB(
+                    "tempodb-citus",
+                    lambda c=citus, n=numbers: c.tempodb_database(f"bench{next(n)}"),
+                )
+            )
         elif name == "influxdb":
             systems.append(InfluxDB())
         elif name == "victoriametrics":
@@ -706,7 +725,9 @@ def parse_only(text: str | None) -> frozenset[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small data, about a minute")
-    parser.add_argument("--systems", default="tempodb,tempodb-postgres,influxdb,victoriametrics")
+    parser.add_argument(
+        "--systems", default="tempodb,tempodb-postgres,tempodb-citus,influxdb,victoriametrics"
+    )
     parser.add_argument(
         "--only",
         metavar="W1,S3,...",
@@ -748,7 +769,10 @@ def main() -> int:
             os.chmod(folder, 0o755)
             for system in systems:
                 say(f"{system.name}: starting")
-                run = Run(system, sizes, data, Path(folder) / system.name, only)
+                mine = only & CITUS_WORKLOADS if system.name == "tempodb-citus" else only
+                if not mine:
+                    continue
+                run = Run(system, sizes, data, Path(folder) / system.name, mine)
                 try:
                     results[system.name] = run.run()
                     if run.failed:
