@@ -260,7 +260,7 @@ class CitusCluster:
             "max_prepared_transactions=200",
             # The throwaway nodes are small: fewer connections between them.
             "citus.max_adaptive_executor_pool_size=4",
-            "citus.shard_count=8",
+            "citus.shard_count=4",
         ]
         nodes: list[Cluster] = []
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
 
 from pg import CitusCluster, Cluster
@@ -71,7 +72,12 @@ def _citus(request: pytest.FixtureRequest, block_points: int | None) -> Store:
 
     cluster: CitusCluster = request.getfixturevalue("citus_cluster")
     name: str = request.getfixturevalue("citus_contract_db")
-    cluster.admin(f"TRUNCATE {PG_TABLES}, head", dbname=name)
+    # DELETE: faster than TRUNCATE on distributed tables (a few rows, every shard locked).
+    tables = ["series_lock", "head", "block", "series_tag", "series_attr", "series", "databases"]
+    with psycopg.connect(cluster.url(name)) as conn:
+        conn.execute("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'")
+        for table in tables:
+            conn.execute(f"DELETE FROM {table}")
     tiny = {"head_points": 3, "fold_after_s": 0.02, "direct_points": 8}
     if block_points is None:
         return PostgresStore(cluster.url(name), **tiny)
