@@ -34,6 +34,10 @@ a response counts when its last byte arrived) and are medians of repeated runs.
         VictoriaMetrics), and remote_read of one day of 100 series (tempodb, and a Prometheus
         with the day in its local storage, ``prom.py``)        P1_*
 
+tempodb runs on the embedded store (``tempodb``), on a throwaway PostgreSQL cluster
+(``tempodb-postgres``) and on a throwaway Citus cluster, a coordinator and two workers on this
+machine (``tempodb-citus``: W1, W4, W8 and S1 only; it shows what distribution costs).
+
 W1 to W7 run on the main instance filled by W1's first round; W8, S1, S2 and S3 follow on it.
 ``--only S3,S4,W8`` runs only those workloads and what they need set up (W2 to W7 need the
 fill; W8, S1, S2, S3 alone run on an empty instance).  ``--quick`` runs everything on small
@@ -726,7 +730,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small data, about a minute")
     parser.add_argument(
-        "--systems", default="tempodb,tempodb-postgres,tempodb-citus,influxdb,victoriametrics"
+        "--systems",
+        help="default: tempodb,tempodb-postgres,tempodb-citus,influxdb,victoriametrics "
+        "(without tempodb-citus with --quick: its cluster takes long to start)",
     )
     parser.add_argument(
         "--only",
@@ -763,7 +769,12 @@ def main() -> int:
         data = [make_series(i, sizes.points) for i in range(sizes.series)]
     results: dict[str, Figures] = {}
     skipped: dict[str, str] = {}
-    systems, cleanups = make_systems(args.systems.split(","))
+    names = args.systems or ",".join(
+        name
+        for name in ("tempodb", "tempodb-postgres", "tempodb-citus", "influxdb", "victoriametrics")
+        if not (args.quick and name == "tempodb-citus")
+    )
+    systems, cleanups = make_systems(names.split(","))
     try:
         with tempfile.TemporaryDirectory(prefix="tempodb-bench-", dir="/tmp") as folder:
             os.chmod(folder, 0o755)
