@@ -31,6 +31,13 @@ Why ``series_lock``
     On plain PostgreSQL the table stays empty and unused: the ``series`` row is the lock there,
     and the one-statement small write (``head.OVERWRITE_KNOWN``) stays.
 
+Deadlocks
+    A multi-shard statement runs on the shards in parallel, so two writers upserting the head
+    rows of the same series could take their row locks in different orders on different nodes:
+    a distributed deadlock, which Citus breaks only after seconds.  Write and fold transactions
+    on Citus therefore run their statements shard after shard (``SEQUENTIAL``), so that every
+    transaction takes its locks in one order.
+
 What Citus asks of the statements (found running the contract suite on a cluster)
     Reference tables refuse ``now()`` inside ``coalesce`` (the time is a parameter), a
     transaction that changes ``databases`` after multi-shard statements runs them one shard at
@@ -75,7 +82,8 @@ LOCAL: Final = frozenset({"tempodb_schema"})
 
 #: Every (db, sid) with head rows, on Citus (no recursive CTE over a distributed table).
 HEAD_SERIES: Final = "SELECT DISTINCT db, sid FROM head LIMIT %s"
-#: The first statement of a transaction that changes ``databases`` after multi-shard ones.
+#: The first statement of a transaction that changes ``databases`` after multi-shard ones, or
+#: that must take its row locks on several shards in one order (writes, folds).
 SEQUENTIAL: Final = "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"
 
 

@@ -99,6 +99,8 @@ def write(
     parts into the head, large parts of new series as new blocks, and large parts of
     existing series into their blocks (their head rows folded first).  ``on_citus``: the
     series are locked by their ``series_lock`` rows, beside their points (``citus``)."""
+    if on_citus:  # shard after shard: writers take the head's row locks in one order
+        conn.execute(citus.SEQUENTIAL)
     counts = np.bincount(batch.ref_index, minlength=len(batch.refs))
     used = np.flatnonzero(counts).tolist()
     # Requests with a large part lock their series for block writes, others share them.
@@ -113,7 +115,8 @@ def write(
         citus=on_citus,
     )
     if on_citus:
-        wanted = {hit[0] for hit in found.series if hit is not None}
+        # (The series this transaction created: their lock rows are its own until it commits.)
+        wanted = {hit[0] for hit in found.series if hit is not None} - found.created
         if len(citus.lock_series(conn, db, sorted(wanted), lock)) < len(wanted):
             raise Retry("a series was deleted, or its creation has not reached its node yet")
     series_of_ref = [""] * len(batch.refs)
@@ -215,6 +218,7 @@ def _fold_taken(
 def _fold_on_citus(conn: _Conn, db: int, sids: Sequence[int], cap: int) -> list[int]:
     """``fold`` with the series locks of Citus (``citus.lock_series``) and plain multi-shard
     statements in place of the correlated subqueries."""
+    conn.execute(citus.SEQUENTIAL)
     locked = citus.lock_series(conn, db, sids, "UPDATE", skip_locked=True)
     rest = sorted(set(sids) - set(locked))
     gone: list[int] = []
