@@ -633,4 +633,4 @@ def test_migrates_a_version_2_database(url: str) -> None:
         db = open_db(old)
         old.write_points(db, batch([SeriesRef("key", "k")], [1, 2], [1, 2]))
         assert read_all(old, db, "k") == [(1, 1.0, True), (2, 2.0, True)]
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
