@@ -107,6 +107,18 @@ def citus_cluster() -> Iterator[CitusCluster]:
     cluster.stop()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without Citus (and not under ``CI=true``) the Citus tests are left out, and the end of
+    the run says so in one line (rather than a line per skipped test)."""
+    if citus_installed() or os.environ.get("CI") == "true":
+        return
+    left_out = [item for item in items if item.get_closest_marker("citus")]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not item.get_closest_marker("citus")]
+        _citus_skipped.append(True)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _citus_skipped:
         terminalreporter.write_line(f"make test: {CITUS_MISSING}")
