@@ -36,6 +36,8 @@ test: install lint
 	bash scripts/ensure-strace.sh
 	bash scripts/ensure-prometheus.sh
 	bash scripts/ensure-peers.sh || echo "make test: InfluxDB/VictoriaMetrics not installed; the quick benchmark skips them"
+	# The Citus tests run when Citus is installed (.ci/run installs it: scripts/ensure-citus.sh);
+	# without it pytest says in one line that they did not run.
 	$(VENV)/bin/pytest -q
 
 # The comparison with InfluxDB and VictoriaMetrics (installs them when missing), then the load
@@ -44,6 +46,7 @@ bench: install
 	bash scripts/ensure-peers.sh
 	bash scripts/ensure-prometheus.sh
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-citus.sh || echo "make bench: Citus not installed; the benchmark skips tempodb-citus"
 	$(PY) bench/bench.py
 	$(PY) bench/load.py --soak --warmup 180 --duration 600
 	$(PY) bench/embedded.py

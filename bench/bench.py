@@ -38,6 +38,10 @@ a response counts when its last byte arrived) and are medians of repeated runs.
         VictoriaMetrics), and remote_read of one day of 100 series (tempodb, and a Prometheus
         with the day in its local storage, ``prom.py``)        P1_*
 
+tempodb runs on the embedded store (``tempodb``), on a throwaway PostgreSQL cluster
+(``tempodb-postgres``) and on a throwaway Citus cluster, a coordinator and two workers on this
+machine (``tempodb-citus``: W1, W4, W8 and S1 only; it shows what distribution costs).
+
 W1 to W7 run on the main instance filled by W1's first round; W8, S1, S2 and S3 follow on it.
 ``--only S3,S4,W8`` runs only those workloads and what they need set up (W2 to W7 need the
 fill; W8, S1, S2, S3 alone run on an empty instance).  ``--quick`` runs everything on small
@@ -190,6 +194,9 @@ WORKLOADS = (
     "V1",
     "V2",
 )
+#: The workloads run on the Citus cluster (a coordinator and two workers on this machine: what
+#: distribution costs, not a speed-up).
+CITUS_WORKLOADS = frozenset({"W1", "W4", "W8", "S1"})
 #: The workloads that read or change the main data set (W1's ingest fills it first).
 NEED_DATA = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "V1"})
 #: The workloads that run on the main instance (S4 starts one of its own).
@@ -714,6 +721,22 @@ def make_systems(names: list[str]) -> tuple[list[System], list[Callable[[], None
                     lambda c=cluster, n=counter: c.create_database(f"bench{next(n)}"),
                 )
             )
+        elif name == "tempodb-citus":
+            try:
+                from pg import CitusCluster, ClusterError
+
+                citus = CitusCluster.start(fsync=True)
+            except (ImportError, ClusterError) as exc:
+                say(f"skipping tempodb-citus: {str(exc).splitlines()[0]}")
+                continue
+            cleanups.append(citus.stop)
+            numbers = iter(range(1_000))
+            systems.append(
+                TempoDB(
+                    "tempodb-citus",
+                    lambda c=citus, n=numbers: c.tempodb_database(f"bench{next(n)}"),
+                )
+            )
         elif name == "influxdb":
             systems.append(InfluxDB())
         elif name == "victoriametrics":
@@ -740,7 +763,11 @@ def parse_only(text: str | None) -> frozenset[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small data, about a minute")
-    parser.add_argument("--systems", default="tempodb,tempodb-postgres,influxdb,victoriametrics")
+    parser.add_argument(
+        "--systems",
+        help="default: tempodb,tempodb-postgres,tempodb-citus,influxdb,victoriametrics "
+        "(without tempodb-citus with --quick: its cluster takes long to start)",
+    )
     parser.add_argument(
         "--only",
         metavar="W1,S3,...",
@@ -776,13 +803,21 @@ def main() -> int:
         data = [make_series(i, sizes.points) for i in range(sizes.series)]
     results: dict[str, Figures] = {}
     skipped: dict[str, str] = {}
-    systems, cleanups = make_systems(args.systems.split(","))
+    names = args.systems or ",".join(
+        name
+        for name in ("tempodb", "tempodb-postgres", "tempodb-citus", "influxdb", "victoriametrics")
+        if not (args.quick and name == "tempodb-citus")
+    )
+    systems, cleanups = make_systems(names.split(","))
     try:
         with tempfile.TemporaryDirectory(prefix="tempodb-bench-", dir="/tmp") as folder:
             os.chmod(folder, 0o755)
             for system in systems:
                 say(f"{system.name}: starting")
-                run = Run(system, sizes, data, Path(folder) / system.name, only)
+                mine = only & CITUS_WORKLOADS if system.name == "tempodb-citus" else only
+                if not mine:
+                    continue
+                run = Run(system, sizes, data, Path(folder) / system.name, mine)
                 try:
                     results[system.name] = run.run()
                     if run.failed:

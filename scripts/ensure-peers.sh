@@ -37,8 +37,8 @@ cleanup() {
 trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive
-"${as_root[@]}" apt-get update -q
-"${as_root[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+"${as_root[@]}" apt-get -o DPkg::Lock::Timeout=600 update -q
+"${as_root[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
 
 # Where systemd runs, the packages enable their services: stop and disable them.
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then

@@ -17,5 +17,5 @@ else
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-"${as_root[@]}" apt-get update -q
-"${as_root[@]}" apt-get install -y -q --no-install-recommends strace
+"${as_root[@]}" apt-get -o DPkg::Lock::Timeout=600 update -q
+"${as_root[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends strace

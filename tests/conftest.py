@@ -15,7 +15,7 @@ import pytest
 from hypothesis import settings
 
 import tempodb
-from pg import Cluster
+from pg import CITUS_MISSING, CitusCluster, Cluster, citus_installed
 from serverproc import ServerProcess, create_key, data_args
 from tempodb import Client
 
@@ -112,6 +112,41 @@ def pg_cluster() -> Iterator[Cluster]:
     cluster = Cluster.start()
     yield cluster
     cluster.stop()
+
+
+#: Whether a Citus test was skipped for lack of Citus (then said once at the end).
+_citus_skipped: list[bool] = []
+
+
+@pytest.fixture(scope="session")
+def citus_cluster() -> Iterator[CitusCluster]:
+    """A throwaway Citus cluster (a coordinator and two workers on loopback) for the session;
+    without Citus the test skips, or fails under ``CI=true`` (CI installs Citus first)."""
+    if not citus_installed():
+        if os.environ.get("CI") == "true":
+            pytest.fail(CITUS_MISSING + " (CI=true: Citus must be installed, see .ci/run)")
+        _citus_skipped.append(True)
+        pytest.skip(CITUS_MISSING)
+    cluster = CitusCluster.start()
+    yield cluster
+    cluster.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without Citus (and not under ``CI=true``) the Citus tests are left out, and the end of
+    the run says so in one line (rather than a line per skipped test)."""
+    if citus_installed() or os.environ.get("CI") == "true":
+        return
+    left_out = [item for item in items if item.get_closest_marker("citus")]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not item.get_closest_marker("citus")]
+        _citus_skipped.append(True)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _citus_skipped:
+        terminalreporter.write_line(f"make test: {CITUS_MISSING}")
 
 
 @pytest.fixture(scope="session")

@@ -85,15 +85,18 @@ class Cluster:
         )
 
     @staticmethod
-    def start(*, fsync: bool = False, settings: Sequence[str] = ()) -> Cluster:
+    def start(
+        *, fsync: bool = False, settings: Sequence[str] = (), password: str | None = None
+    ) -> Cluster:
         """initdb and start a cluster; ``fsync=False`` (the tests) trades crash safety for
-        speed, which a throwaway cluster does not need.  ``settings``: more ``name=value``."""
+        speed, which a throwaway cluster does not need.  ``settings``: more ``name=value``.
+        ``password``: the superuser's (random by default)."""
         bindir = find_bindir()
         run_as = RUN_AS_WHEN_ROOT if os.geteuid() == 0 else None
         # As root, the folder goes into /tmp, which the cluster's user can reach (TMPDIR may be
         # a folder of root's own).
         root = Path(tempfile.mkdtemp(prefix="tempodb-pg-", dir="/tmp" if run_as else None))
-        password = secrets.token_hex(16)
+        password = password or secrets.token_hex(16)
         cluster = Cluster(bindir, root, 0, password, run_as)
         try:
             if run_as is not None:
@@ -107,6 +110,8 @@ class Cluster:
                 os.chown(root, user.pw_uid, user.pw_gid)
             root.chmod(0o700)
             cluster._write(root / "pwfile", password + "\n")
+            # The server's libpq (Citus connects node to node) reads $HOME: the folder's own.
+            cluster._write(root / ".pgpass", f"*:*:*:{SUPERUSER}:{password}\n")
             cluster._run(
                 "initdb",
                 "-D",
@@ -203,13 +208,105 @@ class Cluster:
 
     def _run(self, tool: str, *args: str) -> None:
         command = [str(self.bindir / tool), *args]
-        if self.run_as is not None:
-            command = ["runuser", "-u", self.run_as, "--", *command]
+        if self.run_as is not None:  # (runuser sets HOME to the user's: set it after)
+            command = ["runuser", "-u", self.run_as, "--", "env", f"HOME={self.root}", *command]
         done = subprocess.run(
-            command, capture_output=True, text=True, cwd=self.root, stdin=subprocess.DEVNULL
+            command,
+            capture_output=True,
+            text=True,
+            cwd=self.root,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "HOME": str(self.root)},
         )
         if done.returncode != 0:
             raise ClusterError(
                 f"{tool} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}"
                 f"\n{self.log()[-2000:]}"
             )
+
+
+def citus_installed() -> bool:
+    """Whether the Citus extension is installed for the server binaries ``find_bindir`` finds."""
+    try:
+        bindir = find_bindir()
+    except ClusterError:
+        return False
+    return (bindir.parent / "lib" / "citus.so").is_file()
+
+
+#: What to say when Citus is missing (the tests then skip, or fail under ``CI=true``).
+CITUS_MISSING = (
+    "Citus is not installed, so the Citus tests did not run: install it with "
+    "`bash scripts/ensure-citus.sh` (from ../shared/citus/) or from Citus' own packages"
+)
+
+
+@dataclass
+class CitusCluster:
+    """A throwaway Citus cluster on loopback: a coordinator and workers, each a ``Cluster``
+    with Citus loaded (``../shared/citus/README.md``).  ``create_database`` makes a database
+    on every node, with the extension and the workers added: its URL is the coordinator's."""
+
+    coordinator: Cluster
+    workers: list[Cluster]
+
+    @staticmethod
+    def start(*, workers: int = 2, fsync: bool = False) -> CitusCluster:
+        if not citus_installed():
+            raise ClusterError(CITUS_MISSING)
+        password = secrets.token_hex(16)
+        settings = [
+            "shared_preload_libraries=citus",
+            "max_prepared_transactions=200",
+            # The throwaway nodes are small: fewer connections between them.
+            "citus.max_adaptive_executor_pool_size=4",
+            "citus.shard_count=4",
+        ]
+        nodes: list[Cluster] = []
+        try:
+            for _ in range(workers + 1):
+                nodes.append(Cluster.start(fsync=fsync, settings=settings, password=password))
+        except BaseException:
+            for node in nodes:
+                node.stop()
+            raise
+        cluster = CitusCluster(nodes[0], nodes[1:])
+        atexit.register(cluster.stop)
+        return cluster
+
+    @property
+    def nodes(self) -> list[Cluster]:
+        return [self.coordinator, *self.workers]
+
+    def url(self, dbname: str = "postgres") -> str:
+        return self.coordinator.url(dbname)
+
+    def create_database(self, name: str) -> str:
+        """A database on every node with the extension, the workers added; its URL."""
+        for node in [*self.workers, self.coordinator]:
+            node.admin(f'CREATE DATABASE "{name}"')
+            node.admin("CREATE EXTENSION citus", dbname=name)
+        self.coordinator.admin(
+            f"SELECT citus_set_coordinator_host('127.0.0.1', {self.coordinator.port})",
+            *(f"SELECT citus_add_node('127.0.0.1', {w.port})" for w in self.workers),
+            dbname=name,
+        )
+        return self.url(name)
+
+    def tempodb_database(self, name: str) -> str:
+        """A database prepared for tempodb by ``tempodb citus setup``; its URL."""
+        from tempodb.storage.postgres.citus import setup
+
+        url = self.create_database(name)
+        setup(url)
+        return url
+
+    def admin(self, *statements: str, dbname: str = "postgres") -> None:
+        self.coordinator.admin(*statements, dbname=dbname)
+
+    def log(self) -> str:
+        return "\n".join(node.log()[-2000:] for node in self.nodes)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()

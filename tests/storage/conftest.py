@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
 
-from pg import Cluster
+from pg import CitusCluster, Cluster
 from tempodb.storage.base import Database, Store
 from tempodb.storage.sqlite import SQLiteStore
 
@@ -41,7 +42,9 @@ def _sqlite_head(request: pytest.FixtureRequest, block_points: int | None) -> St
 
 
 #: Every table of the PostgreSQL schema, emptied before each test.
-PG_TABLES = "databases, series, series_tag, series_attr, block, idempotency, retention, tier"
+PG_TABLES = (
+    "databases, series, series_tag, series_attr, block, series_lock, idempotency, retention, tier"
+)
 
 
 @pytest.fixture(scope="session")
@@ -69,16 +72,55 @@ def _postgres(request: pytest.FixtureRequest, block_points: int | None) -> Store
     return PostgresStore(cluster.url(name), block_points=block_points, **tiny)
 
 
+@pytest.fixture(scope="session")
+def citus_contract_db(citus_cluster: CitusCluster) -> str:
+    """The database of the Citus cluster for the whole contract suite (``tempodb citus
+    setup`` ran on it)."""
+    citus_cluster.tempodb_database("contract")
+    return "contract"
+
+
+def _citus(request: pytest.FixtureRequest, block_points: int | None) -> Store:
+    """As ``_postgres``, on the Citus cluster (a coordinator and two workers)."""
+    from tempodb.storage.postgres import PostgresStore
+
+    cluster: CitusCluster = request.getfixturevalue("citus_cluster")
+    name: str = request.getfixturevalue("citus_contract_db")
+    # DELETE: faster than TRUNCATE on distributed tables (a few rows, every shard locked).
+    tables = [
+        "series_lock",
+        "head",
+        "block",
+        "tier",
+        "series_tag",
+        "series_attr",
+        "series",
+        "idempotency",
+        "retention",
+        "databases",
+    ]
+    with psycopg.connect(cluster.url(name)) as conn:
+        conn.execute("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'")
+        for table in tables:
+            conn.execute(f"DELETE FROM {table}")
+    tiny = {"head_points": 3, "fold_after_s": 0.02, "direct_points": 8}
+    if block_points is None:
+        return PostgresStore(cluster.url(name), **tiny)
+    return PostgresStore(cluster.url(name), block_points=block_points, **tiny)
+
+
 FACTORIES: dict[str, StoreFactory] = {
     "sqlite": _sqlite,
     "sqlite-head": _sqlite_head,
     "postgres": _postgres,
+    "citus": _citus,
 }
 #: The backends under test: one param per factory, with the marks it needs.
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("sqlite-head", id="sqlite-head"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    pytest.param("citus", id="citus", marks=[pytest.mark.postgres, pytest.mark.citus]),
 ]
 
 
@@ -105,3 +147,12 @@ def db(store: Store) -> Database:
     database = store.authenticate(credentials.key, credentials.secret)
     assert database is not None
     return database
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On Citus, the tests run with both block sizes run with the tiny blocks only (they cross
+    more block boundaries; each Citus test costs seconds, and CI has a time budget)."""
+    keep = [item for item in items if "[citus-default-blocks]" not in item.nodeid]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep

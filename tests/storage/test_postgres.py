@@ -643,4 +643,5 @@ def test_migrates_a_version_2_database(url: str) -> None:
         old.write_points(db, keyed, increment=True)
         with pytest.raises(AlreadyApplied):
             old.write_points(db, keyed, increment=True)
-    assert SCHEMA_VERSION == 5  # 5: retention and the tier (tests/storage/test_retention*.py)
+    # 5: retention and the tier (tests/storage/test_retention*.py); 6: Citus' series locks.
+    assert SCHEMA_VERSION == 6

@@ -8,6 +8,7 @@
     tempodb keys revoke KEY --data DIR
     tempodb keys delete KEY --data DIR
     tempodb backup --data DIR OUT
+    tempodb citus setup --database-url URL   (prepare a Citus cluster: schema, distribution)
     tempodb series list|create|update|delete [--key K] [--tag T] [--attr NAME=VALUE] ...
     tempodb write KEY [FILE]    tempodb read KEY    tempodb import FILE    tempodb export
 
@@ -24,9 +25,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from tempodb.cli import backup, data, keys, serve
+from tempodb.cli import backup, citus, data, keys, serve
 
-COMMAND_MODULES = (serve, keys, backup, data)
+COMMAND_MODULES = (serve, keys, backup, citus, data)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,8 +45,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    result: int = args.run(args)
+    try:
+        result: int = args.run(args)
+    except Exception as exc:
+        message = _store_failure(exc)
+        if message is None:
+            raise
+        print(f"tempodb: {message}", file=sys.stderr)
+        return 1
     return result
+
+
+def _store_failure(exc: Exception) -> str | None:
+    """The one-line message of a failure of the store (never a traceback), or None for a bug.
+    Only modules already loaded are looked at: the client-only install has no store."""
+    base = sys.modules.get("tempodb.storage.base")
+    psycopg = sys.modules.get("psycopg")
+    storage_error = getattr(base, "StorageError", None)
+    pg_error = getattr(psycopg, "Error", None)
+    if (storage_error is None or not isinstance(exc, storage_error)) and (
+        pg_error is None or not isinstance(exc, pg_error)
+    ):
+        return None
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -43,8 +43,13 @@ starts with the database id ``db``, and those of the tables owned by a series ho
     ``head(db, sid, ts, v, is_int, whole)`` (version 3)
         Fresh points, one row per point, primary key (db, sid, ts).  Rows come and go all the
         time: the table is vacuumed early and keeps 10 % of its pages free for updates.
-    ``retention(db, keep_ms, tier_keep_ms)`` and ``tier(db, sid, day, n, data)`` (version 4)
+    ``idempotency(db, key, fingerprint, skipped, created)`` (version 4)
+        The idempotency keys of applied writes (``storage/idempotency.py``).
+    ``retention(db, keep_ms, tier_keep_ms)`` and ``tier(db, sid, day, n, data)`` (version 5)
         Retentions and the 15-minute tier, described in ``retention``.
+    ``series_lock(db, sid)`` (version 6)
+        On Citus, one row per series beside its points: the series lock there (``citus``).
+        Empty and unused on one PostgreSQL.
 
 The head and its invariants
     * A series' points are its block points, where a head row replaces the block point of the
@@ -126,22 +131,19 @@ Why blocks
     15.2, and TOAST's compression gains nothing on them.
 
 Running on Citus
-    Run tempodb once against the coordinator to create the schema, then distribute it there::
-
-        SELECT create_reference_table('databases');
-        SELECT create_distributed_table('series', 'db');
-        SELECT create_distributed_table('series_tag', 'db', colocate_with => 'series');
-        SELECT create_distributed_table('series_attr', 'db', colocate_with => 'series');
-        SELECT create_distributed_table('block', 'sid');
-        SELECT create_distributed_table('head', 'sid', colocate_with => 'block');
+    ``tempodb citus setup --database-url URL`` (``citus.setup``) creates or migrates the schema
+    on the coordinator and distributes every table as ``citus.LAYOUT`` says; ``citus`` also
+    explains the one thing that differs there: the series lock is a row of ``series_lock``,
+    beside the series' points, not the ``series`` row.
 
     ``tempodb_schema`` stays a local table of the coordinator, where the servers connect; Citus
-    propagates a later migration's DDL on these tables to their shards (a table that a later
-    migration adds is to be distributed the same way, on its ``db`` or ``sid``).
+    propagates a later migration's DDL on these tables to their shards, and ``migrate``
+    distributes a table that a later migration adds as ``citus.LAYOUT`` says.
     ``databases`` is small and read on every authentication: a reference table, copied to every
     node.  A database's series metadata lives on one shard (distributed by ``db``, the three
     tables colocated), while the points, which are the bulk of the data, are spread by series
-    (``block`` and ``head`` distributed by ``sid``, colocated), so one large database still
+    (``block``, ``head`` and ``series_lock`` distributed by ``sid``, colocated), so one large
+    database still
     uses every node.  Every
     primary and unique key holds its table's distribution column, as Citus requires, and the
     statements stay simple (Citus runs ``FOR UPDATE`` in single-shard queries only):
@@ -152,10 +154,9 @@ Running on Citus
     * the statements on ``head`` that serve one series say ``sid = <value>``; the write's
       upsert, the fold's ``DELETE ... RETURNING`` and the head listing name several series
       (multi-shard statements, in one distributed transaction); the increment's look at the
-      blocks joins ``head`` and ``block`` on ``sid``: colocated.  Not yet tried on Citus: the
-      one-statement small write (``head.OVERWRITE_KNOWN``), which locks ``series`` rows (by
-      db) in a CTE and inserts into ``head`` (by sid); if Citus refuses it, that path is to
-      be switched off there;
+      blocks is a second statement on Citus (which refuses a correlated subquery over a CTE),
+      one per series.  The one-statement small write (``head.OVERWRITE_KNOWN``) locks
+      ``series`` rows: it is switched off on Citus;
     * every statement on ``block`` but three says ``sid = <value>``, with subqueries on the same
       table and the same value only (never a join with ``series``): router queries too, and so
       is the write's ``WITH run AS (DELETE ... RETURNING) SELECT ...``, a data-modifying CTE
@@ -165,9 +166,10 @@ Running on Citus
       distributed transaction;
     * ``databases`` is read by key and changed by single-row statements, which Citus applies
       to every copy of a reference table in the same transaction;
-    * the series lock is a row lock (``FOR UPDATE``) on the series' row, in the metadata shard
-      of its database, not an advisory lock, so it holds whichever node a server is connected
-      to; the advisory lock of the migrations only needs the coordinator;
+    * the series lock is a row lock on the series' ``series_lock`` row, in the shard of its
+      points (on one PostgreSQL, on its ``series`` row), not an advisory lock, so it holds
+      whichever node a server is connected to; the advisory lock of the migrations only needs
+      the coordinator;
     * a write touches the shard of the database's metadata and the shards of its series'
       blocks: Citus commits such a transaction on all of them with two-phase commit, so a
       request is still all or nothing;

@@ -4,6 +4,9 @@
 the largest.  On start, under a session advisory lock (so that servers starting together take
 turns), ``migrate`` applies the migrations of ``MIGRATIONS`` that the database lacks, one
 transaction each, and refuses (SchemaTooNew) a database whose version is newer than this code.
+On a Citus coordinator whose tables are distributed (``tempodb citus setup``), the tables that
+the migrations add are distributed as ``citus.LAYOUT`` says: a new table needs its entry there
+(a test checks that every table has one).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any, Final
 import psycopg
 
 from tempodb.storage.base import SchemaTooNew
-from tempodb.storage.postgres import retention
+from tempodb.storage.postgres import citus, retention
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "configure", "migrate"]
 
@@ -93,6 +96,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX idempotency_by_age ON idempotency (created)",
     ),
     retention.MIGRATION,  # 5: retention and the 15-minute tier (see that module)
+    (  # 6: the series lock beside the points, for Citus (see ``citus``; unused elsewhere)
+        """CREATE TABLE series_lock (
+            db bigint NOT NULL,
+            sid bigint NOT NULL,
+            PRIMARY KEY (db, sid)
+        )""",
+    ),
 )
 
 #: The schema version this code writes.
@@ -107,8 +117,11 @@ def configure(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SET synchronous_commit = on")
 
 
-def migrate(conn: psycopg.Connection[Any]) -> None:
-    """Apply the missing migrations under the migration lock; refuse a newer schema."""
+def migrate(conn: psycopg.Connection[Any], *, citus_setup: bool = False) -> list[str]:
+    """Apply the missing migrations under the migration lock; refuse a newer schema.
+
+    ``citus_setup``: then distribute the tables on Citus (``citus.setup``); what was
+    distributed is returned (also the tables that the migrations added to a Citus cluster)."""
     conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
     try:
         conn.execute(
@@ -127,5 +140,8 @@ def migrate(conn: psycopg.Connection[Any]) -> None:
                 for statement in MIGRATIONS[number - 1]:
                     conn.execute(statement)
                 conn.execute("INSERT INTO tempodb_schema (version) VALUES (%s)", (number,))
+        if citus_setup or (version < SCHEMA_VERSION and citus.distributed(conn)):
+            return citus.distribute(conn)  # (the tables that the migrations added)
+        return []
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))

@@ -28,6 +28,7 @@ from tempodb.storage.base import (
     new_series_id,
     normalize_tags,
 )
+from tempodb.storage.postgres import citus as _citus
 
 _Conn = psycopg.Connection[Any]
 
@@ -38,7 +39,7 @@ _LOOKUP: Final[Mapping[SeriesField, str]] = {
 }
 _BY_REF: Final = (
     "SELECT sid, id, key FROM series WHERE db = %s "
-    "AND (id = ANY(%s::text[]) OR key = ANY(%s::text[])) ORDER BY sid FOR "
+    "AND (id = ANY(%s::text[]) OR key = ANY(%s::text[])) ORDER BY sid"
 )
 _CREATE_BARE: Final = (
     "INSERT INTO series (db, id, key) SELECT %s, u.i, u.k "
@@ -55,7 +56,8 @@ _CREATE_FULL: Final = (
 
 #: How a write locks the series it resolves: KEY SHARE lets writers of one series run side by
 #: side while keeping folds, deletes and block writes (FOR UPDATE) out; UPDATE is that lock.
-LockMode = Literal["KEY SHARE", "UPDATE"]
+#: None: no lock on the series rows (on Citus, where the lock is beside the points).
+LockMode = Literal["KEY SHARE", "UPDATE"] | None
 
 
 def record(row: Sequence[Any]) -> SeriesRecord:
@@ -147,9 +149,11 @@ def insert_series(
     name: str = "",
     tags: Sequence[str] = (),
     attributes: Mapping[str, str] | None = None,
+    *,
+    citus: bool = False,
 ) -> SeriesRecord | None:
     """Insert a series; None when its id or key is taken (by a committed transaction, or by one
-    that commits while this waits)."""
+    that commits while this waits).  ``citus``: with its ``series_lock`` row."""
     tags = normalize_tags(tags)
     attrs = dict(attributes or {})
     check_storable([series_id, key, name, *tags, *attrs, *attrs.values()])
@@ -164,16 +168,19 @@ def insert_series(
     if row is None:
         return None
     sid = int(row[0])
+    if citus:
+        _citus.add_locks(conn, db, [sid])
     set_tags(conn, db, sid, tags, fresh=True)
     set_attributes(conn, db, sid, attrs, fresh=True)
     return SeriesRecord(series_id, key, name, tags, attrs)
 
 
 def insert_many(
-    conn: _Conn, db: int, items: Sequence[NewSeries]
+    conn: _Conn, db: int, items: Sequence[NewSeries], *, citus: bool = False
 ) -> list[SeriesRecord | KeyConflict]:
     """Create the items in three statements (series, tags, attributes); per item its record,
-    or the KeyConflict of a key that exists or that an earlier item has."""
+    or the KeyConflict of a key that exists or that an earlier item has.  ``citus``: and their
+    ``series_lock`` rows, in a fourth."""
     wanted: list[SeriesRecord | None] = []
     seen: set[str] = set()
     for item in items:
@@ -200,6 +207,8 @@ def insert_many(
         raise _no_database(db) from None
     sids = {str(key): int(sid) for sid, key in rows}
     created = [w for w in fresh if w.key in sids]
+    if citus:
+        _citus.add_locks(conn, db, sorted(sids.values()))
     tagged = [(sids[w.key], tag) for w in created for tag in w.tags]
     if tagged:
         conn.execute(
@@ -249,6 +258,7 @@ def resolve(
     *,
     skip_conflicts: bool,
     max_new: int | None = None,
+    citus: bool = False,
 ) -> Resolved:
     """Find, lock and create the series of ``refs`` (the refs a write uses).
 
@@ -257,7 +267,8 @@ def resolve(
     rows in a cycle) with ``ON CONFLICT DO NOTHING``; one more finds those that a concurrent
     request created first.  An unknown id that another series has as its key conflicts:
     KeyConflict, or None for that ref when ``skip_conflicts``.  More than ``max_new`` series
-    to create: TooManyNewSeries, before any is.
+    to create: TooManyNewSeries, before any is.  ``citus``: the series created get their
+    ``series_lock`` rows (the caller locks those, ``lock`` is then None).
     """
     found: dict[tuple[str, str], tuple[int, str]] = {}
 
@@ -270,7 +281,8 @@ def resolve(
         check_storable(v for _, v in unusable)
     ids = sorted({r.value for r in refs if r.field == "id"})
     keys = sorted({r.value for r in refs if r.field == "key"})
-    take(conn.execute(_BY_REF + lock, (db, ids, keys)).fetchall())
+    by_ref = _BY_REF + (f" FOR {lock}" if lock else "")
+    take(conn.execute(by_ref, (db, ids, keys)).fetchall())
     missing = [r for r in dict.fromkeys(refs) if (r.field, r.value) not in found]
     created: set[int] = set()
     if missing:
@@ -287,11 +299,13 @@ def resolve(
             raise _no_database(db) from None
         take(rows)
         created = {int(row[0]) for row in rows}
+        if citus:
+            _citus.add_locks(conn, db, sorted(created))
         rest = [r for r in missing if (r.field, r.value) not in found]
         if rest:
             rest_ids = sorted({r.value for r in rest if r.field == "id"})
             rest_keys = sorted({r.value for r in rest})
-            take(conn.execute(_BY_REF + lock, (db, rest_ids, rest_keys)).fetchall())
+            take(conn.execute(by_ref, (db, rest_ids, rest_keys)).fetchall())
     series: list[tuple[int, str] | None] = []
     for ref in refs:
         hit = found.get((ref.field, ref.value))

@@ -7,6 +7,7 @@ The schema, the head, the fold and their invariants are described in the package
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import random
 import threading
@@ -49,7 +50,7 @@ from tempodb.storage.base import (
     normalize_tags,
     verify_secret,
 )
-from tempodb.storage.postgres import blocks, head, retention, writes
+from tempodb.storage.postgres import blocks, citus, head, retention, writes
 from tempodb.storage.postgres.fold import Folder
 from tempodb.storage.postgres.schema import configure, migrate
 from tempodb.storage.postgres.series import (
@@ -84,6 +85,9 @@ DIRECT_POINTS: Final = 64
 #: Attempts at a transaction that keeps failing on deadlocks or serialization errors.
 _ATTEMPTS: Final = 12
 _RETRYABLE: Final = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, Retry)
+#: The tables of a series' rows, in the order a delete takes them: the series locks first, so
+#: that on Citus the delete waits for the writers there (``citus``).
+_OWNED: Final = ("series_lock", "head", "block", "tier", "series_tag", "series_attr", "series")
 #: Verified against when the key is unknown, so that both answers take the same time.
 _DUMMY_HASH: Final = hash_secret("")
 #: The class of the transaction-level advisory locks that keep a write's idempotency key while
@@ -161,6 +165,8 @@ class PostgresStore(Store):
                 url, autocommit=True, connect_timeout=max(1, round(connect_timeout))
             ) as conn:
                 migrate(conn)
+                # On Citus the series locks live beside the points (see ``citus``).
+                self._citus = citus.distributed(conn)
         except psycopg.OperationalError as exc:
             raise StorageError(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
         self._pool: ConnectionPool = ConnectionPool(
@@ -353,11 +359,12 @@ class PostgresStore(Store):
         """Revoke ``key``: the next authentication fails on every server; its data stays."""
         if not storable(key):
             return False
+        now = datetime.datetime.now(datetime.UTC)  # a parameter: Citus refuses now() here
         return self._transaction(
             lambda conn: (
                 conn.execute(
-                    "UPDATE databases SET revoked_at = coalesce(revoked_at, now()) WHERE key = %s",
-                    (key,),
+                    "UPDATE databases SET revoked_at = coalesce(revoked_at, %s) WHERE key = %s",
+                    (now, key),
                 ).rowcount
                 > 0
             )
@@ -370,6 +377,8 @@ class PostgresStore(Store):
             return False
 
         def op(conn: _Conn) -> bool:
+            if self._citus:  # it changes ``databases`` after multi-shard statements
+                conn.execute(citus.SEQUENTIAL)
             row = conn.execute(
                 "SELECT id FROM databases WHERE key = %s FOR UPDATE", (key,)
             ).fetchone()
@@ -378,7 +387,8 @@ class PostgresStore(Store):
             db = int(row[0])
             conn.execute("SELECT sid FROM series WHERE db = %s ORDER BY sid FOR UPDATE", (db,))
             retention.forget_database(conn, db)
-            for table in ("head", "block", "series_tag", "series_attr", "series", "idempotency"):
+            # The series locks go first: deleting them waits for the writers (on Citus).
+            for table in (*_OWNED, "idempotency"):
                 conn.execute(f"DELETE FROM {table} WHERE db = %s", (db,))
             conn.execute("DELETE FROM databases WHERE id = %s", (db,))
             return True
@@ -400,7 +410,9 @@ class PostgresStore(Store):
         key = series_id if key is None else key
 
         def op(conn: _Conn) -> SeriesRecord:
-            created = insert_series(conn, db, series_id, key, name, tags, attributes)
+            created = insert_series(
+                conn, db, series_id, key, name, tags, attributes, citus=self._citus
+            )
             if created is None:
                 raise KeyConflict(key)
             return created
@@ -414,7 +426,7 @@ class PostgresStore(Store):
         KeyConflict that refused it (its key exists, or an earlier item has it)."""
         if not items:
             return []
-        return self._transaction(lambda conn: insert_many(conn, db, items))
+        return self._transaction(lambda conn: insert_many(conn, db, items, citus=self._citus))
 
     def lookup_series(self, db: int, field: SeriesField, value: str) -> SeriesRecord | None:
         """The series with this id or key, or None."""
@@ -502,12 +514,14 @@ class PostgresStore(Store):
         where, params = filter_sql(db, flt or SeriesFilter())
 
         def op(conn: _Conn) -> int:
+            if self._citus:
+                conn.execute(citus.SEQUENTIAL)
             rows = conn.execute(
                 f"SELECT s.sid FROM series s WHERE {where} ORDER BY s.sid FOR UPDATE OF s", params
             ).fetchall()
             sids = [int(r[0]) for r in rows]
-            if sids:
-                for table in ("head", "block", "tier", "series_tag", "series_attr", "series"):
+            if sids:  # the series locks first: deleting them waits for the writers (on Citus)
+                for table in _OWNED:
                     conn.execute(
                         f"DELETE FROM {table} WHERE db = %s AND sid = ANY(%s::bigint[])",
                         (db, sids),
@@ -532,7 +546,13 @@ class PostgresStore(Store):
             if batch.idempotency is not None:
                 self._check_key(conn, db, batch.idempotency)
             written = writes.write(
-                conn, db, batch, increment=increment, cap=self._cap, direct_points=self._direct
+                conn,
+                db,
+                batch,
+                increment=increment,
+                cap=self._cap,
+                direct_points=self._direct,
+                on_citus=self._citus,
             )
             if batch.idempotency is not None:
                 idempotency.remember(conn, "%s", db, batch.idempotency, written.skipped)
@@ -608,9 +628,11 @@ class PostgresStore(Store):
             return 0
 
         def op(conn: _Conn) -> int:
-            sid = sid_of(conn, db, series_id, lock=True)
+            sid = sid_of(conn, db, series_id, lock=not self._citus)
             if sid is None:
                 return 0
+            if self._citus and not citus.lock_series(conn, db, [sid], "UPDATE"):
+                raise Retry("the series was deleted, or its creation has not reached its node")
             retention.drop_tier(conn, db, sid, start, end)  # TierCut: nothing deleted
             for folded, points in head.take(conn, db, [sid]).items():
                 blocks.fold_in(conn, db, folded, self._cap, points)
@@ -707,6 +729,8 @@ class PostgresStore(Store):
     def _overwrite_existing(self, db: int, batch: WriteBatch) -> bool:
         """The common small write in one statement and one round trip (``head.OVERWRITE_KNOWN``):
         False, having written nothing, unless every series exists and every part is small."""
+        if self._citus:  # it locks the series rows, which order nothing on Citus
+            return False
         params = writes.known_params(db, batch, self._direct)
         if params is None:
             return False
@@ -729,7 +753,8 @@ class PostgresStore(Store):
     def _fold(self, db: int, sids: Sequence[int]) -> list[int]:
         """Fold these series in one transaction; the sids skipped (held elsewhere)."""
         return self._on_fold_connection(
-            lambda conn: writes.fold(conn, db, sids, self._cap), transaction=True
+            lambda conn: writes.fold(conn, db, sids, self._cap, on_citus=self._citus),
+            transaction=True,
         )
 
     def _on_fold_connection(self, fn: Callable[[_Conn], _T], *, transaction: bool) -> _T:
@@ -766,7 +791,10 @@ class PostgresStore(Store):
     def _head_series(self, limit: int) -> list[tuple[int, int]]:
         """Up to ``limit`` series that have head rows, as (db, sid)."""
         rows = self._on_fold_connection(
-            lambda conn: conn.execute(writes.HEAD_SERIES, (limit,)).fetchall(), transaction=False
+            lambda conn: conn.execute(
+                citus.HEAD_SERIES if self._citus else writes.HEAD_SERIES, (limit,)
+            ).fetchall(),
+            transaction=False,
         )
         return [(int(db), int(sid)) for db, sid in rows]
 

@@ -16,8 +16,8 @@ from tempodb.storage.base import (
     fold_batch,
 )
 from tempodb.storage.blocks import Block, split
-from tempodb.storage.postgres import blocks, head
-from tempodb.storage.postgres.series import resolve, storable
+from tempodb.storage.postgres import blocks, citus, head
+from tempodb.storage.postgres.series import Retry, resolve, storable
 
 _Conn = psycopg.Connection[Any]
 
@@ -86,11 +86,21 @@ def known_params(db: int, batch: WriteBatch, direct: int) -> dict[str, Any] | No
 
 
 def write(
-    conn: _Conn, db: int, batch: WriteBatch, *, increment: bool, cap: int, direct_points: int
+    conn: _Conn,
+    db: int,
+    batch: WriteBatch,
+    *,
+    increment: bool,
+    cap: int,
+    direct_points: int,
+    on_citus: bool = False,
 ) -> Written:
     """Store a write in the caller's transaction: resolve and lock its series, then small
     parts into the head, large parts of new series as new blocks, and large parts of
-    existing series into their blocks (their head rows folded first)."""
+    existing series into their blocks (their head rows folded first).  ``on_citus``: the
+    series are locked by their ``series_lock`` rows, beside their points (``citus``)."""
+    if on_citus:  # shard after shard: writers take the head's row locks in one order
+        conn.execute(citus.SEQUENTIAL)
     counts = np.bincount(batch.ref_index, minlength=len(batch.refs))
     used = np.flatnonzero(counts).tolist()
     # Requests with a large part lock their series for block writes, others share them.
@@ -99,10 +109,16 @@ def write(
         conn,
         db,
         [batch.refs[i] for i in used],
-        lock,
+        None if on_citus else lock,
         skip_conflicts=batch.skip_conflicts,
         max_new=batch.max_new_series,
+        citus=on_citus,
     )
+    if on_citus:
+        # (The series this transaction created: their lock rows are its own until it commits.)
+        wanted = {hit[0] for hit in found.series if hit is not None} - found.created
+        if len(citus.lock_series(conn, db, sorted(wanted), lock)) < len(wanted):
+            raise Retry("a series was deleted, or its creation has not reached its node yet")
     series_of_ref = [""] * len(batch.refs)
     sids: dict[str, int] = {}
     skipped: list[int] = []
@@ -144,13 +160,18 @@ def write(
             np.concatenate([p.values for _, p in small]),
             np.concatenate([p.is_int for _, p in small]),
             increment=increment,
+            on_citus=on_citus,
         )
     return Written(tuple(skipped), {sid: len(p) for sid, p in small})
 
 
-def fold(conn: _Conn, db: int, sids: Sequence[int], cap: int) -> list[int]:
+def fold(
+    conn: _Conn, db: int, sids: Sequence[int], cap: int, *, on_citus: bool = False
+) -> list[int]:
     """Fold the head rows of these series into their blocks in the caller's transaction;
     the sids skipped because another transaction holds them."""
+    if on_citus:
+        return _fold_on_citus(conn, db, sids, cap)
     locked = [
         int(row[0])
         for row in conn.execute(
@@ -176,13 +197,50 @@ def fold(conn: _Conn, db: int, sids: Sequence[int], cap: int) -> list[int]:
                 (sorted(taken), db),
             )
         }
-        for sid in sorted(with_blocks):
-            blocks.fold_in(conn, db, sid, cap, taken[sid])
-        # Series without blocks yet (new ones, the common case) get theirs in one statement.
-        fresh = [
-            (sid, split(points, cap, at_end=True))
-            for sid, points in sorted(taken.items())
-            if sid not in with_blocks
-        ]
-        blocks.put_many(conn, db, fresh)
+        _fold_taken(conn, db, cap, taken, with_blocks)
     return rest
+
+
+def _fold_taken(
+    conn: _Conn, db: int, cap: int, taken: dict[int, Points], with_blocks: set[int]
+) -> None:
+    for sid in sorted(with_blocks):
+        blocks.fold_in(conn, db, sid, cap, taken[sid])
+    # Series without blocks yet (new ones, the common case) get theirs in one statement.
+    fresh = [
+        (sid, split(points, cap, at_end=True))
+        for sid, points in sorted(taken.items())
+        if sid not in with_blocks
+    ]
+    blocks.put_many(conn, db, fresh)
+
+
+def _fold_on_citus(conn: _Conn, db: int, sids: Sequence[int], cap: int) -> list[int]:
+    """``fold`` with the series locks of Citus (``citus.lock_series``) and plain multi-shard
+    statements in place of the correlated subqueries."""
+    conn.execute(citus.SEQUENTIAL)
+    locked = citus.lock_series(conn, db, sids, "UPDATE", skip_locked=True)
+    rest = sorted(set(sids) - set(locked))
+    gone: list[int] = []
+    if rest:  # head rows of a deleted series (none should exist) go with it
+        alive = {
+            int(row[0])
+            for row in conn.execute(
+                "SELECT sid FROM series_lock WHERE db = %s AND sid = ANY(%s::bigint[])",
+                (db, rest),
+            )
+        }
+        gone = [sid for sid in rest if sid not in alive]
+        if gone:
+            conn.execute("DELETE FROM head WHERE db = %s AND sid = ANY(%s::bigint[])", (db, gone))
+    taken = head.take(conn, db, locked)
+    if taken:
+        with_blocks = {
+            int(row[0])
+            for row in conn.execute(
+                "SELECT DISTINCT sid FROM block WHERE db = %s AND sid = ANY(%s::bigint[])",
+                (db, sorted(taken)),
+            )
+        }
+        _fold_taken(conn, db, cap, taken, with_blocks)
+    return [sid for sid in rest if sid not in gone]
