@@ -34,20 +34,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("transport", TRANSPORTS, indirect=True)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The in-process client does not use the session's server: it runs once, beside the
-    embedded server's parameter, not again beside PostgreSQL's."""
-    kept = []
-    for item in items:
-        params = getattr(item, "callspec", None)
-        chosen = params.params if params is not None else {}
-        if chosen.get("transport") == "in-process" and chosen.get("server") not in (None, "sqlite"):
-            config.hook.pytest_deselected(items=[item])
-        else:
-            kept.append(item)
-    items[:] = kept
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tempodb", "tempodb reliability tests")
     group.addoption(
@@ -133,15 +119,26 @@ def citus_cluster() -> Iterator[CitusCluster]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Without Citus (and not under ``CI=true``) the Citus tests are left out, and the end of
-    the run says so in one line (rather than a line per skipped test)."""
-    if citus_installed() or os.environ.get("CI") == "true":
-        return
-    left_out = [item for item in items if item.get_closest_marker("citus")]
+    """Leave out what need not run: the in-process client beside PostgreSQL's server (it does
+    not use the session's server: it runs once, beside the embedded server's parameter), and
+    without Citus (and not under ``CI=true``) the Citus tests, saying so in one line at the
+    end of the run (rather than a line per skipped test)."""
+    kept, left_out = [], []
+    skip_citus = not citus_installed() and os.environ.get("CI") != "true"
+    for item in items:
+        params = getattr(item, "callspec", None)
+        chosen = params.params if params is not None else {}
+        twice = chosen.get("transport") == "in-process" and chosen.get("server") not in (
+            None,
+            "sqlite",
+        )
+        citus = skip_citus and item.get_closest_marker("citus") is not None
+        (left_out if twice or citus else kept).append(item)
+        if citus:
+            _citus_skipped.append(True)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
-        items[:] = [item for item in items if not item.get_closest_marker("citus")]
-        _citus_skipped.append(True)
+        items[:] = kept
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
