@@ -279,14 +279,11 @@ def test_the_banner_never_shows_the_password(pair: Pair) -> None:
     assert "s3cret" not in described
 
 
+@pytest.mark.parametrize("pair", [pytest.param("citus", marks=pytest.mark.citus)], indirect=True)
 def test_one_database_spreads_over_every_worker(pair: Pair) -> None:
     """On Citus, the points of one database are distributed by series: on every worker."""
     url = pair.store[1]
     with psycopg.connect(url) as conn:
-        if not conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'citus'").fetchone()[
-            0
-        ]:
-            pytest.skip("plain PostgreSQL: one node")
         workers = conn.execute("SELECT count(*) FROM citus_get_active_worker_nodes()").fetchone()
     key, secret = pair.new_key()
     one, _ = pair.clients(key, secret)

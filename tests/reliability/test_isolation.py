@@ -158,6 +158,19 @@ PROBES.update(
     }
 )
 
+# Retention (issue 24): administrator routes addressed by a database's key; a tenant's key
+# reads and changes no database's retention, its own or another's.
+PROBES.update(
+    {
+        (("database", "{value}", "retention"), "GET"): lambda x: [
+            Probe("GET", f"/v1/database/{x.key}/retention/")
+        ],
+        (("database", "{value}", "retention"), "PUT"): lambda x: [
+            Probe("PUT", f"/v1/database/{x.key}/retention/", {"retention": "1d"})
+        ],
+    }
+)
+
 ROUTE_IDS = [(pattern, method) for pattern, methods in ROUTES for method in methods]
 
 

@@ -7,6 +7,7 @@ same suite.  Series lists of 4,096+ points cross block boundaries in the block-b
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import re
 import string
@@ -1342,3 +1343,18 @@ def test_keys_round_trip(store: Store, db: Database) -> None:
         assert store.find_series(db.id, SeriesFilter(keys=(k,))) == [record]
 
     check()
+
+
+@TINY_BLOCKS_TOO
+@pytest.mark.parametrize("size", [1, 3, 50], ids=["one", "small", "large"])
+def test_negative_zero_keeps_its_sign(store: Store, db: Database, size: int) -> None:
+    """-0.0 is a float of its own (a write path that stores whole floats as integers, such as
+    a REAL column in SQLite, turns it into 0.0)."""
+    ts = list(range(size))
+    store.write_points(db.id, batch(key("z"), ts, [-0.0] * size, is_int=[False] * size))
+    points = store.read_points(db.id, series_id(store, db, "z"), -FAR, FAR)
+    assert [math.copysign(1, v) for v in points.values.tolist()] == [-1.0] * size
+    assert store.single_value(db.id, series_id(store, db, "z"), 0, "exact") == (0, -0.0)
+    found = store.single_value(db.id, series_id(store, db, "z"), 0, "exact")
+    assert found is not None
+    assert math.copysign(1, found[1]) == -1.0

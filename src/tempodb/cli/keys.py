@@ -14,11 +14,14 @@ import sys
 from typing import Any
 
 from tempodb.cli.stores import add_store_arguments, open_store
-from tempodb.retention import format_duration, parse_duration
-from tempodb.storage.base import Retention
+
+# tempodb.retention and the storage layer (numpy) load when a keys command runs, not when the
+# tempodb command starts (tests/client/test_client_unit.py).
 
 
 def _duration(text: str) -> int | None:
+    from tempodb.retention import parse_duration
+
     try:
         return parse_duration(text)
     except ValueError as exc:
@@ -68,6 +71,9 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tempodb.retention import format_duration
+    from tempodb.storage.base import Retention
+
     store = open_store(args, existing=args.keys_command != "create")
     try:
         if args.keys_command == "create":

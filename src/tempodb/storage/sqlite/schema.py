@@ -35,7 +35,8 @@ Tables (schema version 7; ``retention`` and ``tier`` (version 7) are described i
         The write head (version 6): fresh points of small writes, one row per point, WITHOUT
         ROWID with the primary key (sid, ts) (its columns first, see above), so a series'
         rows sit together and a write of a few series dirties a few leaf pages.  ``v`` is
-        the value (REAL: float64 carries every integer up to 2**53 exactly), ``is_int`` 1
+        the value, a float64 (every integer up to 2**53 exactly; declared without a type,
+        since a REAL column stores whole values as integers and loses -0.0), ``is_int`` 1
         when it was written as an integer.  Every head row of a series is later than every
         point in its blocks (``points`` keeps that so); the fold moves a series' rows into
         its blocks (``fold``).  A file upgraded from version 5 starts with an empty head.
@@ -148,7 +149,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """CREATE TABLE head (
             sid INTEGER NOT NULL,
             ts INTEGER NOT NULL,
-            v REAL NOT NULL,
+            v NOT NULL,
             is_int INTEGER NOT NULL,
             PRIMARY KEY (sid, ts)
         ) WITHOUT ROWID""",
