@@ -49,10 +49,15 @@ R1_FULL = R1Sizes(100, 365, 3652, 5, 20, 40, keep_days=7, tier_keep_days=14)
 R1_QUICK = R1Sizes(5, 20, 120, 2, 4, 12, keep_days=2, tier_keep_days=4)
 
 
+#: Days of minute data per write: 14,400 points, the size of a bulk load's requests.
+CHUNK_DAYS = 10
+
+
 def _write(store: Store, db: Database, key: str, lo: int, days: int) -> int:
-    """Minute points of ``days`` days from ``lo``, written a day at a time; how many."""
-    for day in range(days):
-        ts = np.arange(lo + day * DAY, lo + (day + 1) * DAY, MINUTE, dtype=np.int64)
+    """Minute points of ``days`` days from ``lo``, written ``CHUNK_DAYS`` at a time; how many."""
+    for first in range(0, days, CHUNK_DAYS):
+        last = min(days, first + CHUNK_DAYS)
+        ts = np.arange(lo + first * DAY, lo + last * DAY, MINUTE, dtype=np.int64)
         values = np.sin(ts / 3.6e6) * 100 + (ts // MINUTE) % 7
         store.write_points(
             db.id,
