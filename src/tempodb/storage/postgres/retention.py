@@ -24,7 +24,8 @@ from typing import Any, Final
 import psycopg
 
 from tempodb import tier
-from tempodb.storage.base import Points, Retention, TierCut
+from tempodb.storage import retention as common
+from tempodb.storage.base import Points
 from tempodb.storage.postgres import blocks, head
 from tempodb.zones import MIN_MS, MS_PER_DAY
 
@@ -47,24 +48,6 @@ MIGRATION: Final = (
     )""",
     "ALTER TABLE tier ALTER COLUMN data SET STORAGE EXTERNAL",
 )
-
-
-def retentions(conn: _Conn) -> dict[int, Retention]:
-    rows = conn.execute("SELECT db, keep_ms, tier_keep_ms FROM retention").fetchall()
-    return {int(db): Retention(keep, tier_keep) for db, keep, tier_keep in rows}
-
-
-def set_retention(conn: _Conn, key: str, retention: Retention) -> bool:
-    row = conn.execute("SELECT id FROM databases WHERE key = %s", (key,)).fetchone()
-    if row is None:
-        return False
-    conn.execute(
-        "INSERT INTO retention (db, keep_ms, tier_keep_ms) VALUES (%s, %s, %s) "
-        "ON CONFLICT (db) DO UPDATE SET keep_ms = excluded.keep_ms, "
-        "tier_keep_ms = excluded.tier_keep_ms",
-        (row[0], retention.keep_ms, retention.tier_keep_ms),
-    )
-    return True
 
 
 def forget_database(conn: _Conn, db: int) -> None:
@@ -168,38 +151,21 @@ def read(conn: _Conn, db: int, sid: int, start: int, end: int) -> tuple[tier.Tie
 def drop_tier(conn: _Conn, db: int, sid: int, start: int, end: int) -> int:
     """Delete the summaries whose buckets lie wholly in ``[start, end)`` of a locked series;
     TierCut when a bucket lies across ``start`` or ``end``.  How many were deleted."""
-    lo_day = max(MIN_MS, start - tier.TIER_MS) // MS_PER_DAY * MS_PER_DAY
     rows = conn.execute(
         "SELECT day, n, data FROM tier WHERE db = %s AND sid = %s AND day >= %s AND day < %s "
         "ORDER BY day",
-        (db, sid, lo_day, end),
+        (db, sid, common.first_day(start), end),
         binary=True,
     ).fetchall()
-    gone = 0
-    whole: list[int] = []
-    for day, count, data in rows:
-        if start <= day and day + MS_PER_DAY <= end:
-            whole.append(int(day))
-            gone += int(count)
-            continue
-        part = tier.unpack(bytes(data))
-        if tier.cuts(part, start, end):
-            raise TierCut(tier.CUT_MESSAGE)
-        keep = (part.ts < start) | (part.ts >= end)
-        if bool(keep.all()):
-            continue
-        gone += int((~keep).sum())
-        rest = part.take(keep)
-        if len(rest):
-            conn.execute(
-                "UPDATE tier SET n = %s, data = %b WHERE db = %s AND sid = %s AND day = %s",
-                (len(rest), tier.pack(rest), db, sid, day),
-            )
-        else:
-            whole.append(int(day))
-    if whole:
+    plan = common.plan_tier_drop(rows, start, end)
+    for day, rest in plan.rewrite:
+        conn.execute(
+            "UPDATE tier SET n = %s, data = %b WHERE db = %s AND sid = %s AND day = %s",
+            (len(rest), tier.pack(rest), db, sid, day),
+        )
+    if plan.delete:
         conn.execute(
             "DELETE FROM tier WHERE db = %s AND sid = %s AND day = ANY(%s::bigint[])",
-            (db, sid, whole),
+            (db, sid, plan.delete),
         )
-    return gone
+    return plan.dropped

@@ -22,6 +22,7 @@ from psycopg.types.json import Json
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
 from tempodb.storage import idempotency
+from tempodb.storage import retention as common_retention
 from tempodb.storage.base import (
     Credentials,
     Database,
@@ -644,13 +645,13 @@ class PostgresStore(Store):
 
     def retentions(self) -> dict[int, Retention]:
         """The retention of every database that has one."""
-        return self._read(retention.retentions)
+        return self._read(common_retention.retentions)
 
     def set_retention(self, key: str, kept: Retention) -> bool:
         """Set a database's retention; False if the key is unknown."""
         if not storable(key):
             return False
-        return self._transaction(lambda conn: retention.set_retention(conn, key, kept))
+        return self._transaction(lambda conn: common_retention.set_retention(conn, "%s", key, kept))
 
     def expire(self, now_ms: int) -> Expired:
         """One retention pass (``Store.expire``), one transaction per series."""

@@ -27,7 +27,8 @@ import sqlite3
 from typing import Final
 
 from tempodb import tier
-from tempodb.storage.base import Points, Retention, TierCut
+from tempodb.storage import retention as common
+from tempodb.storage.base import Points
 from tempodb.storage.blocks import concat, decode_run
 from tempodb.storage.sqlite import head
 from tempodb.storage.sqlite.points import BLOCK_COLUMNS, READ, PointWriter
@@ -48,24 +49,6 @@ MIGRATION: Final = (
         PRIMARY KEY (sid, day)
     ) WITHOUT ROWID""",
 )
-
-
-def retentions(conn: sqlite3.Connection) -> dict[int, Retention]:
-    rows = conn.execute("SELECT db, keep_ms, tier_keep_ms FROM retention")
-    return {int(db): Retention(keep, tier_keep) for db, keep, tier_keep in rows}
-
-
-def set_retention(conn: sqlite3.Connection, key: str, retention: Retention) -> bool:
-    row = conn.execute("SELECT id FROM databases WHERE key = ?", (key,)).fetchone()
-    if row is None:
-        return False
-    conn.execute(
-        "INSERT INTO retention (db, keep_ms, tier_keep_ms) VALUES (?, ?, ?) "
-        "ON CONFLICT (db) DO UPDATE SET keep_ms = excluded.keep_ms, "
-        "tier_keep_ms = excluded.tier_keep_ms",
-        (row[0], retention.keep_ms, retention.tier_keep_ms),
-    )
-    return True
 
 
 def forget_database(conn: sqlite3.Connection, db: int) -> None:
@@ -167,36 +150,16 @@ def read(conn: sqlite3.Connection, sid: int, start: int, end: int) -> tier.Tier:
 def drop_tier(conn: sqlite3.Connection, sid: int, start: int, end: int) -> int:
     """Delete the summaries whose buckets lie wholly in ``[start, end)``; TierCut when a
     bucket lies across ``start`` or ``end``.  How many were deleted."""
-    lo_day = max(MIN_MS, start - tier.TIER_MS) // MS_PER_DAY * MS_PER_DAY
     rows = conn.execute(
         "SELECT day, n, data FROM tier WHERE sid = ? AND day >= ? AND day < ? ORDER BY day",
-        (sid, lo_day, end),
+        (sid, common.first_day(start), end),
     ).fetchall()
-    gone = 0
-    for day, count, data in rows:
-        inside_day = start <= day and day + MS_PER_DAY <= end
-        if inside_day:
-            conn.execute("DELETE FROM tier WHERE sid = ? AND day = ?", (sid, day))
-            gone += count
-            continue
-        part = tier.unpack(data)
-        check_cut(part, start, end)
-        keep = (part.ts < start) | (part.ts >= end)
-        if bool(keep.all()):
-            continue
-        gone += int((~keep).sum())
-        rest = part.take(keep)
-        if len(rest):
-            conn.execute(
-                "UPDATE tier SET n = ?, data = ? WHERE sid = ? AND day = ?",
-                (len(rest), tier.pack(rest), sid, day),
-            )
-        else:
-            conn.execute("DELETE FROM tier WHERE sid = ? AND day = ?", (sid, day))
-    return gone
-
-
-def check_cut(part: tier.Tier, start: int, end: int) -> None:
-    """TierCut when a summary's bucket lies across ``start`` or ``end``."""
-    if tier.cuts(part, start, end):
-        raise TierCut(tier.CUT_MESSAGE)
+    plan = common.plan_tier_drop(rows, start, end)
+    conn.executemany(
+        "UPDATE tier SET n = ?, data = ? WHERE sid = ? AND day = ?",
+        [(len(rest), tier.pack(rest), sid, day) for day, rest in plan.rewrite],
+    )
+    conn.executemany(
+        "DELETE FROM tier WHERE sid = ? AND day = ?", [(sid, day) for day in plan.delete]
+    )
+    return plan.dropped

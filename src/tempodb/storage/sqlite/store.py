@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 
 from tempodb.storage import idempotency
+from tempodb.storage import retention as common_retention
 from tempodb.storage.base import (
     Credentials,
     Database,
@@ -719,11 +720,11 @@ class SQLiteStore(Store):
 
     def retentions(self) -> dict[int, Retention]:
         """The retention of every database that has one."""
-        return retention.retentions(self._reader())
+        return common_retention.retentions(self._reader())
 
     def set_retention(self, key: str, kept: Retention) -> bool:
         """Set a database's retention; False if the key is unknown."""
-        return self._writer.call(lambda conn: retention.set_retention(conn, key, kept))
+        return self._writer.call(lambda conn: common_retention.set_retention(conn, "?", key, kept))
 
     def expire(self, now_ms: int) -> Expired:
         """One retention pass (``Store.expire``), one writer call per series."""
