@@ -44,7 +44,6 @@ Writes of many series (``PointWriter.write``)
 
 from __future__ import annotations
 
-import itertools
 import json
 import sqlite3
 import time
@@ -386,9 +385,7 @@ class PointWriter:
         ``direct_points`` or more straight to their blocks (with their head rows, if any),
         the others' points after their blocks into the head (one statement), the rest
         merged into their blocks."""
-        cuts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
-        lo = np.concatenate(([0], cuts))
-        hi = np.concatenate((cuts, [codes.shape[0]]))
+        lo, hi = _runs(codes)
         sizes = hi - lo
         sids: list[int] = codes[lo].tolist()
         tails = self._tails(conn, sids, fresh)
@@ -491,9 +488,7 @@ class PointWriter:
     ) -> None:
         """Store points grouped by sid, in time order, unique, in the blocks (see "Writes of
         many series"); the series' head rows, if any, must all be later than these points."""
-        cuts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
-        lo = np.concatenate(([0], cuts))
-        hi = np.concatenate((cuts, [codes.shape[0]]))
+        lo, hi = _runs(codes)
         sids: list[int] = codes[lo].tolist()
         tails = self._tails(conn, sids, fresh)
         first_ts: list[int] = ts[lo].tolist()
@@ -729,13 +724,19 @@ def _by_series(
     codes: Int64Array, ts: Int64Array, values: Float64Array, is_int: BoolArray
 ) -> dict[int, Points]:
     """Points grouped by sid (and in time order within each) as points per series."""
-    if not codes.shape[0]:
-        return {}
-    cuts = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), codes.shape[0]]
+    lo, hi = _runs(codes)
     return {
         int(codes[a]): Points(ts[a:b], values[a:b], is_int[a:b])
-        for a, b in itertools.pairwise(cuts)
+        for a, b in zip(lo.tolist(), hi.tolist(), strict=True)
     }
+
+
+def _runs(codes: Int64Array) -> tuple[Int64Array, Int64Array]:
+    """Where each run of equal codes starts and ends (exclusive), for grouped codes."""
+    if not codes.shape[0]:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    cuts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    return np.concatenate(([0], cuts)), np.concatenate((cuts, [codes.shape[0]]))
 
 
 class _Blobs:
