@@ -705,38 +705,11 @@ def make_systems(names: list[str]) -> tuple[list[System], list[Callable[[], None
     for name in names:
         if name == "tempodb":
             systems.append(TempoDB())
-        elif name == "tempodb-postgres":
-            try:
-                from pg import Cluster, ClusterError
-
-                cluster = Cluster.start(fsync=True)
-            except (ImportError, ClusterError) as exc:
-                say(f"skipping tempodb-postgres: {str(exc).splitlines()[0]}")
-                continue
-            cleanups.append(cluster.stop)
-            counter = iter(range(1_000))
-            systems.append(
-                TempoDB(
-                    "tempodb-postgres",
-                    lambda c=cluster, n=counter: c.create_database(f"bench{next(n)}"),
-                )
-            )
-        elif name == "tempodb-citus":
-            try:
-                from pg import CitusCluster, ClusterError
-
-                citus = CitusCluster.start(fsync=True)
-            except (ImportError, ClusterError) as exc:
-                say(f"skipping tempodb-citus: {str(exc).splitlines()[0]}")
-                continue
-            cleanups.append(citus.stop)
-            numbers = iter(range(1_000))
-            systems.append(
-                TempoDB(
-                    "tempodb-citus",
-                    lambda c=citus, n=numbers: c.tempodb_database(f"bench{next(n)}"),
-                )
-            )
+        elif name in ("tempodb-postgres", "tempodb-citus"):
+            system = _postgres_system(name)
+            if system is not None:
+                systems.append(system[0])
+                cleanups.append(system[1])
         elif name == "influxdb":
             systems.append(InfluxDB())
         elif name == "victoriametrics":
@@ -744,6 +717,23 @@ def make_systems(names: list[str]) -> tuple[list[System], list[Callable[[], None
         else:
             raise SystemExit(f"unknown system {name!r}")
     return systems, cleanups
+
+
+def _postgres_system(name: str) -> tuple[System, Callable[[], None]] | None:
+    """tempodb on a throwaway PostgreSQL cluster (``tempodb-citus``: a Citus coordinator and
+    two workers), and what stops it; None, said, when it cannot start."""
+    try:
+        from pg import CitusCluster, Cluster, ClusterError
+
+        cluster = (CitusCluster if name == "tempodb-citus" else Cluster).start(fsync=True)
+    except (ImportError, ClusterError) as exc:
+        say(f"skipping {name}: {str(exc).splitlines()[0]}")
+        return None
+    create = (
+        cluster.tempodb_database if isinstance(cluster, CitusCluster) else cluster.create_database
+    )
+    numbers = iter(range(1_000))
+    return TempoDB(name, lambda: create(f"bench{next(numbers)}")), cluster.stop
 
 
 def parse_only(text: str | None) -> frozenset[str]:
