@@ -226,3 +226,115 @@ def print_table(document: dict[str, Any]) -> None:
         f"\nmachine: {machine.get('cpu')}, {machine.get('cores')} cores, "
         f"{machine.get('memory_gib')} GiB, {machine.get('os')}; mode {document.get('mode')}"
     )
+
+
+#: What each figure measures, as the README's tables say it.
+LABELS: dict[str, str] = {
+    "W1_points_per_s": "W1 ingest, 10k points per request (points/s)",
+    "W1_python_client_points_per_s": "W1 through the Python client from DataPoints (points/s)",
+    "W1_peak_rss_mb": "W1 server peak RSS (MB)",
+    "W2_overwrite_points_per_s": "W2 overwrite existing points (points/s)",
+    "W2_increment_points_per_s": "W2 increment existing points (points/s)",
+    "W3_raw_10_days_ms": "W3 raw read, 10 days of one series (ms)",
+    "W4_hourly_mean_ms": "W4 hourly mean, one series, 100k points (ms)",
+    "W4_daily_min_chicago_ms": "W4 daily min, America/Chicago (ms)",
+    "W4_daily_max_chicago_ms": "W4 daily max, America/Chicago (ms)",
+    "W4_daily_mean_chicago_ms": "W4 daily mean, America/Chicago (ms)",
+    "W4_daily_stddev_chicago_ms": "W4 daily stddev, America/Chicago (ms)",
+    "W4_summary_ms": "W4 summary (ms)",
+    "W5_daily_mean_all_series_ms": "W5 daily mean in America/Chicago, 100 series (ms)",
+    "W6_delete_10_days_ms": "W6 delete 10 days of one series (ms)",
+    "W7_bytes_per_point": "W7 bytes on disk per point",
+    "W8_requests_per_s": "W8 8 clients, 10 series x 1 point per request (requests/s)",
+    "W8_floor_requests_per_s": "W8's floor: the cheapest authenticated request (requests/s)",
+    "S1_ingest_1k_series_points_per_s": "S1 ingest into 1k series (points/s)",
+    "S1_ingest_100k_series_points_per_s": "S1 ingest into 100k series (points/s)",
+    "S2_auto_1_month_ms": "S2 automatic rollup, 1 month of minute data (ms)",
+    "S2_auto_1_year_ms": "S2 automatic rollup, 1 year (ms)",
+    "S2_auto_10_years_ms": "S2 automatic rollup, 10 years (ms)",
+    "S2_raw_10_years_ms": "S2 raw read of 10 years (5.26M points) (ms)",
+    "S2_raw_10_years_rss_growth_mb": "S2 server memory growth during that read (MB)",
+    "S3_create_series_one_per_request_per_s": "S3 create series, one per request (per s)",
+    "S3_create_series_bulk_per_s": "S3 create series, 10,000 per request (per s)",
+    "S3_series_by_tag_ms": "S3 series by tag among 100k (ms)",
+    "S4_small_write_p50_1k_series_ms": "S4 small write p50 at 1k series (ms)",
+    "S4_raw_read_p50_1k_series_ms": "S4 one-series raw read p50 at 1k series (ms)",
+    "S4_series_by_tag_p50_1k_series_ms": "S4 tag lookup of 1,000 series p50 at 1k series (ms)",
+    "S4_rss_1k_series_mb": "S4 server RSS at 1k series (MB)",
+    "S4_create_series_points_per_s": "S4 multi writes creating series (points/s)",
+    "S4_second_round_points_per_s": "S4 second round of points to them (points/s)",
+    "S4_small_write_p50_1m_series_ms": "S4 small write p50 at 1M series (ms)",
+    "S4_raw_read_p50_1m_series_ms": "S4 one-series raw read p50 at 1M series (ms)",
+    "S4_series_by_tag_p50_1m_series_ms": "S4 tag lookup of 1,000 series p50 at 1M series (ms)",
+    "S4_rss_1m_series_mb": "S4 server RSS at 1M series (MB)",
+    "S4_peak_rss_mb": "S4 server peak RSS (MB)",
+    "P1_remote_write_new_series_samples_per_s": "P1 remote_write, new series (samples/s)",
+    "P1_remote_write_samples_per_s": "P1 remote_write (samples/s)",
+    "P1_remote_read_1_day_100_series_ms": "P1 remote_read, 1 day of 100 series (ms)",
+    "R1_pass_s": "R1 retention pass over 100 series x 1 year of minutes (s)",
+    "R1_pass_points_per_s": "R1 that pass (points dropped per s)",
+    "R1_daily_rollup_years": "R1 years of the daily rollup below",
+    "R1_daily_rollup_raw_ms": "R1 daily mean in America/Chicago from raw points (ms)",
+    "R1_daily_rollup_tier_ms": "R1 the same from the 15-minute tier (ms)",
+    "R1_steady_size_half_mb": "R1 size under steady writes, half way (MiB)",
+    "R1_steady_size_end_mb": "R1 size under steady writes, at the end (MiB)",
+    "R1_steady_growth_second_half_pct": "R1 growth over the second half (%)",
+    "V1_segment_raw_10_days_ms": "V1 1.0 segment, raw 10 days (ms)",
+    "V1_segment_raw_10_days_ratio": "V1 that / the 0.5 read",
+    "V1_segment_hourly_mean_ms": "V1 1.0 segment, hourly mean (ms)",
+    "V1_segment_hourly_mean_ratio": "V1 that / the 0.5 read",
+    "V1_segment_daily_max_chicago_ms": "V1 1.0 segment, daily max in Chicago (ms)",
+    "V1_segment_daily_max_chicago_ratio": "V1 that / the 0.5 read",
+    "V1_aggregate_daily_mean_all_series_ms": "V1 aggregate of 100 series, daily mean (ms)",
+    "V1_aggregate_daily_mean_all_series_ratio": "V1 that / W5",
+    "V2_paged_10_years_ms": "V2 paged raw read of 10 years (ms)",
+    "V2_paged_10_years_rss_growth_mb": "V2 server memory growth during it (MB)",
+    "V2_paged_10_years_ratio": "V2 that / the unpaged read",
+}
+
+#: The README's column of each system.
+HEADINGS = {
+    OURS: "tempodb",
+    OURS_PG: "tempodb on PostgreSQL",
+    "tempodb-citus": "tempodb on Citus",
+    "influxdb": "InfluxDB",
+    "victoriametrics": "VictoriaMetrics",
+    "prometheus": "Prometheus",
+    "numpy_floor": "numpy floor",
+}
+
+
+def markdown(document: dict[str, Any], prefixes: Sequence[str] = ()) -> str:
+    """The figures as a Markdown table (the README's), the rows whose figure starts with one
+    of ``prefixes`` (all without), a column per system that has at least one of them."""
+    systems: dict[str, dict[str, Any]] = document["systems"]
+    keys = [k for k in KEYS if not prefixes or k.startswith(tuple(prefixes))]
+    names = [n for n in systems if any(systems[n].get(k) is not None for k in keys)]
+    lines = [
+        "| figure | " + " | ".join(HEADINGS.get(n, n) for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for key in keys:
+        cells = [systems[n].get(key) for n in names]
+        if all(cell is None for cell in cells):
+            continue
+        shown = ["" if cell is None else _cell(cell) for cell in cells]
+        lines.append(f"| {LABELS.get(key, key)} | " + " | ".join(shown) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="print a results file of bench.py")
+    parser.add_argument("results", help="a JSON file bench.py wrote (bench/results/latest.json)")
+    parser.add_argument("--markdown", action="store_true", help="as the README's Markdown table")
+    parser.add_argument("--only", default="", help="the figures of these prefixes: W1,S3,...")
+    args = parser.parse_args()
+    with open(args.results) as file:
+        results = json.load(file)
+    if args.markdown:
+        print(markdown(results, [p for p in args.only.split(",") if p]))
+    else:
+        print_table(results)

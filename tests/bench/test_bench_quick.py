@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from report import KEYS  # noqa: E402
+from report import KEYS, LABELS  # noqa: E402
 
 
 def test_quick_bench_writes_every_key(tmp_path: Path) -> None:
@@ -46,3 +46,15 @@ def test_quick_bench_writes_every_key(tmp_path: Path) -> None:
         if peer in systems:
             assert isinstance(systems[peer]["W1_points_per_s"], int | float)
     assert "target" in done.stdout
+    # The README's table: one row per figure measured, a column per system.
+    table = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "report.py"), "--markdown", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    assert table[0].startswith("| figure | tempodb |")
+    w1 = next(line for line in table if line.startswith(f"| {LABELS['W1_points_per_s']} |"))
+    assert f"{ours['W1_points_per_s']:,}" in w1
+    assert set(LABELS) == set(KEYS)
