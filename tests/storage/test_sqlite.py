@@ -25,6 +25,7 @@ from tempodb.storage.base import (
 )
 from tempodb.storage.blocks import encode
 from tempodb.storage.sqlite import FILE_NAME, MIGRATIONS, SCHEMA_VERSION, SQLiteStore
+from tempodb.storage.sqlite.fold import FOLD_BATCH, MIN_STEP, STEP_SECONDS, StepSize
 
 FAR = 2**63 - 1
 
@@ -546,6 +547,19 @@ def test_small_writes_land_in_the_head_and_fold_into_the_blocks(tmp_path: Path) 
         assert store.read_points(db, sid, 13_000, FAR).ts.tolist() == [13_000, 31_000]
         assert store.delete_series(db, SeriesFilter()) == 1
         assert head_rows(store.path) == []
+
+
+def test_fold_steps_shrink_when_they_take_long() -> None:
+    step = StepSize()
+    assert step.series == FOLD_BATCH
+    step.measured(256, 0.020)  # 256 series in 20 ms: 51 fit in the 4 ms a step aims at
+    assert step.series == int(256 / 0.020 * STEP_SECONDS)
+    step.measured(51, 5.0)  # never below the floor
+    assert step.series == MIN_STEP
+    step.measured(16, 0.0001)  # nor above the batch
+    assert step.series == FOLD_BATCH
+    step.measured(0, 0.0)  # nothing folded: nothing learnt
+    assert step.series == FOLD_BATCH
 
 
 def test_the_head_folds_by_count_and_by_age(tmp_path: Path) -> None:

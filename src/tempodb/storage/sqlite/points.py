@@ -79,7 +79,7 @@ from tempodb.storage.blocks import (
     split,
 )
 from tempodb.storage.sqlite import head, series
-from tempodb.storage.sqlite.fold import FOLD_BATCH, Ledger
+from tempodb.storage.sqlite.fold import FOLD_BATCH, Ledger, StepSize
 from tempodb.storage.sqlite.writer import Tail, WriterCache
 
 #: Small writes after a block this small join it; after a bigger one they start a new block.
@@ -247,6 +247,7 @@ class PointWriter:
         self.direct_points = direct_points
         self.ledger = Ledger(head_points, fold_after_s)
         self._folding: list[int] = []
+        self._step = StepSize()
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -637,13 +638,15 @@ class PointWriter:
 
     def run(self, conn: sqlite3.Connection) -> None:
         """One step of the fold: a sweep of the head when one is due, then the series due
-        (at most ``fold.FOLD_BATCH``)."""
+        (``fold.StepSize`` of them)."""
         ledger = self.ledger
         if ledger.sweep_due():
             ledger.swept(head.sweep(conn, ledger.max_pending))
-        self._folding = ledger.take()
+        self._folding = ledger.take(self._step.series)
         if self._folding:
+            began = time.perf_counter()
             self.fold(conn, self._folding)
+            self._step.measured(len(self._folding), time.perf_counter() - began)
 
     def failed(self) -> None:
         self.ledger.again(self._folding)
