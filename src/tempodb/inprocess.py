@@ -126,7 +126,11 @@ class Engine:
             self.headers,
             request.body or b"",
             self.database,
+            columns=request.columns if request.body is None else None,
+            arrays=request.parse_columns is not None,
         )
+        if encoded.columns is not None:
+            return Response(encoded.status, b"", columns=encoded.columns)
         body = encoded.body
         if encoded.stream is not None:
             body = b"".join([body, *encoded.stream])
@@ -228,6 +232,9 @@ class InProcessClient(Client):
 
     def __enter__(self) -> InProcessClient:
         return self
+
+    #: Write bodies go to the server as arrays (``Request.columns``), not JSON.
+    _columnar = True
 
     def _transmit(self, request: Request[Any]) -> Response | TransportFailure:
         return self._engine.handle(request)

@@ -97,6 +97,9 @@ class EncodedResponse:
     body: bytes
     #: The rest of a streamed body (sent with chunked transfer encoding), already encoded.
     stream: Iterator[bytes] | None = None
+    #: The answer as Python objects with arrays, when the request asked for them
+    #: (``handle(..., arrays=True)``, ``Response.columns``): ``body`` is then empty.
+    columns: Any = None
 
 
 class TempoDBApp:
@@ -273,10 +276,18 @@ class TempoDBApp:
         database: Database | None = None,
         *,
         found: Match | None = None,
+        columns: Any = None,
+        arrays: bool = False,
     ) -> EncodedResponse:
         """Route (unless ``found`` is the request's match), authenticate (unless ``database``
         is the one already authenticated) and run one request, and encode the answer; every
-        failure becomes an error response."""
+        failure becomes an error response.
+
+        For a transport in this process (``tempodb.connect``): ``columns`` is the body as
+        arrays (``wire.PointColumns``, with ``body`` empty), taken as such by the write
+        handlers that parse it (``WriteHandler.columnar``) and encoded to JSON for any
+        other; ``arrays`` asks for the answer as Python objects with the points as arrays
+        where the handler can give them (``EncodedResponse.columns``), not as JSON."""
         if found is None:
             found = resolve(raw_path)
         try:
@@ -285,10 +296,14 @@ class TempoDBApp:
                 response = self._serve(routed, method, raw_path, query_string, headers)
             else:
                 influx = routed.dialect == "influx"
+                handler = routed.methods[method]
+                if columns is not None and not getattr(handler, "columnar", False):
+                    body, columns = columns.encode(), None
                 context, request = self._admit(
                     routed, method, query_string, headers, body, database, influx=influx
                 )
-                response = routed.methods[method](context, request, routed.params)
+                request.columns, request.arrays = columns, arrays
+                response = handler(context, request, routed.params)
         except Exception as exc:
             response = self._failure(exc, found, method, raw_path)
         return _encode(response, gzip_ok=accepts_gzip(headers.get("accept-encoding", "")))
@@ -422,8 +437,12 @@ def _encode(response: Response, *, gzip_ok: bool) -> EncodedResponse:
     """Status, headers and body as sent; JSON is gzipped for clients that ask for it.
 
     A streamed response is read up to ``STREAM_MIN`` bytes: if it ends there it is sent whole
-    like any other, else without a length (chunked), gzipped on the fly if asked for.
+    like any other, else without a length (chunked), gzipped on the fly if asked for.  An
+    answer given as arrays (``Response.columns``) keeps them, with its headers.
     """
+    if response.columns is not None:
+        kept = [(k.lower().encode(), v.encode()) for k, v in response.headers.items()]
+        return EncodedResponse(response.status, kept, b"", columns=response.columns)
     body = response.body
     if response.stream is not None:
         parts, size = [body], len(body)
