@@ -339,32 +339,38 @@ def _number_texts(
         return _json_texts(values.astype(np.int64))
     if not is_int.any():
         return _json_texts(values)
-    return np.where(is_int, _json_texts(values.astype(np.int64)), _json_texts(values))
+    texts = _json_texts(values)
+    whole = _json_texts(values[is_int].astype(np.int64))
+    texts = texts.astype(f"S{max(texts.dtype.itemsize, whole.dtype.itemsize)}")
+    texts[is_int] = whole
+    return texts
 
 
 def _value_columns(
     column: Any, what: str
-) -> tuple[npt.NDArray[np.float64], bool, npt.NDArray[np.bool_]]:
+) -> tuple[npt.NDArray[np.float64], bool, npt.NDArray[np.bool_] | None]:
     """A column's numbers as floats, whether they are integers (sent as such), and the mask
-    of the cells that hold one."""
+    of the cells that hold one (None: every cell does)."""
     series = pd.Series(column) if not isinstance(column, pd.Series) else column
     if series.dtype.kind == "O" or isinstance(series.dtype, pd.StringDtype):
         try:
             series = pd.to_numeric(series)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"write_dataframe: {what} holds values that are not numbers") from exc
-    present = series.notna().to_numpy()
+    mask = series.notna().to_numpy()
+    present = None if mask.all() else mask
     kind = series.dtype.kind
     if kind in "biu":
         values = series.to_numpy(dtype=np.int64, na_value=0)
-        if present.any() and np.abs(values[present]).max() > MAX_EXACT_INT:
+        kept = values if present is None else values[present]
+        if len(kept) and np.abs(kept).max() > MAX_EXACT_INT:
             raise ValueError(f"write_dataframe: {what} holds an integer beyond 2^53")
-        return np.where(present, values, 0).astype(np.float64), True, present
+        return values.astype(np.float64), True, present
     if kind == "f":
         floats = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        if not np.isfinite(floats[present]).all():
+        if not np.isfinite(floats if present is None else floats[present]).all():
             raise ValueError(f"write_dataframe: {what} holds an infinite value")
-        return np.where(present, floats, 0.0), False, present
+        return floats, False, present
     raise TypeError(f"write_dataframe: {what} is not numeric (dtype {series.dtype})")
 
 
@@ -543,24 +549,26 @@ def write_plan(
         )
     ms = _times_ms(df.index)
     keys: list[str] = []
-    codes, times, numbers, flags = [], [], [], []
-    for code, (name, column) in enumerate(df.items()):
+    columns = []
+    for name, column in df.items():
         keys.append(_checked_key(name))
-        values, is_int, present = _value_columns(column, f"column {name!r}")
-        count = int(present.sum())
-        codes.append(np.full(count, code, np.intp))
-        times.append(ms[present])
-        numbers.append(values[present])
-        flags.append(np.full(count, is_int, np.bool_))
-    return WritePlan(
-        keys,
-        np.concatenate(codes) if codes else np.empty(0, np.intp),
-        np.concatenate(times) if times else np.empty(0, np.int64),
-        np.concatenate(numbers) if numbers else np.empty(0, np.float64),
-        np.concatenate(flags) if flags else np.empty(0, np.bool_),
-        increment,
-        chunk_size,
-    )
+        columns.append(_value_columns(column, f"column {name!r}"))
+    # One copy into arrays made once (no lists of pieces to concatenate): the frames are big.
+    counts = [len(ms) if present is None else int(present.sum()) for _, _, present in columns]
+    total = sum(counts)
+    codes = np.empty(total, np.intp)
+    times = np.empty(total, np.int64)
+    numbers = np.empty(total, np.float64)
+    flags = np.empty(total, np.bool_)
+    at = 0
+    for code, ((values, is_int, present), count) in enumerate(zip(columns, counts, strict=True)):
+        end = at + count
+        codes[at:end] = code
+        flags[at:end] = is_int
+        times[at:end] = ms if present is None else ms[present]
+        numbers[at:end] = values if present is None else values[present]
+        at = end
+    return WritePlan(keys, codes, times, numbers, flags, increment, chunk_size)
 
 
 def _long_plan(
@@ -586,12 +594,14 @@ def _long_plan(
         raise ValueError(f"write_dataframe: a {key_column!r} cell is missing")
     keys = [_checked_key(k) for k in uniques]
     values, is_int, present = _value_columns(df[value_column], f"column {value_column!r}")
-    order = np.argsort(codes[present], kind="stable")
+    if present is not None:
+        codes, ms, values = codes[present], ms[present], values[present]
+    order = np.argsort(codes, kind="stable")
     return WritePlan(
         keys,
-        codes[present][order].astype(np.intp),
-        ms[present][order],
-        values[present][order],
+        codes[order].astype(np.intp),
+        ms[order],
+        values[order],
         np.full(len(order), is_int, np.bool_),
         increment,
         chunk_size,
