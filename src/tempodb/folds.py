@@ -128,7 +128,7 @@ def fold_groups(vals: F64, ints: Bool, starts: Idx, fold: str) -> tuple[F64, Boo
         return _percentiles(vals, starts, counts, float(fold.split(",", 1)[1])), floats
     if fold == "mean":  # the first pass of _moments alone
         return _means(vals, starts, counts), floats
-    means, ss = _moments(vals, starts, counts)
+    _, ss = _moments(vals, starts, counts)
     if fold == "ss":
         return ss, floats
     if fold == "stddev":

@@ -46,12 +46,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from tempodb.client import Client
 from tempodb.contract import __version__
-from tempodb.protocol import API_VERSION, Request, Response, TransportFailure
+from tempodb.protocol import API_VERSION, Params, Request, Response, TransportFailure
 from tempodb.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from tempodb.async_client import AsyncClient
     from tempodb.server.app import TempoDBApp
+    from tempodb.server.http import Query
     from tempodb.storage.base import Database, Store
 
 __all__ = ["MEMORY", "Engine", "InProcessClient", "connect", "connect_async"]
@@ -73,6 +74,7 @@ class Engine:
         self, path: str | os.PathLike[str], *, read_only: bool = False, key: str | None = None
     ) -> None:
         from tempodb.server.app import TempoDBApp
+        from tempodb.server.http import Query
         from tempodb.storage.sqlite import SQLiteStore
 
         self.read_only = read_only
@@ -93,6 +95,7 @@ class Engine:
             self._remove_temporary()
             raise
         self.app: TempoDBApp = TempoDBApp(store)
+        self._query = Query
         try:
             self.database = select_database(store, key, read_only, str(path))
         except BaseException:
@@ -118,16 +121,18 @@ class Engine:
             return TransportFailure(message, sent=False, retry=False)
         if self.read_only and request.method not in READ_METHODS:
             return Response(403, self.refusal, None, READ_ONLY_CODE)
-        path, _, query = request.target.partition("?")
+        query = self.parsed_query(request.params)
+        query_string = b"" if query is not None else request.target.partition("?")[2].encode()
         encoded = self.app.handle(
             request.method,
-            f"/{API_VERSION}{path}".encode(),
-            query.encode(),
+            f"/{API_VERSION}{request.path}".encode(),
+            query_string,
             self.headers,
             request.body or b"",
             self.database,
             columns=request.columns if request.body is None else None,
             arrays=request.parse_columns is not None,
+            query=query,
         )
         if encoded.columns is not None:
             return Response(encoded.status, b"", columns=encoded.columns)
@@ -143,6 +148,17 @@ class Engine:
             elif name == b"x-tempodb-error":
                 error_code = value.decode("latin-1")
         return Response(encoded.status, body, retry_after, error_code, link)
+
+    def parsed_query(self, params: Params) -> Query | None:
+        """What the server reads of ``params`` sent as a query string (``Query.parse`` of
+        their ``urlencode``: the same pairs but those with empty values) without the round
+        trip; None when a pair is not plain ASCII text (the query string then decides)."""
+        for name, value in params:
+            if not (
+                type(name) is str and type(value) is str and name.isascii() and value.isascii()
+            ):
+                return None
+        return self._query([(name, value) for name, value in params if value != ""])
 
     def close(self) -> None:
         """Finish the queued writes, close the store (releasing the folder) and remove a

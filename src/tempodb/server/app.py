@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from tempodb.contract import OUTCOME_UNKNOWN
 from tempodb.retention import Enforcer, RetentionView
@@ -278,6 +279,7 @@ class TempoDBApp:
         found: Match | None = None,
         columns: Any = None,
         arrays: bool = False,
+        query: Query | None = None,
     ) -> EncodedResponse:
         """Route (unless ``found`` is the request's match), authenticate (unless ``database``
         is the one already authenticated) and run one request, and encode the answer; every
@@ -287,12 +289,16 @@ class TempoDBApp:
         arrays (``wire.PointColumns``, with ``body`` empty), taken as such by the write
         handlers that parse it (``WriteHandler.columnar``) and encoded to JSON for any
         other; ``arrays`` asks for the answer as Python objects with the points as arrays
-        where the handler can give them (``EncodedResponse.columns``), not as JSON."""
+        where the handler can give them (``EncodedResponse.columns``), not as JSON; ``query``
+        is the query already parsed (what ``Query.parse`` of ``query_string`` gives), the
+        query string then unused but by the public resources."""
         if found is None:
             found = resolve(raw_path)
         try:
             routed = check_method(found, method, raw_path)
             if routed.route.public:
+                if query is not None and not query_string:
+                    query_string = urlencode(query.pairs).encode()
                 response = self._serve(routed, method, raw_path, query_string, headers)
             else:
                 influx = routed.dialect == "influx"
@@ -300,7 +306,14 @@ class TempoDBApp:
                 if columns is not None and not getattr(handler, "columnar", False):
                     body, columns = columns.encode(), None
                 context, request = self._admit(
-                    routed, method, query_string, headers, body, database, influx=influx
+                    routed,
+                    method,
+                    query_string,
+                    headers,
+                    body,
+                    database,
+                    influx=influx,
+                    query=query,
                 )
                 request.columns, request.arrays = columns, arrays
                 response = handler(context, request, routed.params)
@@ -406,9 +419,11 @@ class TempoDBApp:
         database: Database | None,
         *,
         influx: bool = False,
+        query: Query | None = None,
     ) -> tuple[Context, Request]:
         """The context and request objects of a routed request; authenticated and
-        rate-limited here unless ``database`` says it was already."""
+        rate-limited here unless ``database`` says it was already; ``query``: the query
+        string already parsed."""
         if database is None:
             check_provenance(method, headers, self.options.allowed_origins)
             database = self.auth.authenticate(
@@ -416,7 +431,9 @@ class TempoDBApp:
             )
             if self.limiter is not None:
                 self.limiter.check(database.key)
-        request = Request(method, found.segments, Query.parse(query_string), body, headers)
+        if query is None:
+            query = Query.parse(query_string)
+        request = Request(method, found.segments, query, body, headers)
         context = Context(
             self.store, database, self.options, self.metrics, self.keys_in_flight, self.retention
         )
