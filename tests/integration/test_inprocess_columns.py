@@ -3,6 +3,7 @@ as arrays, not JSON: the same frames, stored values and errors as over HTTP, sid
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import re
@@ -237,3 +238,17 @@ def test_refused_reads_fail_the_same(pair: Pair) -> None:
     assert error.status == 400
     error = _same_error(pair, lambda c: c.read_dataframe(END, START))
     assert isinstance(error, TempoDBApiException)
+
+
+def test_the_async_twin_hands_arrays_over_too(pair: Pair, tmp_path: Path) -> None:
+    """``connect_async``: the same frames as the synchronous client, the points as arrays."""
+    df = _frame("Europe/Paris")
+    pair.local.write_dataframe(df, chunk_size=1100)
+    expected = pair.local.read_dataframe(START, END, "raw", tz="America/Chicago")
+
+    async def main() -> pd.DataFrame:
+        async with tempodb.connect_async(tmp_path / "async") as client:
+            await client.write_dataframe(df, chunk_size=1100)
+            return await client.read_dataframe(START, END, "raw", tz="America/Chicago")
+
+    _same_frames(asyncio.run(main()), expected)
