@@ -9,7 +9,8 @@ per-item fallback for any other shape; no DataPoint is made.  Writes encode the 
 as one byte matrix per request: a row per point, the timestamp's digits computed with integer
 arithmetic, the value in orjson's shortest round-trip form, padded with JSON whitespace.  Each
 series is sent on its own (``/series/key/K/data/``, the server's fast path) unless it is small;
-small series share ``/multi/`` requests.
+small series share ``/multi/`` requests.  In the server's process (``tempodb.connect``) neither
+JSON step happens: the points go over as arrays (``PointColumns``) and come back as arrays.
 """
 
 from __future__ import annotations

@@ -17,6 +17,14 @@ multistatus and ``X-TempoDB-Error`` codes included.  What the transport leaves o
 protects a server from its network clients: credentials (the connection has one database;
 see below), admission and rate limits, body size limits and timeouts.
 
+Only the JSON steps are skipped where they cost most, never the handling: ``write_dataframe``
+hands each request's points over as arrays (``Request.columns``), which the write handlers take
+in place of what their JSON parse gives (``server.wire.columns_points``/``columns_multi``;
+anything but the plain shape is encoded and parsed as JSON), before the same validation,
+retention, series limits and 207 answers; ``read_dataframe`` asks ``GET /data/`` for its answer
+with the points as the arrays the server would render (``Request.parse_columns``).  Query
+parameters reach the server parsed, as ``Query.parse`` would give them.
+
 The data folder is the one ``tempodb serve --data DIR`` serves, unchanged: stop the one to open
 it with the other.  One process writes to a folder at a time (``storage.sqlite.lock``): a
 second writer is refused at once with :class:`~tempodb.storage.sqlite.lock.FolderLocked`,
