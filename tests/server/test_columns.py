@@ -6,15 +6,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tempodb
 from tempodb import protocol
 from tempodb.frames import PointColumns
-from tempodb.inprocess import InProcessClient
-from tempodb.server.http import loads_exact
+from tempodb.inprocess import Engine, InProcessClient
+from tempodb.server.http import Query, loads_exact
 from tempodb.server.wire import (
     columns_multi,
     columns_points,
@@ -173,3 +176,36 @@ def test_columns_sent_to_a_route_that_reads_json_are_encoded(client: InProcessCl
     )
     assert as_columns == as_body
     assert as_columns[0] == 400  # /data/ takes {"t": ..., "data": [...]}, not an array
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(st.characters(max_codepoint=127), max_size=6),
+            st.text(st.characters(max_codepoint=127), max_size=8),
+        ),
+        max_size=6,
+    )
+)
+def test_parsed_query_parameters_are_those_of_the_query_string(
+    params: list[tuple[str, str]],
+) -> None:
+    """The in-process transport's parsed parameters: what the server parses of their query
+    string, without the round trip."""
+    parsed = _engine_query(params)
+    assert parsed == Query.parse(urlencode(params).encode())
+
+
+def test_parameters_beyond_ascii_go_as_a_query_string() -> None:
+    assert _engine_query([("key", "caf\u00e9")]) is None
+    assert _engine_query([("n", 5)]) is None  # type: ignore[list-item]
+
+
+def _engine_query(params: list[tuple[str, str]]) -> Query | None:
+    return Engine.parsed_query(_QueryOnly(), params)  # type: ignore[arg-type]
+
+
+class _QueryOnly:
+    """What ``Engine.parsed_query`` uses of an engine."""
+
+    _query = Query
