@@ -83,6 +83,10 @@ class AsyncClient:
     ...     series = await client.create_series("my-custom-key")
     """
 
+    #: Whether this transport takes write bodies as arrays (``Request.columns``): only one
+    #: in the server's process does (``tempodb.connect_async``).
+    _columnar = False
+
     def __init__(
         self,
         key: str | None = None,
@@ -299,7 +303,7 @@ class AsyncClient:
         from tempodb import frames
 
         plan = frames.write_plan(df, increment, key_column, time_column, value_column, chunk_size)
-        for request, rows in plan.requests():
+        for request, rows in plan.requests(columnar=self._columnar):
             plan.check(await self._call(request), rows)
         plan.finish()
 

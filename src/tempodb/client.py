@@ -112,6 +112,10 @@ class Client:
         client = Client()  # everything from TEMPODB_KEY, TEMPODB_SECRET, TEMPODB_HOST, ...
     """
 
+    #: Whether this transport takes write bodies as arrays (``Request.columns``): only one
+    #: in the server's process does (``tempodb.connect``).
+    _columnar = False
+
     def __init__(
         self,
         key: str | None = None,
@@ -393,7 +397,7 @@ class Client:
         from tempodb import frames
 
         plan = frames.write_plan(df, increment, key_column, time_column, value_column, chunk_size)
-        for request, rows in plan.requests():
+        for request, rows in plan.requests(columnar=self._columnar):
             plan.check(self._call(request), rows)
         plan.finish()
 

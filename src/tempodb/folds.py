@@ -126,9 +126,9 @@ def fold_groups(vals: F64, ints: Bool, starts: Idx, fold: str) -> tuple[F64, Boo
         return product, all_int & (np.abs(product) <= _MAX_EXACT)
     if fold.startswith("percentile,"):
         return _percentiles(vals, starts, counts, float(fold.split(",", 1)[1])), floats
-    means, ss = _moments(vals, starts, counts)
-    if fold == "mean":
-        return means, floats
+    if fold == "mean":  # the first pass of _moments alone
+        return _means(vals, starts, counts), floats
+    _, ss = _moments(vals, starts, counts)
     if fold == "ss":
         return ss, floats
     if fold == "stddev":
@@ -136,13 +136,20 @@ def fold_groups(vals: F64, ints: Bool, starts: Idx, fold: str) -> tuple[F64, Boo
     raise ValueError(f"Invalid fold: {fold}")
 
 
-def _moments(vals: F64, starts: Idx, counts: Idx) -> tuple[F64, F64]:
-    """Per-group means and centred sums of squares (two passes)."""
+def _means(vals: F64, starts: Idx, counts: Idx) -> F64:
+    """Per-group means, finite also where a sum overflows."""
     with np.errstate(over="ignore", invalid="ignore"):
         means: F64 = np.add.reduceat(vals, starts) / counts
-        for bucket in np.flatnonzero(~np.isfinite(means)).tolist():  # the sum overflowed
-            lo = int(starts[bucket])
-            means[bucket] = finite_mean(vals[lo : lo + int(counts[bucket])])
+    for bucket in np.flatnonzero(~np.isfinite(means)).tolist():  # the sum overflowed
+        lo = int(starts[bucket])
+        means[bucket] = finite_mean(vals[lo : lo + int(counts[bucket])])
+    return means
+
+
+def _moments(vals: F64, starts: Idx, counts: Idx) -> tuple[F64, F64]:
+    """Per-group means and centred sums of squares (two passes)."""
+    means = _means(vals, starts, counts)
+    with np.errstate(over="ignore", invalid="ignore"):
         deviations = vals - np.repeat(means, counts)
         ss: F64 = np.add.reduceat(deviations * deviations, starts)
     return means, ss

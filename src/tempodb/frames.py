@@ -9,7 +9,8 @@ per-item fallback for any other shape; no DataPoint is made.  Writes encode the 
 as one byte matrix per request: a row per point, the timestamp's digits computed with integer
 arithmetic, the value in orjson's shortest round-trip form, padded with JSON whitespace.  Each
 series is sent on its own (``/series/key/K/data/``, the server's fast path) unless it is small;
-small series share ``/multi/`` requests.
+small series share ``/multi/`` requests.  In the server's process (``tempodb.connect``) neither
+JSON step happens: the points go over as arrays (``PointColumns``) and come back as arrays.
 """
 
 from __future__ import annotations
@@ -230,13 +231,44 @@ def dataset_to_frame(dataset: DataSet) -> pd.DataFrame:
 
 
 def _frame(datasets: list[JSONDict], zone: datetime.tzinfo) -> pd.DataFrame:
+    """The DataFrame of a ``GET /data/`` answer (JSON)."""
     columns: list[pd.Series[Any]] = []
     for dataset in datasets:
         data = dataset.get("data") or []
         ms = parse_times_ms(list(map(itemgetter("t"), data)))
         values = _values(list(map(itemgetter("v"), data)))
-        key = (dataset.get("series") or {}).get("key") or ""
-        columns.append(pd.Series(values, index=_index(ms, zone), name=key))
+        columns.append(_column(dataset, ms, values, zone))
+    return _assemble(columns, zone)
+
+
+def _array_values(values: npt.NDArray[np.float64], is_int: npt.NDArray[np.bool_]) -> Any:
+    """What ``_values`` gives for the JSON of these values: integers where ``is_int`` (so
+    int64 when all are), else the floats."""
+    if len(values) and is_int.all():
+        return values.astype(np.int64)
+    if is_int.any():  # as the JSON integers would read back (0, never -0.0)
+        return np.where(is_int, values.astype(np.int64).astype(np.float64), values)
+    return values
+
+
+def _array_frame(datasets: list[JSONDict], zone: datetime.tzinfo) -> pd.DataFrame:
+    """The DataFrame of a ``GET /data/`` answer given as arrays by a transport in the
+    server's process (``Request.parse_columns``): each ``data`` has ``ts`` (epoch ms),
+    ``values`` and ``is_int``; the same frame as ``_frame`` of its JSON."""
+    columns: list[pd.Series[Any]] = []
+    for dataset in datasets:
+        data = dataset["data"]
+        ms = np.asarray(data.ts, np.int64)
+        columns.append(_column(dataset, ms, _array_values(data.values, data.is_int), zone))
+    return _assemble(columns, zone)
+
+
+def _column(dataset: JSONDict, ms: I64, values: Any, zone: datetime.tzinfo) -> pd.Series[Any]:
+    key = (dataset.get("series") or {}).get("key") or ""
+    return pd.Series(values, index=_index(ms, zone), name=key)
+
+
+def _assemble(columns: list[pd.Series[Any]], zone: datetime.tzinfo) -> pd.DataFrame:
     if not columns:
         return pd.DataFrame(index=_index(np.empty(0, np.int64), zone))
     frame = pd.concat(columns, axis=1, join="outer", sort=True)
@@ -263,7 +295,10 @@ def read_request(
     def parse(status: int, body: bytes) -> pd.DataFrame:
         return _frame(protocol.loads(body), zone)
 
-    return Request("GET", "/data/", parse, params)
+    def parse_columns(status: int, datasets: Any) -> pd.DataFrame:
+        return _array_frame(datasets, zone)
+
+    return Request("GET", "/data/", parse, params, parse_columns=parse_columns)
 
 
 # -- writes ----------------------------------------------------------------------------------
@@ -297,33 +332,47 @@ def _json_texts(values: npt.NDArray[Any]) -> npt.NDArray[np.bytes_]:
     return np.array(encoded[1:-1].split(b","))
 
 
-def _value_texts(column: Any, what: str) -> tuple[npt.NDArray[np.bytes_], npt.NDArray[np.bool_]]:
-    """JSON texts of a column's numbers and the mask of the cells that hold one."""
+def _number_texts(
+    values: npt.NDArray[np.float64], is_int: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bytes_]:
+    """The JSON text of each value: an integer where ``is_int``, else the float's."""
+    if is_int.all():
+        return _json_texts(values.astype(np.int64))
+    if not is_int.any():
+        return _json_texts(values)
+    texts = _json_texts(values)
+    whole = _json_texts(values[is_int].astype(np.int64))
+    texts = texts.astype(f"S{max(texts.dtype.itemsize, whole.dtype.itemsize)}")
+    texts[is_int] = whole
+    return texts
+
+
+def _value_columns(
+    column: Any, what: str
+) -> tuple[npt.NDArray[np.float64], bool, npt.NDArray[np.bool_] | None]:
+    """A column's numbers as floats, whether they are integers (sent as such), and the mask
+    of the cells that hold one (None: every cell does)."""
     series = pd.Series(column) if not isinstance(column, pd.Series) else column
     if series.dtype.kind == "O" or isinstance(series.dtype, pd.StringDtype):
         try:
             series = pd.to_numeric(series)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"write_dataframe: {what} holds values that are not numbers") from exc
-    present = series.notna().to_numpy()
+    mask = series.notna().to_numpy()
+    present = None if mask.all() else mask
     kind = series.dtype.kind
-    if kind == "b":
+    if kind in "biu":
         values = series.to_numpy(dtype=np.int64, na_value=0)
-        kind = "i"
-    elif kind in "iu":
-        values = series.to_numpy(dtype=np.int64, na_value=0)
-    elif kind == "f":
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        raise TypeError(f"write_dataframe: {what} is not numeric (dtype {series.dtype})")
+        kept = values if present is None else values[present]
+        if len(kept) and np.abs(kept).max() > MAX_EXACT_INT:
+            raise ValueError(f"write_dataframe: {what} holds an integer beyond 2^53")
+        return values.astype(np.float64), True, present
     if kind == "f":
-        finite = np.isfinite(values[present])
-        if not finite.all():
+        floats = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        if not np.isfinite(floats if present is None else floats[present]).all():
             raise ValueError(f"write_dataframe: {what} holds an infinite value")
-        return _json_texts(np.where(present, values, 0.0)), present
-    if present.any() and np.abs(values[present]).max() > MAX_EXACT_INT:
-        raise ValueError(f"write_dataframe: {what} holds an integer beyond 2^53")
-    return _json_texts(values), present
+        return floats, False, present
+    raise TypeError(f"write_dataframe: {what} is not numeric (dtype {series.dtype})")
 
 
 def _blank(texts: npt.NDArray[np.bytes_]) -> npt.NDArray[np.uint8]:
@@ -360,24 +409,50 @@ def _encode(
     return b"[" + matrix.tobytes()
 
 
+@dataclass(frozen=True)
+class PointColumns:
+    """The points of one write request as arrays, and (``encode``) the JSON body they stand
+    for: what a transport in the server's process hands over instead of the body
+    (``Request.columns``; the server's ``wire.PointColumns``).  ``keys`` and ``key_index``
+    (each point's index into ``keys``, distinct keys in order of first appearance) are set
+    for a ``/multi/`` request only."""
+
+    ts: I64
+    values: npt.NDArray[np.float64]
+    is_int: npt.NDArray[np.bool_]
+    keys: list[str] | None = None
+    key_index: npt.NDArray[np.int32] | None = None
+
+    def encode(self) -> bytes:
+        """The JSON body: ``[{"t": ..., ["key": ...,] "v": ...}, ...]``."""
+        key_texts = None
+        if self.keys is not None and self.key_index is not None:
+            key_texts = np.array([protocol.dumps(k) for k in self.keys])[self.key_index]
+        return _encode(self.ts, _number_texts(self.values, self.is_int), key_texts)
+
+
 @dataclass
 class WritePlan:
     """The requests of one ``write_dataframe`` call and the bookkeeping of rejected points.
 
-    ``keys`` are the distinct series keys; ``codes``, ``ms`` and ``values`` (JSON texts) hold
+    ``keys`` are the distinct series keys; ``codes``, ``ms``, ``values`` and ``is_int`` hold
     one row per point, grouped by series.
     """
 
     keys: list[str]
     codes: npt.NDArray[np.intp]
     ms: I64
-    values: npt.NDArray[np.bytes_]
+    values: npt.NDArray[np.float64]
+    is_int: npt.NDArray[np.bool_]
     increment: bool
     chunk_size: int
     rejected: list[tuple[JSONDict, list[str]]] = field(default_factory=list)
 
-    def requests(self) -> Iterator[tuple[Request[Any], npt.NDArray[np.intp]]]:
-        """Each request with the rows it carries."""
+    def requests(
+        self, *, columnar: bool = False
+    ) -> Iterator[tuple[Request[Any], npt.NDArray[np.intp]]]:
+        """Each request with the rows it carries.  ``columnar``: for a transport in the
+        server's process, the points as arrays (``Request.columns``), not encoded."""
         action = "increment" if self.increment else "data"
         multi_path = "/multi/increment/" if self.increment else "/multi/"
         small: list[npt.NDArray[np.intp]] = []
@@ -390,30 +465,48 @@ class WritePlan:
                 small.append(np.arange(begin, end))
                 small_count += end - begin
                 if small_count >= self.chunk_size:
-                    yield self._multi(multi_path, np.concatenate(small))
+                    yield self._multi(multi_path, np.concatenate(small), columnar)
                     small, small_count = [], 0
                 continue
             key = self.keys[int(self.codes[begin])]
             for at in range(begin, end, self.chunk_size):
-                rows = np.arange(at, min(at + self.chunk_size, end))
-                body = _encode(self.ms[rows], self.values[rows])
-                yield protocol.post_points_body("key", key, action, body), rows
+                stop = min(at + self.chunk_size, end)
+                rows = np.arange(at, stop)
+                columns = PointColumns(self.ms[at:stop], self.values[at:stop], self.is_int[at:stop])
+                if columnar:
+                    request = protocol.post_points_body("key", key, action, None, columns=columns)
+                else:
+                    request = protocol.post_points_body("key", key, action, columns.encode())
+                yield request, rows
         if small:
-            yield self._multi(multi_path, np.concatenate(small))
+            yield self._multi(multi_path, np.concatenate(small), columnar)
 
     def _multi(
-        self, path: str, rows: npt.NDArray[np.intp]
+        self, path: str, rows: npt.NDArray[np.intp], columnar: bool
     ) -> tuple[Request[JSONDict | None], npt.NDArray[np.intp]]:
-        key_texts = np.array([protocol.dumps(k) for k in self.keys])
-        body = _encode(self.ms[rows], self.values[rows], key_texts[self.codes[rows]])
-        return protocol.multi_body(path, body), rows
+        codes = self.codes[rows]
+        distinct, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")  # keys in order of first appearance
+        rank = np.empty(len(order), np.int32)
+        rank[order] = np.arange(len(order), dtype=np.int32)
+        columns = PointColumns(
+            self.ms[rows],
+            self.values[rows],
+            self.is_int[rows],
+            [self.keys[int(code)] for code in distinct[order]],
+            rank[inverse.reshape(-1)],
+        )
+        if columnar:
+            return protocol.multi_body(path, None, columns=columns), rows
+        return protocol.multi_body(path, columns.encode()), rows
 
     def point(self, row: int) -> JSONDict:
         """Row ``row`` as a ``write_multi`` element."""
+        value = float(self.values[row])
         return {
             "t": ms_to_datetime(int(self.ms[row])),
             "key": self.keys[int(self.codes[row])],
-            "v": protocol.loads(self.values[row].strip()),
+            "v": int(value) if self.is_int[row] else value,
         }
 
     def check(self, result: JSONDict | None, rows: npt.NDArray[np.intp]) -> None:
@@ -457,21 +550,26 @@ def write_plan(
         )
     ms = _times_ms(df.index)
     keys: list[str] = []
-    codes, times, texts = [], [], []
-    for code, (name, column) in enumerate(df.items()):
+    columns = []
+    for name, column in df.items():
         keys.append(_checked_key(name))
-        text, present = _value_texts(column, f"column {name!r}")
-        codes.append(np.full(int(present.sum()), code, np.intp))
-        times.append(ms[present])
-        texts.append(text[present])
-    return WritePlan(
-        keys,
-        np.concatenate(codes) if codes else np.empty(0, np.intp),
-        np.concatenate(times) if times else np.empty(0, np.int64),
-        np.concatenate(texts) if texts else np.empty(0, "S1"),
-        increment,
-        chunk_size,
-    )
+        columns.append(_value_columns(column, f"column {name!r}"))
+    # One copy into arrays made once (no lists of pieces to concatenate): the frames are big.
+    counts = [len(ms) if present is None else int(present.sum()) for _, _, present in columns]
+    total = sum(counts)
+    codes = np.empty(total, np.intp)
+    times = np.empty(total, np.int64)
+    numbers = np.empty(total, np.float64)
+    flags = np.empty(total, np.bool_)
+    at = 0
+    for code, ((values, is_int, present), count) in enumerate(zip(columns, counts, strict=True)):
+        end = at + count
+        codes[at:end] = code
+        flags[at:end] = is_int
+        times[at:end] = ms if present is None else ms[present]
+        numbers[at:end] = values if present is None else values[present]
+        at = end
+    return WritePlan(keys, codes, times, numbers, flags, increment, chunk_size)
 
 
 def _long_plan(
@@ -496,13 +594,16 @@ def _long_plan(
     if (codes < 0).any():
         raise ValueError(f"write_dataframe: a {key_column!r} cell is missing")
     keys = [_checked_key(k) for k in uniques]
-    text, present = _value_texts(df[value_column], f"column {value_column!r}")
-    order = np.argsort(codes[present], kind="stable")
+    values, is_int, present = _value_columns(df[value_column], f"column {value_column!r}")
+    if present is not None:
+        codes, ms, values = codes[present], ms[present], values[present]
+    order = np.argsort(codes, kind="stable")
     return WritePlan(
         keys,
-        codes[present][order].astype(np.intp),
-        ms[present][order],
-        text[present][order],
+        codes[order].astype(np.intp),
+        ms[order],
+        values[order],
+        np.full(len(order), is_int, np.bool_),
         increment,
         chunk_size,
     )

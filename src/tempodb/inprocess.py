@@ -17,6 +17,14 @@ multistatus and ``X-TempoDB-Error`` codes included.  What the transport leaves o
 protects a server from its network clients: credentials (the connection has one database;
 see below), admission and rate limits, body size limits and timeouts.
 
+Only the JSON steps are skipped where they cost most, never the handling: ``write_dataframe``
+hands each request's points over as arrays (``Request.columns``), which the write handlers take
+in place of what their JSON parse gives (``server.wire.columns_points``/``columns_multi``;
+anything but the plain shape is encoded and parsed as JSON), before the same validation,
+retention, series limits and 207 answers; ``read_dataframe`` asks ``GET /data/`` for its answer
+with the points as the arrays the server would render (``Request.parse_columns``).  Query
+parameters reach the server parsed, as ``Query.parse`` would give them.
+
 The data folder is the one ``tempodb serve --data DIR`` serves, unchanged: stop the one to open
 it with the other.  One process writes to a folder at a time (``storage.sqlite.lock``): a
 second writer is refused at once with :class:`~tempodb.storage.sqlite.lock.FolderLocked`,
@@ -46,12 +54,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from tempodb.client import Client
 from tempodb.contract import __version__
-from tempodb.protocol import API_VERSION, Request, Response, TransportFailure
+from tempodb.protocol import API_VERSION, Params, Request, Response, TransportFailure
 from tempodb.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from tempodb.async_client import AsyncClient
     from tempodb.server.app import TempoDBApp
+    from tempodb.server.http import Query
     from tempodb.storage.base import Database, Store
 
 __all__ = ["MEMORY", "Engine", "InProcessClient", "connect", "connect_async"]
@@ -73,6 +82,7 @@ class Engine:
         self, path: str | os.PathLike[str], *, read_only: bool = False, key: str | None = None
     ) -> None:
         from tempodb.server.app import TempoDBApp
+        from tempodb.server.http import Query
         from tempodb.storage.sqlite import SQLiteStore
 
         self.read_only = read_only
@@ -93,6 +103,7 @@ class Engine:
             self._remove_temporary()
             raise
         self.app: TempoDBApp = TempoDBApp(store)
+        self._query = Query
         try:
             self.database = select_database(store, key, read_only, str(path))
         except BaseException:
@@ -118,15 +129,21 @@ class Engine:
             return TransportFailure(message, sent=False, retry=False)
         if self.read_only and request.method not in READ_METHODS:
             return Response(403, self.refusal, None, READ_ONLY_CODE)
-        path, _, query = request.target.partition("?")
+        query = self.parsed_query(request.params)
+        query_string = b"" if query is not None else request.target.partition("?")[2].encode()
         encoded = self.app.handle(
             request.method,
-            f"/{API_VERSION}{path}".encode(),
-            query.encode(),
+            f"/{API_VERSION}{request.path}".encode(),
+            query_string,
             self.headers,
             request.body or b"",
             self.database,
+            columns=request.columns if request.body is None else None,
+            arrays=request.parse_columns is not None,
+            query=query,
         )
+        if encoded.columns is not None:
+            return Response(encoded.status, b"", columns=encoded.columns)
         body = encoded.body
         if encoded.stream is not None:
             body = b"".join([body, *encoded.stream])
@@ -139,6 +156,17 @@ class Engine:
             elif name == b"x-tempodb-error":
                 error_code = value.decode("latin-1")
         return Response(encoded.status, body, retry_after, error_code, link)
+
+    def parsed_query(self, params: Params) -> Query | None:
+        """What the server reads of ``params`` sent as a query string (``Query.parse`` of
+        their ``urlencode``: the same pairs but those with empty values) without the round
+        trip; None when a pair is not plain ASCII text (the query string then decides)."""
+        for name, value in params:
+            if not (
+                type(name) is str and type(value) is str and name.isascii() and value.isascii()
+            ):
+                return None
+        return self._query([(name, value) for name, value in params if value != ""])
 
     def close(self) -> None:
         """Finish the queued writes, close the store (releasing the folder) and remove a
@@ -228,6 +256,9 @@ class InProcessClient(Client):
 
     def __enter__(self) -> InProcessClient:
         return self
+
+    #: Write bodies go to the server as arrays (``Request.columns``), not JSON.
+    _columnar = True
 
     def _transmit(self, request: Request[Any]) -> Response | TransportFailure:
         return self._engine.handle(request)

@@ -57,6 +57,9 @@ class AsyncInProcessClient(AsyncClient):
     async def __aenter__(self) -> AsyncInProcessClient:
         return self
 
+    #: Write bodies go to the server as arrays (``Request.columns``), not JSON.
+    _columnar = True
+
     async def _send(self, request: Request[Any]) -> Response | TransportFailure:
         if self._engine.closed:  # its worker threads are gone: the engine answers at once
             return self._engine.handle(request)

@@ -102,6 +102,13 @@ class Request(Generic[T]):
     #: the request at most once, so that even a request that is not ``idempotent`` may be
     #: tried again after its answer was lost.
     idempotency_key: str | None = None
+    #: For a transport in the server's process only (``tempodb.connect``): the body as
+    #: arrays, ``body`` then None (``frames.PointColumns``: ``ts``, ``values``, ``is_int``,
+    #: ``keys``, ``key_index`` and ``encode()``, the JSON body they stand for).
+    columns: Any = None
+    #: For a transport in the server's process: reads the answer given as Python objects
+    #: with arrays (``Response.columns``) instead of JSON; such a transport asks for it.
+    parse_columns: Callable[[int, Any], T] | None = None
 
     @property
     def target(self) -> str:
@@ -119,6 +126,9 @@ class Response:
     error_code: str | None = None
     #: The ``Link`` header of a paged answer.
     link: str | None = None
+    #: Instead of ``body``, from a transport in the server's process: the answer as Python
+    #: objects with arrays, for ``Request.parse_columns``.
+    columns: Any = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,8 @@ def exchange(request: Request[T], policy: RetryPolicy) -> Generator[Step, Outcom
         error: TempoDBApiException
         if isinstance(outcome, Response):
             if outcome.status in request.accept:
+                if outcome.columns is not None and request.parse_columns is not None:
+                    return request.parse_columns(outcome.status, outcome.columns)
                 if request.parse_page is not None:
                     return request.parse_page(outcome.status, outcome.body, outcome.link)
                 return request.parse(outcome.status, outcome.body)
@@ -380,12 +392,20 @@ def post_points(field: str, value: str, action: str, data: Points) -> Request[No
 
 
 def post_points_body(
-    field: str, value: str, action: str, body: bytes, *, stamped: bool = True
+    field: str,
+    value: str,
+    action: str,
+    body: bytes | None,
+    *,
+    stamped: bool = True,
+    columns: Any = None,
 ) -> Request[None]:
-    """Like :func:`post_points` with the JSON body already encoded."""
+    """Like :func:`post_points` with the JSON body already encoded, or (``body`` None) as
+    arrays for a transport in the server's process (``Request.columns``)."""
     path = f"/series/{field}/{segment(value)}/{action}/"
+    idempotent = action == "data" and stamped
     return keyed(
-        Request("POST", path, parse_nothing, body=body, idempotent=action == "data" and stamped)
+        Request("POST", path, parse_nothing, body=body, idempotent=idempotent, columns=columns)
     )
 
 
@@ -401,8 +421,11 @@ def multi(path: str, data: Sequence[Mapping[str, Any]]) -> Request[JSONDict | No
     return multi_body(path, dumps(items), stamped=_all_stamped(items))
 
 
-def multi_body(path: str, body: bytes, *, stamped: bool = True) -> Request[JSONDict | None]:
-    """Like :func:`multi` with the JSON body already encoded."""
+def multi_body(
+    path: str, body: bytes | None, *, stamped: bool = True, columns: Any = None
+) -> Request[JSONDict | None]:
+    """Like :func:`multi` with the JSON body already encoded, or (``body`` None) as arrays
+    for a transport in the server's process (``Request.columns``)."""
     return keyed(
         Request(
             "POST",
@@ -411,6 +434,7 @@ def multi_body(path: str, body: bytes, *, stamped: bool = True) -> Request[JSOND
             body=body,
             accept=(200, 207),
             idempotent=path == "/multi/" and stamped,
+            columns=columns,
         )
     )
 

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from tempodb.contract import OUTCOME_UNKNOWN
 from tempodb.retention import Enforcer, RetentionView
@@ -97,6 +98,9 @@ class EncodedResponse:
     body: bytes
     #: The rest of a streamed body (sent with chunked transfer encoding), already encoded.
     stream: Iterator[bytes] | None = None
+    #: The answer as Python objects with arrays, when the request asked for them
+    #: (``handle(..., arrays=True)``, ``Response.columns``): ``body`` is then empty.
+    columns: Any = None
 
 
 class TempoDBApp:
@@ -273,22 +277,46 @@ class TempoDBApp:
         database: Database | None = None,
         *,
         found: Match | None = None,
+        columns: Any = None,
+        arrays: bool = False,
+        query: Query | None = None,
     ) -> EncodedResponse:
         """Route (unless ``found`` is the request's match), authenticate (unless ``database``
         is the one already authenticated) and run one request, and encode the answer; every
-        failure becomes an error response."""
+        failure becomes an error response.
+
+        For a transport in this process (``tempodb.connect``): ``columns`` is the body as
+        arrays (``wire.PointColumns``, with ``body`` empty), taken as such by the write
+        handlers that parse it (``WriteHandler.columnar``) and encoded to JSON for any
+        other; ``arrays`` asks for the answer as Python objects with the points as arrays
+        where the handler can give them (``EncodedResponse.columns``), not as JSON; ``query``
+        is the query already parsed (what ``Query.parse`` of ``query_string`` gives), the
+        query string then unused but by the public resources."""
         if found is None:
             found = resolve(raw_path)
         try:
             routed = check_method(found, method, raw_path)
             if routed.route.public:
+                if query is not None and not query_string:
+                    query_string = urlencode(query.pairs).encode()
                 response = self._serve(routed, method, raw_path, query_string, headers)
             else:
                 influx = routed.dialect == "influx"
+                handler = routed.methods[method]
+                if columns is not None and not getattr(handler, "columnar", False):
+                    body, columns = columns.encode(), None
                 context, request = self._admit(
-                    routed, method, query_string, headers, body, database, influx=influx
+                    routed,
+                    method,
+                    query_string,
+                    headers,
+                    body,
+                    database,
+                    influx=influx,
+                    query=query,
                 )
-                response = routed.methods[method](context, request, routed.params)
+                request.columns, request.arrays = columns, arrays
+                response = handler(context, request, routed.params)
         except Exception as exc:
             response = self._failure(exc, found, method, raw_path)
         return _encode(response, gzip_ok=accepts_gzip(headers.get("accept-encoding", "")))
@@ -391,9 +419,11 @@ class TempoDBApp:
         database: Database | None,
         *,
         influx: bool = False,
+        query: Query | None = None,
     ) -> tuple[Context, Request]:
         """The context and request objects of a routed request; authenticated and
-        rate-limited here unless ``database`` says it was already."""
+        rate-limited here unless ``database`` says it was already; ``query``: the query
+        string already parsed."""
         if database is None:
             check_provenance(method, headers, self.options.allowed_origins)
             database = self.auth.authenticate(
@@ -401,7 +431,9 @@ class TempoDBApp:
             )
             if self.limiter is not None:
                 self.limiter.check(database.key)
-        request = Request(method, found.segments, Query.parse(query_string), body, headers)
+        if query is None:
+            query = Query.parse(query_string)
+        request = Request(method, found.segments, query, body, headers)
         context = Context(
             self.store, database, self.options, self.metrics, self.keys_in_flight, self.retention
         )
@@ -422,8 +454,12 @@ def _encode(response: Response, *, gzip_ok: bool) -> EncodedResponse:
     """Status, headers and body as sent; JSON is gzipped for clients that ask for it.
 
     A streamed response is read up to ``STREAM_MIN`` bytes: if it ends there it is sent whole
-    like any other, else without a length (chunked), gzipped on the fly if asked for.
+    like any other, else without a length (chunked), gzipped on the fly if asked for.  An
+    answer given as arrays (``Response.columns``) keeps them, with its headers.
     """
+    if response.columns is not None:
+        kept = [(k.lower().encode(), v.encode()) for k, v in response.headers.items()]
+        return EncodedResponse(response.status, kept, b"", columns=response.columns)
     body = response.body
     if response.stream is not None:
         parts, size = [body], len(body)

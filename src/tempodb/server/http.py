@@ -80,13 +80,25 @@ class Request:
     query: Query
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: The body as arrays (``wire.PointColumns``), handed over by a transport in the
+    #: server's process instead of JSON; ``body`` is then empty until ``full_body()``.
+    columns: Any = None
+    #: Answer with arrays where the handler can (``Response.columns``): a transport in the
+    #: server's process asked for them instead of JSON.
+    arrays: bool = False
+
+    def full_body(self) -> bytes:
+        """The body as sent: a columnar request's (``columns``) encoded on first use."""
+        if self.columns is not None and not self.body:
+            self.body = self.columns.encode()
+        return self.body
 
     def json(self) -> Any:
         """The body as JSON, whatever the Content-Type (some clients send text/plain).
 
         Integers come out exact whatever their length (``loads_exact``), so that the checks
         of values can refuse those beyond 2**53 instead of storing a rounded float."""
-        body = self.body.strip()
+        body = self.full_body().strip()
         if not body:
             return None
         try:
@@ -182,10 +194,18 @@ class Response:
     content_type: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
     stream: Iterator[bytes] | None = None
+    #: Instead of ``body``, for a request that asked for arrays (``Request.arrays``): the
+    #: JSON answer as Python objects, with ``wire.PointArrays`` where the points would be.
+    columns: Any = None
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
     return Response(status, orjson.dumps(payload), JSON_TYPE)
+
+
+def data_response(payload: Any, arrays: bool) -> Response:
+    """``json_response``, or with ``arrays`` the payload itself (``Response.columns``)."""
+    return Response(200, b"", JSON_TYPE, columns=payload) if arrays else json_response(payload)
 
 
 def empty_response() -> Response:

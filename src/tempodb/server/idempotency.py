@@ -45,7 +45,7 @@ def request_key(request: Request, ttl_ms: int) -> Idempotency | None:
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
     for name, item in sorted(request.query.pairs):
         digest.update(f"{name}={item}".encode("utf-8", "surrogatepass") + b"\0")
-    digest.update(request.body)
+    digest.update(request.full_body())
     return Idempotency(key, digest.digest(), ttl_ms)
 
 

@@ -31,18 +31,22 @@ from tempodb.server.http import (
     Request,
     Response,
     bad_request,
+    data_response,
     empty_response,
     json_response,
 )
 from tempodb.server.series import conflict
 from tempodb.server.wire import (
     MultiBatch,
+    columns_multi,
+    columns_points,
     key_error,
     now_ms,
     parse_bulk,
     parse_multi_body,
     parse_points_body,
     parse_time_param,
+    points_data,
     render_points,
     series_json,
     summary_moments,
@@ -92,8 +96,11 @@ class ReadParams:
         return ReadParams(start, end, interval, function, zone)
 
 
-def dataset_json(ctx: Context, series: SeriesRecord, params: ReadParams) -> dict[str, Any]:
-    """A DataSet: the points in [start, end) (rolled up if asked) and their summary."""
+def dataset_json(
+    ctx: Context, series: SeriesRecord, params: ReadParams, *, arrays: bool = False
+) -> dict[str, Any]:
+    """A DataSet: the points in [start, end) (rolled up if asked) and their summary; with
+    ``arrays``, the points as ``wire.PointArrays`` instead of rendered JSON."""
     zone = params.zone
     if params.interval is not None:
         found = retention.read(
@@ -106,14 +113,14 @@ def dataset_json(ctx: Context, series: SeriesRecord, params: ReadParams) -> dict
             zone=zone,
         )
         if isinstance(found, retention.Tiered):
-            return tiered_json(series, params, found)
+            return tiered_json(series, params, found, arrays=arrays)
         points = found
     else:
         points = ctx.store.read_points(ctx.db.id, series.id, params.start, params.end)
     if ctx.metrics is not None:
         ctx.metrics.read(len(points))
     if params.interval is None:
-        data = orjson.Fragment(render_points(zone, points.ts, points.values, points.is_int))
+        data = points_data(zone, points.ts, points.values, points.is_int, arrays=arrays)
         rollup_json = None
     else:
         folded = rollup(
@@ -125,7 +132,7 @@ def dataset_json(ctx: Context, series: SeriesRecord, params: ReadParams) -> dict
             zone=zone,
             start_ms=params.start,
         )
-        data = orjson.Fragment(render_points(zone, folded.ts, folded.values, folded.is_int))
+        data = points_data(zone, folded.ts, folded.values, folded.is_int, arrays=arrays)
         rollup_json = {
             "interval": params.interval.iso,
             "function": params.function,
@@ -142,7 +149,7 @@ def dataset_json(ctx: Context, series: SeriesRecord, params: ReadParams) -> dict
 
 
 def tiered_json(
-    series: SeriesRecord, params: ReadParams, found: retention.Tiered
+    series: SeriesRecord, params: ReadParams, found: retention.Tiered, *, arrays: bool = False
 ) -> dict[str, Any]:
     """A rolled-up DataSet answered with the 15-minute tier (``retention.read``)."""
     zone = params.zone
@@ -152,7 +159,7 @@ def tiered_json(
         "series": series_json(series),
         "start": zone.format_one(params.start),
         "end": zone.format_one(params.end),
-        "data": orjson.Fragment(render_points(zone, folded.ts, folded.values, folded.is_int)),
+        "data": points_data(zone, folded.ts, folded.values, folded.is_int, arrays=arrays),
         "rollup": {"interval": params.interval.iso, "function": params.function, "tz": zone.name},
         "summary": found.summary,
         "tier": found.marker(zone),
@@ -209,7 +216,8 @@ def read_many(ctx: Context, request: Request, params: dict[str, str]) -> Respons
     """E6 ``GET /data/``: one DataSet per matching series (all series without filters)."""
     read_params = ReadParams.parse(request)
     found = ctx.store.find_series(ctx.db.id, parse_filter(request.query))
-    return json_response([dataset_json(ctx, s, read_params) for s in found])
+    arrays = request.arrays
+    return data_response([dataset_json(ctx, s, read_params, arrays=arrays) for s in found], arrays)
 
 
 # -- writes ----------------------------------------------------------------------------------
@@ -306,10 +314,14 @@ class WriteJob:
 class WriteHandler:
     """A write endpoint: ``parse`` reads the request into a :class:`WriteJob` (400 when it is
     invalid); calling the handler parses and stores it.  The app may instead parse and
-    submit small writes from its event loop (``WriteJob.submit``)."""
+    submit small writes from its event loop (``WriteJob.submit``).  ``columnar``: ``parse``
+    takes a body handed over as arrays (``Request.columns``, ``wire.PointColumns``)."""
 
-    def __init__(self, parse: Callable[[Request, dict[str, str]], WriteJob]) -> None:
+    def __init__(
+        self, parse: Callable[[Request, dict[str, str]], WriteJob], *, columnar: bool = False
+    ) -> None:
         self.parse = parse
+        self.columnar = columnar
         self.__doc__ = parse.__doc__
 
     def __call__(self, ctx: Context, request: Request, params: dict[str, str]) -> Response:
@@ -358,7 +370,10 @@ def _series_ref(params: dict[str, str]) -> SeriesRef:
 
 
 def _series_job(request: Request, params: dict[str, str], *, increment: bool) -> WriteJob:
-    batch = parse_points_body(request.body, request.json, _series_ref(params))
+    ref = _series_ref(params)
+    batch = None if request.columns is None else columns_points(request.columns, ref)
+    if batch is None:
+        batch = parse_points_body(request.full_body(), request.json, ref)
     return WriteJob(batch, increment, empty_response())
 
 
@@ -367,7 +382,9 @@ def _bulk_job(request: Request, *, increment: bool) -> WriteJob:
 
 
 def _multi_job(request: Request, *, increment: bool) -> WriteJob:
-    multi = parse_multi_body(request.body, request.json)
+    multi = None if request.columns is None else columns_multi(request.columns)
+    if multi is None:
+        multi = parse_multi_body(request.full_body(), request.json)
     return WriteJob(multi.batch, increment, empty_response(), multi)
 
 
@@ -401,12 +418,12 @@ def _increment_multi(request: Request, params: dict[str, str]) -> WriteJob:
     return _multi_job(request, increment=True)
 
 
-write_series = WriteHandler(_write_series)
-increment_series = WriteHandler(_increment_series)
+write_series = WriteHandler(_write_series, columnar=True)
+increment_series = WriteHandler(_increment_series, columnar=True)
 write_bulk = WriteHandler(_write_bulk)
 increment_bulk = WriteHandler(_increment_bulk)
-write_multi = WriteHandler(_write_multi)
-increment_multi = WriteHandler(_increment_multi)
+write_multi = WriteHandler(_write_multi, columnar=True)
+increment_multi = WriteHandler(_increment_multi, columnar=True)
 
 
 # -- deletes and single values ---------------------------------------------------------------

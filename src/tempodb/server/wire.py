@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -41,7 +41,7 @@ from tempodb.storage.base import (
     SeriesRef,
     WriteBatch,
 )
-from tempodb.timeutil import parse_timestamp_ms
+from tempodb.timeutil import MAX_MS, MIN_MS, parse_timestamp_ms
 from tempodb.zones import Zone, excerpt
 
 NO_VALUE = "Must provide a numeric value"
@@ -274,6 +274,62 @@ def c_points(body: bytes) -> tuple[Int64Array, Float64Array, BoolArray] | None:
     )
 
 
+class PointColumns(Protocol):
+    """A write body handed over as arrays by a transport in the server's process
+    (``tempodb.connect``'s ``write_dataframe``): what parsing the body would give, in body
+    order, and the body itself on demand.  ``keys`` and ``key_index`` (a multi write's
+    series: each point's index into ``keys``) are None for a write to one series."""
+
+    @property
+    def ts(self) -> Int64Array: ...
+    @property
+    def values(self) -> Float64Array: ...
+    @property
+    def is_int(self) -> BoolArray: ...
+    @property
+    def keys(self) -> Sequence[str] | None: ...
+    @property
+    def key_index(self) -> Any: ...
+    def encode(self) -> bytes:
+        """The JSON body these arrays stand for."""
+        ...
+
+
+def _clean_columns(columns: PointColumns) -> tuple[Int64Array, Float64Array, BoolArray] | None:
+    """The arrays when they hold only what a body of plain ``t`` and ``v`` items can give
+    (instants in years 1-9999, finite numbers, integers within 2^53), else None."""
+    ts, values, is_int = columns.ts, columns.values, columns.is_int
+    if not (
+        isinstance(ts, np.ndarray)
+        and isinstance(values, np.ndarray)
+        and isinstance(is_int, np.ndarray)
+        and ts.dtype == np.int64
+        and values.dtype == np.float64
+        and is_int.dtype == np.bool_
+        and ts.ndim == values.ndim == is_int.ndim == 1
+        and len(ts) == len(values) == len(is_int)
+    ):
+        return None
+    if len(ts) and (int(ts.min()) < MIN_MS or int(ts.max()) > MAX_MS):
+        return None
+    if not np.isfinite(values).all():
+        return None
+    if is_int.any():
+        whole = values[is_int]
+        if np.abs(whole).max() > MAX_EXACT_INT or (whole != np.trunc(whole)).any():
+            return None
+    return ts, values, is_int
+
+
+def columns_points(columns: PointColumns, ref: SeriesRef) -> WriteBatch | None:
+    """E8/E9 from arrays (``PointColumns``): the batch ``parse_points_body`` gives for the
+    body they stand for; None when the body must decide (anything but the plain shape)."""
+    if columns.keys is not None:
+        return None
+    arrays = _clean_columns(columns)
+    return None if arrays is None else _one_series(ref, *arrays)
+
+
 class _RefTable:
     """Distinct series refs of a request, in order of first appearance."""
 
@@ -389,6 +445,29 @@ def parse_multi_body(body: bytes, parse_json: Callable[[], Any]) -> MultiBatch:
         skip_conflicts=True,
     )
     return MultiBatch(batch)
+
+
+def columns_multi(columns: PointColumns) -> MultiBatch | None:
+    """E12/E13 from arrays (``PointColumns``): the batch ``parse_multi_body`` gives for the
+    body they stand for, when every key is valid, distinct and used, in order of first
+    appearance; None when the body must decide (it answers invalid elements one by one)."""
+    keys, index = columns.keys, columns.key_index
+    arrays = _clean_columns(columns)
+    if keys is None or arrays is None or not isinstance(index, np.ndarray):
+        return None
+    if index.dtype != np.int32 or index.shape != arrays[0].shape or not keys:
+        return None
+    if any(not isinstance(key, str) or key_error(key) for key in keys):
+        return None
+    if len(set(keys)) != len(keys) or len(index) == 0:
+        return None
+    if int(index.min()) < 0 or int(index.max()) >= len(keys):
+        return None
+    _, first = np.unique(index, return_index=True)
+    if len(first) != len(keys) or (np.diff(first) < 0).any():
+        return None  # a key without points, or keys out of their order of appearance
+    refs = [SeriesRef("key", key) for key in keys]
+    return MultiBatch(WriteBatch(refs, index, *arrays, skip_conflicts=True))
 
 
 def parse_multi(body: Any) -> MultiBatch:
@@ -549,6 +628,31 @@ def render_points(zone: Zone, ts: Int64Array, values: Float64Array, is_int: Bool
         if rendered is not None:
             return rendered
     return orjson.dumps(points_json(zone, ts, values, is_int))
+
+
+@dataclass(frozen=True)
+class PointArrays:
+    """Points of an answer as arrays, for a transport in the server's process that asked
+    for them (``Request.arrays``): ``render()`` is the JSON array HTTP sends in their place.
+    ``ts`` are epoch ms; the client shows them in ``zone``, as the JSON does."""
+
+    zone: Zone
+    ts: Int64Array
+    values: Float64Array
+    is_int: BoolArray
+
+    def render(self) -> bytes:
+        """``render_points`` of the arrays."""
+        return render_points(self.zone, self.ts, self.values, self.is_int)
+
+
+def points_data(
+    zone: Zone, ts: Int64Array, values: Float64Array, is_int: BoolArray, *, arrays: bool = False
+) -> Any:
+    """The ``data`` of an answer: the rendered JSON array, or (``arrays``) the arrays."""
+    if arrays:
+        return PointArrays(zone, ts, values, is_int)
+    return orjson.Fragment(render_points(zone, ts, values, is_int))
 
 
 def points_json(
