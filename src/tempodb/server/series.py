@@ -27,7 +27,13 @@ from tempodb.server.wire import (
     render_series,
     series_json,
 )
-from tempodb.storage.base import KeyConflict, NewSeries, SeriesFilter, SeriesRecord
+from tempodb.storage.base import (
+    KeyConflict,
+    NewSeries,
+    SeriesFilter,
+    SeriesRecord,
+    new_series_item,
+)
 
 
 def _body_object(request: Request) -> dict[str, Any]:
@@ -95,7 +101,7 @@ def create_many(ctx: Context, body: list[Any]) -> Response:
     plain = _plain_items(ctx, body)
     if plain is not None:  # every item valid: the common case, without an entry per item
         results = ctx.store.create_series_many(ctx.db.id, plain) if plain else []
-        if not any(isinstance(result, KeyConflict) for result in results):
+        if KeyConflict not in set(map(type, results)):
             return Response(200, render_series(cast("list[SeriesRecord]", results)), JSON_TYPE)
         return _multistatus([], list(range(len(plain))), plain, results)
     entries: list[dict[str, Any]] = []
@@ -172,7 +178,7 @@ def _plain_items(ctx: Context, body: list[Any]) -> list[NewSeries] | None:
             tags = tuple(tags)
         if auto and key is not None:
             tags = (*auto_tags(key), *tags)
-        items.append(NewSeries(key, name, tags, {}))
+        items.append(new_series_item(key, name, tags, {}))
     if every_tag and not (
         all(type(tag) is str for tag in every_tag)
         and all(every_tag)

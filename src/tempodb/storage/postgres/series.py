@@ -29,6 +29,7 @@ from tempodb.storage.base import (
     new_series_id,
     new_series_ids,
     normalize_tags,
+    series_record,
 )
 from tempodb.storage.postgres import citus as _citus
 
@@ -245,7 +246,9 @@ def insert_many(
         tags = normalize_tags(item.tags) if len(item.tags) > 1 else tuple(item.tags)
         attrs = dict(item.attributes)
         texts += (key, item.name, *tags, *attrs, *attrs.values())
-        wanted.append(None if key in seen else SeriesRecord(series_id, key, item.name, tags, attrs))
+        wanted.append(
+            None if key in seen else series_record(series_id, key, item.name, tags, attrs)
+        )
         seen.add(key)
     if "\0" in "".join(texts):
         check_storable(texts)

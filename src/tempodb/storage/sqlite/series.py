@@ -26,6 +26,7 @@ from tempodb.storage.base import (
     TooManyNewSeries,
     new_series_ids,
     normalize_tags,
+    series_record,
 )
 from tempodb.storage.sqlite.writer import WriterCache
 
@@ -220,7 +221,7 @@ def create_many(
             continue
         tags = normalize_tags(item.tags) if len(item.tags) > 1 else tuple(item.tags)
         attributes = dict(item.attributes)
-        record = _record(series_id, key, item.name, tags, attributes)
+        record = series_record(series_id, key, item.name, tags, attributes)
         planned[key] = record
         outcome.append(record)
         rows.append([series_id, key, item.name, dumps(tags).decode(), dumps(attributes).decode()])
@@ -235,25 +236,6 @@ def create_many(
         else result
         for result in outcome
     ]
-
-
-_new_object = object.__new__
-
-
-def _record(
-    series_id: str, key: str, name: str, tags: tuple[str, ...], attributes: dict[str, str]
-) -> SeriesRecord:
-    """``SeriesRecord(series_id, key, name, tags, attributes)`` without the frozen dataclass'
-    ``__init__`` (one ``object.__setattr__`` per field): a third of the time, for the
-    thousands of records of a bulk creation."""
-    record: SeriesRecord = _new_object(SeriesRecord)
-    fields = record.__dict__
-    fields["id"] = series_id
-    fields["key"] = key
-    fields["name"] = name
-    fields["tags"] = tags
-    fields["attributes"] = attributes
-    return record
 
 
 def insert(
