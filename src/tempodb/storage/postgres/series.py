@@ -88,9 +88,7 @@ LockMode = Literal["KEY SHARE", "UPDATE"] | None
 
 def record(row: Sequence[Any]) -> SeriesRecord:
     """The record of a row of ``SERIES_COLUMNS``."""
-    return SeriesRecord(
-        id=row[1], key=row[2], name=row[3], tags=tuple(row[4]), attributes=orjson.loads(row[5])
-    )
+    return series_record(row[1], row[2], row[3], tuple(row[4]), orjson.loads(row[5]))
 
 
 def storable(*texts: str) -> bool:

@@ -45,13 +45,7 @@ _FIND_MANY: Final[Mapping[SeriesField, str]] = {
 
 def record(row: Sequence[Any]) -> SeriesRecord:
     """The record of a row of ``COLUMNS``."""
-    return SeriesRecord(
-        id=row[1],
-        key=row[2],
-        name=row[3],
-        tags=tuple(orjson.loads(row[4])),
-        attributes=orjson.loads(row[5]),
-    )
+    return series_record(row[1], row[2], row[3], tuple(orjson.loads(row[4])), orjson.loads(row[5]))
 
 
 def lookup(conn: sqlite3.Connection, db: int, field: SeriesField, value: str) -> Any:
@@ -148,8 +142,11 @@ def _insert_rows(conn: sqlite3.Connection, db: int, rows: list[list[str]]) -> tu
     conn.execute(_INSERT_JSON, (db, blob.decode()))
     inserted = conn.total_changes - before
     if inserted:
-        for statement in _INDEX_NEW:
-            conn.execute(statement, (above,))
+        tags, attributes = _INDEX_NEW
+        if any(row[3] != "[]" for row in rows):
+            conn.execute(tags, (above,))
+        if any(row[4] != "{}" for row in rows):
+            conn.execute(attributes, (above,))
     return above, inserted
 
 
