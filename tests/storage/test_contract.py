@@ -1358,3 +1358,36 @@ def test_negative_zero_keeps_its_sign(store: Store, db: Database, size: int) -> 
     found = store.single_value(db.id, series_id(store, db, "z"), 0, "exact")
     assert found is not None
     assert math.copysign(1, found[1]) == -1.0
+
+
+def test_create_series_many_among_existing_keys(store: Store, db: Database) -> None:
+    """Many series at once, some keys taken by series stored before: those items conflict,
+    the others are created with their tags and attributes, whatever their characters."""
+    store.create_series_many(db.id, [NewSeries(f"k{i}") for i in range(0, 600, 7)])
+    odd = 'quote " backslash \\ é 日本 \t'
+    items = [
+        NewSeries(f"k{i}", f"n{i}", (f"t{i % 3}", odd, "all"), {"a": odd, "i": str(i)})
+        for i in range(600)
+    ]
+    created = store.create_series_many(db.id, items)
+    for i, result in enumerate(created):
+        if i % 7 == 0:
+            assert isinstance(result, KeyConflict)
+            assert result.key == f"k{i}"
+        else:
+            assert isinstance(result, SeriesRecord)
+            assert result == SeriesRecord(
+                result.id, f"k{i}", f"n{i}", (f"t{i % 3}", odd, "all"), {"a": odd, "i": str(i)}
+            )
+            assert store.lookup_series(db.id, "key", f"k{i}") == result
+    made = [r for r in created if isinstance(r, SeriesRecord)]
+    assert store.find_series(db.id, SeriesFilter(tags=("all", odd))) == sorted(
+        made, key=lambda r: r.key.encode()
+    )
+    assert [r.key for r in store.find_series(db.id, SeriesFilter(tags=("t1", "all")))] == sorted(
+        (r.key for r in made if r.tags[0] == "t1"), key=str.encode
+    )
+    assert [r.key for r in store.find_series(db.id, SeriesFilter(attributes={"a": (odd,)}))] == (
+        sorted((r.key for r in made), key=str.encode)
+    )
+    assert store.find_series(db.id, SeriesFilter(tags=("t1", "none"))) == []

@@ -16,6 +16,7 @@ import pytest
 
 from tempodb.storage.base import (
     KeyConflict,
+    NewSeries,
     SchemaTooNew,
     SeriesFilter,
     SeriesRef,
@@ -585,3 +586,26 @@ def test_the_head_folds_by_count_and_by_age(tmp_path: Path) -> None:
         record = store.lookup_series(db, "key", "one")
         assert record is not None
         assert store.read_points(db, record.id, -FAR, FAR).ts.tolist() == [1, 2]
+
+
+def test_bulk_creation_keeps_nul_characters(tmp_path: Path) -> None:
+    """Texts with a NUL character (which the server refuses, but the store takes) are bound
+    as values rather than read from one JSON array, and come back whole."""
+    with SQLiteStore(tmp_path / "data") as store:
+        db = store.create_database("d").key
+        database = store.list_databases()[0]
+        assert database.key == db
+        created = store.create_series_many(
+            database.id,
+            [
+                NewSeries("a", "n\x00ame", ("t\x00ag", "plain"), {"k\x00": "v\x00"}),
+                NewSeries("b"),
+            ],
+        )
+        a = store.lookup_series(database.id, "key", "a")
+        assert a is not None
+        assert a == created[0]
+        assert a.tags == ("t\x00ag", "plain")
+        assert a.attributes == {"k\x00": "v\x00"}
+        assert store.find_series(database.id, SeriesFilter(tags=("t\x00ag",))) == [a]
+        assert [r.key for r in store.find_series(database.id, SeriesFilter())] == ["a", "b"]

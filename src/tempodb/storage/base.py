@@ -530,6 +530,38 @@ def verify_secret(secret: str, stored: str) -> bool:
     return hmac.compare_digest(hash_secret(secret, salt), stored)
 
 
+_new_object = object.__new__
+
+
+def series_record(
+    series_id: str, key: str, name: str, tags: tuple[str, ...], attributes: Mapping[str, str]
+) -> SeriesRecord:
+    """``SeriesRecord(series_id, key, name, tags, attributes)`` without the frozen dataclass'
+    ``__init__`` (an ``object.__setattr__`` per field), for the thousands of records of a
+    bulk creation: a third of the time."""
+    record: SeriesRecord = _new_object(SeriesRecord)
+    fields = record.__dict__
+    fields["id"] = series_id
+    fields["key"] = key
+    fields["name"] = name
+    fields["tags"] = tags
+    fields["attributes"] = attributes
+    return record
+
+
+def new_series_item(
+    key: str | None, name: str, tags: tuple[str, ...], attributes: Mapping[str, str]
+) -> NewSeries:
+    """``NewSeries(key, name, tags, attributes)``, as ``series_record`` makes a record."""
+    item: NewSeries = _new_object(NewSeries)
+    fields = item.__dict__
+    fields["key"] = key
+    fields["name"] = name
+    fields["tags"] = tags
+    fields["attributes"] = attributes
+    return item
+
+
 def normalize_tags(tags: Iterable[str]) -> tuple[str, ...]:
     """Keep the first occurrence of each tag, in order."""
     return tuple(dict.fromkeys(tags))

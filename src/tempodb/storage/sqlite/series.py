@@ -26,6 +26,7 @@ from tempodb.storage.base import (
     TooManyNewSeries,
     new_series_ids,
     normalize_tags,
+    series_record,
 )
 from tempodb.storage.sqlite.writer import WriterCache
 
@@ -44,13 +45,7 @@ _FIND_MANY: Final[Mapping[SeriesField, str]] = {
 
 def record(row: Sequence[Any]) -> SeriesRecord:
     """The record of a row of ``COLUMNS``."""
-    return SeriesRecord(
-        id=row[1],
-        key=row[2],
-        name=row[3],
-        tags=tuple(orjson.loads(row[4])),
-        attributes=orjson.loads(row[5]),
-    )
+    return series_record(row[1], row[2], row[3], tuple(orjson.loads(row[4])), orjson.loads(row[5]))
 
 
 def lookup(conn: sqlite3.Connection, db: int, field: SeriesField, value: str) -> Any:
@@ -112,60 +107,91 @@ def set_attributes(
     )
 
 
+#: Series rows given as one JSON array of ``[id, key, name, tags, attributes]`` (tags and
+#: attributes as their JSON texts), inserted in array order by one statement.
+_INSERT_JSON: Final = (
+    "INSERT OR IGNORE INTO series (db, id, key, name, tags, attributes) "
+    "SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)"
+)
+_INSERT_ROWS: Final = (
+    "INSERT OR IGNORE INTO series (db, id, key, name, tags, attributes) VALUES (?, ?, ?, ?, ?, ?)"
+)
+#: The tags and attributes of the series above a sid (those just inserted), from their JSON.
+_INDEX_NEW: Final = (
+    "INSERT INTO series_tag (sid, db, tag) SELECT s.sid, s.db, t.value "
+    "FROM series s, json_each(s.tags) t WHERE s.sid > ? AND s.tags <> '[]'",
+    "INSERT INTO series_attr (sid, db, name, value) SELECT s.sid, s.db, a.key, a.value "
+    "FROM series s, json_each(s.attributes) a WHERE s.sid > ? AND s.attributes <> '{}'",
+)
+
+
+def _insert_rows(conn: sqlite3.Connection, db: int, rows: list[list[str]]) -> tuple[int, int]:
+    """Insert series rows (``[id, key, name, tags JSON, attributes JSON]``, distinct keys)
+    in one statement, an existing id or key left out, and their tags and attributes in two
+    more; (the sid above which the new rows are, how many were inserted).
+
+    The new sids are those above the table's AUTOINCREMENT counter before the insert: the
+    writer holds the write lock, so no one else can take any."""
+    counter = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'series'").fetchone()
+    above = 0 if counter is None else int(counter[0])
+    before = conn.total_changes
+    blob = orjson.dumps(rows)
+    if b"\\u0000" in blob:  # a NUL character: every text bound as a value, which keeps it
+        _insert_bound(conn, db, rows, above)
+        return above, conn.total_changes - before
+    conn.execute(_INSERT_JSON, (db, blob.decode()))
+    inserted = conn.total_changes - before
+    if inserted:
+        tags, attributes = _INDEX_NEW
+        if any(row[3] != "[]" for row in rows):
+            conn.execute(tags, (above,))
+        if any(row[4] != "{}" for row in rows):
+            conn.execute(attributes, (above,))
+    return above, inserted
+
+
+def _insert_bound(conn: sqlite3.Connection, db: int, rows: list[list[str]], above: int) -> None:
+    """``_insert_rows`` with every text a bound value (one row at a time)."""
+    conn.executemany(_INSERT_ROWS, [(db, *row) for row in rows])
+    sids = dict(conn.execute("SELECT id, sid FROM series WHERE sid > ?", (above,)).fetchall())
+    made = [(sids[row[0]], row) for row in rows if row[0] in sids]
+    conn.executemany(
+        "INSERT INTO series_tag (sid, db, tag) VALUES (?, ?, ?)",
+        [(sid, db, tag) for sid, row in made for tag in orjson.loads(row[3])],
+    )
+    conn.executemany(
+        "INSERT INTO series_attr (sid, db, name, value) VALUES (?, ?, ?, ?)",
+        [(sid, db, *pair) for sid, row in made for pair in orjson.loads(row[4]).items()],
+    )
+
+
 def insert_many(
     conn: sqlite3.Connection, db: int, items: Sequence[tuple[str, str, NewSeries | None]]
 ) -> dict[str, int]:
-    """Insert series given as (id, key, metadata or None), distinct keys, with one
-    ``executemany`` (two more for their tags and attributes); the sid by id of those
-    inserted: an item whose key or id a series has already is left out.
-
-    The new sids are read back as those above the table's AUTOINCREMENT counter before the
-    insert: the writer holds the write lock, so no one else can take any."""
+    """Insert series given as (id, key, metadata or None), distinct keys (``_insert_rows``);
+    the sid by id of those inserted: an item whose key or id a series has already is left
+    out."""
     if not items:
         return {}
     rows = [
-        (db, series_id, key, "", "[]", "{}")
+        [series_id, key, "", "[]", "{}"]
         if meta is None
-        else (
-            db,
+        else [
             series_id,
             key,
             meta.name,
             orjson.dumps(meta.tags).decode(),
             orjson.dumps(meta.attributes).decode(),
-        )
+        ]
         for series_id, key, meta in items
     ]
-    counter = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'series'").fetchone()
-    conn.executemany(
-        "INSERT OR IGNORE INTO series (db, id, key, name, tags, attributes) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        rows,
-    )
-    above = 0 if counter is None else counter[0]
-    sids = {
+    above, inserted = _insert_rows(conn, db, rows)
+    if not inserted:
+        return {}
+    return {
         series_id: sid
         for sid, series_id in conn.execute("SELECT sid, id FROM series WHERE sid > ?", (above,))
     }
-    tag_rows = [
-        (sids[series_id], db, tag)
-        for series_id, _, meta in items
-        if meta is not None and meta.tags and series_id in sids
-        for tag in meta.tags
-    ]
-    if tag_rows:
-        conn.executemany("INSERT INTO series_tag (sid, db, tag) VALUES (?, ?, ?)", tag_rows)
-    attr_rows = [
-        (sids[series_id], db, name, value)
-        for series_id, _, meta in items
-        if meta is not None and meta.attributes and series_id in sids
-        for name, value in meta.attributes.items()
-    ]
-    if attr_rows:
-        conn.executemany(
-            "INSERT INTO series_attr (sid, db, name, value) VALUES (?, ?, ?, ?)", attr_rows
-        )
-    return sids
 
 
 def existing_keys(conn: sqlite3.Connection, db: int, keys: Iterable[str]) -> set[str]:
@@ -181,25 +207,32 @@ def create_many(
     conn: sqlite3.Connection, db: int, items: Sequence[NewSeries]
 ) -> list[SeriesRecord | KeyConflict]:
     """Create series (``Store.create_series_many``): per item its record or KeyConflict."""
-    planned: dict[str, tuple[str, str, NewSeries]] = {}  # by key: the first item wins
-    ids: list[str] = []
+    planned: dict[str, SeriesRecord] = {}  # by key: the first item wins
+    rows: list[list[str]] = []
+    outcome: list[SeriesRecord | KeyConflict] = []
+    dumps = orjson.dumps
     for item, series_id in zip(items, new_series_ids(len(items)), strict=True):
         key = series_id if item.key is None else item.key
-        ids.append(series_id)
-        if key not in planned:
-            tags = normalize_tags(item.tags) if len(item.tags) > 1 else tuple(item.tags)
-            meta = NewSeries(key, item.name, tags, dict(item.attributes))
-            planned[key] = (series_id, key, meta)
-    sids = insert_many(conn, db, list(planned.values()))
-    outcome: list[SeriesRecord | KeyConflict] = []
-    for item, series_id in zip(items, ids, strict=True):
-        key = series_id if item.key is None else item.key
-        if series_id not in sids:  # the key is taken, by a series or an earlier item
+        if key in planned:
             outcome.append(KeyConflict(key))
             continue
-        meta = planned[key][2]
-        outcome.append(SeriesRecord(series_id, key, meta.name, meta.tags, meta.attributes))
-    return outcome
+        tags = normalize_tags(item.tags) if len(item.tags) > 1 else tuple(item.tags)
+        attributes = dict(item.attributes)
+        record = series_record(series_id, key, item.name, tags, attributes)
+        planned[key] = record
+        outcome.append(record)
+        rows.append([series_id, key, item.name, dumps(tags).decode(), dumps(attributes).decode()])
+    above, inserted = _insert_rows(conn, db, rows)
+    if inserted == len(rows):
+        return outcome
+    # Some keys are taken by series stored before: those items conflict.
+    created = {row[0] for row in conn.execute("SELECT id FROM series WHERE sid > ?", (above,))}
+    return [
+        KeyConflict(result.key)
+        if isinstance(result, SeriesRecord) and result.id not in created
+        else result
+        for result in outcome
+    ]
 
 
 def insert(
