@@ -609,3 +609,22 @@ def test_bulk_creation_keeps_nul_characters(tmp_path: Path) -> None:
         assert a.attributes == {"k\x00": "v\x00"}
         assert store.find_series(database.id, SeriesFilter(tags=("t\x00ag",))) == [a]
         assert [r.key for r in store.find_series(database.id, SeriesFilter())] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("page_cache_mb", "writer_kib", "reader_kib"),
+    [(None, 32768, 2048), (4, 4096, 2048), (1, 1024, 1024)],
+)
+def test_page_caches_of_the_writer_and_the_readers(
+    tmp_path: Path, page_cache_mb: float | None, writer_kib: int, reader_kib: int
+) -> None:
+    options = {} if page_cache_mb is None else {"page_cache_mb": page_cache_mb}
+    with SQLiteStore(tmp_path, **options) as store:
+        size = "PRAGMA cache_size"
+        assert store._writer.call(lambda conn: conn.execute(size).fetchone()[0]) == -writer_kib
+        assert store._reader().execute(size).fetchone()[0] == -reader_kib
+
+
+def test_page_cache_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="page_cache_mb"):
+        SQLiteStore(tmp_path, page_cache_mb=0)

@@ -122,6 +122,13 @@ def register(commands: Any) -> None:
         "(default 256; 0: none)",
     )
     serve.add_argument(
+        "--page-cache-mb",
+        type=float,
+        metavar="MB",
+        help="SQLite's page cache of the writer, embedded store only (default 32; each "
+        "reader thread gets at most 2)",
+    )
+    serve.add_argument(
         "--block-points",
         type=int,
         metavar="N",
@@ -264,6 +271,8 @@ def check_options(args: argparse.Namespace) -> str | None:
         return f"--port must be between 0 and 65535, not {args.port}"
     if not (math.isfinite(args.read_cache_mb) and args.read_cache_mb >= 0):
         return "--read-cache-mb must be 0 or more"
+    if args.page_cache_mb is not None and not 0 < args.page_cache_mb < 1e6:
+        return "--page-cache-mb must be more than 0"
     if not (math.isfinite(args.retention_every) and 0 < args.retention_every <= 3600):
         return "--retention-every must be more than 0 and at most 3600 seconds"
     if args.rate_limit is not None and not (math.isfinite(args.rate_limit) and args.rate_limit > 0):

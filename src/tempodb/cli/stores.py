@@ -112,6 +112,8 @@ def open_store(args: argparse.Namespace, *, existing: bool = False, lock: bool =
         blocks["head_points"] = args.head_points
     if getattr(args, "fold_after", None) is not None:
         blocks["fold_after_s"] = args.fold_after
+    if getattr(args, "page_cache_mb", None) is not None:
+        blocks["page_cache_mb"] = args.page_cache_mb
     try:
         return SQLiteStore(
             args.data,

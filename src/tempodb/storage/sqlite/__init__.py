@@ -38,7 +38,8 @@ The cache of decoded blocks
     the read lists the keys of its blocks in its snapshot, reads and decodes only the blobs
     of those not cached (in the same snapshot), and copies the parts it returns.  A block
     rewritten by anyone has a new key, so no entry needs invalidating; stale ones age out.
-    Streamed reads (``cache=False``) neither use nor fill it.
+    Streamed reads (``cache=False``) neither use nor fill it.  Beneath it, SQLite's own page
+    cache: ``page_cache_mb`` (32 MiB) for the writer, at most 2 MiB for each reader.
 
 Backups
     ``SQLiteStore.backup(path)`` copies the database with SQLite's online backup API in one

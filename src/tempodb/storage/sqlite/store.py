@@ -75,9 +75,11 @@ DEFAULT_MAX_QUEUE: Final = 1024
 #: The default size of the cache of decoded blocks (``BlockCache``), in MiB.
 DEFAULT_READ_CACHE_MB: Final = 256.0
 _MAX_BLOCK_POINTS: Final = 1 << 20
-#: The page cache of each reader connection.  A server has one reader per worker thread (32),
-#: so 8 MB each let the process grow by a quarter of a gigabyte as the threads warm up.
-_READER_CACHE_KIB: Final = 2048
+#: SQLite's page cache of the writer connection (``page_cache_mb``), and of each reader
+#: connection at most: a server has one reader per worker thread (32), so 8 MB each let the
+#: process grow by a quarter of a gigabyte as the threads warm up.
+DEFAULT_PAGE_CACHE_MB: Final = 32.0
+_READER_CACHE_MB: Final = 2.0
 #: Verified against when the key is unknown, so that both answers take the same time.
 _DUMMY_HASH: Final = hash_secret("")
 
@@ -196,11 +198,15 @@ class SQLiteStore(Store):
         direct_points: int = DIRECT_POINTS,
         max_queue: int = DEFAULT_MAX_QUEUE,
         read_cache_mb: float = DEFAULT_READ_CACHE_MB,
+        page_cache_mb: float = DEFAULT_PAGE_CACHE_MB,
         lock: bool = False,
         read_only: bool = False,
     ) -> None:
         if not read_cache_mb >= 0:
             raise ValueError(f"read_cache_mb must be 0 or more, not {read_cache_mb!r}")
+        if not 0 < page_cache_mb < 1e6:
+            raise ValueError(f"page_cache_mb must be more than 0 (and sane), not {page_cache_mb!r}")
+        self._reader_cache_kib = max(64, int(1024 * min(page_cache_mb, _READER_CACHE_MB)))
         if not 1 <= block_points <= _MAX_BLOCK_POINTS:
             raise ValueError(
                 f"block_points must be between 1 and {_MAX_BLOCK_POINTS}, not {block_points!r}"
@@ -228,7 +234,7 @@ class SQLiteStore(Store):
         self._lock = lock_folder(folder) if lock and not read_only else None
         self._blocks = BlockCache(int(read_cache_mb * 2**20)) if read_cache_mb else None
         try:
-            conn = self._connect(cache_kib=32768)
+            conn = self._connect(cache_kib=max(64, int(1024 * page_cache_mb)))
         except BaseException:
             self._release_lock()
             raise
@@ -314,11 +320,12 @@ class SQLiteStore(Store):
 
     # -- connections -----------------------------------------------------------------------------
 
-    def _connect(self, cache_kib: int = _READER_CACHE_KIB) -> sqlite3.Connection:
+    def _connect(self, cache_kib: int | None = None) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path, timeout=30.0, isolation_level=None, check_same_thread=False
         )
-        conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
+        kib = self._reader_cache_kib if cache_kib is None else cache_kib
+        conn.execute(f"PRAGMA cache_size = -{int(kib)}")
         return conn
 
     def _reader(self) -> sqlite3.Connection:
