@@ -167,6 +167,37 @@ def test_aggregate_matches_the_reference(series: list[dict[int, int]], fold: str
         assert got == pytest.approx(reference(group, fold), rel=1e-9, abs=1e-9)
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    times=st.lists(st.integers(0, 40), min_size=1, max_size=12, unique=True),
+    columns=st.lists(
+        st.lists(st.tuples(st.integers(-50, 50), st.booleans()), min_size=12, max_size=12),
+        min_size=1,
+        max_size=5,
+    ),
+    fold=st.sampled_from(FOLDS),
+)
+def test_aligned_series_aggregate_as_the_general_path_does(
+    times: list[int], columns: list[list[tuple[int, bool]]], fold: str
+) -> None:
+    ts = np.array(sorted(times), np.int64)
+    aligned = [
+        (
+            ts.copy(),
+            np.array([v + (0.0 if i else 0.5) for v, i in col[: ts.size]], np.float64),
+            np.array([i for _, i in col[: ts.size]], np.bool_),
+        )
+        for col in columns
+    ]
+    # The same series with one timestamp moved away and back: not aligned, the general path.
+    general = [*aligned, (np.array([10_000], np.int64), np.zeros(1), np.zeros(1, np.bool_))]
+    got = aggregate(aligned, parse_fold(fold))
+    want = aggregate(general, parse_fold(fold))
+    assert got[0].tolist() == want[0][:-1].tolist() == ts.tolist()
+    assert np.array_equal(got[1], want[1][:-1], equal_nan=True)
+    assert got[2].tolist() == want[2][:-1].tolist()
+
+
 def interpolate_reference(points: list[tuple[int, float]], g: int, function: str) -> float | None:
     if not points or g < points[0][0] or g > points[-1][0]:
         return None
