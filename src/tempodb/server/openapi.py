@@ -135,7 +135,7 @@ SCHEMAS: JSONObject = {
                     "type": "object",
                     "required": ["status", "messages"],
                     "properties": {
-                        "status": {"type": "string", "enum": ["200", "422"]},
+                        "status": {"type": "string", "enum": ["200", "409", "422"]},
                         "messages": {"type": "array", "items": {"type": "string"}},
                     },
                 },
