@@ -540,12 +540,7 @@ def series_record(
     ``__init__`` (an ``object.__setattr__`` per field), for the thousands of records of a
     bulk creation: a third of the time."""
     record: SeriesRecord = _new_object(SeriesRecord)
-    fields = record.__dict__
-    fields["id"] = series_id
-    fields["key"] = key
-    fields["name"] = name
-    fields["tags"] = tags
-    fields["attributes"] = attributes
+    record.__dict__.update(id=series_id, key=key, name=name, tags=tags, attributes=attributes)
     return record
 
 
@@ -554,11 +549,7 @@ def new_series_item(
 ) -> NewSeries:
     """``NewSeries(key, name, tags, attributes)``, as ``series_record`` makes a record."""
     item: NewSeries = _new_object(NewSeries)
-    fields = item.__dict__
-    fields["key"] = key
-    fields["name"] = name
-    fields["tags"] = tags
-    fields["attributes"] = attributes
+    item.__dict__.update(key=key, name=name, tags=tags, attributes=attributes)
     return item
 
 
