@@ -3,12 +3,8 @@ fresh database (API key) per test, created through the admin endpoint."""
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,7 +12,7 @@ from hypothesis import settings
 
 import tempodb
 from pg import CITUS_MISSING, CitusCluster, Cluster, citus_installed
-from serverproc import ServerProcess, create_key, data_args
+from serverproc import Server, ServerProcess, create_key, data_args
 from tempodb import Client
 
 # Property tests check results, not speed: no per-example deadline, which a busy 2-core
@@ -55,41 +51,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="schemathesis examples per API operation (default: a short run; also "
         "TEMPODB_API_FUZZ_EXAMPLES)",
     )
-
-
-@dataclass
-class Server:
-    process: ServerProcess
-    admin_key: str
-    admin_secret: str
-
-    @property
-    def host(self) -> str:
-        return self.process.host
-
-    @property
-    def port(self) -> int:
-        return self.process.port
-
-    @property
-    def url(self) -> str:
-        return self.process.url
-
-    def new_database(self, name: str = "test") -> tuple[str, str]:
-        """A fresh (key, secret) made with POST /v1/database/."""
-        token = base64.b64encode(f"{self.admin_key}:{self.admin_secret}".encode()).decode()
-        request = urllib.request.Request(
-            f"{self.url}/v1/database/",
-            data=json.dumps({"name": name}).encode(),
-            headers={"Authorization": f"Basic {token}"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            created = json.load(response)
-        return created["id"], created["password"]
-
-    def client(self, key: str, secret: str) -> Client:
-        return Client(key, secret, host=self.host, port=self.port, secure=False)
 
 
 @pytest.fixture(scope="session")

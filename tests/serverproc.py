@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -15,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from tempodb import Client
 
 SERVING = re.compile(r"serving (https?)://(\[[0-9a-fA-F:.]+\]|[^:/]+):(\d+)/")
 
@@ -126,3 +129,38 @@ def _drain(stream: IO[str], log: Path) -> None:
 
 def data_args(path: Path | str) -> list[str]:
     return ["--data", str(path)]
+
+
+@dataclass
+class Server:
+    process: ServerProcess
+    admin_key: str
+    admin_secret: str
+
+    @property
+    def host(self) -> str:
+        return self.process.host
+
+    @property
+    def port(self) -> int:
+        return self.process.port
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    def new_database(self, name: str = "test") -> tuple[str, str]:
+        """A fresh (key, secret) made with POST /v1/database/."""
+        token = base64.b64encode(f"{self.admin_key}:{self.admin_secret}".encode()).decode()
+        request = urllib.request.Request(
+            f"{self.url}/v1/database/",
+            data=json.dumps({"name": name}).encode(),
+            headers={"Authorization": f"Basic {token}"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            created = json.load(response)
+        return created["id"], created["password"]
+
+    def client(self, key: str, secret: str) -> Client:
+        return Client(key, secret, host=self.host, port=self.port, secure=False)

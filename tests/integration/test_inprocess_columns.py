@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import tempodb
-from conftest import Server
+from serverproc import Server
 from tempodb import BatchWriteError, Client, TempoDBApiException, frames
 from tempodb.frames import SMALL_SERIES
 from tempodb.inprocess import InProcessClient
