@@ -26,7 +26,7 @@ from tempodb.storage.base import (
 )
 from tempodb.storage.blocks import encode
 from tempodb.storage.sqlite import FILE_NAME, MIGRATIONS, SCHEMA_VERSION, SQLiteStore
-from tempodb.storage.sqlite.fold import FOLD_BATCH, MIN_STEP, STEP_SECONDS, StepSize
+from tempodb.storage.sqlite.fold import FOLD_BATCH, MIN_STEP, STEP_SECONDS, Ledger, StepSize
 
 FAR = 2**63 - 1
 
@@ -553,14 +553,74 @@ def test_small_writes_land_in_the_head_and_fold_into_the_blocks(tmp_path: Path) 
 def test_fold_steps_shrink_when_they_take_long() -> None:
     step = StepSize()
     assert step.series == FOLD_BATCH
-    step.measured(256, 0.020)  # 256 series in 20 ms: 51 fit in the 4 ms a step aims at
+    step.measured(256, 0.020)  # 256 series in 20 ms: 12 fit in the 1 ms a step aims at
     assert step.series == int(256 / 0.020 * STEP_SECONDS)
-    step.measured(51, 5.0)  # never below the floor
+    step.measured(12, 5.0)  # never below the floor
     assert step.series == MIN_STEP
-    step.measured(16, 0.0001)  # nor above the batch
+    step.measured(8, 0.00001)  # nor above the batch
     assert step.series == FOLD_BATCH
     step.measured(0, 0.0)  # nothing folded: nothing learnt
     assert step.series == FOLD_BATCH
+
+
+def test_a_full_ledger_counts_no_new_series_and_presses_only_by_count() -> None:
+    """A million series written once each must not make every write fold: beyond its bound
+    the ledger leaves new series to the sweep, and only series due by count press."""
+    ledger = Ledger(head_points=3, fold_after_s=60.0, max_pending=4)
+    ledger.swept([], limit=10)  # the sweep when the store opens
+    ledger.note(dict.fromkeys(range(10), 1))
+    assert not ledger.pressing()
+    assert ledger.wait() > 0  # nothing due: neither by count nor by age
+    assert ledger.take() == []
+    ledger.note({9: 5})  # not counted: the ledger is full
+    assert not ledger.pressing()
+    ledger.note({2: 2})  # counted: due by count
+    assert ledger.pressing()
+    assert ledger.wait() == 0
+    assert ledger.take() == [2]
+    ledger.note_one(9, time.monotonic())  # the place the fold freed
+    ledger.note({9: 2})
+    assert ledger.take() == [9]
+
+
+def test_the_ledger_takes_series_by_age_and_sweeps_again_when_it_had_no_room() -> None:
+    ledger = Ledger(head_points=100, fold_after_s=0.05, max_pending=3)
+    ledger.note({1: 1, 2: 1})
+    ledger.swept([(1, 1), (5, 2), (6, 1), (7, 1)], limit=10)  # room for one of three
+    assert ledger.take() == []  # not due yet
+    assert 0 < ledger.wait() <= 0.05
+    time.sleep(0.06)
+    assert ledger.take(limit=2) == [1, 2]
+    assert ledger.take() == [5]
+    assert ledger.sweep_due()  # one fold_after_s later (not four): 6 and 7 had no place
+    ledger.swept([(6, 1)], limit=10)  # every series found has a place: four later
+    time.sleep(0.06)
+    assert not ledger.sweep_due()
+    ledger.swept([(6, 1), (7, 1)], limit=2)  # as many as asked for: the head may hold more
+    time.sleep(0.06)
+    assert ledger.sweep_due()
+
+
+def test_series_beyond_the_ledger_are_folded_after_a_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Ledger.__init__, "__defaults__", (4,))
+    with SQLiteStore(tmp_path, fold_after_s=0.05) as store:
+        db = open_db(store)
+        for i in range(12):
+            store.write_points(db, batch(f"s{i}", [i], [i]))
+        deadline = time.monotonic() + 20
+        while head_rows(store.path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert head_rows(store.path) == []
+        assert sum(b[3] for b in blocks(store.path)) == 12
+        # The folds commit without an fsync; the writes after them with one, as before.
+        synchronous = "PRAGMA synchronous"
+        assert store._writer.call(lambda conn: conn.execute(synchronous).fetchone()[0]) == 2
+        for i in range(12):
+            record = store.lookup_series(db, "key", f"s{i}")
+            assert record is not None
+            assert store.read_points(db, record.id, -FAR, FAR).ts.tolist() == [i]
 
 
 def test_the_head_folds_by_count_and_by_age(tmp_path: Path) -> None:

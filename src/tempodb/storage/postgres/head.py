@@ -24,6 +24,7 @@ from tempodb.storage.base import (
     merge_points,
 )
 from tempodb.storage.blocks import concat, decode_run
+from tempodb.storage.postgres import arrays
 from tempodb.storage.postgres.blocks import BLOCK_COLUMNS, FROM_LO, decode_rows
 
 _Conn = psycopg.Connection[Any]
@@ -132,8 +133,15 @@ class OutOfRange(Exception):
         self.points = points
 
 
-def _rows(db: int, sids: Sequence[int], ts: Any, values: Any, is_int: Any) -> dict[str, Any]:
-    return {"db": db, "sid": list(sids), "ts": list(ts), "v": list(values), "i": list(is_int)}
+def _rows(db: int, sids: Any, ts: Any, values: Any, is_int: Any) -> dict[str, Any]:
+    """The parameters of ``_ROWS`` (numpy arrays, or lists), as array literals."""
+    return {
+        "db": db,
+        "sid": arrays.literal(sids),
+        "ts": arrays.literal(ts),
+        "v": arrays.literal(values),
+        "i": arrays.literal(is_int),
+    }
 
 
 def write(
@@ -151,21 +159,20 @@ def write(
     take the row locks in the same order) into the head, in one statement.  The caller holds
     the series locks (KEY SHARE at least).  An increment whose result is out of range raises
     ValueOutOfRange (the caller's transaction then writes nothing)."""
-    params = _rows(db, sids.tolist(), ts.tolist(), values.tolist(), is_int.tolist())
     if not increment:
         if on_citus:
-            _upsert_on_citus(conn, params, whole=True, tail=_REPLACING)
+            _upsert_on_citus(conn, db, sids, ts, values, is_int, whole=True, tail=_REPLACING)
         else:
-            conn.execute(_OVERWRITE, params)
+            conn.execute(_OVERWRITE, _rows(db, sids, ts, values, is_int))
         return
     if on_citus:  # every row, ``whole`` in place of ``spanned`` (no correlated subquery)
         rows = [
             r
-            for r in _upsert_on_citus(conn, params, whole=False, tail=_ADDING)
+            for r in _upsert_on_citus(conn, db, sids, ts, values, is_int, whole=False, tail=_ADDING)
             if not r[4] or math.isnan(r[2]) or math.isinf(r[2])
         ]
     else:
-        rows = conn.execute(_INCREMENT, params).fetchall()
+        rows = conn.execute(_INCREMENT, _rows(db, sids, ts, values, is_int)).fetchall()
     marked = [(int(r[0]), int(r[1])) for r in rows if math.isnan(r[2]) or math.isinf(r[2])]
     if marked:
         added = {
@@ -181,12 +188,22 @@ def write(
 _CITUS_ROWS: Final = 10_000
 
 
-def _upsert_on_citus(conn: _Conn, params: dict[str, Any], *, whole: bool, tail: str) -> list[Any]:
+def _upsert_on_citus(
+    conn: _Conn,
+    db: int,
+    sids: Any,
+    ts: Any,
+    values: Any,
+    is_int: Any,
+    *,
+    whole: bool,
+    tail: str,
+) -> list[Any]:
     """The head upsert on Citus, as multi-row VALUES inserts (in sid and ts order): Citus
     routes their rows to their shards at once, where an INSERT ... SELECT FROM unnest goes
     through intermediate results on the coordinator (measured: 100-170 ms for 10 rows).  The
     rows it returns, if ``tail`` returns any."""
-    rows = list(zip(params["sid"], params["ts"], params["v"], params["i"], strict=True))
+    rows = list(zip(sids.tolist(), ts.tolist(), values.tolist(), is_int.tolist(), strict=True))
     out: list[Any] = []
     for lo in range(0, len(rows), _CITUS_ROWS):
         part = rows[lo : lo + _CITUS_ROWS]
@@ -198,7 +215,7 @@ def _upsert_on_citus(conn: _Conn, params: dict[str, Any], *, whole: bool, tail: 
         )
         flat: list[Any] = []
         for sid, t, v, i in part:
-            flat += [params["db"], sid, t, v, i, whole]
+            flat += [db, sid, t, v, i, whole]
         cur = conn.execute(sql.encode(), flat)
         if cur.description is not None:
             out += cur.fetchall()
@@ -237,7 +254,9 @@ def _add_block_values(
     if on_citus:
         blocks = _holding_on_citus(conn, db, sids, ts)
     else:
-        blocks = conn.execute(_HOLDING, (sids.tolist(), ts.tolist(), db), binary=True).fetchall()
+        blocks = conn.execute(
+            _HOLDING, (arrays.literal(sids), arrays.literal(ts), db), binary=True
+        ).fetchall()
     for sid in np.unique(sids).tolist():
         mine = [b[1:] for b in blocks if int(b[0]) == sid]
         if not mine:
@@ -252,11 +271,10 @@ def _add_block_values(
         is_int[at[hit]] &= held.is_int[pos[hit]]
         exact[at[hit]] += np.where(held.is_int[pos[hit]], held.values[pos[hit]], 0).astype(np.int64)
     check_increment(ts, values, is_int, exact[is_int])
-    params = _rows(db, sids.tolist(), ts.tolist(), values.tolist(), is_int.tolist())
     if on_citus:  # an upsert of rows that exist
-        _upsert_on_citus(conn, params, whole=True, tail=_REPLACING)
+        _upsert_on_citus(conn, db, sids, ts, values, is_int, whole=True, tail=_REPLACING)
     else:
-        conn.execute(_SET_WHOLE, params)
+        conn.execute(_SET_WHOLE, _rows(db, sids, ts, values, is_int))
 
 
 def take(conn: _Conn, db: int, sids: Sequence[int]) -> dict[int, Points]:
@@ -265,7 +283,7 @@ def take(conn: _Conn, db: int, sids: Sequence[int]) -> dict[int, Points]:
         return {}
     rows = conn.execute(
         "DELETE FROM head WHERE db = %s AND sid = ANY(%s::bigint[]) RETURNING sid, ts, v, is_int",
-        (db, list(sids)),
+        (db, arrays.literal(list(sids))),
         binary=True,
     ).fetchall()
     if not rows:

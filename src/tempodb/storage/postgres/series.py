@@ -31,6 +31,7 @@ from tempodb.storage.base import (
     normalize_tags,
     series_record,
 )
+from tempodb.storage.postgres import arrays
 from tempodb.storage.postgres import citus as _citus
 
 _Conn = psycopg.Connection[Any]
@@ -44,12 +45,13 @@ _LOOKUP: Final[Mapping[SeriesField, str]] = {
 }
 _BY_REF: Final = (
     "SELECT sid, id, key FROM series WHERE db = %s "
-    "AND (id = ANY(%s::text[]) OR key = ANY(%s::text[])) ORDER BY sid"
+    f"AND (id = ANY({arrays.TEXTS.format('%s')}) OR key = ANY({arrays.TEXTS.format('%s')})) "
+    "ORDER BY sid"
 )
 _CREATE_BARE: Final = (
     "INSERT INTO series (db, id, key) SELECT %s, u.i, u.k "
-    "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS u(i, k, o) ORDER BY u.o "
-    "ON CONFLICT DO NOTHING RETURNING sid, id, key"
+    "FROM ROWS FROM (json_array_elements_text(%s::json), json_array_elements_text(%s::json)) "
+    "WITH ORDINALITY AS u(i, k, o) ORDER BY u.o ON CONFLICT DO NOTHING RETURNING sid, id, key"
 )
 #: Series from one JSON array of ``{"i": id, "k": key, "n": name, "t": tags, "a": attributes}``
 #: with their tags and attributes, in one statement (``_create_json`` leaves out the parts for
@@ -348,7 +350,7 @@ def resolve(
     ids = sorted({r.value for r in refs if r.field == "id"})
     keys = sorted({r.value for r in refs if r.field == "key"})
     by_ref = _BY_REF + (f" FOR {lock}" if lock else "")
-    take(conn.execute(by_ref, (db, ids, keys)).fetchall())
+    take(conn.execute(by_ref, (db, arrays.texts(ids), arrays.texts(keys))).fetchall())
     missing = [r for r in dict.fromkeys(refs) if (r.field, r.value) not in found]
     created: set[int] = set()
     if missing:
@@ -360,7 +362,9 @@ def resolve(
         if max_new is not None and len(plan) > max_new:
             raise TooManyNewSeries(len(plan), max_new)
         try:
-            rows = conn.execute(_CREATE_BARE, (db, list(plan.values()), list(plan))).fetchall()
+            rows = conn.execute(
+                _CREATE_BARE, (db, arrays.texts(plan.values()), arrays.texts(plan))
+            ).fetchall()
         except pg_errors.ForeignKeyViolation:
             raise _no_database(db) from None
         take(rows)
@@ -371,7 +375,11 @@ def resolve(
         if rest:
             rest_ids = sorted({r.value for r in rest if r.field == "id"})
             rest_keys = sorted({r.value for r in rest})
-            take(conn.execute(by_ref, (db, rest_ids, rest_keys)).fetchall())
+            take(
+                conn.execute(
+                    by_ref, (db, arrays.texts(rest_ids), arrays.texts(rest_keys))
+                ).fetchall()
+            )
     series: list[tuple[int, str] | None] = []
     for ref in refs:
         hit = found.get((ref.field, ref.value))

@@ -641,7 +641,7 @@ class PointWriter:
         (``fold.StepSize`` of them)."""
         ledger = self.ledger
         if ledger.sweep_due():
-            ledger.swept(head.sweep(conn, ledger.max_pending))
+            ledger.swept(head.sweep(conn, ledger.max_pending), ledger.max_pending)
         self._folding = ledger.take(self._step.series)
         if self._folding:
             began = time.perf_counter()
