@@ -24,6 +24,9 @@ number of open connections.  ``GuardedProtocol`` adds, from ``limits.Limits``:
   was read, or a malformed request), the rest of what the client sends is read and dropped for
   up to ``LINGER`` seconds before the connection is closed, so that the client reads the answer
   instead of a connection reset.
+* one write per small answer: uvicorn writes a response's head and its body separately (two
+  system calls, two TCP segments, two wake-ups of the client); ``HeldHead`` holds the head
+  back and sends it with the first piece of the body.
 
 The protocol is chosen by ``tempodb serve`` (``protocol_class``); it relies on the parts of
 uvicorn's ``HttpToolsProtocol`` that have been stable since uvicorn 0.29 (``cycle``,
@@ -158,6 +161,8 @@ class GuardedProtocol(HttpToolsProtocol):
             self._refusal = self._too_many_header_bytes()
             raise self._refusal
         super().on_headers_complete()
+        # The new cycle's task has not run yet: it writes through the wrapper from the start.
+        self.cycle.transport = HeldHead(self.transport)  # type: ignore[assignment]
 
     def _too_many_header_bytes(self) -> HTTPError:
         return HTTPError(
@@ -173,6 +178,9 @@ class GuardedProtocol(HttpToolsProtocol):
             self._disarm()
 
     def on_response_complete(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and isinstance(cycle.transport, HeldHead):
+            cycle.transport.flush()  # a head without a body (HEAD, 204, 304)
         super().on_response_complete()
         self._idle_since = time.monotonic()
         cycle = self.cycle
@@ -246,6 +254,43 @@ class GuardedProtocol(HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self._arm(LINGER, self._close)
+
+
+class HeldHead:
+    """The connection's transport as one response cycle sees it: the response's head (the
+    cycle's first write, but for an interim ``100 Continue``) is held back and written with
+    the first piece of the body, or alone when the response ends without one, or before the
+    connection closes."""
+
+    __slots__ = ("_held", "_started", "transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self._held: bytes | None = None
+        self._started = False
+
+    def write(self, data: bytes) -> None:
+        if not self._started:
+            if data.startswith(b"HTTP/1.1 100 "):
+                self.transport.write(data)
+                return
+            self._started = True
+            self._held = data
+            return
+        held, self._held = self._held, None
+        self.transport.write(data if held is None else held + data)
+
+    def flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            self.transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
 
 
 def _health_only(app: Any) -> Any:
