@@ -145,9 +145,12 @@ def stream(tmp_path: Path) -> Iterator[Stream]:
     server = ServerProcess.start(store, "--port", str(free_port()), log=tmp_path / "tempodb.log")
     started = time.time()
     source = Prometheus.start(tmp_path / "source", SOURCE_CONFIG % settings(server, key, secret))
-    yield Stream(server, key, secret, source, started)
-    source.stop()
-    server.stop()
+    running = Stream(server, key, secret, source, started)
+    try:
+        yield running
+    finally:
+        source.stop()
+        running.server.stop()  # the server of the end: a test may have restarted it
 
 
 def test_reader_answers_as_the_source(stream: Stream, tmp_path: Path) -> None:
