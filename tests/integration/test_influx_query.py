@@ -402,6 +402,43 @@ def test_time_conditions_under_or_are_refused_where_influxdb_reads_them_as_and(
     assert ask(ours, q)[0] == 400
 
 
+def test_percentile_alone_takes_the_earliest_of_equal_values(servers: tuple[Wire, Wire]) -> None:
+    """``percentile()`` alone without ``GROUP BY time()`` gives the time of its point; among
+    points of equal value InfluxDB 1.6 gives one of them (its sort is not stable), we the
+    earliest."""
+    theirs, ours = servers
+    q = "SELECT percentile(usage, 50) FROM cpu WHERE host = 'web-0'"
+    [[their_time, their_value]] = ask(theirs, q, epoch="ms")[1]["results"][0]["series"][0]["values"]
+    [[our_time, our_value]] = ask(ours, q, epoch="ms")[1]["results"][0]["series"][0]["values"]
+    assert their_value == our_value == 8.25
+    equal = f"SELECT usage FROM cpu WHERE host = 'web-0' AND time >= {T0}ms"
+    times = [
+        t
+        for t, v in ask(theirs, equal, epoch="ms")[1]["results"][0]["series"][0]["values"]
+        if v == 8.25
+    ]
+    assert their_time in times
+    assert our_time == times[0]
+
+
+def test_intervals_of_seconds_across_an_offset_change_are_refused(
+    servers: tuple[Wire, Wire],
+) -> None:
+    """``tz()`` with an interval that is not whole minutes, over a change of the zone's
+    offset: InfluxDB 1.6 answers (buckets shifted by the offset at each point), we answer 400
+    (the rollup engine's intervals are whole minutes); without a change in the range such
+    intervals are served (in the comparison above, ``time(30s)`` in Asia/Kolkata)."""
+    theirs, ours = servers
+    q = (
+        f"SELECT count(kw) FROM power WHERE {span('2024-03-10T07', hours=2)} "
+        "GROUP BY time(7s) fill(none) tz('America/Chicago')"
+    )
+    assert ask(theirs, q)[0] == 200
+    status, body = ask(ours, q)
+    assert status == 400
+    assert "not a whole number of minutes" in body["error"]
+
+
 def test_tz_buckets_follow_the_wall_clock_where_influxdb_adds_buckets(
     servers: tuple[Wire, Wire],
 ) -> None:

@@ -538,7 +538,8 @@ def _median(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
 def _percentile(values: np.ndarray, starts: np.ndarray, percent: float) -> np.ndarray:
     """InfluxDB's ``percentile(f, N)``: the nearest rank, a selector.  Of n values sorted,
     the one at index ``floor(n * N / 100 + 0.5) - 1``; none (-1 here) where that index is
-    outside the values (N = 0, N > 100, or too small for n), as InfluxDB gives no point then.
+    outside the values (always for N = 0; for a small N, or one over 100, depending on n), as
+    InfluxDB gives no point then.
 
     This is not the fold ``percentile,N`` of rollups (linear between the closest ranks, as
     numpy's default): InfluxDB picks a value that was written, without interpolating.  Of
@@ -548,7 +549,13 @@ def _percentile(values: np.ndarray, starts: np.ndarray, percent: float) -> np.nd
         rank = np.floor(counts.astype(np.float64) * percent / 100.0 + 0.5) - 1
     valid = (rank >= 0) & (rank < counts)
     index = np.where(valid, rank, 0).astype(np.intp)
-    result: np.ndarray = np.where(valid, order[starts + index], -1)
+    # The first of the run of values equal to the one at that rank: the earliest of them.
+    ordered = values[order]
+    opens = np.ones(values.size, np.bool_)
+    opens[1:] = ordered[1:] != ordered[:-1]
+    opens[starts] = True
+    run_start = np.maximum.accumulate(np.where(opens, np.arange(values.size), 0))
+    result: np.ndarray = np.where(valid, order[run_start[starts + index]], -1)
     return result
 
 
