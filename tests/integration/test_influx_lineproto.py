@@ -262,6 +262,19 @@ QL_PIECES = st.sampled_from(
         "tag",
         "MEASUREMENTS",
         "\\",
+        "OR",
+        "median(",
+        "percentile(",
+        "50",
+        "*",
+        "+",
+        "%",
+        "&",
+        "linear",
+        "tz(",
+        "'Europe/Paris'",
+        "'2024-03-31 02:30:00'",
+        "1d",
     ]
 )
 

@@ -4,13 +4,17 @@ InfluxDB 1.x's JSON answers (``results``, ``statement_id``, ``series`` with ``na
 
 The catalogue (measurements, tag keys and values, field keys) is read from the series'
 attributes (``names``): every series with ``_measurement`` and ``_field``.  ``SELECT``
-aggregates go through the rollup engine (``rollup.rollup``) in UTC with buckets aligned to
-the epoch, as InfluxDB aligns them; points of several series in one group are folded
-together, as InfluxDB folds them.
+aggregates fold the points of every series of a group together (as InfluxDB folds them) with
+the fold engine of rollups (``folds.fold_groups``).  ``GROUP BY time()`` buckets are aligned
+to the epoch (and the offset), as InfluxDB aligns them; with ``tz()`` they come from the
+rollup engine (``rollup.bucket_starts``, ``rollup.boundaries``): boundaries where the zone's
+wall clock shows a multiple of the interval counted from 1970-01-01 local, so ``time(1d)``
+buckets are the zone's calendar days (23 and 25 hours long across DST changes).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,10 +24,17 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
-from tempodb.rollup import Interval, rollup
+from tempodb.folds import find_groups, fold_groups, group_starts
+from tempodb.rollup import Interval, boundaries, bucket_labels, bucket_starts
 from tempodb.server.context import Context
 from tempodb.server.http import HTTPError, Request, Response, json_response
 from tempodb.server.influx.influxql import (
+    Aggregate,
+    Arithmetic,
+    Condition,
+    Expr,
+    FieldRef,
+    Number,
     QueryError,
     Select,
     Show,
@@ -35,14 +46,18 @@ from tempodb.server.influx.names import FIELD_ATTR, MEASUREMENT_ATTR
 from tempodb.server.influx.write import VERSION_HEADERS
 from tempodb.storage.base import SeriesFilter, SeriesRecord
 from tempodb.timeutil import MAX_MS, MIN_MS
-from tempodb.zones import get_zone
+from tempodb.zones import MS_PER_DAY, Zone
 
 #: ``epoch`` values and their nanoseconds.
 EPOCHS = {"ns": 1, "n": 1, "u": 1_000, "µ": 1_000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9}
 EPOCHS["h"] = 3600 * 10**9
 _MS_PER_MINUTE = 60_000
+_MS_PER_HOUR = 3_600_000
 #: At most this many buckets per series in one answer.
 MAX_BUCKETS = 100_000
+_INT64 = 2**63
+#: The seconds that ``datetime`` renders: years 1 to 9999.
+_FIRST_SECOND, _LAST_SECOND = MIN_MS // 1000, MAX_MS // 1000
 
 
 @dataclass(frozen=True)
@@ -114,8 +129,8 @@ def catalogue(ctx: Context, measurement: str | None = None) -> list[Entry]:
     return entries
 
 
-def _where(entries: Iterable[Entry], conditions: tuple[TagCondition, ...]) -> list[Entry]:
-    return [e for e in entries if all(c.matches(e.tags) for c in conditions)]
+def _where(entries: Iterable[Entry], condition: Condition) -> list[Entry]:
+    return [e for e in entries if condition.matches(e.tags)]
 
 
 def _page(values: list[Any], limit: int | None, offset: int) -> list[Any]:
@@ -191,6 +206,135 @@ def _influx_series_key(entry: Entry) -> str:
 # -- SELECT --------------------------------------------------------------------------------------
 
 
+class _Empty:
+    """The cell of a bucket where an aggregate has no point: what ``fill()`` fills.  (A point
+    without a value, such as the stddev of one point, is ``None``: InfluxDB does not fill
+    it.)"""
+
+    def __repr__(self) -> str:
+        return "EMPTY"
+
+
+EMPTY: Any = _Empty()
+#: The aggregates whose values are always floats (the others keep the field's type).
+_FLOAT_AGGREGATES = ("mean", "stddev", "median")
+
+
+class Buckets:
+    """How a statement cuts time: ``grid``, every bucket's label (epoch ms, ascending) from
+    the one holding the lower bound to the one holding the upper bound, and ``of(ts)``, the
+    label and first point of each non-empty bucket of ascending instants.
+
+    Without ``GROUP BY time()`` there is one bucket, labelled with the lower bound (or
+    1970-01-01).  Without ``tz()`` bucket k starts at ``k * interval + offset`` (aligned to
+    the epoch, as InfluxDB aligns them).  With ``tz()`` the rollup engine places them: the
+    boundaries where the zone's wall clock shows ``k * interval`` counted from 1970-01-01T00:00
+    local (calendar days for ``1d``), shifted by the offset as InfluxDB shifts them (it
+    subtracts the offset from each time, finds the bucket, and adds the offset back)."""
+
+    def __init__(self, query: Select, start_ms: int, end_ms: int) -> None:
+        self.interval: Interval | None = None
+        self.zone = query.zone
+        self.step = 0
+        self.offset = 0
+        self.shift = 0  # the fixed zone offset of arithmetic buckets
+        self.origin = 0  # the engine's start_ms (tz())
+        if query.interval_ns is None:
+            first = 0 if query.start_ns is None else start_ms
+            self.grid = np.array([first], np.int64)
+            return
+        if query.interval_ns < 10**9 or query.interval_ns % 10**6 or query.offset_ns % 10**6:
+            raise HTTPError(
+                400,
+                "not supported: GROUP BY time() intervals under 1s, or not whole milliseconds "
+                "(and offsets that are not whole milliseconds)",
+            )
+        self.step = step = query.interval_ns // 10**6
+        self.offset = query.offset_ns // 10**6
+        if step > MAX_MS - MIN_MS:
+            raise HTTPError(400, "not supported: GROUP BY time() intervals over 10,000 years")
+        if (end_ms - start_ms) // step + 2 > MAX_BUCKETS:
+            raise HTTPError(
+                400, f"too many buckets: at most {MAX_BUCKETS} per series (narrow the time range)"
+            )
+        zone = self.zone
+        if zone is not None and step % _MS_PER_MINUTE == 0:
+            try:
+                self._engine(zone, start_ms, end_ms)
+            except (ValueError, RuntimeError, OverflowError, IndexError):
+                raise HTTPError(
+                    400, "not supported: tz() with this GROUP BY time() interval and time range"
+                ) from None
+            return
+        if zone is not None:
+            table = zone.table(start_ms - step, end_ms)
+            span = table.segment_of(np.array([start_ms - step, end_ms], np.int64))
+            if span[0] != span[1]:
+                raise HTTPError(
+                    400,
+                    "not supported: tz() with a GROUP BY time() interval that is not a whole "
+                    "number of minutes, across a change of the zone's UTC offset",
+                )
+            self.shift = table.offset_at(start_ms)
+        first = self._label(start_ms)
+        last = self._label(end_ms)
+        self.grid = np.arange(first, last + 1, step, dtype=np.int64)
+
+    def _label(self, ms: int) -> int:
+        shifted = ms - self.offset + self.shift
+        return shifted // self.step * self.step + self.offset - self.shift
+
+    def _engine(self, zone: Zone, start_ms: int, end_ms: int) -> None:
+        step = self.step
+        if step % MS_PER_DAY == 0:
+            self.interval = Interval(step // MS_PER_DAY, "day")
+        elif step % _MS_PER_HOUR == 0:
+            self.interval = Interval(step // _MS_PER_HOUR, "hour")
+        else:
+            self.interval = Interval(step // _MS_PER_MINUTE, "minute")
+        # The engine counts buckets from a local midnight M (the local day of its start_ms):
+        # one where the wall clock shows a multiple of the interval since 1970-01-01 local,
+        # so that its buckets are InfluxDB's.
+        period = math.lcm(step, MS_PER_DAY)
+        shifted = start_ms - self.offset
+        wall = shifted + zone.offset_at(shifted)
+        noon = wall // period * period + MS_PER_DAY // 2
+        self.origin = noon - zone.offset_at(noon)
+        first = int(self._engine_labels(np.array([start_ms], np.int64))[0])
+        found = boundaries(
+            self.interval,
+            zone,
+            start_ms=self.origin,
+            lo=first - self.offset,
+            hi=end_ms - self.offset + 1,
+        )
+        self.grid = found + self.offset
+
+    def _engine_labels(self, ts: np.ndarray) -> np.ndarray:
+        assert self.zone is not None
+        assert self.interval is not None
+        labels = bucket_labels(
+            ts - self.offset, interval=self.interval, zone=self.zone, start_ms=self.origin
+        )
+        return labels + self.offset
+
+    def of(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The label and the index of the first point of each non-empty bucket of ``ts``."""
+        if ts.size == 0:
+            return np.empty(0, np.int64), np.empty(0, np.intp)
+        if self.step == 0:
+            return self.grid.copy(), np.zeros(1, np.intp)
+        if self.interval is not None:
+            assert self.zone is not None
+            labels, starts = bucket_starts(
+                ts - self.offset, interval=self.interval, zone=self.zone, start_ms=self.origin
+            )
+            return labels + self.offset, starts
+        numbers = (ts - self.offset + self.shift) // self.step
+        starts = group_starts(numbers)
+        return numbers[starts] * self.step + self.offset - self.shift, starts
+
+
 def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
     """Aggregates per ``GROUP BY time()`` bucket (or over the whole range without it), or the
     raw values of fields."""
@@ -198,29 +342,12 @@ def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
     end_ms = MAX_MS if query.end_ns is None else min(MAX_MS, query.end_ns // 10**6)  # inclusive
     if end_ms < start_ms:
         return []
-    if all(call.function == "" for call in query.calls):
+    if query.raw:
         return select_raw(ctx, query, epoch, start_ms, end_ms)
-    if query.interval_ns is None:  # one bucket, labelled with the lower bound (or 1970)
-        step, offset = MAX_MS - MIN_MS + 1, 0
-        first = 0 if query.start_ns is None else start_ms
-        grid = np.array([first], np.int64)
-    else:
-        if query.interval_ns < 10**9 or query.interval_ns % 10**6 or query.offset_ns % 10**6:
-            raise HTTPError(
-                400,
-                "not supported: GROUP BY time() intervals under 1s, or not whole milliseconds "
-                "(and offsets that are not whole milliseconds)",
-            )
-        step = query.interval_ns // 10**6
-        offset = query.offset_ns // 10**6
-        first = (start_ms - offset) // step * step + offset
-        last = (end_ms - offset) // step * step + offset
-        if (last - first) // step + 1 > MAX_BUCKETS:
-            raise HTTPError(
-                400, f"too many buckets: at most {MAX_BUCKETS} per series (narrow the time range)"
-            )
-        grid = np.arange(first, last + 1, step, dtype=np.int64)
-    fields = {call.field for call in query.calls}
+    buckets = Buckets(query, start_ms, end_ms)
+    grid = buckets.grid
+    aggregates = query.aggregates
+    fields = {aggregate.field for aggregate in aggregates}
     entries = [
         e for e in _where(catalogue(ctx, query.measurement), query.where) if e.field in fields
     ]
@@ -231,59 +358,52 @@ def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
     for entry in entries:
         key = tuple(entry.tags.get(tag, "") for tag in group_tags)
         groups.setdefault(key, []).append(entry)
+    selector = query.selector
     out = []
-    minute = Interval(1, "minute")
-    first_bucket = 0 if query.interval_ns is None else (first - offset) // step
     for key in sorted(groups):
-        columns: list[list[Any]] = []
-        seen = False
-        for call in query.calls:
-            ts, values, is_int = _points(ctx, groups[key], call.field, start_ms, end_ms + 1)
-            seen = seen or ts.size > 0
-            column: list[Any] = [None] * grid.size
-            if call.function == "count":
-                column = [0] * grid.size
+        points: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        cells: dict[Aggregate, list[Any]] = {}
+        labels = grid.tolist()
+        for aggregate in aggregates:
+            if aggregate.field not in points:
+                read = _points(ctx, groups[key], aggregate.field, start_ms, end_ms + 1)
+                points[aggregate.field] = (*read, *buckets.of(read[0]))
+            ts, values, is_int, found, starts = points[aggregate.field]
+            column: list[Any] = [EMPTY] * grid.size
             if ts.size:
-                # Bucket k of InfluxDB (epoch-aligned, shifted by the offset) becomes the
-                # engine's minute k counted from 1970-01-01T00:00Z: the engine folds it.
-                buckets = (ts - offset) // step
-                if query.interval_ns is None:
-                    buckets = np.zeros(ts.size, np.int64)
-                if buckets[-1] * _MS_PER_MINUTE > MAX_MS or buckets[0] * _MS_PER_MINUTE < MIN_MS:
-                    raise HTTPError(
-                        400, "GROUP BY time() interval too fine for these times (use 1m or more)"
-                    )
-                labels, folded, whole = _fold(call.function, buckets, values, is_int, minute)
-                slots = labels - first_bucket
-                for slot, value, exact in zip(
-                    slots.tolist(), folded.tolist(), whole.tolist(), strict=True
-                ):
-                    if value == value:  # NaN: no value (the stddev of one point)
-                        column[slot] = int(value) if exact else value
-            columns.append(column)
-        if not seen:
+                folded, picked = _fold(aggregate, values, is_int, starts)
+                slots = np.searchsorted(grid, found).tolist()
+                for slot, value in zip(slots, folded, strict=True):
+                    column[slot] = value
+                if aggregate == selector and picked is not None and folded[0] is not EMPTY:
+                    labels = [int(ts[picked[0]])]
+            cells[aggregate] = column
+        if all(cell is EMPTY for column in cells.values() for cell in column):
             continue
-        if query.fill == "previous":
-            columns = [_carried(column) for column in columns]
-        rows = []
-        for at, label in enumerate(grid.tolist()):
-            row = [column[at] for column in columns]
-            if query.fill == "none" and all(v is None for v in row):
-                continue
-            if isinstance(query.fill, float):
-                fill = int(query.fill) if query.fill.is_integer() else query.fill
-                row = [fill if v is None else v for v in row]
-            rows.append([_time(label, epoch), *row])
+        times = [t * 10**6 for t in labels]
         if query.descending:
-            rows.reverse()
+            times.reverse()
+            cells = {aggregate: column[::-1] for aggregate, column in cells.items()}
+        filled = {
+            aggregate: _filled(aggregate, column, query.fill, times, query.interval_ns)
+            for aggregate, column in cells.items()
+        }
+        rows = []
+        for at, ns in enumerate(times):
+            row = {aggregate: column[at] for aggregate, column in filled.items()}
+            if query.fill == "none" and all(cell is EMPTY for cell in row.values()):
+                continue
+            values_at = [_evaluate(column.expr, row) for column in query.fields]
+            rows.append([ns // 10**6, *values_at])
         rows = rows[query.row_offset :]
         if query.limit is not None:
             rows = rows[: query.limit]
+        stamps = _times([row[0] for row in rows], epoch, query.zone)
         series: dict[str, Any] = {"name": query.measurement}
         if group_tags:
             series["tags"] = dict(zip(group_tags, key, strict=True))
         series["columns"] = ["time", *query.columns]
-        series["values"] = rows
+        series["values"] = [[stamp, *row[1:]] for stamp, row in zip(stamps, rows, strict=True)]
         out.append(series)
     out = out[query.series_offset :]
     if query.series_limit is not None:
@@ -301,7 +421,7 @@ def select_raw(
     in time order."""
     entries = _where(catalogue(ctx, query.measurement), query.where)
     fields = {e.field for e in entries}
-    names = [call.field for call in query.calls]
+    names = [column.expr.name for column in query.fields if isinstance(column.expr, FieldRef)]
     if not any(name in fields for name in names):
         return []
     group_tags = query.group_tags
@@ -330,12 +450,14 @@ def select_raw(
     out = []
     for key in sorted(groups):
         table = groups[key]
-        rows = [[_time(ts, epoch), *table[(ts, tags)]] for ts, tags in sorted(table)]
+        ordered = sorted(table)
         if query.descending:
-            rows.reverse()
-        rows = rows[query.row_offset :]
+            ordered.reverse()
+        ordered = ordered[query.row_offset :]
         if query.limit is not None:
-            rows = rows[: query.limit]
+            ordered = ordered[: query.limit]
+        stamps = _times([ts for ts, _ in ordered], epoch, query.zone)
+        rows = [[stamp, *table[at]] for stamp, at in zip(stamps, ordered, strict=True)]
         series: dict[str, Any] = {"name": query.measurement}
         if group_tags:
             series["tags"] = dict(zip(group_tags, key, strict=True))
@@ -350,45 +472,191 @@ def select_raw(
     return out
 
 
-def _carried(column: list[Any]) -> list[Any]:
-    """``fill(previous)``: each empty bucket takes the value of the last bucket before it."""
-    carried: list[Any] = []
-    last = None
-    for value in column:
-        last = value if value is not None else last
-        carried.append(last)
-    return carried
-
-
 def _fold(
-    function: str, buckets: np.ndarray, values: np.ndarray, is_int: np.ndarray, minute: Interval
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per non-empty bucket: its number, the folded value and whether it is an integer.
+    aggregate: Aggregate, values: np.ndarray, is_int: np.ndarray, starts: np.ndarray
+) -> tuple[list[Any], np.ndarray | None]:
+    """The value of ``aggregate`` in each non-empty bucket (``starts``: the index of each
+    one's first point; points in time order), and for a selector the index of the point it
+    picks in each.
 
-    The rollup engine folds ``mean``, ``sum``, ``count``, ``min``, ``max`` and ``stddev``
-    (bucket k as the minute k from the epoch; NaN for the stddev of one point, which InfluxDB
-    answers with null); ``spread`` is its max minus its min; ``first``
-    and ``last`` take the first and last point of each bucket (points in time order)."""
-    if function in ("first", "last"):
-        starts = np.flatnonzero(np.concatenate(([True], buckets[1:] != buckets[:-1])))
-        at = starts if function == "first" else np.append(starts[1:], buckets.size) - 1
-        return buckets[starts], values[at], is_int[at]
-    utc = get_zone("UTC")
-    stamps = buckets * _MS_PER_MINUTE
-
-    def fold(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        done = rollup(stamps, values, is_int, interval=minute, function=name, zone=utc, start_ms=0)
-        return done.ts // _MS_PER_MINUTE, done.values, done.is_int
-
+    ``mean``, ``sum``, ``count``, ``min``, ``max``, ``first``, ``last``, ``stddev`` (null for
+    one point, as in InfluxDB) and ``spread`` (the fold ``range``) are the fold engine's;
+    ``median`` and ``percentile`` are InfluxDB's (``_median``, ``_percentile``)."""
+    function = aggregate.function
+    picked: np.ndarray | None = None
+    if function == "median":
+        return _cells(_median(values, starts), np.zeros(starts.size, np.bool_)), None
+    if function == "percentile":
+        assert aggregate.arg is not None
+        picked = _percentile(values, starts, aggregate.arg)
+        valid = picked >= 0
+        chosen = np.where(valid, picked, 0)
+        cells = _cells(values[chosen], is_int[chosen])
+        return [cell if ok else EMPTY for cell, ok in zip(cells, valid.tolist(), strict=True)], (
+            chosen
+        )
+    folded, whole = fold_groups(
+        values, is_int, starts, "range" if function == "spread" else function
+    )
+    cells = _cells(folded, whole)
     if function == "stddev":  # of one point: null, as in InfluxDB
-        labels, deviation, flags = fold("stddev")
-        _, counts, _ = fold("count")
-        return labels, np.where(counts > 1, deviation, np.nan), flags
-    if function != "spread":
-        return fold(function)
-    labels, high, high_int = fold("max")
-    _, low, low_int = fold("min")
-    return labels, high - low, high_int & low_int
+        counts = np.diff(np.append(starts, values.size))
+        cells = [None if n == 1 else cell for cell, n in zip(cells, counts.tolist(), strict=True)]
+    if function in ("min", "max", "first", "last"):
+        picked = find_groups(values, starts, function)
+    return cells, picked
+
+
+def _cells(values: np.ndarray, whole: np.ndarray) -> list[Any]:
+    """Values as JSON gives them: integers where ``whole``, None for NaN."""
+    return [
+        None if value != value else int(value) if exact else value
+        for value, exact in zip(values.tolist(), whole.tolist(), strict=True)
+    ]
+
+
+def _sorted_groups(values: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The index of each point once every group is sorted by value (stable: equal values
+    keep their time order), and the size of each group."""
+    counts = np.diff(np.append(starts, values.size))
+    groups = np.repeat(np.arange(starts.size), counts)
+    return np.lexsort((values, groups)), counts
+
+
+def _median(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """InfluxDB's median: the middle value, or of an even number of values the lower middle
+    plus half the difference to the upper one (``lo + (hi - lo) / 2``; integers as floats).
+    The fold ``percentile,50`` gives the same values, computed otherwise."""
+    order, counts = _sorted_groups(values, starts)
+    ordered = values[order]
+    upper = ordered[starts + counts // 2]
+    lower = ordered[starts + np.maximum(counts // 2 - 1, 0)]
+    result: np.ndarray = np.where(counts % 2 == 1, upper, lower + (upper - lower) / 2)
+    return result
+
+
+def _percentile(values: np.ndarray, starts: np.ndarray, percent: float) -> np.ndarray:
+    """InfluxDB's ``percentile(f, N)``: the nearest rank, a selector.  Of n values sorted,
+    the one at index ``floor(n * N / 100 + 0.5) - 1``; none (-1 here) where that index is
+    outside the values (always for N = 0; for a small N, or one over 100, depending on n), as
+    InfluxDB gives no point then.
+
+    This is not the fold ``percentile,N`` of rollups (linear between the closest ranks, as
+    numpy's default): InfluxDB picks a value that was written, without interpolating.  Of
+    equal values the earliest is picked (for its time, when the time is the point's)."""
+    order, counts = _sorted_groups(values, starts)
+    with np.errstate(invalid="ignore", over="ignore"):
+        rank = np.floor(counts.astype(np.float64) * percent / 100.0 + 0.5) - 1
+    valid = (rank >= 0) & (rank < counts)
+    index = np.where(valid, rank, 0).astype(np.intp)
+    # The first of the run of values equal to the one at that rank: the earliest of them.
+    ordered = values[order]
+    opens = np.ones(values.size, np.bool_)
+    opens[1:] = ordered[1:] != ordered[:-1]
+    opens[starts] = True
+    run_start = np.maximum.accumulate(np.where(opens, np.arange(values.size), 0))
+    result: np.ndarray = np.where(valid, order[run_start[starts + index]], -1)
+    return result
+
+
+def _filled(
+    aggregate: Aggregate,
+    column: list[Any],
+    fill: str | float,
+    times: list[int],
+    interval_ns: int | None,
+) -> list[Any]:
+    """One aggregate's cells in the order rows are listed, with ``fill()`` applied to the
+    empty ones (``EMPTY`` stays for ``fill(none)``): ``null`` (0 for ``count``, as InfluxDB
+    fills it), a number, ``previous`` (the last cell before, in that order) or ``linear``."""
+    if fill == "none":
+        return column
+    if fill == "previous":
+        carried: list[Any] = []
+        last = None
+        for cell in column:
+            last = cell if cell is not EMPTY else last
+            carried.append(last)
+        return carried
+    if fill == "linear":
+        return _linear(column, times, interval_ns)
+    if fill == "null":
+        value: Any = 0 if aggregate.function == "count" else None
+    else:
+        number = float(fill)
+        whole = number.is_integer() and abs(number) < 2**53  # JSON integers fit 64 bits
+        floats = aggregate.function in _FLOAT_AGGREGATES
+        value = int(number) if whole and not floats else number
+    return [value if cell is EMPTY else cell for cell in column]
+
+
+def _linear(column: list[Any], times: list[int], interval_ns: int | None) -> list[Any]:
+    """``fill(linear)``: an empty cell between two cells with values takes the value on the
+    line between them, as InfluxDB computes it: over bucket numbers (each bucket's time in ns
+    divided by the interval, truncated), not over times, so that with ``tz()`` a day of 23 or
+    25 hours counts as one step like the others; ``m * x + b``, integers truncated toward
+    zero when both ends are integers.  Null before the first cell and after the last."""
+    out = [None if cell is EMPTY else cell for cell in column]
+    if not interval_ns:
+        return out
+    steps = [-(-t // interval_ns) if t < 0 else t // interval_ns for t in times]  # Go's /
+    previous: int | None = None
+    for at, cell in enumerate(column):
+        if cell is EMPTY:
+            continue
+        if previous is not None and at - previous > 1:
+            v0, v1 = column[previous], cell
+            if v0 is not None and v1 is not None:
+                x0 = steps[previous]
+                slope = float(v1 - v0) / float(steps[at] - x0) if steps[at] != x0 else 0.0
+                for gap in range(previous + 1, at):
+                    y = slope * float(steps[gap] - x0) + float(v0)
+                    both = isinstance(v0, int) and isinstance(v1, int)
+                    out[gap] = int(y) if both and math.isfinite(y) else y
+        previous = at
+    return out
+
+
+def _evaluate(expr: Expr, row: dict[Aggregate, Any]) -> Any:
+    """The value of a column's expression in one row, as InfluxDB computes it: null when an
+    operand is null; integers stay integers under ``+ - * %`` (64 bits, wrapping); ``/``
+    gives a float; dividing by zero gives 0 (and ``%`` of floats by zero, null)."""
+    if isinstance(expr, Aggregate):
+        cell = row[expr]
+        return None if cell is EMPTY else cell
+    if isinstance(expr, Number):
+        return expr.value
+    assert isinstance(expr, Arithmetic)
+    left = _evaluate(expr.left, row)
+    right = _evaluate(expr.right, row)
+    if left is None or right is None:
+        return None
+    return _apply(expr.op, left, right)
+
+
+def _apply(op: str, left: int | float, right: int | float) -> int | float | None:
+    if isinstance(left, int) and isinstance(right, int):
+        if op == "/":
+            return 0 if right == 0 else float(left) / float(right)
+        if op == "%":
+            if right == 0:
+                return 0
+            remainder = abs(left) % abs(right)  # Go's %: the sign of the dividend
+            return -remainder if left < 0 else remainder
+        exact = left + right if op == "+" else left - right if op == "-" else left * right
+        return (exact + _INT64) % (2 * _INT64) - _INT64
+    a, b = float(left), float(right)
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op == "/":
+        return 0.0 if b == 0 else a / b
+    if b == 0 or not math.isfinite(a) or math.isnan(b):  # Go's math.Mod: NaN, written null
+        return None
+    return math.fmod(a, b)
 
 
 def _points(
@@ -406,12 +674,27 @@ def _points(
     return ts[order], values[order], is_int[order]
 
 
-def _time(ms: int, epoch: str | None) -> int | str:
-    """A timestamp as InfluxDB writes it: RFC 3339 (trailing zeros cut), or an epoch number."""
+def _times(stamps: list[int], epoch: str | None, zone: Zone | None) -> list[int | str]:
+    """Timestamps (ms) as InfluxDB writes them: an epoch number, or RFC 3339 (trailing zeros
+    of the fraction cut) at the ``tz()`` zone's offset (``Z`` when it is zero)."""
     if epoch is not None:
-        return ms * 10**6 // EPOCHS[epoch]
-    moment = datetime.fromtimestamp(ms // 1000, UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+        unit = EPOCHS[epoch]
+        return [ms * 10**6 // unit for ms in stamps]
+    offsets = [0] * len(stamps)
+    if zone is not None and stamps:
+        offsets = zone.offsets_ms(np.array(stamps, np.int64)).tolist()
+    return [_rfc3339(ms, offset) for ms, offset in zip(stamps, offsets, strict=True)]
+
+
+def _rfc3339(ms: int, offset: int) -> str:
+    local = (ms + offset) // 1000
+    if _FIRST_SECOND <= local <= _LAST_SECOND:
+        text = datetime.fromtimestamp(local, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    else:  # a bucket opening before year 1 (or a wall clock after 9999): numpy's calendar
+        text = str(np.datetime64(local, "s"))
     if ms % 1000:
         text += f".{ms % 1000:03d}".rstrip("0")
-    return text + "Z"
+    if offset == 0:
+        return text + "Z"
+    minutes = abs(offset) // _MS_PER_MINUTE
+    return f"{text}{'-' if offset < 0 else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
