@@ -9,32 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
+from npm_packages import install
 
 from serverproc import ServerProcess, create_key, data_args
 
-ROOT = Path(__file__).resolve().parents[2]
-CLIENT_DIR = ROOT / ".cache" / "node-v1-client"
 PACKAGE = "tempodb@0.3.2"
 
 
 def install_client() -> Path:
-    if not (CLIENT_DIR / "node_modules" / "tempodb" / "tempodb.js").exists():
-        CLIENT_DIR.mkdir(parents=True, exist_ok=True)
-        npm = shutil.which("npm")
-        assert npm, "npm is needed for the compatibility test with the original Node.js client"
-        subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(CLIENT_DIR), PACKAGE],
-            check=True,
-            capture_output=True,
-        )
-    return CLIENT_DIR
+    return install("node-v1-client", PACKAGE, "tempodb/tempodb.js")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import urllib.parse
@@ -20,26 +19,16 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from npm_packages import install
 from test_influx_query import same
 from test_influx_write import Wire, reference  # noqa: F401 - the InfluxDB 1.6 fixture
 
-ROOT = Path(__file__).resolve().parents[2]
-CLIENT_DIR = ROOT / ".cache" / "node-influx-client"
 PACKAGE = "influx@5.12.0"
 SCRIPT = Path(__file__).with_name("node_influx_client.js")
 
 
 def install_client() -> Path:
-    if not (CLIENT_DIR / "node_modules" / "influx" / "package.json").exists():
-        CLIENT_DIR.mkdir(parents=True, exist_ok=True)
-        npm = shutil.which("npm")
-        assert npm, "npm is needed for the compatibility test with the npm influx client"
-        subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(CLIENT_DIR), PACKAGE],
-            check=True,
-            capture_output=True,
-        )
-    return CLIENT_DIR
+    return install("node-influx-client", PACKAGE, "influx/package.json")
 
 
 def drive(url: str, credentials: tuple[str, str] | None = None) -> dict[str, Any]:
