@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tempodb.folds import aggregate, find_groups, fold_groups, group_starts, parse_fold
+from tempodb.folds import (
+    aggregate,
+    find_groups,
+    fold_groups,
+    group_starts,
+    parse_fold,
+)
 from tempodb.interpolate import interpolate
 from tempodb.rollup import (
     Interval,
@@ -295,3 +302,25 @@ def test_next_boundaries_of_labels_millennia_apart() -> None:
     midnights = bucket_labels(labels, interval=day, zone=paris, start_ms=int(labels[0]))
     daily = next_boundaries(midnights, day, paris, start_ms=int(labels[0]))
     assert (daily - midnights).tolist() == [86_400_000, 86_400_000]
+
+
+BIG = 1.7e308  # near float64's largest: sums and differences of two such values overflow
+
+
+def fold_one(values: list[float], fold: str, ints: list[bool] | None = None) -> tuple[float, bool]:
+    """One group's fold, with numpy's floating-point warnings raised as errors."""
+    vals = np.array(values, np.float64)
+    flags = np.array(ints if ints is not None else [False] * len(values), np.bool_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, out_ints = fold_groups(vals, flags, np.zeros(1, np.intp), fold)
+    return float(out[0]), bool(out_ints[0])
+
+
+def test_percentiles_of_values_further_apart_than_float64_reaches() -> None:
+    """Their difference overflows; numpy's percentile answers nan or an infinity there."""
+    assert fold_one([-BIG, -BIG, BIG], "percentile,50")[0] == -BIG
+    assert fold_one([BIG, -BIG], "percentile,50")[0] == 0.0
+    assert fold_one([-BIG, BIG], "percentile,25")[0] == pytest.approx(-BIG / 2)
+    assert fold_one([-BIG, BIG], "percentile,75")[0] == pytest.approx(BIG / 2)
+    assert fold_one([-BIG, BIG], "percentile,100")[0] == BIG
