@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tempodb.folds import aggregate, find_groups, fold_groups, group_starts, parse_fold
+from tempodb.folds import (
+    aggregate,
+    find_groups,
+    finite_mean,
+    fold_groups,
+    group_starts,
+    parse_fold,
+)
 from tempodb.interpolate import interpolate
 from tempodb.rollup import (
     Interval,
@@ -295,3 +303,80 @@ def test_next_boundaries_of_labels_millennia_apart() -> None:
     midnights = bucket_labels(labels, interval=day, zone=paris, start_ms=int(labels[0]))
     daily = next_boundaries(midnights, day, paris, start_ms=int(labels[0]))
     assert (daily - midnights).tolist() == [86_400_000, 86_400_000]
+
+
+BIG = 1.7e308  # near float64's largest: sums and differences of two such values overflow
+
+
+def fold_one(values: list[float], fold: str, ints: list[bool] | None = None) -> tuple[float, bool]:
+    """One group's fold, with numpy's floating-point warnings raised as errors."""
+    vals = np.array(values, np.float64)
+    flags = np.array(ints if ints is not None else [False] * len(values), np.bool_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, out_ints = fold_groups(vals, flags, np.zeros(1, np.intp), fold)
+    return float(out[0]), bool(out_ints[0])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    group=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=12),
+    percent=st.sampled_from([0.5, 10, 25, 50, 75, 90, 99.9, 100]),
+)
+def test_percentiles_are_numpys_to_the_bit(group: list[float], percent: float) -> None:
+    got, _ = fold_one(group, parse_fold(f"percentile,{percent}"))
+    assert got == float(np.percentile(group, percent))
+
+
+def test_percentiles_round_as_numpy_does() -> None:
+    """Between two values numpy takes the nearer one's side (``b - d * (1 - t)`` from t =
+    0.5): the two ways round differently."""
+    assert fold_one([69.49, -73.13], "percentile,50")[0] == -1.8200000000000074
+    assert fold_one([-48.99, 52.75], "percentile,90")[0] == 42.576
+
+
+def test_percentiles_of_values_further_apart_than_float64_reaches() -> None:
+    """Their difference overflows; numpy's percentile answers nan or an infinity there."""
+    assert fold_one([-BIG, -BIG, BIG], "percentile,50")[0] == -BIG
+    assert fold_one([BIG, -BIG], "percentile,50")[0] == 0.0
+    assert fold_one([-BIG, BIG], "percentile,25")[0] == pytest.approx(-BIG / 2)
+    assert fold_one([-BIG, BIG], "percentile,75")[0] == pytest.approx(BIG / 2)
+    assert fold_one([-BIG, BIG], "percentile,100")[0] == BIG
+
+
+def test_means_of_sums_beyond_float64_are_finite() -> None:
+    assert fold_one([BIG, BIG, BIG, BIG], "mean")[0] == BIG
+    assert fold_one([BIG, BIG, 0.0, 0.0], "mean")[0] == BIG / 2
+    # Summed pairwise, this one's sum is inf - inf: nan.
+    assert fold_one([BIG, -BIG] * 16, "mean")[0] == 0.0
+    assert fold_one([BIG, BIG, -BIG, -BIG], "stddev")[0] == math.inf
+    assert fold_one([BIG, BIG, BIG, BIG], "ss")[0] == 0.0
+
+
+def test_finite_mean() -> None:
+    assert finite_mean(np.array([BIG, BIG, BIG, BIG])) == BIG
+    assert finite_mean(np.array([BIG, BIG, BIG])) == pytest.approx(BIG, rel=1e-15)
+    assert finite_mean(np.array([BIG, -BIG, BIG, 0.0])) == BIG / 4
+    assert finite_mean(np.array([1.0, 2.0, 4.0, 5.0])) == 3.0
+    assert finite_mean(np.array([-3.0])) == -3.0
+
+
+def test_aggregate_of_no_series() -> None:
+    ts, vals, ints = aggregate([], "sum")
+    assert (ts.size, vals.size, ints.size) == (0, 0, 0)
+    assert (ts.dtype, vals.dtype, ints.dtype) == (np.int64, np.float64, np.bool_)
+
+
+@pytest.mark.parametrize("fold", FOLDS)
+@pytest.mark.parametrize("ints", [[True, True, True], [False, False, False], [True, False, True]])
+def test_folds_give_floats_and_boolean_flags(fold: str, ints: list[bool]) -> None:
+    vals = np.array([3.0, 1.0, 2.0, 5.0])
+    flags = np.array([*ints, True])
+    out, out_ints = fold_groups(vals, flags, np.array([0, 3], np.intp), parse_fold(fold))
+    assert (out.dtype, out_ints.dtype) == (np.float64, np.bool_)
+    assert out.shape == out_ints.shape == (2,)
+
+
+def test_integer_sums_beyond_int64_are_exact() -> None:
+    assert fold_one([2.0**62] * 3, "sum", [True] * 3) == (3 * 2.0**62, False)
+    assert fold_one([2.0**62, -(2.0**62), 5.0], "sum", [True] * 3) == (5.0, True)

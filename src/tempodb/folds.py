@@ -209,6 +209,11 @@ def _percentiles(vals: F64, starts: Idx, counts: Idx, percent: float) -> F64:
     with np.errstate(over="ignore", invalid="ignore"):
         diff = high - low
         result = np.where(t >= 0.5, high - diff * (1 - t), low + diff * t)
+        # Values of opposite signs further apart than float64 reaches: their difference
+        # overflowed (numpy's percentile answers nan or an infinity there), so weigh them.
+        wide = ~np.isfinite(diff)
+        if wide.any():
+            result[wide] = low[wide] * (1 - t[wide]) + high[wide] * t[wide]
     final: F64 = np.where(low == high, low, result)
     return final
 
