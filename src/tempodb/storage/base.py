@@ -426,6 +426,26 @@ class Store(ABC):
         these (a long streamed read would only push the others out).
         """
 
+    def read_points_many(
+        self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool = True
+    ) -> list[Points]:
+        """``read_points`` of each series (in the order given; none for an unknown one).
+
+        A store may read them together, in one snapshot and fewer statements: the reads of
+        many series window by window (the 1.0 aggregate and multi reads) ask for this.
+        """
+        return [self.read_points(db, sid, start, end, cache=cache) for sid in series_ids]
+
+    def read_pieces_many(
+        self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool = True
+    ) -> list[list[Points]]:
+        """``read_points_many`` with each series' points in consecutive pieces (whose
+        concatenation they are), which may be read-only views of what the store keeps: for
+        a reader that copies them anyway (the aggregate's fold), no copy in between."""
+        return [
+            [points] for points in self.read_points_many(db, series_ids, start, end, cache=cache)
+        ]
+
     @abstractmethod
     def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:
         """Delete the points with ``start <= ts < end``; the number deleted."""

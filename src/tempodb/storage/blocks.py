@@ -502,6 +502,22 @@ def assemble(parts: Sequence[Points], start: int, end: int) -> Points:
     )
 
 
+def clip_pieces(parts: Sequence[Points], start: int, end: int) -> list[Points]:
+    """The points with ``start <= ts < end`` of consecutive blocks' points, as views of them
+    (the empty ones left out): what ``assemble`` gives, not copied into one."""
+    if not parts:
+        return []
+    lo = int(np.searchsorted(parts[0].ts, start, "left"))
+    hi = int(np.searchsorted(parts[-1].ts, end, "left"))
+    if len(parts) == 1:
+        only = parts[0]
+        return [Points(only.ts[lo:hi], only.values[lo:hi], only.is_int[lo:hi])] if hi > lo else []
+    first, last = parts[0], parts[-1]
+    pieces = [Points(first.ts[lo:], first.values[lo:], first.is_int[lo:]), *parts[1:-1]]
+    pieces.append(Points(last.ts[:hi], last.values[:hi], last.is_int[:hi]))
+    return [piece for piece in pieces if len(piece)]
+
+
 def concat(parts: Sequence[Points]) -> Points:
     """The points of consecutive blocks as one ``Points``."""
     if not parts:
