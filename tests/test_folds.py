@@ -4,6 +4,7 @@ America/New_York included)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import warnings
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from tempodb.folds import (
     aggregate,
+    aggregate_pieces,
     find_groups,
     finite_mean,
     fold_groups,
@@ -204,6 +206,54 @@ def test_aligned_series_aggregate_as_the_general_path_does(
     assert got[0].tolist() == want[0][:-1].tolist() == ts.tolist()
     assert np.array_equal(got[1], want[1][:-1], equal_nan=True)
     assert got[2].tolist() == want[2][:-1].tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    times=st.lists(st.integers(0, 40), min_size=1, max_size=12, unique=True),
+    columns=st.lists(
+        st.lists(st.tuples(st.integers(-50, 50), st.booleans()), min_size=12, max_size=12),
+        min_size=1,
+        max_size=5,
+    ),
+    cuts=st.lists(st.lists(st.integers(0, 12), max_size=4), min_size=5, max_size=5),
+    moved=st.sampled_from([None, 0, 1, 4]),
+    fold=st.sampled_from(FOLDS),
+)
+def test_aggregate_of_pieces_as_of_whole_series(
+    times: list[int],
+    columns: list[list[tuple[int, bool]]],
+    cuts: list[list[int]],
+    moved: int | None,
+    fold: str,
+) -> None:
+    """Series given in pieces (as a store keeps them in blocks, empty pieces too) aggregate
+    as the whole series do, bit for bit: aligned ones (filled into the stack piece by piece)
+    and, with one timestamp of a series moved (to the same place, or away), the others."""
+    ts = np.array(sorted(times), np.int64)
+    series = []
+    for index, col in enumerate(columns):
+        stamps = ts.copy()
+        if moved is not None and index == len(columns) - 1 > 0:
+            stamps[-1] += moved  # the last series' last timestamp (moved by 0: aligned)
+        series.append(
+            (
+                stamps,
+                np.array([v + (0.0 if i else 0.5) for v, i in col[: ts.size]], np.float64),
+                np.array([i for _, i in col[: ts.size]], np.bool_),
+            )
+        )
+    pieces = []
+    for (stamps, vals, ints), at in zip(series, cuts, strict=False):
+        edges = [0, *sorted(min(c, ts.size) for c in at), ts.size]
+        pieces.append(
+            [(stamps[lo:hi], vals[lo:hi], ints[lo:hi]) for lo, hi in itertools.pairwise(edges)]
+        )
+    got = aggregate_pieces(pieces, parse_fold(fold))
+    want = aggregate(series, parse_fold(fold))
+    assert got[0].tolist() == want[0].tolist()
+    assert np.array_equal(got[1], want[1], equal_nan=True)
+    assert got[2].tolist() == want[2].tolist()
 
 
 def interpolate_reference(points: list[tuple[int, float]], g: int, function: str) -> float | None:

@@ -29,6 +29,7 @@ __all__ = [
     "FIND_FUNCTIONS",
     "FOLD_NAMES",
     "aggregate",
+    "aggregate_pieces",
     "find_groups",
     "fold_groups",
     "group_starts",
@@ -58,6 +59,8 @@ FOLD_NAMES = (
 #: What ``find`` may pick in each interval.
 FIND_FUNCTIONS = ("max", "min", "first", "last")
 
+#: Folds whose results' integer-ness does not depend on the values' (with ``percentile,N``).
+_FLOAT_FOLDS = frozenset(("mean", "stddev", "ss", "count"))
 _MAX_EXACT = 2**53
 _PERCENTILE = re.compile(r"percentile,([0-9]+(?:\.[0-9]+)?)")
 
@@ -235,22 +238,66 @@ def find_groups(vals: F64, starts: Idx, function: str) -> Idx:
 def aggregate(series: list[tuple[I64, F64, Bool]], fold: str) -> tuple[I64, F64, Bool]:
     """One series from many: at every timestamp present in any of them, ``fold`` over the
     values of the series that have a point there."""
-    if not series:
+    return aggregate_pieces([[arrays] for arrays in series], fold)
+
+
+def aggregate_pieces(series: list[list[tuple[I64, F64, Bool]]], fold: str) -> tuple[I64, F64, Bool]:
+    """:func:`aggregate` of series each given as consecutive pieces (its points are their
+    concatenation, as a store keeps them in blocks): aligned series are copied from their
+    pieces straight into the stack they fold from; the others are joined first."""
+    sizes = [sum(int(piece[0].size) for piece in pieces) for pieces in series]
+    if series and sizes[0] and all(size == sizes[0] for size in sizes):
+        found = _aligned(series, sizes[0], fold)
+        if found is not None:
+            return found
+    joined = [_join(pieces) for pieces in series]
+    if not joined:
         return np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.bool_)
-    first = series[0][0]
-    if first.size and all(np.array_equal(s[0], first) for s in series[1:]):
-        # Aligned series (sensors sampled together): the stable sort below would interleave
-        # them, timestamp by timestamp in the series' order; so does a transposed stack.
-        k = len(series)
-        vals = np.stack([s[1] for s in series], axis=1).ravel()
-        ints = np.stack([s[2] for s in series], axis=1).ravel()
-        out, out_ints = fold_groups(vals, ints, np.arange(0, first.size * k, k), fold)
-        return first.copy(), out, out_ints
-    ts = np.concatenate([s[0] for s in series])
-    vals = np.concatenate([s[1] for s in series])
-    ints = np.concatenate([s[2] for s in series])
+    ts = np.concatenate([s[0] for s in joined])
+    vals = np.concatenate([s[1] for s in joined])
+    ints = np.concatenate([s[2] for s in joined])
     order = np.argsort(ts, kind="stable")  # equal timestamps keep the series' order
     ts, vals, ints = ts[order], vals[order], ints[order]
     starts = group_starts(ts)
     out, out_ints = fold_groups(vals, ints, starts, fold)
     return ts[starts], out, out_ints
+
+
+def _join(pieces: list[tuple[I64, F64, Bool]]) -> tuple[I64, F64, Bool]:
+    if len(pieces) == 1:
+        return pieces[0]
+    if not pieces:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.bool_)
+    return (
+        np.concatenate([piece[0] for piece in pieces]),
+        np.concatenate([piece[1] for piece in pieces]),
+        np.concatenate([piece[2] for piece in pieces]),
+    )
+
+
+def _aligned(
+    series: list[list[tuple[I64, F64, Bool]]], size: int, fold: str
+) -> tuple[I64, F64, Bool] | None:
+    """The aggregate of series of ``size`` points each when all have the same timestamps
+    (sensors sampled together), else None.  The stable sort of the general path would
+    interleave them, timestamp by timestamp in the series' order; so does a transposed stack
+    (row: a timestamp, column: a series), filled piece by piece."""
+    k = len(series)
+    first = np.concatenate([piece[0] for piece in series[0]])
+    flags = not (fold in _FLOAT_FOLDS or fold.startswith("percentile,"))
+    vals = np.empty((size, k), np.float64)
+    ints = np.empty((size, k), np.bool_) if flags else None
+    for column, pieces in enumerate(series):
+        at = 0
+        for ts, piece_vals, piece_ints in pieces:
+            following = at + ts.size
+            if column and not (ts == first[at:following]).all():
+                return None
+            vals[at:following, column] = piece_vals
+            if ints is not None:
+                ints[at:following, column] = piece_ints
+            at = following
+    # The flags of folds whose results are never integers are not looked at.
+    flat_ints = ints.ravel() if ints is not None else np.broadcast_to(np.False_, (size * k,))
+    out, out_ints = fold_groups(vals.ravel(), flat_ints, np.arange(0, size * k, k), fold)
+    return first, out, out_ints
