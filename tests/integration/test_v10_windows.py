@@ -11,12 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tempodb
 from tempodb import Client, DataPoint
+from tempodb.rollup import bucket_labels
 from tempodb.server import paging
 
 UTC = datetime.UTC
@@ -123,3 +125,38 @@ def test_listing_pages_of_one(tmp_path: Path) -> None:
     with tempodb.connect(tmp_path / "data") as client:
         client.create_many_series([f"k{i}" for i in range(7)])
         assert [s.key for s in client.iter_series(limit=1)] == [f"k{i}" for i in range(7)]
+
+
+def test_rolled_up_windows_end_on_bucket_boundaries(
+    store: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rolled-up read's windows (but the last) end where a bucket starts: no piece is cut
+    and carried into the next."""
+    ends: list[tuple[paging.Source, int]] = []
+    cuts: list[int] = []
+    read, cut = paging.Source.windows, paging._cut
+
+    def counted(self: paging.Source, lo: int, hi: int) -> Iterator[tuple[int, list[Any]]]:
+        for high, window in read(self, lo, hi):
+            ends.append((self, high))
+            yield high, window
+
+    def counted_cut(piece: list[Any], below: int) -> Any:
+        cuts.append(below)
+        return cut(piece, below)
+
+    monkeypatch.setattr(paging.Source, "windows", counted)
+    monkeypatch.setattr(paging, "_cut", counted_cut)
+    for shape in SHAPES:
+        if "rollup_period" in shape:
+            # One page (its limit never reached), read from windows of a day on.
+            list(store.read_segment("a", START, END, tz=TZ, limit=10_000, **shape))
+            list(store.aggregate(START, END, fold="sum", tz=TZ, limit=10_000, **shape))
+    inner = [(source, high) for source, high in ends if high < source.end]
+    assert len(inner) > 20
+    for source, high in inner:
+        assert source.group is not None
+        at = np.array([high], np.int64)
+        label = bucket_labels(at, interval=source.group, zone=source.zone, start_ms=source.start)
+        assert int(label[0]) == high
+    assert cuts == []

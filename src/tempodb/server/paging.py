@@ -29,7 +29,13 @@ import numpy.typing as npt
 import orjson
 
 from tempodb.interpolate import interpolate
-from tempodb.rollup import Interval, boundaries, bucket_labels, bucket_starts
+from tempodb.rollup import (
+    Interval,
+    boundaries,
+    bucket_labels,
+    bucket_starts,
+    next_boundaries,
+)
 from tempodb.server.context import Context
 from tempodb.server.http import Request, bad_request
 from tempodb.storage.base import SeriesRecord
@@ -147,6 +153,8 @@ class Source:
             cap = WINDOW_POINTS * (period.step_ms or period.count * MS_PER_DAY)
         while lo < hi:
             high = min(hi, lo + span)
+            if self.group is not None and high < hi:
+                high = self._bucket_edge(lo, high, hi)
             window = [self._read(record, lo, high) for record in self.records]
             yield high, window
             count = sum(int(arrays[0].size) for arrays in window)
@@ -157,10 +165,29 @@ class Source:
                 lo = max(high, found)
                 continue
             scale = target / max(count, 1)
-            span = max(60_000, int(span * min(32.0, max(0.125, scale))))
+            span = max(60_000, int((high - lo) * min(32.0, max(0.125, scale))))
             if cap is not None:
                 span = min(span, cap)
             lo = high
+
+    def _bucket_edge(self, lo: int, high: int, hi: int) -> int:
+        """Where a window from ``lo`` that would end at ``high`` ends on a bucket boundary
+        instead, so that no bucket goes on into the next window: the start of the bucket
+        holding ``high`` when it is after ``lo``, else that bucket's end."""
+        assert self.group is not None
+        at = np.array([high], np.int64)
+        label = bucket_labels(at, interval=self.group, zone=self.zone, start_ms=self.start)
+        if int(label[0]) <= lo:
+            label = next_boundaries(label, self.group, self.zone, start_ms=self.start)
+        return min(hi, int(label[0]))
+
+    def ends_bucket(self, at: int) -> bool:
+        """Whether a bucket starts at ``at`` (no bucket holds instants on both sides)."""
+        assert self.group is not None
+        label = bucket_labels(
+            np.array([at], np.int64), interval=self.group, zone=self.zone, start_ms=self.start
+        )
+        return int(label[0]) == at
 
     def _skip_to(self, at: int) -> int | None:
         """Where interpolated values may start again from ``at``: ``at`` itself while some
@@ -248,7 +275,8 @@ def chunks(source: Source, lo: int, hi: int) -> Iterator[list[Arrays]]:
                 for a, b in zip(carry, window, strict=True)
             ]
             carry = None
-        if source.group is None or high >= hi:  # no bucket goes on past the last window
+        # No bucket goes on past the last window, nor past one that ends on a boundary.
+        if source.group is None or high >= hi or source.ends_bucket(high):
             yield window
             continue
         lasts = [int(arrays[0][-1]) for arrays in window if arrays[0].size]
