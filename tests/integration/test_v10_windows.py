@@ -17,9 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tempodb
+import tempodb.folds
 from tempodb import Client, DataPoint
-from tempodb.rollup import bucket_labels
+from tempodb.folds import aggregate
+from tempodb.rollup import bucket_labels, parse_interval, rollup_folds
 from tempodb.server import paging
+from tempodb.storage import sqlite
+from tempodb.zones import get_zone
 
 UTC = datetime.UTC
 START = datetime.datetime(2014, 3, 7, tzinfo=UTC)
@@ -160,3 +164,78 @@ def test_rolled_up_windows_end_on_bucket_boundaries(
         label = bucket_labels(at, interval=source.group, zone=source.zone, start_ms=source.start)
         assert int(label[0]) == high
     assert cuts == []
+
+
+def test_aligned_series_in_small_blocks_aggregate_as_whole_series(
+    tmp_path: Path, small_windows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Series sampled together, stored in blocks of 3 points and read over small windows:
+    the aggregate (folded piece by piece from the blocks) is the fold of the whole series,
+    then the rollup."""
+    tiny = sqlite.SQLiteStore
+
+    def store_of_tiny_blocks(*args: Any, **kwargs: Any) -> sqlite.SQLiteStore:
+        return tiny(*args, block_points=3, **kwargs)
+
+    monkeypatch.setattr(sqlite, "SQLiteStore", store_of_tiny_blocks)
+    stacked: list[bool] = []
+    aligned = tempodb.folds._aligned
+
+    def counted(*args: Any) -> Any:
+        found = aligned(*args)
+        stacked.append(found is not None)
+        return found
+
+    monkeypatch.setattr(tempodb.folds, "_aligned", counted)
+    minutes = [m for m in range(0, 3 * 24 * 60, 7) if m % 300 < 200]
+    keys = ["x", "y", "z"]
+    with tempodb.connect(tmp_path / "data") as client:
+        for index, name in enumerate(keys):
+            points = [
+                DataPoint(
+                    START + datetime.timedelta(minutes=m), (m * (index + 2)) % 19 - 4.5 * (m % 2)
+                )
+                for m in minutes
+            ]
+            client.write_key(name, points)
+        series = []
+        for name in keys:
+            whole = client.read_key(name, START, END, interval="raw").data
+            series.append(
+                (
+                    np.array([int(p.ts.timestamp() * 1000) for p in whole], np.int64),
+                    np.array([float(p.value) for p in whole], np.float64),
+                    np.array([isinstance(p.value, int) for p in whole], np.bool_),
+                )
+            )
+        zone = get_zone(TZ)
+        start_ms = int(START.timestamp() * 1000)
+        for fold, rolled in (("mean", "max"), ("sum", "mean"), ("first", "sum"), ("max", "count")):
+            ts, vals, ints = aggregate(series, fold)
+            want = rollup_folds(
+                ts,
+                vals,
+                ints,
+                interval=parse_interval("PT2H"),
+                folds=(rolled,),
+                zone=zone,
+                start_ms=start_ms,
+            )[0]
+            got = client.aggregate(
+                START,
+                END,
+                fold=fold,
+                keys=keys,
+                rollup_period="PT2H",
+                rollup_fold=rolled,
+                tz=TZ,
+                limit=10_000,  # one page, from windows of a day on
+            )
+            assert [(int(p.ts.timestamp() * 1000), p.value) for p in got] == [
+                (int(t), int(v) if i else float(v))
+                for t, v, i in zip(
+                    want.ts.tolist(), want.values.tolist(), want.is_int.tolist(), strict=True
+                )
+            ]
+    assert len(stacked) > 20
+    assert all(stacked)

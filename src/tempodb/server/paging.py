@@ -8,9 +8,11 @@ listing), and the check a CRC-32 of the request's path and parameters but ``curs
 a meaning it never had.  The server keeps nothing for an open cursor.
 
 Reads come from a :class:`Source`: the points (or interpolated values) of one or more series
-in consecutive time windows sized to about ``WINDOW_POINTS`` points.  :func:`chunks`
-regroups the windows so that no item (a timestamp, or a bucket when the source groups by
-an interval) is split between two pieces; :func:`page` finds where a page of ``limit``
+in consecutive time windows sized to about ``WINDOW_POINTS`` points, read together (one store
+call a window), or for the aggregate their fold into one series, window by window.  The
+windows of a source that groups by an interval end on bucket boundaries; :func:`chunks`
+regroups any others so that no item (a timestamp, or a bucket) is split between two pieces;
+:func:`page` finds where a page of ``limit``
 items ends and hands its pieces on, keeping them from that first pass when they are small
 (one read) or reading them again otherwise (memory stays about one window).
 """
@@ -28,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from tempodb.folds import aggregate, aggregate_pieces
 from tempodb.interpolate import interpolate
 from tempodb.rollup import (
     Interval,
@@ -137,6 +140,9 @@ class Source:
     first_span: int = MS_PER_DAY
     #: About the points a page needs, when known (a page of raw items): windows no larger.
     page_points: int | None = None
+    #: The aggregate's fold: the series folded into one at each timestamp, window by window
+    #: (each window then holds that one series).
+    fold: str | None = None
 
     def windows(self, lo: int, hi: int) -> Iterator[tuple[int, list[Arrays]]]:
         """Consecutive windows covering ``[lo, hi)``: where each ends, and each series' values
@@ -155,9 +161,8 @@ class Source:
             high = min(hi, lo + span)
             if self.group is not None and high < hi:
                 high = self._bucket_edge(lo, high, hi)
-            window = [self._read(record, lo, high) for record in self.records]
+            window, count = self._read_window(lo, high)
             yield high, window
-            count = sum(int(arrays[0].size) for arrays in window)
             if cap is not None and count == 0 and high < hi:
                 found = self._skip_to(high)
                 if found is None or found >= hi:
@@ -204,6 +209,29 @@ class Source:
                 return at
             times.append(after[0])
         return min(times) if times else None
+
+    def _read_window(self, lo: int, hi: int) -> tuple[list[Arrays], int]:
+        """Each series' values in ``[lo, hi)`` (their fold with ``fold``), and how many
+        values there were: the points read together (one snapshot), or the interpolated
+        values of each."""
+        if self.interpolation is not None:
+            window = [self._read(record, lo, hi) for record in self.records]
+            count = sum(int(arrays[0].size) for arrays in window)
+            return (window if self.fold is None else [aggregate(window, self.fold)]), count
+        store, db = self.ctx.store, self.ctx.db.id
+        ids = [record.id for record in self.records]
+        if self.fold is None:
+            found = store.read_points_many(db, ids, lo, hi, cache=self.cache)
+            window = [(points.ts, points.values, points.is_int) for points in found]
+            count = sum(int(arrays[0].size) for arrays in window)
+        else:
+            pieces = store.read_pieces_many(db, ids, lo, hi, cache=self.cache)
+            count = sum(len(piece) for series in pieces for piece in series)
+            arrays = [[(p.ts, p.values, p.is_int) for p in series] for series in pieces]
+            window = [aggregate_pieces(arrays, self.fold)]
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.read(count)
+        return window, count
 
     def _read(self, record: SeriesRecord, lo: int, hi: int) -> Arrays:
         store, db = self.ctx.store, self.ctx.db.id

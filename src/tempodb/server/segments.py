@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from tempodb.folds import FIND_FUNCTIONS, aggregate, find_groups, parse_fold
+from tempodb.folds import FIND_FUNCTIONS, find_groups, parse_fold
 from tempodb.interpolate import parse_interpolation
 from tempodb.rollup import (
     Folded,
@@ -422,10 +422,11 @@ def aggregate_segment(ctx: Context, request: Request, params: dict[str, str]) ->
     found = ctx.store.find_series(ctx.db.id, parse_filter(request.query))
     head = {"aggregation": {"fold": fold}, **read.head()}
 
-    def render(piece: list[Arrays]) -> bytes:
-        return _points(read.zone, _rolled(read, aggregate(piece, fold)))
+    def render(piece: list[Arrays]) -> bytes:  # the one series the source folds
+        return _points(read.zone, _rolled(read, piece[0]))
 
-    return paged(request, read, read.source(ctx, found, read.rollup), head, render)
+    source = dataclasses.replace(read.source(ctx, found, read.rollup), fold=fold)
+    return paged(request, read, source, head, render)
 
 
 def multi(ctx: Context, request: Request, params: dict[str, str]) -> Response:
