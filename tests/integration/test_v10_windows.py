@@ -166,6 +166,36 @@ def test_rolled_up_windows_end_on_bucket_boundaries(
     assert cuts == []
 
 
+def test_long_ranges_start_with_a_window_the_estimate_sizes(
+    tmp_path: Path, small_windows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole answer over more than a month starts with a window sized from the store's
+    estimate of its points (here a few hours: the windows hold 32 points), and is the 0.5
+    rollup all the same."""
+    spans: list[int] = []
+    read = paging.Source.windows
+
+    def counted(self: paging.Source, lo: int, hi: int) -> Iterator[tuple[int, list[Any]]]:
+        for high, window in read(self, lo, hi):
+            spans.append(high - lo)
+            lo = high
+            yield high, window
+
+    monkeypatch.setattr(paging.Source, "windows", counted)
+    first = datetime.datetime(2014, 1, 1, tzinfo=UTC)
+    last = first + datetime.timedelta(days=90)
+    with tempodb.connect(tmp_path / "data") as client:
+        hours = range(0, 90 * 24, 1)
+        client.write_key(
+            "h", [DataPoint(first + datetime.timedelta(hours=h), h % 7) for h in hours]
+        )
+        old = client.read_key("h", first, last, interval="1day", function="max", tz=TZ)
+        new = client.read_segment("h", first, last, rollup_period="P1D", rollup_fold="max", tz=TZ)
+        assert pairs(new) == [(p.ts, p.value) for p in old.data]
+    assert spans[0] < 2 * 86_400_000
+    assert len(spans) > 50
+
+
 def test_aligned_series_in_small_blocks_aggregate_as_whole_series(
     tmp_path: Path, small_windows: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

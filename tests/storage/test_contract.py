@@ -858,9 +858,9 @@ def test_random_single_point_writes_into_full_blocks(store: Store, db: Database)
 
 @TINY_BLOCKS_TOO
 def test_read_many_reads_each_series_as_read_points(store: Store, db: Database) -> None:
-    """``read_points_many`` and ``read_pieces_many`` (joined) against ``read_points`` of each
-    series: blocks, head rows after them (small writes), rewrites, an empty series, an
-    unknown id and a repeated one."""
+    """``read_points_many``, ``read_pieces_many`` (joined) and ``estimate_points`` (an upper
+    bound, when told) against ``read_points`` of each series: blocks, head rows after them
+    (small writes), rewrites, an empty series, an unknown id and a repeated one."""
     rnd = random.Random(16)
     for name in ("a", "b", "c"):
         ts = sorted(rnd.sample(range(400), 60))
@@ -884,6 +884,8 @@ def test_read_many_reads_each_series_as_read_points(store: Store, db: Database) 
         pieces = store.read_pieces_many(db.id, ids, lo, hi)
         joined = [[row for piece in series for row in rows(piece)] for series in pieces]
         assert joined == each
+        estimate = store.estimate_points(db.id, ids, lo, hi)
+        assert estimate is None or estimate >= sum(len(found) for found in each[:-1])
     assert store.read_points_many(db.id, [], 0, 100) == []
 
 

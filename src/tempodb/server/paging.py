@@ -143,6 +143,9 @@ class Source:
     #: The aggregate's fold: the series folded into one at each timestamp, window by window
     #: (each window then holds that one series).
     fold: str | None = None
+    #: Whether the first window is sized from the store's estimate of the points in the
+    #: range, when the range is longer than ``first_span`` (a whole answer, not a page).
+    estimate: bool = False
 
     def windows(self, lo: int, hi: int) -> Iterator[tuple[int, list[Arrays]]]:
         """Consecutive windows covering ``[lo, hi)``: where each ends, and each series' values
@@ -153,6 +156,11 @@ class Source:
         target = min(per_series * max(1, len(self.records)), MAX_WINDOW_POINTS)
         if self.page_points is not None:
             target = max(1, min(target, self.page_points))
+        if self.estimate and hi - lo > span:
+            ids = [record.id for record in self.records]
+            found = self.ctx.store.estimate_points(self.ctx.db.id, ids, lo, hi)
+            if found is not None:
+                span = hi - lo if found <= target else max(60_000, (hi - lo) * target // found)
         cap = None
         if self.interpolation is not None:
             period = self.interpolation.period

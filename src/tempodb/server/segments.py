@@ -136,8 +136,9 @@ class ReadParams:
     def source(self, ctx: Context, records: list[SeriesRecord], group: Interval | None) -> Source:
         span = self.end - self.start
         cache = group is not None or span <= STREAM_SPAN_MS
-        # A whole answer starts with a month (what a 0.5 read holds at once); a page with a
-        # day, as it may need only a few points.
+        # A whole answer starts with a month (what a 0.5 read holds at once), or with what
+        # the store's estimate of the range's points says fits a window; a page with a day,
+        # as it may need only a few points.
         first = min(span, STREAM_SPAN_MS) if self.limit is None else MS_PER_DAY
         return Source(
             ctx,
@@ -152,6 +153,7 @@ class ReadParams:
             # Raw items are points (or timestamps of several series): a page needs about
             # ``limit`` of each series' points; buckets hold unknown numbers.
             None if self.limit is None or group is not None else (self.limit + 1) * len(records),
+            estimate=self.limit is None,
         )
 
     def head(self) -> dict[str, Any]:

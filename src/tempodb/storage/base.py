@@ -436,6 +436,14 @@ class Store(ABC):
         """
         return [self.read_points(db, sid, start, end, cache=cache) for sid in series_ids]
 
+    def estimate_points(
+        self, db: int, series_ids: Sequence[str], start: int, end: int
+    ) -> int | None:
+        """About how many points these series have in ``[start, end)``, no fewer, told
+        without reading them (from what the store knows of its blocks); None when the store
+        cannot tell cheaply.  Reads size their windows with it."""
+        return None
+
     def read_pieces_many(
         self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool = True
     ) -> list[list[Points]]:
