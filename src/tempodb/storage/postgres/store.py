@@ -623,6 +623,52 @@ class PostgresStore(Store):
 
         return head.merged(self._read(op), start, end)
 
+    def read_points_many(
+        self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool = True
+    ) -> list[Points]:
+        """``read_points`` of each series (in the order given) in two round trips: their
+        sids, then one ``READ`` per series, pipelined (each a statement of its own, on Citus
+        a single-shard one)."""
+        if start >= end or not series_ids:
+            return [Points.empty() for _ in series_ids]
+
+        def op(conn: _Conn) -> tuple[dict[str, int], dict[int, list[Any]]]:
+            sids = _sids(conn, db, series_ids)
+            with conn.pipeline():
+                cursors = {
+                    sid: conn.execute(
+                        head.READ, {"db": db, "sid": sid, "lo": start, "hi": end}, binary=True
+                    )
+                    for sid in dict.fromkeys(sids.values())
+                }
+            return sids, {sid: cursor.fetchall() for sid, cursor in cursors.items()}
+
+        sids, rows = self._read(op)
+        return [
+            head.merged(rows[sids[i]], start, end) if i in sids else Points.empty()
+            for i in series_ids
+        ]
+
+    def estimate_points(
+        self, db: int, series_ids: Sequence[str], start: int, end: int
+    ) -> int | None:
+        """The points of the blocks that overlap ``[start, end)`` and the head rows in it
+        (some may stand for the same points), counted in two round trips: the sids, then
+        one statement per series, pipelined."""
+        if start >= end or not series_ids:
+            return 0
+
+        def op(conn: _Conn) -> int:
+            sids = _sids(conn, db, series_ids)
+            with conn.pipeline():
+                cursors = [
+                    conn.execute(_ESTIMATE, {"db": db, "sid": sid, "lo": start, "hi": end})
+                    for sid in dict.fromkeys(sids.values())
+                ]
+            return sum(int(cursor.fetchall()[0][0]) for cursor in cursors)
+
+        return self._read(op)
+
     def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:
         """Delete the points with ``start <= ts < end``; how many there were."""
         if start >= end:
@@ -798,6 +844,23 @@ class PostgresStore(Store):
             transaction=False,
         )
         return [(int(db), int(sid)) for db, sid in rows]
+
+
+#: ``estimate_points`` of one series: its blocks that ``head.READ`` would take, and its head rows.
+_ESTIMATE: Final = (
+    "SELECT (SELECT coalesce(sum(n), 0) FROM block WHERE db = %(db)s AND sid = %(sid)s "
+    f"AND first < %(hi)s AND last >= %(lo)s AND {blocks.FROM_LO}) + (SELECT count(*) FROM head "
+    "WHERE db = %(db)s AND sid = %(sid)s AND ts >= %(lo)s AND ts < %(hi)s)"
+)
+
+
+def _sids(conn: _Conn, db: int, series_ids: Sequence[str]) -> dict[str, int]:
+    """The sids of those of these series ids that exist in the database."""
+    ids = [i for i in dict.fromkeys(series_ids) if storable(i)]
+    rows = conn.execute(
+        "SELECT id, sid FROM series WHERE db = %s AND id = ANY(%s::text[])", (db, ids)
+    ).fetchall()
+    return {str(series_id): int(sid) for series_id, sid in rows}
 
 
 def _unavailable(exc: psycopg.OperationalError) -> Unavailable:
