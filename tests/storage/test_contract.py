@@ -882,7 +882,7 @@ def test_read_many_reads_each_series_as_read_points(store: Store, db: Database) 
             check_points(points)
         assert [rows(points) for points in many] == each
         pieces = store.read_pieces_many(db.id, ids, lo, hi)
-        joined = [[row for piece in series for row in rows(piece)] for series in pieces]
+        joined = [[row for piece in series for row in rows(Points(*piece))] for series in pieces]
         assert joined == each
         estimate = store.estimate_points(db.id, ids, lo, hi)
         assert estimate is None or estimate >= sum(len(found) for found in each[:-1])

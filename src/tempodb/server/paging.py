@@ -234,9 +234,8 @@ class Source:
             count = sum(int(arrays[0].size) for arrays in window)
         else:
             pieces = store.read_pieces_many(db, ids, lo, hi, cache=self.cache)
-            count = sum(len(piece) for series in pieces for piece in series)
-            arrays = [[(p.ts, p.values, p.is_int) for p in series] for series in pieces]
-            window = [aggregate_pieces(arrays, self.fold)]
+            count = sum(piece[0].shape[0] for series in pieces for piece in series)
+            window = [aggregate_pieces(pieces, self.fold)]
         if self.ctx.metrics is not None:
             self.ctx.metrics.read(count)
         return window, count

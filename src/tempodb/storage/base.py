@@ -39,6 +39,8 @@ MAX_EXACT_INT = 2**53
 Int64Array = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+#: Points as their three arrays (timestamps, values, integer-ness): a piece of a series.
+Piece = tuple[Int64Array, Float64Array, BoolArray]
 Int32Array = npt.NDArray[np.int32]
 
 
@@ -446,13 +448,12 @@ class Store(ABC):
 
     def read_pieces_many(
         self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool = True
-    ) -> list[list[Points]]:
+    ) -> list[list[Piece]]:
         """``read_points_many`` with each series' points in consecutive pieces (whose
         concatenation they are), which may be read-only views of what the store keeps: for
         a reader that copies them anyway (the aggregate's fold), no copy in between."""
-        return [
-            [points] for points in self.read_points_many(db, series_ids, start, end, cache=cache)
-        ]
+        found = self.read_points_many(db, series_ids, start, end, cache=cache)
+        return [[(points.ts, points.values, points.is_int)] for points in found]
 
     @abstractmethod
     def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:

@@ -79,7 +79,7 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from tempodb.storage.base import BoolArray, Float64Array, Int64Array, Points
+from tempodb.storage.base import BoolArray, Float64Array, Int64Array, Piece, Points
 
 try:
     from tempodb import _speedups
@@ -460,6 +460,15 @@ class BlockCache:
                 self._entries.move_to_end(key)
             return found
 
+    def get_many(self, keys: Sequence[Hashable]) -> list[Points | None]:
+        """``get`` of each key, under one lock."""
+        with self._lock:
+            found = [self._entries.get(key) for key in keys]
+            for key, points in zip(keys, found, strict=True):
+                if points is not None:
+                    self._entries.move_to_end(key)
+            return found
+
     def put(self, key: Hashable, points: Points) -> None:
         weight = _weight(points)
         if weight > self.max_bytes:
@@ -502,20 +511,19 @@ def assemble(parts: Sequence[Points], start: int, end: int) -> Points:
     )
 
 
-def clip_pieces(parts: Sequence[Points], start: int, end: int) -> list[Points]:
-    """The points with ``start <= ts < end`` of consecutive blocks' points, as views of them
-    (the empty ones left out): what ``assemble`` gives, not copied into one."""
+def clip_pieces(parts: Sequence[Points], start: int, end: int) -> list[Piece]:
+    """The points with ``start <= ts < end`` of consecutive blocks' points, as views of their
+    arrays (the empty ones left out): what ``assemble`` gives, not copied into one."""
     if not parts:
         return []
+    pieces = [(p.ts, p.values, p.is_int) for p in parts]
     lo = int(np.searchsorted(parts[0].ts, start, "left"))
     hi = int(np.searchsorted(parts[-1].ts, end, "left"))
-    if len(parts) == 1:
-        only = parts[0]
-        return [Points(only.ts[lo:hi], only.values[lo:hi], only.is_int[lo:hi])] if hi > lo else []
-    first, last = parts[0], parts[-1]
-    pieces = [Points(first.ts[lo:], first.values[lo:], first.is_int[lo:]), *parts[1:-1]]
-    pieces.append(Points(last.ts[:hi], last.values[:hi], last.is_int[:hi]))
-    return [piece for piece in pieces if len(piece)]
+    ts, values, is_int = pieces[-1]
+    pieces[-1] = (ts[:hi], values[:hi], is_int[:hi])
+    ts, values, is_int = pieces[0]
+    pieces[0] = (ts[lo:], values[lo:], is_int[lo:])
+    return [piece for piece in pieces if piece[0].shape[0]]
 
 
 def concat(parts: Sequence[Points]) -> Points:

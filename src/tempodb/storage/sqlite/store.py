@@ -29,6 +29,7 @@ from tempodb.storage.base import (
     Expired,
     KeyConflict,
     NewSeries,
+    Piece,
     Points,
     Retention,
     SeriesField,
@@ -54,7 +55,13 @@ from tempodb.storage.blocks import (
 )
 from tempodb.storage.sqlite import head, retention, series
 from tempodb.storage.sqlite.lock import lock_folder
-from tempodb.storage.sqlite.points import BLOCK_COLUMNS, READ, SMALL_WRITE, PointWriter
+from tempodb.storage.sqlite.points import (
+    BLOCK_COLUMNS,
+    READ,
+    READ_MANY,
+    SMALL_WRITE,
+    PointWriter,
+)
 from tempodb.storage.sqlite.schema import (
     FILE_NAME,
     KEYS_STAMP_NAME,
@@ -731,10 +738,17 @@ class SQLiteStore(Store):
         self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool = True
     ) -> list[Points]:
         """``read_points`` of each series (in the order given), all in one snapshot: their
-        sids, head rows and the blocks not cached in one statement each, the blocks' keys in
-        one per series."""
-        found = self._read_many(db, series_ids, start, end, cache=cache, pieces=False)
-        return [pieces[0] for pieces in found]
+        sids, head rows, cached blocks' keys and the blocks not cached in one statement
+        each."""
+        answers: list[Points] = []
+        for found in self._read_many(db, series_ids, start, end, cache=cache):
+            if found is None:
+                answers.append(Points.empty())
+                continue
+            parts, clipped, fresh = found
+            got = parts[0] if clipped else assemble(parts, start, end)
+            answers.append(got if fresh is None else _with_head(got, fresh))
+        return answers
 
     def estimate_points(
         self, db: int, series_ids: Sequence[str], start: int, end: int
@@ -752,23 +766,33 @@ class SQLiteStore(Store):
 
     def read_pieces_many(
         self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool = True
-    ) -> list[list[Points]]:
+    ) -> list[list[Piece]]:
         """``read_points_many`` with each series' points as the consecutive pieces they are
         stored in: views of the cache's decoded blocks (read-only), nothing copied."""
-        return self._read_many(db, series_ids, start, end, cache=cache, pieces=True)
+        answers: list[list[Piece]] = []
+        for found in self._read_many(db, series_ids, start, end, cache=cache):
+            if found is None:
+                answers.append([])
+                continue
+            parts, clipped, fresh = found
+            if clipped:
+                pieces = [(p.ts, p.values, p.is_int) for p in parts]
+            else:
+                pieces = clip_pieces(parts, start, end)
+            if fresh is not None:
+                pieces.append((fresh.ts, fresh.values, fresh.is_int))
+            answers.append(pieces)
+        return answers
 
     def _read_many(
-        self,
-        db: int,
-        series_ids: Sequence[str],
-        start: int,
-        end: int,
-        *,
-        cache: bool,
-        pieces: bool,
-    ) -> list[list[Points]]:
+        self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool
+    ) -> list[tuple[list[Points], bool, Points | None] | None]:
+        """For each series (None when unknown), in one snapshot: the points of its blocks
+        that may hold ``[start, end)`` (decoded whole, from the cache or not; with ``cache``
+        off decoded into one, clipped to the range: the flag says), and its head rows there
+        (None when none)."""
         if start >= end or not series_ids:
-            return [[Points.empty()] for _ in series_ids]
+            return [None for _ in series_ids]  # nothing to read, as for unknown series
         blocks = self._blocks if cache else None
         rows: dict[int, list[Any]] = {}
         parts: dict[int, list[Points | None]] = {}
@@ -777,16 +801,22 @@ class SQLiteStore(Store):
             sids = series.sids_by_id(conn, db, series_ids)
             known = list(dict.fromkeys(sids.values()))
             fresh = head.read_many(conn, known, start, end) if known else {}
-            statement = READ.format(columns=BLOCK_COLUMNS if blocks is None else "rowid, gen")
-            for sid in known:
-                rows[sid] = conn.execute(statement, (sid, start, end)).fetchall()
-            if blocks is not None:
-                parts = {sid: [blocks.get(key) for key in keys] for sid, keys in rows.items()}
+            if blocks is None:
+                statement = READ.format(columns=BLOCK_COLUMNS)
+                for sid in known:
+                    rows[sid] = conn.execute(statement, (sid, start, end)).fetchall()
+            elif known:
+                rows = {sid: [] for sid in known}
+                keys = conn.execute(READ_MANY, (json.dumps(known), start, end)).fetchall()
+                for sid, rowid, gen in keys:
+                    rows[sid].append((rowid, gen))
+                cached = blocks.get_many([(rowid, gen) for _, rowid, gen in keys])
+                at = 0
+                for sid, sid_keys in rows.items():
+                    parts[sid] = cached[at : at + len(sid_keys)]
+                    at += len(sid_keys)
                 missing = [
-                    key[0]
-                    for sid, keys in rows.items()
-                    for key, part in zip(keys, parts[sid], strict=True)
-                    if part is None
+                    rowid for (_, rowid, _), part in zip(keys, cached, strict=True) if part is None
                 ]
                 if missing:
                     found = {
@@ -797,30 +827,22 @@ class SQLiteStore(Store):
                             (json.dumps(missing),),
                         )
                     }
-        answers: list[list[Points]] = []
+        answers: list[tuple[list[Points], bool, Points | None] | None] = []
         for series_id in series_ids:
             if series_id not in sids:
-                answers.append([Points.empty()])
+                answers.append(None)
                 continue
             sid = sids[series_id]
             if blocks is None:
-                got = [decode_run(rows[sid], start, end)]
-            else:
-                complete: list[Points] = []
-                for key, part in zip(rows[sid], parts[sid], strict=True):
-                    if part is None:
-                        part = decode(*found[key[0]])
-                        blocks.put(key, part)
-                    complete.append(part)
-                got = (
-                    clip_pieces(complete, start, end)
-                    if pieces
-                    else [assemble(complete, start, end)]
-                )
-            head_points = fresh.get(sid)
-            if head_points is not None:
-                got = [*got, head_points] if pieces else [_with_head(got[0], head_points)]
-            answers.append(got)
+                answers.append(([decode_run(rows[sid], start, end)], True, fresh.get(sid)))
+                continue
+            complete: list[Points] = []
+            for key, part in zip(rows[sid], parts[sid], strict=True):
+                if part is None:
+                    part = decode(*found[key[0]])
+                    blocks.put(key, part)
+                complete.append(part)
+            answers.append((complete, False, fresh.get(sid)))
         return answers
 
     def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:
