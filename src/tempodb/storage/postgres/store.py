@@ -626,45 +626,53 @@ class PostgresStore(Store):
     def read_points_many(
         self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool = True
     ) -> list[Points]:
-        """``read_points`` of each series (in the order given) in two round trips: their
-        sids, then one ``READ`` per series, pipelined (each a statement of its own, on Citus
-        a single-shard one)."""
+        """``read_points`` of each series (in the order given): one ``READ`` per series,
+        pipelined, that finds the series' sid itself (one round trip); on Citus, where a
+        statement across the series' and the points' shards is not a single-shard one, the
+        sids first, then the ``READ`` of each (two)."""
         if start >= end or not series_ids:
             return [Points.empty() for _ in series_ids]
+        wanted = [i for i in dict.fromkeys(series_ids) if storable(i)]
 
-        def op(conn: _Conn) -> tuple[dict[str, int], dict[int, list[Any]]]:
-            sids = _sids(conn, db, series_ids)
+        def op(conn: _Conn) -> dict[str, list[Any]]:
+            params: list[tuple[str, dict[str, Any]]]
+            if self._citus:
+                sids = _sids(conn, db, wanted)
+                params = [(i, {"db": db, "sid": sids[i], "lo": start, "hi": end}) for i in sids]
+                statement = head.READ
+            else:
+                params = [(i, {"db": db, "id": i, "lo": start, "hi": end}) for i in wanted]
+                statement = _READ_BY_ID
             with conn.pipeline():
-                cursors = {
-                    sid: conn.execute(
-                        head.READ, {"db": db, "sid": sid, "lo": start, "hi": end}, binary=True
-                    )
-                    for sid in dict.fromkeys(sids.values())
-                }
-            return sids, {sid: cursor.fetchall() for sid, cursor in cursors.items()}
+                cursors = {i: conn.execute(statement, p, binary=True) for i, p in params}
+            return {i: cursor.fetchall() for i, cursor in cursors.items()}
 
-        sids, rows = self._read(op)
+        rows = self._read(op)
         return [
-            head.merged(rows[sids[i]], start, end) if i in sids else Points.empty()
-            for i in series_ids
+            head.merged(rows[i], start, end) if i in rows else Points.empty() for i in series_ids
         ]
 
     def estimate_points(
         self, db: int, series_ids: Sequence[str], start: int, end: int
     ) -> int | None:
         """The points of the blocks that overlap ``[start, end)`` and the head rows in it
-        (some may stand for the same points), counted in two round trips: the sids, then
-        one statement per series, pipelined."""
+        (some may stand for the same points): one statement per series, pipelined, that
+        finds the sid itself (on Citus, the sids first)."""
         if start >= end or not series_ids:
             return 0
+        wanted = [i for i in dict.fromkeys(series_ids) if storable(i)]
 
         def op(conn: _Conn) -> int:
-            sids = _sids(conn, db, series_ids)
+            params: list[dict[str, Any]]
+            if self._citus:
+                sids = _sids(conn, db, wanted)
+                params = [{"db": db, "sid": sid, "lo": start, "hi": end} for sid in sids.values()]
+                statement = _ESTIMATE
+            else:
+                params = [{"db": db, "id": i, "lo": start, "hi": end} for i in wanted]
+                statement = _ESTIMATE_BY_ID
             with conn.pipeline():
-                cursors = [
-                    conn.execute(_ESTIMATE, {"db": db, "sid": sid, "lo": start, "hi": end})
-                    for sid in dict.fromkeys(sids.values())
-                ]
+                cursors = [conn.execute(statement, p) for p in params]
             return sum(int(cursor.fetchall()[0][0]) for cursor in cursors)
 
         return self._read(op)
@@ -854,11 +862,16 @@ _ESTIMATE: Final = (
 )
 
 
+#: The sid of series ``%(id)s`` (NULL when there is none: a read of nothing).
+_SID_OF_ID: Final = "(SELECT sid FROM series WHERE db = %(db)s AND id = %(id)s)"
+_READ_BY_ID: Final = head.READ.replace("%(sid)s", _SID_OF_ID)
+_ESTIMATE_BY_ID: Final = _ESTIMATE.replace("%(sid)s", _SID_OF_ID)
+
+
 def _sids(conn: _Conn, db: int, series_ids: Sequence[str]) -> dict[str, int]:
-    """The sids of those of these series ids that exist in the database."""
-    ids = [i for i in dict.fromkeys(series_ids) if storable(i)]
+    """The sids of those of these (storable) series ids that exist in the database."""
     rows = conn.execute(
-        "SELECT id, sid FROM series WHERE db = %s AND id = ANY(%s::text[])", (db, ids)
+        "SELECT id, sid FROM series WHERE db = %s AND id = ANY(%s::text[])", (db, list(series_ids))
     ).fetchall()
     return {str(series_id): int(sid) for series_id, sid in rows}
 
