@@ -208,47 +208,73 @@ def test_aligned_series_aggregate_as_the_general_path_does(
     assert got[2].tolist() == want[2][:-1].tolist()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
-    times=st.lists(st.integers(0, 40), min_size=1, max_size=12, unique=True),
+    size=st.integers(1, 12),
+    origin=st.integers(-5, 5),
+    step=st.integers(1, 3),
+    jitter=st.lists(st.sampled_from([0, 0, 0, 1, 2]), min_size=12, max_size=12),
     columns=st.lists(
         st.lists(st.tuples(st.integers(-50, 50), st.booleans()), min_size=12, max_size=12),
         min_size=1,
         max_size=5,
     ),
     cuts=st.lists(st.lists(st.integers(0, 12), max_size=4), min_size=5, max_size=5),
-    moved=st.sampled_from([None, 0, 1, 4]),
+    told=st.one_of(st.just([True] * 5), st.lists(st.booleans(), min_size=5, max_size=5)),
+    moved=st.sampled_from([None, ("last", 1), ("all", 1), ("all", -1), ("all", 0)]),
+    even=st.booleans(),
+    same_cuts=st.booleans(),
     fold=st.sampled_from(FOLDS),
 )
 def test_aggregate_of_pieces_as_of_whole_series(
-    times: list[int],
+    size: int,
+    origin: int,
+    step: int,
+    jitter: list[int],
     columns: list[list[tuple[int, bool]]],
     cuts: list[list[int]],
-    moved: int | None,
+    told: list[bool],
+    moved: tuple[str, int] | None,
+    even: bool,
+    same_cuts: bool,
     fold: str,
 ) -> None:
-    """Series given in pieces (as a store keeps them in blocks, empty pieces too) aggregate
-    as the whole series do, bit for bit: aligned ones (filled into the stack piece by piece)
-    and, with one timestamp of a series moved (to the same place, or away), the others."""
-    ts = np.array(sorted(times), np.int64)
+    """Series given in pieces (as a store keeps them in blocks, empty pieces too), some
+    pieces telling the step of their evenly spaced timestamps, aggregate as the whole series
+    do, bit for bit: aligned ones (filled into the stack piece by piece, compared where the
+    steps do not tell) and, with the last series' timestamps moved (its last one, or all of
+    them: evenly spaced with the same step from another instant), the others."""
+    ts = origin + step * np.arange(size, dtype=np.int64)
+    if not even:
+        ts += np.cumsum(jitter[:size])
+    if same_cuts:  # the same blocks in every series, as when they were written together
+        cuts = [cuts[0]] * len(cuts)
     series = []
     for index, col in enumerate(columns):
         stamps = ts.copy()
         if moved is not None and index == len(columns) - 1 > 0:
-            stamps[-1] += moved  # the last series' last timestamp (moved by 0: aligned)
+            if moved[0] == "last":
+                stamps[-1] += moved[1]
+            else:
+                stamps += moved[1]
         series.append(
             (
                 stamps,
-                np.array([v + (0.0 if i else 0.5) for v, i in col[: ts.size]], np.float64),
-                np.array([i for _, i in col[: ts.size]], np.bool_),
+                np.array([v + (0.0 if i else 0.5) for v, i in col[:size]], np.float64),
+                np.array([i for _, i in col[:size]], np.bool_),
             )
         )
     pieces = []
-    for (stamps, vals, ints), at in zip(series, cuts, strict=False):
-        edges = [0, *sorted(min(c, ts.size) for c in at), ts.size]
-        pieces.append(
-            [(stamps[lo:hi], vals[lo:hi], ints[lo:hi]) for lo, hi in itertools.pairwise(edges)]
-        )
+    for index, ((stamps, vals, ints), at) in enumerate(zip(series, cuts, strict=False)):
+        edges = [0, *sorted(min(c, size) for c in at), size]
+        parts = []
+        for lo, hi in itertools.pairwise(edges):
+            gaps = np.diff(stamps[lo:hi])
+            even = hi - lo == 1 or (hi - lo > 1 and bool((gaps == gaps[0]).all()))
+            # A piece of one point is evenly spaced with any step.
+            said = (int(gaps[0]) if hi - lo > 1 else step) if even and told[index] else 0
+            parts.append((stamps[lo:hi], vals[lo:hi], ints[lo:hi], said))
+        pieces.append(parts)
     got = aggregate_pieces(pieces, parse_fold(fold))
     want = aggregate(series, parse_fold(fold))
     assert got[0].tolist() == want[0].tolist()

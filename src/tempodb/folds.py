@@ -17,8 +17,10 @@ numpy's default method).
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +42,9 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 Bool = npt.NDArray[np.bool_]
 Idx = npt.NDArray[np.intp]
+#: Consecutive points of a series: timestamps, values, integer-ness, and the step between
+#: the timestamps when they are known to be evenly spaced (else 0).
+Piece = tuple[I64, F64, Bool, int]
 
 #: Every fold name but ``percentile,N``; ``avg`` is answered as ``mean``.
 FOLD_NAMES = (
@@ -238,14 +243,15 @@ def find_groups(vals: F64, starts: Idx, function: str) -> Idx:
 def aggregate(series: list[tuple[I64, F64, Bool]], fold: str) -> tuple[I64, F64, Bool]:
     """One series from many: at every timestamp present in any of them, ``fold`` over the
     values of the series that have a point there."""
-    return aggregate_pieces([[arrays] for arrays in series], fold)
+    return aggregate_pieces([[(ts, vals, ints, 0)] for ts, vals, ints in series], fold)
 
 
-def aggregate_pieces(series: list[list[tuple[I64, F64, Bool]]], fold: str) -> tuple[I64, F64, Bool]:
+def aggregate_pieces(series: Sequence[Sequence[Piece]], fold: str) -> tuple[I64, F64, Bool]:
     """:func:`aggregate` of series each given as consecutive pieces (its points are their
-    concatenation, as a store keeps them in blocks): aligned series are copied from their
-    pieces straight into the stack they fold from; the others are joined first."""
-    sizes = [sum(int(piece[0].size) for piece in pieces) for pieces in series]
+    concatenation, as a store keeps them in blocks), each with the step between its
+    timestamps when they are known to be evenly spaced (else 0): aligned series are copied
+    from their pieces straight into the stack they fold from; the others are joined first."""
+    sizes = [sum(int(piece[0].shape[0]) for piece in pieces) for pieces in series]
     if series and sizes[0] and all(size == sizes[0] for size in sizes):
         found = _aligned(series, sizes[0], fold)
         if found is not None:
@@ -263,9 +269,9 @@ def aggregate_pieces(series: list[list[tuple[I64, F64, Bool]]], fold: str) -> tu
     return ts[starts], out, out_ints
 
 
-def _join(pieces: list[tuple[I64, F64, Bool]]) -> tuple[I64, F64, Bool]:
+def _join(pieces: Sequence[Piece]) -> tuple[I64, F64, Bool]:
     if len(pieces) == 1:
-        return pieces[0]
+        return pieces[0][0], pieces[0][1], pieces[0][2]
     if not pieces:
         return np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.bool_)
     return (
@@ -275,24 +281,53 @@ def _join(pieces: list[tuple[I64, F64, Bool]]) -> tuple[I64, F64, Bool]:
     )
 
 
+#: Rows ``[lo, hi)`` of the first series whose timestamps are ``t0 + step * (row - lo)``.
+_Run = tuple[int, int, int, int]
+
+
 def _aligned(
-    series: list[list[tuple[I64, F64, Bool]]], size: int, fold: str
+    series: Sequence[Sequence[Piece]], size: int, fold: str
 ) -> tuple[I64, F64, Bool] | None:
     """The aggregate of series of ``size`` points each when all have the same timestamps
     (sensors sampled together), else None.  The stable sort of the general path would
     interleave them, timestamp by timestamp in the series' order; so does a transposed stack
-    (row: a timestamp, column: a series), filled piece by piece."""
+    (row: a timestamp, column: a series), filled piece by piece.  A piece's timestamps are
+    compared with the first series' where they are not known to be the same: when both are
+    evenly spaced with the same step from the same instant, they are, without a look."""
     k = len(series)
     first = np.concatenate([piece[0] for piece in series[0]])
+    runs: list[_Run] = []
+    at = 0
+    for ts, _, _, step in series[0]:
+        following = at + ts.shape[0]
+        if step and following > at:
+            runs.append((at, following, int(ts[0]), step))
+        at = following
+    run_starts = [run[0] for run in runs]
     flags = not (fold in _FLOAT_FOLDS or fold.startswith("percentile,"))
     vals = np.empty((size, k), np.float64)
     ints = np.empty((size, k), np.bool_) if flags else None
     for column, pieces in enumerate(series):
-        at = 0
-        for ts, piece_vals, piece_ints in pieces:
-            following = at + ts.size
-            if column and not (ts == first[at:following]).all():
-                return None
+        at = index = 0
+        for ts, piece_vals, piece_ints, step in pieces:
+            following = at + ts.shape[0]
+            if column and following > at:
+                while index < len(runs) and runs[index][1] <= at:
+                    index += 1
+                if (
+                    step
+                    and index < len(runs)
+                    and runs[index][0] == at < following <= runs[index][1]
+                ):
+                    # The common case: a run of the first series starts where the piece does.
+                    same = int(ts[0]) == runs[index][2] and (
+                        step == runs[index][3] or following - at == 1
+                    )
+                else:
+                    found = _evenly_same(runs, run_starts, at, following, int(ts[0]), step)
+                    same = bool((ts == first[at:following]).all()) if found is None else found
+                if not same:
+                    return None
             vals[at:following, column] = piece_vals
             if ints is not None:
                 ints[at:following, column] = piece_ints
@@ -301,3 +336,27 @@ def _aligned(
     flat_ints = ints.ravel() if ints is not None else np.broadcast_to(np.False_, (size * k,))
     out, out_ints = fold_groups(vals.ravel(), flat_ints, np.arange(0, size * k, k), fold)
     return first, out, out_ints
+
+
+def _evenly_same(
+    runs: list[_Run], run_starts: list[int], lo: int, hi: int, t0: int, step: int
+) -> bool | None:
+    """Whether the first series' rows ``[lo, hi)`` hold ``t0 + step * (row - lo)`` (evenly
+    spaced timestamps of another series' piece), told from the first series' evenly spaced
+    runs alone; None when they do not cover the rows (or the piece is not evenly spaced)."""
+    if not step:
+        return None
+    index = max(0, bisect.bisect_right(run_starts, lo) - 1)
+    row = lo
+    while row < hi:
+        if index >= len(runs) or not runs[index][0] <= row < runs[index][1]:
+            return None
+        run_lo, run_hi, run_t0, run_step = runs[index]
+        end = min(hi, run_hi)
+        if run_t0 + run_step * (row - run_lo) != t0 + step * (row - lo):
+            return False
+        if end - row > 1 and run_step != step:
+            return False
+        row = end
+        index += 1
+    return True

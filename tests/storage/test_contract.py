@@ -868,8 +868,10 @@ def test_read_many_reads_each_series_as_read_points(store: Store, db: Database) 
         for t in rnd.sample(range(380, 460), 5):  # single points: the head where there is one
             store.write_points(db.id, batch(key(name), [t], [rnd.randrange(-9, 9)]))
     store.write_points(db.id, batch(key("a"), [5, 7], [1.5, 2]))  # rewrites inside a block
+    evenly = list(range(0, 400, 5))  # evenly spaced: blocks that say their step
+    store.write_points(db.id, batch(key("d"), evenly, [t % 7 for t in evenly]))
     store.create_series(db.id, "empty")
-    ids = [series_id(store, db, k) for k in ("a", "b", "c", "empty")]
+    ids = [series_id(store, db, k) for k in ("a", "b", "c", "d", "empty")]
     ids += ["0" * 32, ids[1]]
     bounds = [(-FAR, FAR), (0, 0), (10, 5)]
     for _ in range(25):
@@ -882,8 +884,13 @@ def test_read_many_reads_each_series_as_read_points(store: Store, db: Database) 
             check_points(points)
         assert [rows(points) for points in many] == each
         pieces = store.read_pieces_many(db.id, ids, lo, hi)
-        joined = [[row for piece in series for row in rows(Points(*piece))] for series in pieces]
+        joined = [
+            [row for piece in series for row in rows(Points(*piece[:3]))] for series in pieces
+        ]
         assert joined == each
+        for ts, _, _, step in (piece for series in pieces for piece in series):
+            if step:  # the step a piece tells is that of its timestamps
+                assert ts.tolist() == (int(ts[0]) + step * np.arange(ts.shape[0])).tolist()
         estimate = store.estimate_points(db.id, ids, lo, hi)
         assert estimate is None or estimate >= sum(len(found) for found in each[:-1])
     assert store.read_points_many(db.id, [], 0, 100) == []

@@ -39,8 +39,6 @@ MAX_EXACT_INT = 2**53
 Int64Array = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-#: Points as their three arrays (timestamps, values, integer-ness): a piece of a series.
-Piece = tuple[Int64Array, Float64Array, BoolArray]
 Int32Array = npt.NDArray[np.int32]
 
 
@@ -236,6 +234,12 @@ class Points:
         """The value at ``index`` as the Python type it was written with."""
         value = float(self.values[index])
         return int(value) if self.is_int[index] else value
+
+
+#: Consecutive points of a series (``Store.read_pieces_many``): timestamps, values, integer
+#: flags, and the step between the timestamps when the store knows them evenly spaced (a
+#: block stored so), else 0.
+Piece = tuple[Int64Array, Float64Array, BoolArray, int]
 
 
 @dataclass(frozen=True)
@@ -453,7 +457,7 @@ class Store(ABC):
         concatenation they are), which may be read-only views of what the store keeps: for
         a reader that copies them anyway (the aggregate's fold), no copy in between."""
         found = self.read_points_many(db, series_ids, start, end, cache=cache)
-        return [[(points.ts, points.values, points.is_int)] for points in found]
+        return [[(points.ts, points.values, points.is_int, 0)] for points in found]
 
     @abstractmethod
     def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:

@@ -145,7 +145,7 @@ def _neighbour(conn: sqlite3.Connection, sid: int, ts: int, *, before: bool) -> 
 
 
 def _load(conn: sqlite3.Connection, run: Sequence[Meta]) -> list[Points]:
-    parts = []
+    parts: list[Points] = []
     for meta in run:
         row = conn.execute(
             f"SELECT {BLOCK_COLUMNS} FROM block WHERE rowid = ?", (meta.handle,)

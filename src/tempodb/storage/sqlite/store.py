@@ -776,11 +776,11 @@ class SQLiteStore(Store):
                 continue
             parts, clipped, fresh = found
             if clipped:
-                pieces = [(p.ts, p.values, p.is_int) for p in parts]
+                pieces: list[Piece] = [(p.ts, p.values, p.is_int, 0) for p in parts]
             else:
                 pieces = clip_pieces(parts, start, end)
             if fresh is not None:
-                pieces.append((fresh.ts, fresh.values, fresh.is_int))
+                pieces.append((fresh.ts, fresh.values, fresh.is_int, 0))
             answers.append(pieces)
         return answers
 
