@@ -34,6 +34,7 @@ from tempodb.storage.base import (
     NewSeries,
     OutcomeUnknown,
     Overloaded,
+    Piece,
     Points,
     Retention,
     SeriesField,
@@ -630,8 +631,25 @@ class PostgresStore(Store):
         pipelined, that finds the series' sid itself (one round trip); on Citus, where a
         statement across the series' and the points' shards is not a single-shard one, the
         sids first, then the ``READ`` of each (two)."""
+        rows = self._read_rows_many(db, series_ids, start, end)
+        return [
+            head.merged(rows[i], start, end) if i in rows else Points.empty() for i in series_ids
+        ]
+
+    def read_pieces_many(
+        self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool = True
+    ) -> list[list[Piece]]:
+        """``read_points_many`` as the pieces of each series' blocks, decoded one by one (the
+        merged points as one piece where head rows replace some)."""
+        rows = self._read_rows_many(db, series_ids, start, end)
+        return [head.pieces(rows[i], start, end) if i in rows else [] for i in series_ids]
+
+    def _read_rows_many(
+        self, db: int, series_ids: Sequence[str], start: int, end: int
+    ) -> dict[str, list[Any]]:
+        """The ``READ`` rows of each of these series that exists (read_points_many)."""
         if start >= end or not series_ids:
-            return [Points.empty() for _ in series_ids]
+            return {}
         wanted = [i for i in dict.fromkeys(series_ids) if storable(i)]
 
         def op(conn: _Conn) -> dict[str, list[Any]]:
@@ -647,10 +665,7 @@ class PostgresStore(Store):
                 cursors = {i: conn.execute(statement, p, binary=True) for i, p in params}
             return {i: cursor.fetchall() for i, cursor in cursors.items()}
 
-        rows = self._read(op)
-        return [
-            head.merged(rows[i], start, end) if i in rows else Points.empty() for i in series_ids
-        ]
+        return self._read(op)
 
     def estimate_points(
         self, db: int, series_ids: Sequence[str], start: int, end: int
