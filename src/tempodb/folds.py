@@ -21,6 +21,7 @@ import bisect
 import math
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -304,14 +305,11 @@ def _aligned(
             runs.append((at, following, int(ts[0]), step))
         at = following
     run_starts = [run[0] for run in runs]
-    flags = not (fold in _FLOAT_FOLDS or fold.startswith("percentile,"))
-    vals = np.empty((size, k), np.float64)
-    ints = np.empty((size, k), np.bool_) if flags else None
-    for column, pieces in enumerate(series):
+    for pieces in series[1:]:
         at = index = 0
-        for ts, piece_vals, piece_ints, step in pieces:
+        for ts, _, _, step in pieces:
             following = at + ts.shape[0]
-            if column and following > at:
+            if following > at:
                 while index < len(runs) and runs[index][1] <= at:
                     index += 1
                 if (
@@ -328,14 +326,27 @@ def _aligned(
                     same = bool((ts == first[at:following]).all()) if found is None else found
                 if not same:
                     return None
-            vals[at:following, column] = piece_vals
-            if ints is not None:
-                ints[at:following, column] = piece_ints
             at = following
+    vals = np.empty((size, k), np.float64)
+    _stack(vals, [[piece[1] for piece in pieces] for pieces in series])
+    ints = None
+    if not (fold in _FLOAT_FOLDS or fold.startswith("percentile,")):
+        ints = np.empty((size, k), np.bool_)
+        _stack(ints, [[piece[2] for piece in pieces] for pieces in series])
     # The flags of folds whose results are never integers are not looked at.
     flat_ints = ints.ravel() if ints is not None else np.broadcast_to(np.False_, (size * k,))
     out, out_ints = fold_groups(vals.ravel(), flat_ints, np.arange(0, size * k, k), fold)
     return first, out, out_ints
+
+
+def _stack(matrix: npt.NDArray[Any], columns: list[list[npt.NDArray[Any]]]) -> None:
+    """Column j of ``matrix`` (rows: the points) from the pieces ``columns[j]``."""
+    for column, pieces in enumerate(columns):
+        at = 0
+        for piece in pieces:
+            following = at + piece.shape[0]
+            matrix[at:following, column] = piece
+            at = following
 
 
 def _evenly_same(
