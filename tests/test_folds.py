@@ -224,6 +224,7 @@ def test_aligned_series_aggregate_as_the_general_path_does(
     moved=st.sampled_from([None, ("last", 1), ("all", 1), ("all", -1), ("all", 0)]),
     even=st.booleans(),
     same_cuts=st.booleans(),
+    gap=st.tuples(st.integers(0, 12), st.integers(0, 3)),
     fold=st.sampled_from(FOLDS),
 )
 def test_aggregate_of_pieces_as_of_whole_series(
@@ -237,18 +238,23 @@ def test_aggregate_of_pieces_as_of_whole_series(
     moved: tuple[str, int] | None,
     even: bool,
     same_cuts: bool,
+    gap: tuple[int, int],
     fold: str,
 ) -> None:
     """Series given in pieces (as a store keeps them in blocks, empty pieces too), some
     pieces telling the step of their evenly spaced timestamps, aggregate as the whole series
     do, bit for bit: aligned ones (filled into the stack piece by piece, compared where the
-    steps do not tell) and, with the last series' timestamps moved (its last one, or all of
-    them: evenly spaced with the same step from another instant), the others."""
+    steps do not tell; the first series' pieces that go on with the same step taken as one
+    run, those across a gap not) and, with the last series' timestamps moved (its last one,
+    or all of them: evenly spaced with the same step from another instant), the others."""
     ts = origin + step * np.arange(size, dtype=np.int64)
     if not even:
         ts += np.cumsum(jitter[:size])
+    ts[gap[0] :] += gap[1]  # evenly spaced on both sides of it, the same step
     if same_cuts:  # the same blocks in every series, as when they were written together
         cuts = [cuts[0]] * len(cuts)
+    if gap[0] < size:
+        cuts[0] = [*cuts[0], gap[0]]  # the first series cut there
     series = []
     for index, col in enumerate(columns):
         stamps = ts.copy()

@@ -302,7 +302,14 @@ def _aligned(
     for ts, _, _, step in series[0]:
         following = at + ts.shape[0]
         if step and following > at:
-            runs.append((at, following, int(ts[0]), step))
+            t0 = int(ts[0])
+            if runs and runs[-1][1] == at and runs[-1][3] == step:
+                lo, _, last_t0, _ = runs[-1]
+                if last_t0 + step * (at - lo) == t0:  # the run goes on in this piece
+                    runs[-1] = (lo, following, last_t0, step)
+                    at = following
+                    continue
+            runs.append((at, following, t0, step))
         at = following
     run_starts = [run[0] for run in runs]
     for pieces in series[1:]:
@@ -315,11 +322,12 @@ def _aligned(
                 if (
                     step
                     and index < len(runs)
-                    and runs[index][0] == at < following <= runs[index][1]
+                    and runs[index][0] <= at < following <= runs[index][1]
                 ):
-                    # The common case: a run of the first series starts where the piece does.
-                    same = int(ts[0]) == runs[index][2] and (
-                        step == runs[index][3] or following - at == 1
+                    # The common case: the piece faces one run of the first series.
+                    run_lo, _, run_t0, run_step = runs[index]
+                    same = int(ts[0]) == run_t0 + run_step * (at - run_lo) and (
+                        step == run_step or following - at == 1
                     )
                 else:
                     found = _evenly_same(runs, run_starts, at, following, int(ts[0]), step)
