@@ -530,8 +530,8 @@ def clip_pieces(parts: Sequence[Points], start: int, end: int) -> list[Piece]:
     if not parts:
         return []
     first, last = parts[0], parts[-1]
-    lo = int(np.searchsorted(first.ts, start, "left"))
-    hi = int(np.searchsorted(last.ts, end, "left"))
+    lo = first.ts.searchsorted(start)
+    hi = last.ts.searchsorted(end)
     if len(parts) == 1:
         if hi <= lo:
             return []
