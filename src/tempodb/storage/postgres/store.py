@@ -627,10 +627,10 @@ class PostgresStore(Store):
     def read_points_many(
         self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool = True
     ) -> list[Points]:
-        """``read_points`` of each series (in the order given): one ``READ`` per series,
-        pipelined, that finds the series' sid itself (one round trip); on Citus, where a
-        statement across the series' and the points' shards is not a single-shard one, the
-        sids first, then the ``READ`` of each (two)."""
+        """``read_points`` of each series (in the order given) in one statement: a ``READ``
+        of each series found by id (LATERAL); on Citus, where a statement across the series'
+        and the points' shards is not a single-shard one, the sids first, then the ``READ``
+        of each, pipelined (two round trips)."""
         rows = self._read_rows_many(db, series_ids, start, end)
         return [
             head.merged(rows[i], start, end) if i in rows else Points.empty() for i in series_ids
@@ -658,6 +658,12 @@ class PostgresStore(Store):
                 sids = _sids(conn, db, wanted)
                 params = [(i, {"db": db, "sid": sids[i], "lo": start, "hi": end}) for i in sids]
                 statement = head.READ
+            elif len(wanted) > 1:  # one statement: a READ for each series (LATERAL)
+                found: dict[str, list[Any]] = {}
+                bounds = {"db": db, "ids": wanted, "lo": start, "hi": end}
+                for row in conn.execute(_READ_MANY_BY_ID, bounds, binary=True):
+                    found.setdefault(wanted[row[0] - 1], []).append(row[1:])
+                return found
             else:
                 params = [(i, {"db": db, "id": i, "lo": start, "hi": end}) for i in wanted]
                 statement = _READ_BY_ID
@@ -671,8 +677,8 @@ class PostgresStore(Store):
         self, db: int, series_ids: Sequence[str], start: int, end: int
     ) -> int | None:
         """The points of the blocks that overlap ``[start, end)`` and the head rows in it
-        (some may stand for the same points): one statement per series, pipelined, that
-        finds the sid itself (on Citus, the sids first)."""
+        (some may stand for the same points), in one statement (on Citus, the sids first,
+        then one statement per series, pipelined)."""
         if start >= end or not series_ids:
             return 0
         wanted = [i for i in dict.fromkeys(series_ids) if storable(i)]
@@ -684,8 +690,8 @@ class PostgresStore(Store):
                 params = [{"db": db, "sid": sid, "lo": start, "hi": end} for sid in sids.values()]
                 statement = _ESTIMATE
             else:
-                params = [{"db": db, "id": i, "lo": start, "hi": end} for i in wanted]
-                statement = _ESTIMATE_BY_ID
+                bounds = {"db": db, "ids": wanted, "lo": start, "hi": end}
+                return int(conn.execute(_ESTIMATE_MANY_BY_ID, bounds).fetchone()[0])  # type: ignore[index]
             with conn.pipeline():
                 cursors = [conn.execute(statement, p) for p in params]
             return sum(int(cursor.fetchall()[0][0]) for cursor in cursors)
@@ -880,7 +886,21 @@ _ESTIMATE: Final = (
 #: The sid of series ``%(id)s`` (NULL when there is none: a read of nothing).
 _SID_OF_ID: Final = "(SELECT sid FROM series WHERE db = %(db)s AND id = %(id)s)"
 _READ_BY_ID: Final = head.READ.replace("%(sid)s", _SID_OF_ID)
-_ESTIMATE_BY_ID: Final = _ESTIMATE.replace("%(sid)s", _SID_OF_ID)
+#: The series of ``%(ids)s`` that exist, by their position in the array (from 1).
+_SERIES_OF_IDS: Final = (
+    "FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS u(id, o) "
+    "JOIN series AS s ON s.db = %(db)s AND s.id = u.id"
+)
+#: ``READ`` of each series of ``%(ids)s``, in one statement: (position, READ's columns).
+_READ_MANY_BY_ID: Final = (
+    f"SELECT u.o, r.* {_SERIES_OF_IDS} CROSS JOIN LATERAL "
+    f"({head.READ.replace('%(sid)s', 's.sid')}) AS r"
+)
+#: ``_ESTIMATE`` of the series of ``%(ids)s``, summed, in one statement.
+_ESTIMATE_MANY_BY_ID: Final = (
+    f"SELECT coalesce(sum(e.n), 0) {_SERIES_OF_IDS} CROSS JOIN LATERAL "
+    f"({_ESTIMATE.replace('%(sid)s', 's.sid')} AS n) AS e"
+)
 
 
 def _sids(conn: _Conn, db: int, series_ids: Sequence[str]) -> dict[str, int]:
