@@ -4,6 +4,7 @@ America/New_York included)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import warnings
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from tempodb.folds import (
     aggregate,
+    aggregate_pieces,
     find_groups,
     finite_mean,
     fold_groups,
@@ -204,6 +206,86 @@ def test_aligned_series_aggregate_as_the_general_path_does(
     assert got[0].tolist() == want[0][:-1].tolist() == ts.tolist()
     assert np.array_equal(got[1], want[1][:-1], equal_nan=True)
     assert got[2].tolist() == want[2][:-1].tolist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    size=st.integers(1, 12),
+    origin=st.integers(-5, 5),
+    step=st.integers(1, 3),
+    jitter=st.lists(st.sampled_from([0, 0, 0, 1, 2]), min_size=12, max_size=12),
+    columns=st.lists(
+        st.lists(st.tuples(st.integers(-50, 50), st.booleans()), min_size=12, max_size=12),
+        min_size=1,
+        max_size=5,
+    ),
+    cuts=st.lists(st.lists(st.integers(0, 12), max_size=4), min_size=5, max_size=5),
+    told=st.one_of(st.just([True] * 5), st.lists(st.booleans(), min_size=5, max_size=5)),
+    moved=st.sampled_from([None, ("last", 1), ("all", 1), ("all", -1), ("all", 0)]),
+    even=st.booleans(),
+    same_cuts=st.booleans(),
+    gap=st.tuples(st.integers(0, 12), st.integers(0, 3)),
+    fold=st.sampled_from(FOLDS),
+)
+def test_aggregate_of_pieces_as_of_whole_series(
+    size: int,
+    origin: int,
+    step: int,
+    jitter: list[int],
+    columns: list[list[tuple[int, bool]]],
+    cuts: list[list[int]],
+    told: list[bool],
+    moved: tuple[str, int] | None,
+    even: bool,
+    same_cuts: bool,
+    gap: tuple[int, int],
+    fold: str,
+) -> None:
+    """Series given in pieces (as a store keeps them in blocks, empty pieces too), some
+    pieces telling the step of their evenly spaced timestamps, aggregate as the whole series
+    do, bit for bit: aligned ones (filled into the stack piece by piece, compared where the
+    steps do not tell; the first series' pieces that go on with the same step taken as one
+    run, those across a gap not) and, with the last series' timestamps moved (its last one,
+    or all of them: evenly spaced with the same step from another instant), the others."""
+    ts = origin + step * np.arange(size, dtype=np.int64)
+    if not even:
+        ts += np.cumsum(jitter[:size])
+    ts[gap[0] :] += gap[1]  # evenly spaced on both sides of it, the same step
+    if same_cuts:  # the same blocks in every series, as when they were written together
+        cuts = [cuts[0]] * len(cuts)
+    if gap[0] < size:
+        cuts[0] = [*cuts[0], gap[0]]  # the first series cut there
+    series = []
+    for index, col in enumerate(columns):
+        stamps = ts.copy()
+        if moved is not None and index == len(columns) - 1 > 0:
+            if moved[0] == "last":
+                stamps[-1] += moved[1]
+            else:
+                stamps += moved[1]
+        series.append(
+            (
+                stamps,
+                np.array([v + (0.0 if i else 0.5) for v, i in col[:size]], np.float64),
+                np.array([i for _, i in col[:size]], np.bool_),
+            )
+        )
+    pieces = []
+    for index, ((stamps, vals, ints), at) in enumerate(zip(series, cuts, strict=False)):
+        edges = [0, *sorted(min(c, size) for c in at), size]
+        parts = []
+        for lo, hi in itertools.pairwise(edges):
+            gaps = np.diff(stamps[lo:hi])
+            even = hi - lo == 1 or (hi - lo > 1 and bool((gaps == gaps[0]).all()))
+            # A piece of one point is evenly spaced with any step.
+            said = (int(gaps[0]) if hi - lo > 1 else step) if even and told[index] else 0
+            parts.append((stamps[lo:hi], vals[lo:hi], ints[lo:hi], said))
+        pieces.append(parts)
+    got = aggregate_pieces(pieces, parse_fold(fold))
+    want = aggregate(series, parse_fold(fold))
+    assert got[0].tolist() == want[0].tolist()
+    assert np.array_equal(got[1], want[1], equal_nan=True)
+    assert got[2].tolist() == want[2].tolist()
 
 
 def interpolate_reference(points: list[tuple[int, float]], g: int, function: str) -> float | None:

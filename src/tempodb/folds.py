@@ -17,8 +17,11 @@ numpy's default method).
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +32,7 @@ __all__ = [
     "FIND_FUNCTIONS",
     "FOLD_NAMES",
     "aggregate",
+    "aggregate_pieces",
     "find_groups",
     "fold_groups",
     "group_starts",
@@ -39,6 +43,9 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 Bool = npt.NDArray[np.bool_]
 Idx = npt.NDArray[np.intp]
+#: Consecutive points of a series: timestamps, values, integer-ness, and the step between
+#: the timestamps when they are known to be evenly spaced (else 0).
+Piece = tuple[I64, F64, Bool, int]
 
 #: Every fold name but ``percentile,N``; ``avg`` is answered as ``mean``.
 FOLD_NAMES = (
@@ -58,6 +65,8 @@ FOLD_NAMES = (
 #: What ``find`` may pick in each interval.
 FIND_FUNCTIONS = ("max", "min", "first", "last")
 
+#: Folds whose results' integer-ness does not depend on the values' (with ``percentile,N``).
+_FLOAT_FOLDS = frozenset(("mean", "stddev", "ss", "count"))
 _MAX_EXACT = 2**53
 _PERCENTILE = re.compile(r"percentile,([0-9]+(?:\.[0-9]+)?)")
 
@@ -235,22 +244,138 @@ def find_groups(vals: F64, starts: Idx, function: str) -> Idx:
 def aggregate(series: list[tuple[I64, F64, Bool]], fold: str) -> tuple[I64, F64, Bool]:
     """One series from many: at every timestamp present in any of them, ``fold`` over the
     values of the series that have a point there."""
-    if not series:
+    return aggregate_pieces([[(ts, vals, ints, 0)] for ts, vals, ints in series], fold)
+
+
+def aggregate_pieces(series: Sequence[Sequence[Piece]], fold: str) -> tuple[I64, F64, Bool]:
+    """:func:`aggregate` of series each given as consecutive pieces (its points are their
+    concatenation, as a store keeps them in blocks), each with the step between its
+    timestamps when they are known to be evenly spaced (else 0): aligned series are copied
+    from their pieces straight into the stack they fold from; the others are joined first."""
+    sizes = [sum(int(piece[0].shape[0]) for piece in pieces) for pieces in series]
+    if series and sizes[0] and all(size == sizes[0] for size in sizes):
+        found = _aligned(series, sizes[0], fold)
+        if found is not None:
+            return found
+    joined = [_join(pieces) for pieces in series]
+    if not joined:
         return np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.bool_)
-    first = series[0][0]
-    if first.size and all(np.array_equal(s[0], first) for s in series[1:]):
-        # Aligned series (sensors sampled together): the stable sort below would interleave
-        # them, timestamp by timestamp in the series' order; so does a transposed stack.
-        k = len(series)
-        vals = np.stack([s[1] for s in series], axis=1).ravel()
-        ints = np.stack([s[2] for s in series], axis=1).ravel()
-        out, out_ints = fold_groups(vals, ints, np.arange(0, first.size * k, k), fold)
-        return first.copy(), out, out_ints
-    ts = np.concatenate([s[0] for s in series])
-    vals = np.concatenate([s[1] for s in series])
-    ints = np.concatenate([s[2] for s in series])
+    ts = np.concatenate([s[0] for s in joined])
+    vals = np.concatenate([s[1] for s in joined])
+    ints = np.concatenate([s[2] for s in joined])
     order = np.argsort(ts, kind="stable")  # equal timestamps keep the series' order
     ts, vals, ints = ts[order], vals[order], ints[order]
     starts = group_starts(ts)
     out, out_ints = fold_groups(vals, ints, starts, fold)
     return ts[starts], out, out_ints
+
+
+def _join(pieces: Sequence[Piece]) -> tuple[I64, F64, Bool]:
+    if len(pieces) == 1:
+        return pieces[0][0], pieces[0][1], pieces[0][2]
+    if not pieces:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.bool_)
+    return (
+        np.concatenate([piece[0] for piece in pieces]),
+        np.concatenate([piece[1] for piece in pieces]),
+        np.concatenate([piece[2] for piece in pieces]),
+    )
+
+
+#: Rows ``[lo, hi)`` of the first series whose timestamps are ``t0 + step * (row - lo)``.
+_Run = tuple[int, int, int, int]
+
+
+def _aligned(
+    series: Sequence[Sequence[Piece]], size: int, fold: str
+) -> tuple[I64, F64, Bool] | None:
+    """The aggregate of series of ``size`` points each when all have the same timestamps
+    (sensors sampled together), else None.  The stable sort of the general path would
+    interleave them, timestamp by timestamp in the series' order; so does a transposed stack
+    (row: a timestamp, column: a series), filled piece by piece.  A piece's timestamps are
+    compared with the first series' where they are not known to be the same: when both are
+    evenly spaced with the same step from the same instant, they are, without a look."""
+    k = len(series)
+    first = np.concatenate([piece[0] for piece in series[0]])
+    runs: list[_Run] = []
+    at = 0
+    for ts, _, _, step in series[0]:
+        following = at + ts.shape[0]
+        if step and following > at:
+            t0 = int(ts[0])
+            if runs and runs[-1][1] == at and runs[-1][3] == step:
+                lo, _, last_t0, _ = runs[-1]
+                if last_t0 + step * (at - lo) == t0:  # the run goes on in this piece
+                    runs[-1] = (lo, following, last_t0, step)
+                    at = following
+                    continue
+            runs.append((at, following, t0, step))
+        at = following
+    run_starts = [run[0] for run in runs]
+    for pieces in series[1:]:
+        at = index = 0
+        for ts, _, _, step in pieces:
+            following = at + ts.shape[0]
+            if following > at:
+                while index < len(runs) and runs[index][1] <= at:
+                    index += 1
+                if (
+                    step
+                    and index < len(runs)
+                    and runs[index][0] <= at < following <= runs[index][1]
+                ):
+                    # The common case: the piece faces one run of the first series.
+                    run_lo, _, run_t0, run_step = runs[index]
+                    same = int(ts[0]) == run_t0 + run_step * (at - run_lo) and (
+                        step == run_step or following - at == 1
+                    )
+                else:
+                    found = _evenly_same(runs, run_starts, at, following, int(ts[0]), step)
+                    same = bool((ts == first[at:following]).all()) if found is None else found
+                if not same:
+                    return None
+            at = following
+    vals = np.empty((size, k), np.float64)
+    _stack(vals, [[piece[1] for piece in pieces] for pieces in series])
+    ints = None
+    if not (fold in _FLOAT_FOLDS or fold.startswith("percentile,")):
+        ints = np.empty((size, k), np.bool_)
+        _stack(ints, [[piece[2] for piece in pieces] for pieces in series])
+    # The flags of folds whose results are never integers are not looked at.
+    flat_ints = ints.ravel() if ints is not None else np.broadcast_to(np.False_, (size * k,))
+    out, out_ints = fold_groups(vals.ravel(), flat_ints, np.arange(0, size * k, k), fold)
+    return first, out, out_ints
+
+
+def _stack(matrix: npt.NDArray[Any], columns: list[list[npt.NDArray[Any]]]) -> None:
+    """Column j of ``matrix`` (rows: the points) from the pieces ``columns[j]``."""
+    for column, pieces in enumerate(columns):
+        at = 0
+        for piece in pieces:
+            following = at + piece.shape[0]
+            matrix[at:following, column] = piece
+            at = following
+
+
+def _evenly_same(
+    runs: list[_Run], run_starts: list[int], lo: int, hi: int, t0: int, step: int
+) -> bool | None:
+    """Whether the first series' rows ``[lo, hi)`` hold ``t0 + step * (row - lo)`` (evenly
+    spaced timestamps of another series' piece), told from the first series' evenly spaced
+    runs alone; None when they do not cover the rows (or the piece is not evenly spaced)."""
+    if not step:
+        return None
+    index = max(0, bisect.bisect_right(run_starts, lo) - 1)
+    row = lo
+    while row < hi:
+        if index >= len(runs) or not runs[index][0] <= row < runs[index][1]:
+            return None
+        run_lo, run_hi, run_t0, run_step = runs[index]
+        end = min(hi, run_hi)
+        if run_t0 + run_step * (row - run_lo) != t0 + step * (row - lo):
+            return False
+        if end - row > 1 and run_step != step:
+            return False
+        row = end
+        index += 1
+    return True

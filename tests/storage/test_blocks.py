@@ -70,6 +70,30 @@ def test_blocks_round_trip(instants: list[int], data: st.DataObject) -> None:
     assert points.is_int.tolist() == flags.tolist()
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    first=st.integers(-(2**40), 2**40),
+    step=st.integers(1, 2**20),
+    n=st.integers(1, 50),
+    moved=st.integers(0, 3),
+    compress=st.booleans(),
+)
+def test_a_decoded_block_tells_the_step_of_evenly_spaced_timestamps(
+    first: int, step: int, n: int, moved: int, compress: bool
+) -> None:
+    """``decode`` gives the step of a block stored as evenly spaced (two points or more),
+    and 0 for any other: the timestamps are then ``first + step * i``, exactly."""
+    ts = first + step * np.arange(n, dtype=np.int64)
+    ts[-1] += moved
+    block = encode(ts, np.zeros(n), np.zeros(n, np.bool_), compress=compress)
+    points = decode(block.first, block.n, block.fmt, block.ts, block.vals, block.mask)
+    assert points.ts.tolist() == ts.tolist()
+    even = compress and n > 1 and (moved == 0 or n == 2)
+    assert points.step == (int(ts[1] - ts[0]) if even else 0)
+    if points.step:
+        assert points.ts.tolist() == [first + points.step * i for i in range(n)]
+
+
 def test_minute_data_round_trips_compactly() -> None:
     ts = 1_325_376_000_000 + 60_000 * np.arange(4096, dtype=np.int64)
     vals = np.round(20 + np.cumsum(np.random.default_rng(1).normal(0, 0.05, 4096)), 2)

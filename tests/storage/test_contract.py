@@ -856,6 +856,46 @@ def test_random_single_point_writes_into_full_blocks(store: Store, db: Database)
         assert rows(store.read_points(db.id, sid, lo, lo + 3000)) == model.rows("k", lo, lo + 3000)
 
 
+@TINY_BLOCKS_TOO
+def test_read_many_reads_each_series_as_read_points(store: Store, db: Database) -> None:
+    """``read_points_many``, ``read_pieces_many`` (joined) and ``estimate_points`` (an upper
+    bound, when told) against ``read_points`` of each series: blocks, head rows after them
+    (small writes), rewrites, an empty series, an unknown id and a repeated one."""
+    rnd = random.Random(16)
+    for name in ("a", "b", "c"):
+        ts = sorted(rnd.sample(range(400), 60))
+        store.write_points(db.id, batch(key(name), ts, [rnd.randrange(-9, 9) / 2 for _ in ts]))
+        for t in rnd.sample(range(380, 460), 5):  # single points: the head where there is one
+            store.write_points(db.id, batch(key(name), [t], [rnd.randrange(-9, 9)]))
+    store.write_points(db.id, batch(key("a"), [5, 7], [1.5, 2]))  # rewrites inside a block
+    evenly = list(range(0, 400, 5))  # evenly spaced: blocks that say their step
+    store.write_points(db.id, batch(key("d"), evenly, [t % 7 for t in evenly]))
+    store.create_series(db.id, "empty")
+    ids = [series_id(store, db, k) for k in ("a", "b", "c", "d", "empty")]
+    ids += ["0" * 32, ids[1]]
+    bounds = [(-FAR, FAR), (0, 0), (10, 5)]
+    for _ in range(25):
+        lo, hi = sorted(rnd.sample(range(-20, 480), 2))
+        bounds.append((lo, hi))
+    for lo, hi in bounds:
+        each = [rows(store.read_points(db.id, i, lo, hi)) for i in ids]
+        many = store.read_points_many(db.id, ids, lo, hi)
+        for points in many:
+            check_points(points)
+        assert [rows(points) for points in many] == each
+        pieces = store.read_pieces_many(db.id, ids, lo, hi)
+        joined = [
+            [row for piece in series for row in rows(Points(*piece[:3]))] for series in pieces
+        ]
+        assert joined == each
+        for ts, _, _, step in (piece for series in pieces for piece in series):
+            if step:  # the step a piece tells is that of its timestamps
+                assert ts.tolist() == (int(ts[0]) + step * np.arange(ts.shape[0])).tolist()
+        estimate = store.estimate_points(db.id, ids, lo, hi)
+        assert estimate is None or estimate >= sum(len(found) for found in each[:-1])
+    assert store.read_points_many(db.id, [], 0, 100) == []
+
+
 def test_read_range_is_half_open(store: Store, db: Database) -> None:
     store.write_points(db.id, batch(key("k"), [10, 20, 30], [1, 2, 3]))
     sid = series_id(store, db, "k")

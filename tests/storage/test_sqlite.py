@@ -688,3 +688,27 @@ def test_page_caches_of_the_writer_and_the_readers(
 def test_page_cache_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="page_cache_mb"):
         SQLiteStore(tmp_path, page_cache_mb=0)
+
+
+def test_pieces_of_evenly_spaced_blocks_tell_their_step(tmp_path: Path) -> None:
+    """``read_pieces_many`` gives a series' points in the pieces of its blocks (views, clipped
+    to the range), each full block of evenly spaced points with its step, cached or not yet;
+    a block of uneven points and the plain last block with none."""
+    store = SQLiteStore(tmp_path, block_points=4)
+    try:
+        db = open_db(store)
+        stamps = [*range(0, 400, 5), 400, 401, 403, 410, 420, 425]  # 20 even blocks, 2 others
+        store.write_points(db, batch("k", stamps, 1))  # more than 64 points: into blocks
+        record = store.lookup_series(db, "key", "k")
+        assert record is not None
+        for _ in range(2):  # decoded now, then from the cache
+            pieces = store.read_pieces_many(db, [record.id], 3, 421)[0]
+            assert [ts.tolist() for ts, _, _, _ in pieces] == [
+                [5, 10, 15],
+                *([t, t + 5, t + 10, t + 15] for t in range(20, 400, 20)),
+                [400, 401, 403, 410],
+                [420],
+            ]
+            assert [step for _, _, _, step in pieces] == [5] * 20 + [0, 0]
+    finally:
+        store.close()

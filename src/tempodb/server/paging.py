@@ -8,9 +8,11 @@ listing), and the check a CRC-32 of the request's path and parameters but ``curs
 a meaning it never had.  The server keeps nothing for an open cursor.
 
 Reads come from a :class:`Source`: the points (or interpolated values) of one or more series
-in consecutive time windows sized to about ``WINDOW_POINTS`` points.  :func:`chunks`
-regroups the windows so that no item (a timestamp, or a bucket when the source groups by
-an interval) is split between two pieces; :func:`page` finds where a page of ``limit``
+in consecutive time windows sized to about ``WINDOW_POINTS`` points, read together (one store
+call a window), or for the aggregate their fold into one series, window by window.  The
+windows of a source that groups by an interval end on bucket boundaries; :func:`chunks`
+regroups any others so that no item (a timestamp, or a bucket) is split between two pieces;
+:func:`page` finds where a page of ``limit``
 items ends and hands its pieces on, keeping them from that first pass when they are small
 (one read) or reading them again otherwise (memory stays about one window).
 """
@@ -28,8 +30,15 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from tempodb.folds import aggregate, aggregate_pieces
 from tempodb.interpolate import interpolate
-from tempodb.rollup import Interval, boundaries, bucket_labels, bucket_starts
+from tempodb.rollup import (
+    Interval,
+    boundaries,
+    bucket_labels,
+    bucket_starts,
+    next_boundaries,
+)
 from tempodb.server.context import Context
 from tempodb.server.http import Request, bad_request
 from tempodb.storage.base import SeriesRecord
@@ -131,6 +140,12 @@ class Source:
     first_span: int = MS_PER_DAY
     #: About the points a page needs, when known (a page of raw items): windows no larger.
     page_points: int | None = None
+    #: The aggregate's fold: the series folded into one at each timestamp, window by window
+    #: (each window then holds that one series).
+    fold: str | None = None
+    #: Whether the first window is sized from the store's estimate of the points in the
+    #: range, when the range is longer than ``first_span`` (a whole answer, not a page).
+    estimate: bool = False
 
     def windows(self, lo: int, hi: int) -> Iterator[tuple[int, list[Arrays]]]:
         """Consecutive windows covering ``[lo, hi)``: where each ends, and each series' values
@@ -141,15 +156,21 @@ class Source:
         target = min(per_series * max(1, len(self.records)), MAX_WINDOW_POINTS)
         if self.page_points is not None:
             target = max(1, min(target, self.page_points))
+        if self.estimate and hi - lo > span:
+            ids = [record.id for record in self.records]
+            found = self.ctx.store.estimate_points(self.ctx.db.id, ids, lo, hi)
+            if found is not None:
+                span = hi - lo if found <= target else max(60_000, (hi - lo) * target // found)
         cap = None
         if self.interpolation is not None:
             period = self.interpolation.period
             cap = WINDOW_POINTS * (period.step_ms or period.count * MS_PER_DAY)
         while lo < hi:
             high = min(hi, lo + span)
-            window = [self._read(record, lo, high) for record in self.records]
+            if self.group is not None and high < hi:
+                high = self._bucket_edge(lo, high, hi)
+            window, count = self._read_window(lo, high)
             yield high, window
-            count = sum(int(arrays[0].size) for arrays in window)
             if cap is not None and count == 0 and high < hi:
                 found = self._skip_to(high)
                 if found is None or found >= hi:
@@ -157,10 +178,29 @@ class Source:
                 lo = max(high, found)
                 continue
             scale = target / max(count, 1)
-            span = max(60_000, int(span * min(32.0, max(0.125, scale))))
+            span = max(60_000, int((high - lo) * min(32.0, max(0.125, scale))))
             if cap is not None:
                 span = min(span, cap)
             lo = high
+
+    def _bucket_edge(self, lo: int, high: int, hi: int) -> int:
+        """Where a window from ``lo`` that would end at ``high`` ends on a bucket boundary
+        instead, so that no bucket goes on into the next window: the start of the bucket
+        holding ``high`` when it is after ``lo``, else that bucket's end."""
+        assert self.group is not None
+        at = np.array([high], np.int64)
+        label = bucket_labels(at, interval=self.group, zone=self.zone, start_ms=self.start)
+        if int(label[0]) <= lo:
+            label = next_boundaries(label, self.group, self.zone, start_ms=self.start)
+        return min(hi, int(label[0]))
+
+    def ends_bucket(self, at: int) -> bool:
+        """Whether a bucket starts at ``at`` (no bucket holds instants on both sides)."""
+        assert self.group is not None
+        label = bucket_labels(
+            np.array([at], np.int64), interval=self.group, zone=self.zone, start_ms=self.start
+        )
+        return int(label[0]) == at
 
     def _skip_to(self, at: int) -> int | None:
         """Where interpolated values may start again from ``at``: ``at`` itself while some
@@ -177,6 +217,28 @@ class Source:
                 return at
             times.append(after[0])
         return min(times) if times else None
+
+    def _read_window(self, lo: int, hi: int) -> tuple[list[Arrays], int]:
+        """Each series' values in ``[lo, hi)`` (their fold with ``fold``), and how many
+        values there were: the points read together (one snapshot), or the interpolated
+        values of each."""
+        if self.interpolation is not None:
+            window = [self._read(record, lo, hi) for record in self.records]
+            count = sum(int(arrays[0].size) for arrays in window)
+            return (window if self.fold is None else [aggregate(window, self.fold)]), count
+        store, db = self.ctx.store, self.ctx.db.id
+        ids = [record.id for record in self.records]
+        if self.fold is None:
+            found = store.read_points_many(db, ids, lo, hi, cache=self.cache)
+            window = [(points.ts, points.values, points.is_int) for points in found]
+            count = sum(int(arrays[0].size) for arrays in window)
+        else:
+            pieces = store.read_pieces_many(db, ids, lo, hi, cache=self.cache)
+            count = sum(piece[0].shape[0] for series in pieces for piece in series)
+            window = [aggregate_pieces(pieces, self.fold)]
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.read(count)
+        return window, count
 
     def _read(self, record: SeriesRecord, lo: int, hi: int) -> Arrays:
         store, db = self.ctx.store, self.ctx.db.id
@@ -248,7 +310,8 @@ def chunks(source: Source, lo: int, hi: int) -> Iterator[list[Arrays]]:
                 for a, b in zip(carry, window, strict=True)
             ]
             carry = None
-        if source.group is None or high >= hi:  # no bucket goes on past the last window
+        # No bucket goes on past the last window, nor past one that ends on a boundary.
+        if source.group is None or high >= hi or source.ends_bucket(high):
             yield window
             continue
         lasts = [int(arrays[0][-1]) for arrays in window if arrays[0].size]

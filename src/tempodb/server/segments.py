@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from tempodb.folds import FIND_FUNCTIONS, aggregate, find_groups, parse_fold
+from tempodb.folds import FIND_FUNCTIONS, find_groups, parse_fold
 from tempodb.interpolate import parse_interpolation
 from tempodb.rollup import (
     Folded,
@@ -136,8 +136,9 @@ class ReadParams:
     def source(self, ctx: Context, records: list[SeriesRecord], group: Interval | None) -> Source:
         span = self.end - self.start
         cache = group is not None or span <= STREAM_SPAN_MS
-        # A whole answer starts with a month (what a 0.5 read holds at once); a page with a
-        # day, as it may need only a few points.
+        # A whole answer starts with a month (what a 0.5 read holds at once), or with what
+        # the store's estimate of the range's points says fits a window; a page with a day,
+        # as it may need only a few points.
         first = min(span, STREAM_SPAN_MS) if self.limit is None else MS_PER_DAY
         return Source(
             ctx,
@@ -152,6 +153,7 @@ class ReadParams:
             # Raw items are points (or timestamps of several series): a page needs about
             # ``limit`` of each series' points; buckets hold unknown numbers.
             None if self.limit is None or group is not None else (self.limit + 1) * len(records),
+            estimate=self.limit is None,
         )
 
     def head(self) -> dict[str, Any]:
@@ -422,10 +424,11 @@ def aggregate_segment(ctx: Context, request: Request, params: dict[str, str]) ->
     found = ctx.store.find_series(ctx.db.id, parse_filter(request.query))
     head = {"aggregation": {"fold": fold}, **read.head()}
 
-    def render(piece: list[Arrays]) -> bytes:
-        return _points(read.zone, _rolled(read, aggregate(piece, fold)))
+    def render(piece: list[Arrays]) -> bytes:  # the one series the source folds
+        return _points(read.zone, _rolled(read, piece[0]))
 
-    return paged(request, read, read.source(ctx, found, read.rollup), head, render)
+    source = dataclasses.replace(read.source(ctx, found, read.rollup), fold=fold)
+    return paged(request, read, source, head, render)
 
 
 def multi(ctx: Context, request: Request, params: dict[str, str]) -> Response:

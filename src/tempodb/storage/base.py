@@ -236,6 +236,12 @@ class Points:
         return int(value) if self.is_int[index] else value
 
 
+#: Consecutive points of a series (``Store.read_pieces_many``): timestamps, values, integer
+#: flags, and the step between the timestamps when the store knows them evenly spaced (a
+#: block stored so), else 0.
+Piece = tuple[Int64Array, Float64Array, BoolArray, int]
+
+
 @dataclass(frozen=True)
 class WriteBatch:
     """Points addressed to one or more series, in request order.
@@ -425,6 +431,33 @@ class Store(ABC):
         ``cache=False`` asks a store that keeps decoded blocks for later reads not to keep
         these (a long streamed read would only push the others out).
         """
+
+    def read_points_many(
+        self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool = True
+    ) -> list[Points]:
+        """``read_points`` of each series (in the order given; none for an unknown one).
+
+        A store may read them together, in one snapshot and fewer statements: the reads of
+        many series window by window (the 1.0 aggregate and multi reads) ask for this.
+        """
+        return [self.read_points(db, sid, start, end, cache=cache) for sid in series_ids]
+
+    def estimate_points(
+        self, db: int, series_ids: Sequence[str], start: int, end: int
+    ) -> int | None:
+        """About how many points these series have in ``[start, end)``, no fewer, told
+        without reading them (from what the store knows of its blocks); None when the store
+        cannot tell cheaply.  Reads size their windows with it."""
+        return None
+
+    def read_pieces_many(
+        self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool = True
+    ) -> list[list[Piece]]:
+        """``read_points_many`` with each series' points in consecutive pieces (whose
+        concatenation they are), which may be read-only views of what the store keeps: for
+        a reader that copies them anyway (the aggregate's fold), no copy in between."""
+        found = self.read_points_many(db, series_ids, start, end, cache=cache)
+        return [[(points.ts, points.values, points.is_int, 0)] for points in found]
 
     @abstractmethod
     def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:

@@ -74,12 +74,13 @@ import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from tempodb.storage.base import BoolArray, Float64Array, Int64Array, Points
+from tempodb.storage.base import BoolArray, Float64Array, Int64Array, Piece, Points
 
 try:
     from tempodb import _speedups
@@ -409,13 +410,24 @@ def _decode_into(
         is_int.fill(bool(fmt & INT_ALL))
 
 
-def decode(first: int, n: int, fmt: int, ts: bytes, vals: bytes, mask: bytes | None) -> Points:
+@dataclass(frozen=True)
+class DecodedBlock(Points):
+    """The points of one decoded block, and the step between its timestamps when the block
+    is stored as evenly spaced (timestamp code 2, two points or more), else 0."""
+
+    step: int = 0
+
+
+def decode(
+    first: int, n: int, fmt: int, ts: bytes, vals: bytes, mask: bytes | None
+) -> DecodedBlock:
     """The points of one block (fresh, writable arrays)."""
     times = np.empty(n, np.uint64)
     values = np.empty(n, np.float64)
     is_int = np.empty(n, np.bool_)
     _decode_into((first, n, fmt, ts, vals, mask), times, values, is_int)
-    return Points(times.view(np.int64), values, is_int)
+    step = int.from_bytes(ts, "little") if (fmt & TS_MASK) == TS_STEP and n > 1 else 0
+    return DecodedBlock(times.view(np.int64), values, is_int, step)
 
 
 def decode_run(rows: Sequence[Sequence[Any]], start: int, end: int) -> Points:
@@ -460,6 +472,15 @@ class BlockCache:
                 self._entries.move_to_end(key)
             return found
 
+    def get_many(self, keys: Sequence[Hashable]) -> list[Points | None]:
+        """``get`` of each key, under one lock."""
+        with self._lock:
+            found = [self._entries.get(key) for key in keys]
+            for key, points in zip(keys, found, strict=True):
+                if points is not None:
+                    self._entries.move_to_end(key)
+            return found
+
     def put(self, key: Hashable, points: Points) -> None:
         weight = _weight(points)
         if weight > self.max_bytes:
@@ -500,6 +521,32 @@ def assemble(parts: Sequence[Points], start: int, end: int) -> Points:
         np.concatenate([first.values[lo:], *(p.values for p in middle), last.values[:hi]]),
         np.concatenate([first.is_int[lo:], *(p.is_int for p in middle), last.is_int[:hi]]),
     )
+
+
+def clip_pieces(parts: Sequence[Points], start: int, end: int) -> list[Piece]:
+    """The points with ``start <= ts < end`` of consecutive blocks' points, as views of their
+    arrays (the empty ones left out), with the steps of evenly spaced blocks: what
+    ``assemble`` gives, not copied into one."""
+    if not parts:
+        return []
+    first, last = parts[0], parts[-1]
+    lo = first.ts.searchsorted(start)
+    hi = last.ts.searchsorted(end)
+    if len(parts) == 1:
+        if hi <= lo:
+            return []
+        return [(first.ts[lo:hi], first.values[lo:hi], first.is_int[lo:hi], _step(first))]
+    pieces: list[Piece] = []
+    if lo < first.ts.shape[0]:
+        pieces.append((first.ts[lo:], first.values[lo:], first.is_int[lo:], _step(first)))
+    pieces += [(p.ts, p.values, p.is_int, _step(p)) for p in parts[1:-1]]
+    if hi:
+        pieces.append((last.ts[:hi], last.values[:hi], last.is_int[:hi], _step(last)))
+    return pieces
+
+
+def _step(points: Points) -> int:
+    return points.step if type(points) is DecodedBlock else 0
 
 
 def concat(parts: Sequence[Points]) -> Points:

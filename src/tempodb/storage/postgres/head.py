@@ -19,11 +19,12 @@ from tempodb.storage.base import (
     BoolArray,
     Float64Array,
     Int64Array,
+    Piece,
     Points,
     check_increment,
     merge_points,
 )
-from tempodb.storage.blocks import concat, decode_run
+from tempodb.storage.blocks import clip_pieces, concat, decode_run
 from tempodb.storage.postgres import arrays
 from tempodb.storage.postgres.blocks import BLOCK_COLUMNS, FROM_LO, decode_rows
 
@@ -320,3 +321,14 @@ def merged(
         order = np.argsort(ts, kind="stable")
         ts, values, is_int = ts[order], values[order], is_int[order]
     return merge_points(got, Points(ts, values, is_int), increment=False)
+
+
+def pieces(rows: Sequence[Sequence[Any]], start: int, end: int) -> list[Piece]:
+    """``merged`` as pieces (``Store.read_pieces_many``): without head rows in the range, the
+    blocks decoded one by one and clipped (each evenly spaced one with its step); with some,
+    the merged points as one piece."""
+    if any(r[0] == 1 and r[7] is not None for r in rows):
+        found = merged(rows, start, end)
+        return [(found.ts, found.values, found.is_int, 0)]
+    blocks = sorted((r[1:7] for r in rows if r[0] == 0), key=lambda r: int(r[0]))
+    return clip_pieces(decode_rows(blocks), start, end)

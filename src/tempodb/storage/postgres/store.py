@@ -34,6 +34,7 @@ from tempodb.storage.base import (
     NewSeries,
     OutcomeUnknown,
     Overloaded,
+    Piece,
     Points,
     Retention,
     SeriesField,
@@ -623,6 +624,80 @@ class PostgresStore(Store):
 
         return head.merged(self._read(op), start, end)
 
+    def read_points_many(
+        self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool = True
+    ) -> list[Points]:
+        """``read_points`` of each series (in the order given) in one statement: a ``READ``
+        of each series found by id (LATERAL); on Citus, where a statement across the series'
+        and the points' shards is not a single-shard one, the sids first, then the ``READ``
+        of each, pipelined (two round trips)."""
+        rows = self._read_rows_many(db, series_ids, start, end)
+        return [
+            head.merged(rows[i], start, end) if i in rows else Points.empty() for i in series_ids
+        ]
+
+    def read_pieces_many(
+        self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool = True
+    ) -> list[list[Piece]]:
+        """``read_points_many`` as the pieces of each series' blocks, decoded one by one (the
+        merged points as one piece where head rows replace some)."""
+        rows = self._read_rows_many(db, series_ids, start, end)
+        return [head.pieces(rows[i], start, end) if i in rows else [] for i in series_ids]
+
+    def _read_rows_many(
+        self, db: int, series_ids: Sequence[str], start: int, end: int
+    ) -> dict[str, list[Any]]:
+        """The ``READ`` rows of each of these series that exists (read_points_many)."""
+        if start >= end or not series_ids:
+            return {}
+        wanted = [i for i in dict.fromkeys(series_ids) if storable(i)]
+
+        def op(conn: _Conn) -> dict[str, list[Any]]:
+            params: list[tuple[str, dict[str, Any]]]
+            if self._citus:
+                sids = _sids(conn, db, wanted)
+                params = [(i, {"db": db, "sid": sids[i], "lo": start, "hi": end}) for i in sids]
+                statement = head.READ
+            elif len(wanted) > 1:  # one statement: a READ for each series (LATERAL)
+                found: dict[str, list[Any]] = {}
+                bounds = {"db": db, "ids": wanted, "lo": start, "hi": end}
+                for row in conn.execute(_READ_MANY_BY_ID, bounds, binary=True):
+                    found.setdefault(wanted[row[0] - 1], []).append(row[1:])
+                return found
+            else:
+                params = [(i, {"db": db, "id": i, "lo": start, "hi": end}) for i in wanted]
+                statement = _READ_BY_ID
+            with conn.pipeline():
+                cursors = {i: conn.execute(statement, p, binary=True) for i, p in params}
+            return {i: cursor.fetchall() for i, cursor in cursors.items()}
+
+        return self._read(op)
+
+    def estimate_points(
+        self, db: int, series_ids: Sequence[str], start: int, end: int
+    ) -> int | None:
+        """The points of the blocks that overlap ``[start, end)`` and the head rows in it
+        (some may stand for the same points), in one statement (on Citus, the sids first,
+        then one statement per series, pipelined)."""
+        if start >= end or not series_ids:
+            return 0
+        wanted = [i for i in dict.fromkeys(series_ids) if storable(i)]
+
+        def op(conn: _Conn) -> int:
+            params: list[dict[str, Any]]
+            if self._citus:
+                sids = _sids(conn, db, wanted)
+                params = [{"db": db, "sid": sid, "lo": start, "hi": end} for sid in sids.values()]
+                statement = _ESTIMATE
+            else:
+                bounds = {"db": db, "ids": wanted, "lo": start, "hi": end}
+                return int(conn.execute(_ESTIMATE_MANY_BY_ID, bounds).fetchone()[0])  # type: ignore[index]
+            with conn.pipeline():
+                cursors = [conn.execute(statement, p) for p in params]
+            return sum(int(cursor.fetchall()[0][0]) for cursor in cursors)
+
+        return self._read(op)
+
     def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:
         """Delete the points with ``start <= ts < end``; how many there were."""
         if start >= end:
@@ -798,6 +873,42 @@ class PostgresStore(Store):
             transaction=False,
         )
         return [(int(db), int(sid)) for db, sid in rows]
+
+
+#: ``estimate_points`` of one series: its blocks that ``head.READ`` would take, and its head rows.
+_ESTIMATE: Final = (
+    "SELECT (SELECT coalesce(sum(n), 0) FROM block WHERE db = %(db)s AND sid = %(sid)s "
+    f"AND first < %(hi)s AND last >= %(lo)s AND {blocks.FROM_LO}) + (SELECT count(*) FROM head "
+    "WHERE db = %(db)s AND sid = %(sid)s AND ts >= %(lo)s AND ts < %(hi)s)"
+)
+
+
+#: The sid of series ``%(id)s`` (NULL when there is none: a read of nothing).
+_SID_OF_ID: Final = "(SELECT sid FROM series WHERE db = %(db)s AND id = %(id)s)"
+_READ_BY_ID: Final = head.READ.replace("%(sid)s", _SID_OF_ID)
+#: The series of ``%(ids)s`` that exist, by their position in the array (from 1).
+_SERIES_OF_IDS: Final = (
+    "FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS u(id, o) "
+    "JOIN series AS s ON s.db = %(db)s AND s.id = u.id"
+)
+#: ``READ`` of each series of ``%(ids)s``, in one statement: (position, READ's columns).
+_READ_MANY_BY_ID: Final = (
+    f"SELECT u.o, r.* {_SERIES_OF_IDS} CROSS JOIN LATERAL "
+    f"({head.READ.replace('%(sid)s', 's.sid')}) AS r"
+)
+#: ``_ESTIMATE`` of the series of ``%(ids)s``, summed, in one statement.
+_ESTIMATE_MANY_BY_ID: Final = (
+    f"SELECT coalesce(sum(e.n), 0) {_SERIES_OF_IDS} CROSS JOIN LATERAL "
+    f"({_ESTIMATE.replace('%(sid)s', 's.sid')} AS n) AS e"
+)
+
+
+def _sids(conn: _Conn, db: int, series_ids: Sequence[str]) -> dict[str, int]:
+    """The sids of those of these (storable) series ids that exist in the database."""
+    rows = conn.execute(
+        "SELECT id, sid FROM series WHERE db = %s AND id = ANY(%s::text[])", (db, list(series_ids))
+    ).fetchall()
+    return {str(series_id): int(sid) for series_id, sid in rows}
 
 
 def _unavailable(exc: psycopg.OperationalError) -> Unavailable:

@@ -97,6 +97,14 @@ READ: Final = (
     "AND first >= coalesce((SELECT first FROM block WHERE sid = ?1 AND first <= ?2 "
     "ORDER BY first DESC LIMIT 1), ?2) ORDER BY first"
 )
+#: ``READ`` of each series of a JSON array of sids, in one statement: (sid, rowid, gen) of
+#: their blocks, series by series in the array's order, each in time order.
+READ_MANY: Final = (
+    "SELECT b.sid, b.rowid, b.gen FROM json_each(?1) AS j JOIN block AS b ON b.sid = j.value "
+    "WHERE b.first < ?3 AND b.last >= ?2 AND b.first >= coalesce((SELECT first FROM block "
+    "WHERE sid = j.value AND first <= ?2 ORDER BY first DESC LIMIT 1), ?2) "
+    "ORDER BY j.key, b.first"
+)
 #: The last block of each series of a JSON array of sids (series without blocks are absent).
 _TAILS: Final = (
     "SELECT b.sid, b.rowid, b.first, b.last, b.n, b.fmt FROM json_each(?) AS j "
@@ -137,7 +145,7 @@ def _neighbour(conn: sqlite3.Connection, sid: int, ts: int, *, before: bool) -> 
 
 
 def _load(conn: sqlite3.Connection, run: Sequence[Meta]) -> list[Points]:
-    parts = []
+    parts: list[Points] = []
     for meta in run:
         row = conn.execute(
             f"SELECT {BLOCK_COLUMNS} FROM block WHERE rowid = ?", (meta.handle,)

@@ -60,6 +60,15 @@ def sid_of(conn: sqlite3.Connection, db: int, series_id: str) -> int | None:
     return None if row is None else int(row[0])
 
 
+def sids_by_id(conn: sqlite3.Connection, db: int, series_ids: Sequence[str]) -> dict[str, int]:
+    """The sids of those of these series ids that exist in the database."""
+    rows = conn.execute(
+        "SELECT id, sid FROM series WHERE db = ? AND id IN (SELECT value FROM json_each(?))",
+        (db, json.dumps(list(series_ids))),
+    )
+    return {str(series_id): int(sid) for series_id, sid in rows}
+
+
 def filter_sql(db: int, flt: SeriesFilter) -> tuple[str, list[object]]:
     """A WHERE clause over ``series s`` for the filter (spec §5.1) and its parameters.
 

@@ -29,6 +29,7 @@ from tempodb.storage.base import (
     Expired,
     KeyConflict,
     NewSeries,
+    Piece,
     Points,
     Retention,
     SeriesField,
@@ -44,10 +45,23 @@ from tempodb.storage.base import (
     normalize_tags,
     verify_secret,
 )
-from tempodb.storage.blocks import BlockCache, assemble, concat, decode, decode_run
+from tempodb.storage.blocks import (
+    BlockCache,
+    assemble,
+    clip_pieces,
+    concat,
+    decode,
+    decode_run,
+)
 from tempodb.storage.sqlite import head, retention, series
 from tempodb.storage.sqlite.lock import lock_folder
-from tempodb.storage.sqlite.points import BLOCK_COLUMNS, READ, SMALL_WRITE, PointWriter
+from tempodb.storage.sqlite.points import (
+    BLOCK_COLUMNS,
+    READ,
+    READ_MANY,
+    SMALL_WRITE,
+    PointWriter,
+)
 from tempodb.storage.sqlite.schema import (
     FILE_NAME,
     KEYS_STAMP_NAME,
@@ -72,6 +86,16 @@ FOLD_AFTER_S: Final = 30.0
 DIRECT_POINTS: Final = 64
 #: The default bound of the writer's queue.
 DEFAULT_MAX_QUEUE: Final = 1024
+#: ``estimate_points``: the sizes of a JSON array of series' blocks that overlap ``[?3, ?4)``
+#: (found as ``READ`` finds them), and the number of their head rows there.
+ESTIMATE: Final = (
+    "SELECT (SELECT coalesce(sum(b.n), 0) FROM series AS s JOIN block AS b ON b.sid = s.sid "
+    "WHERE s.db = ?1 AND s.id IN (SELECT value FROM json_each(?2)) "
+    "AND b.first < ?4 AND b.last >= ?3 AND b.first >= coalesce((SELECT first FROM block "
+    "WHERE sid = s.sid AND first <= ?3 ORDER BY first DESC LIMIT 1), ?3)) "
+    "+ (SELECT count(*) FROM series AS s JOIN head AS h ON h.sid = s.sid "
+    "WHERE s.db = ?1 AND s.id IN (SELECT value FROM json_each(?2)) AND h.ts >= ?3 AND h.ts < ?4)"
+)
 #: The default size of the cache of decoded blocks (``BlockCache``), in MiB.
 DEFAULT_READ_CACHE_MB: Final = 256.0
 _MAX_BLOCK_POINTS: Final = 1 << 20
@@ -709,6 +733,129 @@ class SQLiteStore(Store):
                 blocks.put(key, part)
             complete.append(part)
         return _with_head(assemble(complete, start, end), fresh)
+
+    def read_points_many(
+        self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool = True
+    ) -> list[Points]:
+        """``read_points`` of each series (in the order given), all in one snapshot: their
+        sids, head rows, cached blocks' keys and the blocks not cached in one statement
+        each."""
+        answers: list[Points] = []
+        for found in self._read_many(db, series_ids, start, end, cache=cache):
+            if found is None:
+                answers.append(Points.empty())
+                continue
+            parts, clipped, fresh = found
+            got = parts[0] if clipped else assemble(parts, start, end)
+            answers.append(got if fresh is None else _with_head(got, fresh))
+        return answers
+
+    def estimate_points(
+        self, db: int, series_ids: Sequence[str], start: int, end: int
+    ) -> int | None:
+        """The points of the blocks that overlap ``[start, end)`` and the head rows in it,
+        counted from the indexes in one statement."""
+        if start >= end or not series_ids:
+            return 0
+        row = (
+            self._reader()
+            .execute(ESTIMATE, (db, json.dumps(list(series_ids)), start, end))
+            .fetchone()
+        )
+        return int(row[0])
+
+    def read_pieces_many(
+        self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool = True
+    ) -> list[list[Piece]]:
+        """``read_points_many`` with each series' points as the consecutive pieces they are
+        stored in: views of the cache's decoded blocks (read-only), nothing copied."""
+        answers: list[list[Piece]] = []
+        for found in self._read_many(db, series_ids, start, end, cache=cache):
+            if found is None:
+                answers.append([])
+                continue
+            parts, clipped, fresh = found
+            if clipped:
+                pieces: list[Piece] = [(p.ts, p.values, p.is_int, 0) for p in parts]
+            else:
+                pieces = clip_pieces(parts, start, end)
+            if fresh is not None:
+                pieces.append((fresh.ts, fresh.values, fresh.is_int, 0))
+            answers.append(pieces)
+        return answers
+
+    def _read_many(
+        self, db: int, series_ids: Sequence[str], start: int, end: int, *, cache: bool
+    ) -> list[tuple[list[Points], bool, Points | None] | None]:
+        """For each series (None when unknown), in one snapshot: the points of its blocks
+        that may hold ``[start, end)`` (decoded whole, from the cache or not; with ``cache``
+        off decoded into one, clipped to the range: the flag says), and its head rows there
+        (None when none)."""
+        if start >= end or not series_ids:
+            return [None for _ in series_ids]  # nothing to read, as for unknown series
+        blocks = self._blocks if cache else None
+        rows: dict[int, list[Any]] = {}
+        parts: dict[int, list[Points | None]] = {}
+        found: dict[int, Any] = {}
+        with self._snapshot() as conn:
+            if len(set(series_ids)) == 1:  # the statements of read_points, quicker for one
+                sid = series.sid_of(conn, db, series_ids[0])
+                sids = {} if sid is None else {series_ids[0]: sid}
+            else:
+                sids = series.sids_by_id(conn, db, series_ids)
+            known = list(dict.fromkeys(sids.values()))
+            if len(known) == 1:
+                only = head.read(conn, known[0], start, end)
+                fresh = {known[0]: only} if len(only) else {}
+            else:
+                fresh = head.read_many(conn, known, start, end) if known else {}
+            if blocks is None:
+                statement = READ.format(columns=BLOCK_COLUMNS)
+                for sid in known:
+                    rows[sid] = conn.execute(statement, (sid, start, end)).fetchall()
+            elif known:
+                rows = {sid: [] for sid in known}
+                if len(known) == 1:
+                    statement = READ.format(columns="sid, rowid, gen")
+                    keys = conn.execute(statement, (known[0], start, end)).fetchall()
+                else:
+                    keys = conn.execute(READ_MANY, (json.dumps(known), start, end)).fetchall()
+                for sid, rowid, gen in keys:
+                    rows[sid].append((rowid, gen))
+                cached = blocks.get_many([(rowid, gen) for _, rowid, gen in keys])
+                at = 0
+                for sid, sid_keys in rows.items():
+                    parts[sid] = cached[at : at + len(sid_keys)]
+                    at += len(sid_keys)
+                missing = [
+                    rowid for (_, rowid, _), part in zip(keys, cached, strict=True) if part is None
+                ]
+                if missing:
+                    found = {
+                        row[0]: row[1:]
+                        for row in conn.execute(
+                            f"SELECT rowid, {BLOCK_COLUMNS} FROM block "
+                            "WHERE rowid IN (SELECT value FROM json_each(?))",
+                            (json.dumps(missing),),
+                        )
+                    }
+        answers: list[tuple[list[Points], bool, Points | None] | None] = []
+        for series_id in series_ids:
+            if series_id not in sids:
+                answers.append(None)
+                continue
+            sid = sids[series_id]
+            if blocks is None:
+                answers.append(([decode_run(rows[sid], start, end)], True, fresh.get(sid)))
+                continue
+            complete: list[Points] = []
+            for key, part in zip(rows[sid], parts[sid], strict=True):
+                if part is None:
+                    part = decode(*found[key[0]])
+                    blocks.put(key, part)
+                complete.append(part)
+            answers.append((complete, False, fresh.get(sid)))
+        return answers
 
     def delete_points(self, db: int, series_id: str, start: int, end: int) -> int:
         """Delete the points with ``start <= ts < end``; how many there were."""
