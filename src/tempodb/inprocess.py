@@ -221,7 +221,35 @@ def _memory_dir() -> str | None:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
 
 
-class InProcessClient(Client):
+class EngineBound:
+    """What an in-process client (sync or async) holds beside a client's attributes."""
+
+    _engine: Engine
+    _finalizer: weakref.finalize[[], None]
+    path: str
+    folder: Path
+    read_only: bool
+
+
+def attach(client: Any, engine: Engine, path: str, retries: int | RetryPolicy) -> None:
+    """Give an in-process client (sync or async) the attributes a client has, from ``engine``;
+    the engine closes when the client is dropped (a client never closed still lets the folder
+    go)."""
+    client._engine = engine
+    client.path = path
+    client.folder = engine.folder
+    client.read_only = engine.read_only
+    client.key = engine.database.key
+    client.secret = ""
+    client.host = ""
+    client.port = 0
+    client.secure = False
+    client.base_url = f"/{API_VERSION}"
+    client.retry_policy = RetryPolicy.of(retries)
+    client._finalizer = weakref.finalize(client, engine.close)
+
+
+class InProcessClient(EngineBound, Client):
     """A :class:`~tempodb.Client` whose requests run in this process (:func:`connect`).
 
     Attributes:
@@ -233,18 +261,7 @@ class InProcessClient(Client):
 
     def __init__(self, engine: Engine, path: str, retries: int | RetryPolicy = 3) -> None:
         # Client.__init__ would resolve credentials and open a connection pool: neither exists.
-        self._engine = engine
-        self.path = path
-        self.folder = engine.folder
-        self.read_only = engine.read_only
-        self.key = engine.database.key
-        self.secret = ""
-        self.host = ""
-        self.port = 0
-        self.secure = False
-        self.base_url = f"/{API_VERSION}"
-        self.retry_policy = RetryPolicy.of(retries)
-        self._finalizer = weakref.finalize(self, engine.close)
+        attach(self, engine, path, retries)
 
     def __repr__(self) -> str:
         mode = ", read_only=True" if self.read_only else ""

@@ -7,18 +7,17 @@ Apart from :mod:`tempodb.inprocess` because :class:`~tempodb.AsyncClient` needs 
 from __future__ import annotations
 
 import asyncio
-import weakref
 from typing import Any
 
 from tempodb.async_client import AsyncClient
-from tempodb.inprocess import Engine
-from tempodb.protocol import API_VERSION, Request, Response, TransportFailure
+from tempodb.inprocess import Engine, EngineBound, attach
+from tempodb.protocol import Request, Response, TransportFailure
 from tempodb.retry import RetryPolicy
 
 __all__ = ["AsyncInProcessClient"]
 
 
-class AsyncInProcessClient(AsyncClient):
+class AsyncInProcessClient(EngineBound, AsyncClient):
     """An :class:`~tempodb.AsyncClient` whose requests run in this process, each on a worker
     thread of the server's application (:func:`tempodb.connect_async`).
 
@@ -28,19 +27,7 @@ class AsyncInProcessClient(AsyncClient):
 
     def __init__(self, engine: Engine, path: str, retries: int | RetryPolicy = 3) -> None:
         # AsyncClient.__init__ would resolve credentials and open an httpx pool: neither exists.
-        self._engine = engine
-        self.path = path
-        self.folder = engine.folder
-        self.read_only = engine.read_only
-        self.key = engine.database.key
-        self.secret = ""
-        self.host = ""
-        self.port = 0
-        self.secure = False
-        self.base_url = f"/{API_VERSION}"
-        self.retry_policy = RetryPolicy.of(retries)
-        # A client dropped without aclose() still lets the folder go.
-        self._finalizer = weakref.finalize(self, engine.close)
+        attach(self, engine, path, retries)
 
     def __repr__(self) -> str:
         mode = ", read_only=True" if self.read_only else ""

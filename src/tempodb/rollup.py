@@ -47,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tempodb.folds import finite_mean, fold_groups, parse_fold
-from tempodb.zones import MS_PER_DAY, Zone, excerpt, sparse_runs
+from tempodb.zones import MS_PER_DAY, OffsetTable, Zone, excerpt, sparse_runs
 
 __all__ = [
     "FUNCTION_NAMES",
@@ -393,6 +393,23 @@ def _first_points(ts: I64, boundaries: I64) -> tuple[I64, npt.NDArray[np.intp]] 
     return boundaries[filled], firsts[filled]
 
 
+def _wall_grid(table: OffsetTable, midnight: int, step: int, lo: int, hi: int) -> I64:
+    """The instants in ``[lo, hi)`` where the wall clock shows ``midnight + k * step``, segment
+    by segment of the zone's offsets (``table`` covers the range), ascending."""
+    parts: list[I64] = []
+    for begin, end, offset in zip(
+        table.starts.tolist(), table.ends.tolist(), table.offsets.tolist(), strict=True
+    ):
+        begin, end = max(begin, lo), min(end, hi)
+        if begin >= end:
+            continue
+        k_first = -((midnight - begin - offset) // step)  # ceil((begin + offset - M) / step)
+        k_end = -((midnight - end - offset) // step)
+        if k_end > k_first:
+            parts.append(midnight - offset + step * np.arange(k_first, k_end, dtype=np.int64))
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
 def _wall_step_bounds(
     ts: I64, step: int, zone: Zone, start_wall: int
 ) -> tuple[I64, npt.NDArray[np.intp]] | None:
@@ -408,19 +425,7 @@ def _wall_step_bounds(
         if (last - lo) // step > ts.size:
             return None
         table = zone.table(lo, last)
-        parts: list[I64] = []
-        for begin, end, offset in zip(
-            table.starts.tolist(), table.ends.tolist(), table.offsets.tolist(), strict=True
-        ):
-            begin, end = max(begin, lo), min(end, last + 1)
-            if begin >= end:
-                continue
-            k_first = -((midnight - begin - offset) // step)  # ceil((begin + offset - M) / step)
-            k_end = -((midnight - end - offset) // step)
-            if k_end > k_first:
-                parts.append(midnight - offset + step * np.arange(k_first, k_end, dtype=np.int64))
-        boundaries = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-        found = _first_points(ts, boundaries)
+        found = _first_points(ts, _wall_grid(table, midnight, step, lo, last + 1))
         if found is not None and lo >= table.valid_from:
             return found
         reach *= 2
@@ -511,19 +516,7 @@ def boundaries(interval: Interval, zone: Zone, *, start_ms: int, lo: int, hi: in
             return np.zeros(0, np.int64)
         return found[(found >= lo) & (found < hi)]
     midnight = start_wall // MS_PER_DAY * MS_PER_DAY
-    table = zone.table(lo, hi)
-    parts: list[I64] = []
-    for begin, end, offset in zip(
-        table.starts.tolist(), table.ends.tolist(), table.offsets.tolist(), strict=True
-    ):
-        begin, end = max(begin, lo), min(end, hi)
-        if begin >= end:
-            continue
-        k_first = -((midnight - begin - offset) // step)  # ceil((begin + offset - M) / step)
-        k_end = -((midnight - end - offset) // step)
-        if k_end > k_first:
-            parts.append(midnight - offset + step * np.arange(k_first, k_end, dtype=np.int64))
-    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    return _wall_grid(zone.table(lo, hi), midnight, step, lo, hi)
 
 
 #: The sum, minimum, maximum and centred sum of squares of a non-empty float64 array.

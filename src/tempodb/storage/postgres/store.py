@@ -198,12 +198,6 @@ class PostgresStore(Store):
             self._fold, self._head_series, head_points=head_points, fold_after_s=fold_after_s
         )
 
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def close(self) -> None:
         """Stop the fold and close every connection (the head stays: nothing is lost)."""
         with self._lock:

@@ -306,12 +306,6 @@ class SQLiteStore(Store):
         self._readers_lock = threading.Lock()
         self._closed = False
 
-    def __enter__(self) -> SQLiteStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def close(self) -> None:
         """Finish queued writes, stop the writer and close every connection."""
         with self._readers_lock:
