@@ -54,6 +54,25 @@ VALUE: JSONObject = {
 #: A number read back; null where a sum overflows float64 (beyond about 1.8e308).
 NUMBER: JSONObject = {"type": ["number", "null"]}
 
+
+def _multistatus(**more: JSONObject) -> JSONObject:
+    """A 207 body: an entry per element of the request (its status and messages, and ``more``)."""
+    entry = {
+        "type": "object",
+        "required": ["status", "messages"],
+        "properties": {
+            "status": {"type": "string", "enum": ["200", "409", "422"]},
+            "messages": {"type": "array", "items": {"type": "string"}},
+            **more,
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["multistatus"],
+        "properties": {"multistatus": {"type": "array", "items": entry}},
+    }
+
+
 SCHEMAS: JSONObject = {
     "Series": {
         "type": "object",
@@ -125,42 +144,11 @@ SCHEMAS: JSONObject = {
         "required": ["deleted"],
         "properties": {"deleted": {"type": "integer", "minimum": 0}},
     },
-    "Multistatus": {
-        "type": "object",
-        "required": ["multistatus"],
-        "properties": {
-            "multistatus": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["status", "messages"],
-                    "properties": {
-                        "status": {"type": "string", "enum": ["200", "409", "422"]},
-                        "messages": {"type": "array", "items": {"type": "string"}},
-                    },
-                },
-            }
-        },
-    },
+    "Multistatus": _multistatus(),
     "SeriesMultistatus": {
-        "type": "object",
+        **_multistatus(series={"$ref": "#/components/schemas/Series"}),
         "description": "one entry per series of the request, in order: 200 created (with the "
         "series), 409 its key exists (or an earlier series of the request has it), 422 invalid",
-        "required": ["multistatus"],
-        "properties": {
-            "multistatus": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["status", "messages"],
-                    "properties": {
-                        "status": {"type": "string", "enum": ["200", "409", "422"]},
-                        "messages": {"type": "array", "items": {"type": "string"}},
-                        "series": {"$ref": "#/components/schemas/Series"},
-                    },
-                },
-            }
-        },
     },
     "NewDatabase": {
         "type": "object",

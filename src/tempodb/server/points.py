@@ -45,6 +45,7 @@ from tempodb.server.wire import (
     parse_bulk,
     parse_multi_body,
     parse_points_body,
+    parse_range,
     parse_time_param,
     points_data,
     render_points,
@@ -82,10 +83,7 @@ class ReadParams:
     @staticmethod
     def parse(request: Request) -> ReadParams:
         query = request.query
-        start = parse_time_param(query.require("start"), "start")
-        end = parse_time_param(query.require("end"), "end")
-        if start > end:
-            raise bad_request("start must not be after end")
+        start, end = parse_range(query)
         try:
             text = query.get("interval")
             interval = parse_interval(text) if text else auto_interval(start, end)
@@ -433,10 +431,7 @@ def delete_range(ctx: Context, request: Request, params: dict[str, str]) -> Resp
     """E14 ``DELETE /series/{id|key}/{v}/data/``: ``[start, end)``, or the single point at
     ``start`` when ``start == end``."""
     series = ctx.series(params["field"], params["value"])
-    start = parse_time_param(request.query.require("start"), "start")
-    end = parse_time_param(request.query.require("end"), "end")
-    if start > end:
-        raise bad_request("start must not be after end")
+    start, end = parse_range(request.query)
     try:
         ctx.store.delete_points(ctx.db.id, series.id, start, max(end, start + 1))
     except TierCut as exc:

@@ -45,7 +45,7 @@ from tempodb.server.paging import (
     parse_limit,
 )
 from tempodb.server.points import STREAM_SPAN_MS
-from tempodb.server.wire import number_texts, parse_time_param, render_points, series_json
+from tempodb.server.wire import number_texts, parse_range, render_points, series_json
 from tempodb.storage.base import SeriesRecord
 from tempodb.zones import MS_PER_DAY, Zone, excerpt, get_zone
 
@@ -92,10 +92,7 @@ class ReadParams:
     @staticmethod
     def parse(request: Request, *, many_folds: bool = False) -> ReadParams:
         query = request.query
-        start = parse_time_param(query.require("start"), "start")
-        end = parse_time_param(query.require("end"), "end")
-        if start > end:
-            raise bad_request("start must not be after end")
+        start, end = parse_range(query)
         try:
             zone = get_zone(query.get("tz"))
         except ValueError as exc:

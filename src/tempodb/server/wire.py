@@ -29,7 +29,7 @@ except ImportError:  # built without a C compiler: the general paths serve
 from tempodb.contract import MAX_KEY_LENGTH
 from tempodb.contract import key_error as key_error
 from tempodb.rollup import Moments, numpy_moments
-from tempodb.server.http import HTTPError, bad_request
+from tempodb.server.http import HTTPError, Query, bad_request
 from tempodb.server.timestamps import InvalidTimestamp, parse_timestamps_ms
 from tempodb.storage.base import (
     MAX_EXACT_INT,
@@ -106,6 +106,16 @@ def parse_time_param(text: str, name: str) -> int:
         except ValueError:
             pass
     raise bad_request(f"Invalid timestamp for {name}: {excerpt(text)}")
+
+
+def parse_range(query: Query) -> tuple[int, int]:
+    """``start`` and ``end`` of a request's query (both required); 400 when either is invalid
+    or ``start`` is after ``end``."""
+    start = parse_time_param(query.require("start"), "start")
+    end = parse_time_param(query.require("end"), "end")
+    if start > end:
+        raise bad_request("start must not be after end")
+    return start, end
 
 
 # -- values ----------------------------------------------------------------------------------
