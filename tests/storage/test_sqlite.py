@@ -712,3 +712,72 @@ def test_pieces_of_evenly_spaced_blocks_tell_their_step(tmp_path: Path) -> None:
             assert [step for _, _, _, step in pieces] == [5] * 20 + [0, 0]
     finally:
         store.close()
+
+
+def interleaved(refs: list[SeriesRef], rounds: int) -> WriteBatch:
+    """Every ref's point at each of ``rounds`` times, time-major (as a multi write sends
+    them), then every point again with new values (repeated timestamps: the last wins)."""
+    n = len(refs)
+    times = np.repeat(np.arange(rounds, dtype=np.int64) * 1000, n)
+    index = np.tile(np.arange(n, dtype=np.int32), rounds)
+    values = np.arange(n * rounds, dtype=np.float64)
+    return WriteBatch(
+        refs,
+        np.concatenate((index, index)),
+        np.concatenate((times, times)),
+        np.concatenate((values, values + 0.5)),
+        np.zeros(2 * n * rounds, np.bool_),
+    )
+
+
+def test_presort_groups_a_large_write_outside_the_writer(tmp_path: Path) -> None:
+    from tempodb.storage.sqlite.points import presort
+
+    refs = [SeriesRef("key", f"s{i}") for i in range(7)]
+    mixed = interleaved(refs, 50)
+    grouped = presort(mixed)
+    assert grouped is not mixed
+    assert grouped.ref_index.dtype == np.int32
+    assert grouped.ref_index.tolist() == [i for i in range(7) for _ in range(50)]
+    assert grouped.ts.tolist() == list(range(0, 50_000, 1000)) * 7
+    assert grouped.values.tolist() == [r * 7 + i + 0.5 for i in range(7) for r in range(50)]
+    assert presort(grouped) is grouped  # in order already
+    with_id = [*refs[:-1], SeriesRef("id", "s0")]  # may name the series s0 names
+    by_id = interleaved(with_id, 50)
+    assert presort(by_id) is by_id
+    twice = interleaved([*refs[:-1], refs[0]], 50)  # one key in two refs
+    assert presort(twice) is twice
+    with SQLiteStore(tmp_path) as store:
+        db = open_db(store)
+        store.write_points(db, mixed)
+        for i, ref in enumerate(refs):
+            record = store.lookup_series(db, "key", ref.value)
+            assert record is not None
+            found = store.read_points(db, record.id, 0, FAR)
+            assert found.ts.tolist() == list(range(0, 50_000, 1000))
+            assert found.values.tolist() == [r * 7 + i + 0.5 for r in range(50)]
+
+
+def test_a_large_write_naming_a_series_by_id_and_key_keeps_the_last_value(
+    tmp_path: Path,
+) -> None:
+    with SQLiteStore(tmp_path) as store:
+        db = open_db(store)
+        store.write_points(db, batch("a", [0], [0]))
+        record = store.lookup_series(db, "key", "a")
+        assert record is not None
+        # At each time: by key, by id, by key again; the last given (by key) is what stays.
+        refs = [SeriesRef("key", "a"), SeriesRef("id", record.id)]
+        rounds = 100
+        store.write_points(
+            db,
+            WriteBatch(
+                refs,
+                np.tile(np.array([0, 1, 0], np.int32), rounds),
+                np.repeat(np.arange(rounds, dtype=np.int64), 3),
+                np.arange(3 * rounds, dtype=np.float64),
+                np.ones(3 * rounds, np.bool_),
+            ),
+        )
+        found = store.read_points(db, record.id, 0, FAR)
+        assert found.values.tolist() == [r * 3 + 2 for r in range(rounds)]

@@ -44,6 +44,7 @@ Writes of many series (``PointWriter.write``)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -226,6 +227,25 @@ def _sorted_unique(
         last = np.concatenate((starts[1:] - 1, [ts.shape[0] - 1]))
         values, is_int = values[last], is_int[last]
     return codes[starts], ts[starts], values, is_int
+
+
+def presort(batch: WriteBatch) -> WriteBatch:
+    """A large write's points grouped by series, each in time order, the last value of a
+    repeated timestamp kept: the order ``PointWriter.write`` needs, found by the caller's
+    thread so that the writer only checks it.  Only when the refs are distinct keys (one
+    series each: an id may name the series a key names, and the last value must be the last
+    given); else, and for a batch in that order already, the batch itself."""
+    refs = batch.refs
+    if any(ref.field != "key" for ref in refs) or len(set(refs)) != len(refs):
+        return batch
+    codes = batch.ref_index.astype(np.int64)
+    grouped = _sorted_unique(codes, batch.ts, batch.values, batch.is_int, False)
+    if grouped[0] is codes:
+        return batch
+    codes, ts, values, is_int = grouped
+    return dataclasses.replace(
+        batch, ref_index=codes.astype(np.int32), ts=ts, values=values, is_int=is_int
+    )
 
 
 class PointWriter:
