@@ -26,6 +26,7 @@ comes in the ``X-Influxdb-Error`` header (on one line), and in ``X-TempoDB-Error
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 
@@ -41,7 +42,16 @@ from tempodb.server.influx.names import (
     series_attributes,
     series_key,
 )
-from tempodb.server.influx.parse import PRECISIONS, Point, Str, parse_lines
+from tempodb.server.influx.parse import (
+    MAX_NS,
+    MIN_NS,
+    PRECISIONS,
+    LineError,
+    Point,
+    Str,
+    parse_key,
+    parse_lines,
+)
 from tempodb.server.points import WriteJob
 from tempodb.storage.base import (
     MAX_EXACT_INT,
@@ -118,13 +128,19 @@ def _write(ctx: Context, request: Request, precision: str) -> Response:
         text = request.body.decode("utf-8", "surrogateescape")
         parsed = parse_lines(text, precision, check_utf8=True)
     else:
+        simple = plan_simple(text, PRECISIONS[precision])
+        if simple is not None:
+            return _store(ctx, simple, [])
         parsed = parse_lines(text, precision)
     if parsed.errors and not parsed.points:
         raise HTTPError(400, _joined(parsed.errors))
-    plan = plan_write(parsed.points, time.time_ns())
+    return _store(ctx, plan_write(parsed.points, time.time_ns()), parsed.errors)
+
+
+def _store(ctx: Context, plan: WritePlan, errors: list[str]) -> Response:
     if plan.refs:
         create_missing(ctx, plan)
-    messages = parsed.errors + plan.refused
+    messages = errors + plan.refused
     if messages:
         dropped = len(plan.refused)
         answer = influx_error(
@@ -227,6 +243,86 @@ def plan_write(points: list[Point], now_ns: int) -> WritePlan:
         np.array(stamps, np.int64),
         np.array(values, np.float64),
         np.array(is_int, np.bool_),
+    )
+    return plan
+
+
+#: What keeps a body off the fast path of ``plan_simple``: escapes, quotes, comments, and
+#: control characters other than ``\\n`` (tabs, NULs, carriage returns, and the others that
+#: ``int()`` and ``float()`` would take as blanks); the slow path reads them, or refuses them
+#: with its messages.
+_NOT_SIMPLE = re.compile(r'[\\"#\x00-\x09\x0b-\x1f]')
+_NAME = r"[^ ,=\n]+"
+#: One simple line: a key section (measurement, tags), one field with a number that is no
+#: integer (``i``, ``u``) nor boolean, and a timestamp; one space between the sections.
+_SIMPLE_LINE = re.compile(
+    rf"^({_NAME}(?:,{_NAME}={_NAME})*) ({_NAME})="
+    r"(-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?) (-?[0-9]+)$",
+    re.MULTILINE,
+)
+
+
+def plan_simple(text: str, factor: int) -> WritePlan | None:
+    """The plan of a body whose every line is simple (ASCII, one float field, a timestamp,
+    nothing escaped or quoted: what most clients send), read in bulk; exactly
+    ``plan_write(parse_lines(text, ...).points, ...)``.  None for any other body, and for one
+    with a line that the slow path would refuse or answer with a message (an out-of-range
+    value or timestamp, a bad key section, a refused name): the slow path reads those."""
+    if not text or not text.isascii() or _NOT_SIMPLE.search(text):
+        return None
+    lines = _SIMPLE_LINE.findall(text)
+    if len(lines) != text.count("\n") + (not text.endswith("\n")):
+        return None  # a line is not simple (or blank)
+    try:
+        sections, fields, values_text, times_text = zip(*lines, strict=True)
+        values = np.array(list(map(float, values_text)), np.float64)
+        times = list(map(int, times_text))
+    except ValueError:
+        return None
+    lowest, highest = min(times), max(times)
+    if lowest < -(2**63) or highest >= 2**63 or not np.isfinite(values).all():
+        return None
+    if lowest * factor < MIN_NS or highest * factor > MAX_NS:
+        return None
+    stamps = np.array(times, np.int64)
+    if factor >= 1_000_000:
+        stamps *= factor // 1_000_000
+    else:
+        stamps //= 1_000_000 // factor
+    # Each (key section, field) once, in the order of the lines, then its series.
+    pairs: dict[tuple[str, str], int] = {}
+    ids = [pairs.setdefault(pair, len(pairs)) for pair in zip(sections, fields, strict=True)]
+    plan = WritePlan()
+    refs = plan.refs
+    known: dict[tuple[str, tuple[tuple[str, str], ...], str], int] = {}
+    keys: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
+    slots = []
+    for section, field in pairs:
+        try:
+            if section not in keys:
+                keys[section] = parse_key(section)
+        except LineError:
+            return None
+        measurement, tags = keys[section]
+        names = (measurement, tags, field)
+        slot = known.get(names)
+        if slot is None:
+            if refusal(Point("", measurement, tags, ((field, 0.0),), 0)) is not None:
+                return None
+            key = series_key(*names)
+            slot = refs.get(key)
+            if slot is None:
+                slot = refs[key] = len(refs)
+                plan.attributes[key] = series_attributes(*names)
+            known[names] = slot
+        slots.append(slot)
+    index = np.array(slots, np.int32)[np.array(ids, np.intp)]
+    plan.batch = WriteBatch(
+        [SeriesRef("key", key) for key in refs],
+        index,
+        stamps,
+        values,
+        np.zeros(len(values), np.bool_),
     )
     return plan
 
