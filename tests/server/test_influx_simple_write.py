@@ -105,6 +105,21 @@ def test_every_precision_rounds_as_the_slow_path(precision: str) -> None:
         "m v=1 1\x0c",
         "mé v=1 1",
         "m v=1 1\nm v=oops 2",  # one bad line: the slow path answers a partial write
+        "m v=1\nm v=1 2 3",  # two lines of two and four sections
+        "m v=1 2 3\nm v=1",
+        "m v=1,2 1",
+        "m a,b=1 1",
+        "m =1 1",
+        "m v= 1",
+        "m v==1 1",
+        "m v=1=2 1",
+        "m v=1e5e 1",
+        "m v=-+1 1",
+        "m v=1,+1 1",
+        "m v=1 -",
+        "m v=1 --1",
+        "m v=1 1-2",
+        "m v=1 1,2",
         "m,t=" + "x" * 1025 + " v=1 1",  # a name too long
     ],
 )

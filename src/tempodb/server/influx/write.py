@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
+from itertools import repeat
 
 import numpy as np
 import orjson
@@ -252,29 +253,39 @@ def plan_write(points: list[Point], now_ns: int) -> WritePlan:
 #: ``int()`` and ``float()`` would take as blanks); the slow path reads them, or refuses them
 #: with its messages.
 _NOT_SIMPLE = re.compile(r'[\\"#\x00-\x09\x0b-\x1f]')
-_NAME = r"[^ ,=\n]+"
-#: One simple line: a key section (measurement, tags), one field with a number that is no
-#: integer (``i``, ``u``) nor boolean, and a timestamp; one space between the sections.
-_SIMPLE_LINE = re.compile(
-    rf"^({_NAME}(?:,{_NAME}={_NAME})*) ({_NAME})="
-    r"(-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?) (-?[0-9]+)$",
-    re.MULTILINE,
-)
+#: A character that is in no simple float field value (the values of ``plan_simple``).
+_NOT_FLOAT = re.compile(r"[^0-9eE.+\-,]")
 
 
 def plan_simple(text: str, factor: int) -> WritePlan | None:
     """The plan of a body whose every line is simple (ASCII, one float field, a timestamp,
-    nothing escaped or quoted: what most clients send), read in bulk; exactly
-    ``plan_write(parse_lines(text, ...).points, ...)``.  None for any other body, and for one
-    with a line that the slow path would refuse or answer with a message (an out-of-range
-    value or timestamp, a bad key section, a refused name): the slow path reads those."""
+    one space between them, nothing escaped or quoted: what most clients send), read in
+    bulk; exactly ``plan_write(parse_lines(text, ...).points, ...)``.  None for any other
+    body, and for one with a line that the slow path would refuse or answer with a message
+    (an out-of-range value or timestamp, a bad key section, a refused name): the slow path
+    reads those."""
     if not text or not text.isascii() or _NOT_SIMPLE.search(text):
         return None
-    lines = _SIMPLE_LINE.findall(text)
-    if len(lines) != text.count("\n") + (not text.endswith("\n")):
-        return None  # a line is not simple (or blank)
+    lines = text.split("\n")
+    if not lines[-1]:
+        lines.pop()  # the last line's end
+    n = len(lines)
+    if not n or list(map(str.count, lines, repeat(" "))).count(2) != n:
+        return None  # a blank line, or one not of three sections
+    flat = " ".join(lines).split(" ")
+    sections, fields, times_text = flat[0::3], flat[1::3], flat[2::3]
+    if list(map(str.count, fields, repeat("="))).count(1) != n:
+        return None  # several fields, or none
+    names_values = "=".join(fields).split("=")
+    names, values_text = names_values[0::2], names_values[1::2]
+    # float() and int() read more than the grammar: a leading "+", "_", "nan", "inf".
+    joined = ",".join(values_text)
+    if _NOT_FLOAT.search(joined) or joined.startswith("+") or ",+" in joined:
+        return None
+    joined = ",".join(times_text)
+    if "+" in joined or "_" in joined:
+        return None
     try:
-        sections, fields, values_text, times_text = zip(*lines, strict=True)
         values = np.array(list(map(float, values_text)), np.float64)
         times = list(map(int, times_text))
     except ValueError:
@@ -291,30 +302,32 @@ def plan_simple(text: str, factor: int) -> WritePlan | None:
         stamps //= 1_000_000 // factor
     # Each (key section, field) once, in the order of the lines, then its series.
     pairs: dict[tuple[str, str], int] = {}
-    ids = [pairs.setdefault(pair, len(pairs)) for pair in zip(sections, fields, strict=True)]
+    ids = [pairs.setdefault(pair, len(pairs)) for pair in zip(sections, names, strict=True)]
     plan = WritePlan()
     refs = plan.refs
     known: dict[tuple[str, tuple[tuple[str, str], ...], str], int] = {}
     keys: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
     slots = []
     for section, field in pairs:
+        if not field or "," in field:
+            return None  # a missing field key, or a comma that splits fields
         try:
             if section not in keys:
                 keys[section] = parse_key(section)
         except LineError:
             return None
         measurement, tags = keys[section]
-        names = (measurement, tags, field)
-        slot = known.get(names)
+        triple = (measurement, tags, field)
+        slot = known.get(triple)
         if slot is None:
             if refusal(Point("", measurement, tags, ((field, 0.0),), 0)) is not None:
                 return None
-            key = series_key(*names)
+            key = series_key(*triple)
             slot = refs.get(key)
             if slot is None:
                 slot = refs[key] = len(refs)
-                plan.attributes[key] = series_attributes(*names)
-            known[names] = slot
+                plan.attributes[key] = series_attributes(*triple)
+            known[triple] = slot
         slots.append(slot)
     index = np.array(slots, np.int32)[np.array(ids, np.intp)]
     plan.batch = WriteBatch(
