@@ -57,6 +57,14 @@ def test_the_benchmark_shape_takes_the_fast_path() -> None:
         assert plan.batch.ref_index.tolist() == [i % 3 for i in range(50)]
 
 
+def test_timestamps_of_one_width_with_many_series() -> None:
+    lines = [f"m,s={i % 7} v={i}.5 {i:013d}" for i in range(300)]
+    plan = check("\n".join(lines) + "\n")
+    assert plan is not None
+    assert plan.batch.ts.tolist() == list(range(300))
+    assert plan.batch.ref_index.tolist() == [i % 7 for i in range(300)]
+
+
 @pytest.mark.parametrize("precision", sorted(PRECISIONS))
 def test_every_precision_rounds_as_the_slow_path(precision: str) -> None:
     body = "cpu,host=a,dc=x idle=1 -1\ncpu,dc=x,host=a idle=2.5 1999999\ncpu idle=.5 0\n"
@@ -170,6 +178,12 @@ _TIMES = st.sampled_from(
         "1_0",
         "",
         "1.5",
+        "000123",
+        "999999999999999999",
+        "1234567890123456789",
+        "-123456789012",
+        "12a",
+        "1,2",
     ]
 )
 _SPACES = st.sampled_from([" ", " ", " ", "  ", "\t"])
@@ -190,10 +204,14 @@ def _simple(times: st.SearchStrategy[int]) -> st.SearchStrategy[str]:
 _SIMPLE = _simple(st.integers(-(10**13), 10**13))
 #: Timestamps within InfluxDB's range in every precision (2e6 hours is 7.2e18 ns).
 _IN_RANGE = _simple(st.integers(-2_000_000, 2_000_000))
+#: Timestamps of 13 digits (as epoch milliseconds are, within range), leading zeros included.
+_FIXED = _simple(st.integers(0, 9 * 10**12)).map(
+    lambda line: line[: line.rindex(" ") + 1] + f"{int(line[line.rindex(' ') + 1 :]):013d}"
+)
 
 
 @given(
-    lines=st.lists(st.one_of(_SIMPLE, _SIMPLE, _LINES), min_size=1, max_size=8),
+    lines=st.lists(st.one_of(_SIMPLE, _FIXED, _FIXED, _LINES), min_size=1, max_size=8),
     end=st.sampled_from(["", "\n", "\r\n", "\n\n"]),
     precision=st.sampled_from(sorted(PRECISIONS)),
 )
@@ -209,3 +227,9 @@ def test_the_fast_path_is_the_slow_path(lines: list[str], end: str, precision: s
 @settings(max_examples=200, deadline=None)
 def test_simple_lines_take_the_fast_path(lines: list[str], precision: str) -> None:
     assert check("\n".join(lines), precision) is not None
+
+
+@given(lines=st.lists(_FIXED, min_size=1, max_size=20))
+@settings(max_examples=200, deadline=None)
+def test_epoch_milliseconds_take_the_fast_path(lines: list[str]) -> None:
+    assert check("\n".join(lines), "ms") is not None
