@@ -37,12 +37,20 @@ a response counts when its last byte arrived) and are medians of repeated runs.
     P1  Prometheus remote_write of 10k series in requests of 500 samples (tempodb and
         VictoriaMetrics), and remote_read of one day of 100 series (tempodb, and a Prometheus
         with the day in its local storage, ``prom.py``)        P1_*
+    L1  W1's data set through InfluxDB's line protocol (``POST /write?precision=ms``, the
+        same requests of 10k lines on two connections, measurement ``m``, tag ``s`` = the
+        series, field ``v``) into a fresh instance of each system  L1_points_per_s
+    Q1  Grafana's InfluxQL over 10 days of the 100 series L1 wrote, ``epoch=ms`` (tempodb and
+        InfluxDB): ``SELECT mean("v") FROM "m" WHERE time >= ..ms AND time < ..ms GROUP BY
+        time(1h) fill(null)``, one line of the 100 series folded together (240 rows), and
+        the same ``GROUP BY time(1h), "s"``, a line per series (100 x 240 rows)  Q1_*_ms
 
 tempodb runs on the embedded store (``tempodb``), on a throwaway PostgreSQL cluster
 (``tempodb-postgres``) and on a throwaway Citus cluster, a coordinator and two workers on this
 machine (``tempodb-citus``: W1, W4, W8 and S1 only; it shows what distribution costs).
 
 W1 to W7 run on the main instance filled by W1's first round; W8, S1, S2 and S3 follow on it.
+L1 and Q1 run on an instance of their own (the first round of L1 fills it for Q1).
 ``--only S3,S4,W8`` runs only those workloads and what they need set up (W2 to W7 need the
 fill; W8, S1, S2, S3 alone run on an empty instance).  ``--quick`` runs everything on small
 data in a minute or two (``make test`` does, without looking at the timings); peers that are
@@ -193,14 +201,20 @@ WORKLOADS = (
     "R1",
     "V1",
     "V2",
+    "L1",
+    "Q1",
 )
 #: The workloads run on the Citus cluster (a coordinator and two workers on this machine: what
 #: distribution costs, not a speed-up).
 CITUS_WORKLOADS = frozenset({"W1", "W4", "W8", "S1"})
 #: The workloads that read or change the main data set (W1's ingest fills it first).
 NEED_DATA = frozenset({"W1", "W2", "W3", "W4", "W5", "W6", "W7", "V1"})
-#: The workloads that run on the main instance (S4 starts one of its own).
-ON_MAIN = frozenset(WORKLOADS) - {"S4"}
+#: The workloads that run on the main instance (S4, L1 and Q1 start one of their own).
+ON_MAIN = frozenset(WORKLOADS) - {"S4", "L1", "Q1"}
+#: The workloads that need the data set generated.
+USE_DATA = NEED_DATA | {"L1", "Q1"}
+#: Q1's window: the first 10 days of the data set (or what the data set holds).
+Q1_DAYS = 10
 
 
 class Run:
@@ -241,6 +255,7 @@ class Run:
             ("S3", self.tags),
             ("P1", self.p1),
             ("R1", self.r1),
+            ("L1,Q1", self.line_protocol),
             ("S4", self.s4),
         ):
             if name and set(name.split(",")) & only:
@@ -538,6 +553,48 @@ class Run:
             raise RuntimeError(f"remote_read answered {count} samples")
         self.put("P1_remote_read_1_day_100_series_ms", ms)
 
+    def line_protocol(self) -> None:
+        """L1 (with L1 asked for) and Q1 (with Q1 asked for) on an instance of their own: the
+        first round of L1 fills it, more rounds on fresh instances; Q1 reads the first."""
+        s, system, data = self.sizes, self.system, self.data
+        requests = [
+            system.line_write(series, lo, min(lo + s.batch, s.points))
+            for series in data
+            for lo in range(0, s.points, s.batch)
+        ]
+        rates = []
+        for extra in range(s.ingest_rounds if "L1" in self.only else 1):
+            fresh = system.fresh()
+            root = self.root / f"lp{extra}"
+            fresh.start(root)
+            try:
+                rates.append(len(data) * s.points / ingest(fresh, requests, s.ingest_clients))
+                if extra == 0 and "Q1" in self.only:
+                    self.q1(fresh)
+            finally:
+                fresh.stop()
+                shutil.rmtree(root, ignore_errors=True)
+        del requests
+        if "L1" in self.only:
+            self.put("L1_points_per_s", round(statistics.median(rates)))
+
+    def q1(self, system: System) -> None:
+        """Q1 on ``system``, filled by L1: the hourly mean of every series folded together
+        (one line), then per series (``GROUP BY time(1h), "s"``)."""
+        s = self.sizes
+        end = START_MS + min(Q1_DAYS * DAY_MS, s.points * MINUTE_MS)
+        where = f"time >= {START_MS}ms AND time < {end}ms"
+        hours = (end - START_MS) // (DAY_MS // 24)
+        for name, by, lines in (("all_series", "", 1), ("by_series", ', "s"', len(self.data))):
+            read = system.influxql(
+                f'SELECT mean("v") FROM "m" WHERE {where} GROUP BY time(1h){by} fill(null)'
+            )
+            if read is None:
+                self.put(f"Q1_group_by_1h_{name}_ms", NOT_SUPPORTED)
+                continue
+            check_q1(read(), lines, hours)
+            self.put(f"Q1_group_by_1h_{name}_ms", median_ms(read, s.multi_reads))
+
     def s4(self) -> None:
         """S4 on an instance of its own (see ``S4``); the main one is stopped first."""
         self.system.stop()
@@ -633,6 +690,17 @@ class S4:
         lookups = [lookup] * (s.s4_samples // 4 + 1)
         self.put(f"S4_series_by_tag_p50_{label}_series_ms", p50_ms(lambda read: read(), lookups))
         self.put(f"S4_rss_{label}_series_mb", round(rss_mb(system.pid), 1))
+
+
+def check_q1(answer: object, lines: int, rows: int) -> None:
+    """Q1's answer holds ``lines`` series of ``rows`` rows each, every row a number."""
+    assert isinstance(answer, bytes)
+    result = json.loads(answer)["results"][0]
+    found = result.get("series", [])
+    shape = [(len(line["values"]), all(v[1] is not None for v in line["values"])) for line in found]
+    if shape != [(rows, True)] * lines:
+        text = f"Q1 answered {len(found)} series, not {lines} of {rows} rows: {result}"
+        raise RuntimeError(text[:500])
 
 
 def p50_ms(call: Callable[[T], object], arguments: Sequence[T]) -> float:
@@ -788,7 +856,7 @@ def main() -> int:
         sizes = replace(sizes, s4_series=args.s4_series)
     say(f"workloads: {','.join(w for w in WORKLOADS if w in only)}")
     data: list[Series] = []
-    if only & NEED_DATA:
+    if only & USE_DATA:
         say(f"data set: {sizes.series} series x {sizes.points} points, one per minute")
         data = [make_series(i, sizes.points) for i in range(sizes.series)]
     results: dict[str, Figures] = {}

@@ -1,5 +1,5 @@
-"""The results table: every figure per system, ratios, and the targets of issues 4, 15
-and 18."""
+"""The results table: every figure per system, ratios, and the targets of issues 4, 15,
+16, 17 and 18."""
 
 from __future__ import annotations
 
@@ -68,6 +68,9 @@ KEYS = [
     "V2_paged_10_years_ms",
     "V2_paged_10_years_rss_growth_mb",
     "V2_paged_10_years_ratio",
+    "L1_points_per_s",
+    "Q1_group_by_1h_all_series_ms",
+    "Q1_group_by_1h_by_series_ms",
 ]
 
 PEERS = ("influxdb", "victoriametrics", "prometheus")
@@ -192,6 +195,14 @@ def targets(
     check("V1 aggregate of every series <= 1.2x W5", number(ours, aggregate), 1.2, False)
     growth = "V2_paged_10_years_rss_growth_mb"
     check("V2 paged 10-year read grows RSS < 50 MB", number(ours, growth), 50.0, False)
+    # Issue 17: line protocol and InfluxQL against the peers.
+    l1 = "L1_points_per_s"
+    check("L1 line-protocol ingest >= VictoriaMetrics", number(ours, l1), number(vm, l1), True)
+    check("L1 line-protocol ingest >= 2x InfluxDB", number(ours, l1), times(influx, l1, 2.0), True)
+    for name in ("all_series", "by_series"):
+        q1 = f"Q1_group_by_1h_{name}_ms"
+        check(f"Q1 GROUP BY time(1h) {name} <= 0.5x InfluxDB", number(ours, q1),
+              times(influx, q1, 0.5), False)  # fmt: skip
     return found
 
 
@@ -290,6 +301,9 @@ LABELS: dict[str, str] = {
     "V2_paged_10_years_ms": "V2 paged raw read of 10 years (ms)",
     "V2_paged_10_years_rss_growth_mb": "V2 server memory growth during it (MB)",
     "V2_paged_10_years_ratio": "V2 that / the unpaged read",
+    "L1_points_per_s": "L1 W1's data through line protocol, 10k lines per request (points/s)",
+    "Q1_group_by_1h_all_series_ms": "Q1 InfluxQL GROUP BY time(1h), 10 days of 100 series (ms)",
+    "Q1_group_by_1h_by_series_ms": 'Q1 the same GROUP BY time(1h), "s": a line per series (ms)',
 }
 
 #: The README's column of each system.

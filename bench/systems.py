@@ -148,6 +148,17 @@ class System(ABC):
         """A W8-style write (a few series, one point each at ``ts``)."""
         return self.points_many(keys, groups, ts, values)
 
+    # -- L1, Q1: InfluxDB's line protocol and InfluxQL -----------------------------------------
+
+    def line_write(self, series: Series, lo: int, hi: int) -> Request:
+        """L1: points ``lo:hi`` of one series as line protocol on ``POST /write``."""
+        return self.write(series, lo, hi)
+
+    def influxql(self, text: str) -> Read | None:
+        """Q1: an InfluxQL statement as Grafana sends it (``GET /query``, ``epoch=ms``), or
+        None where InfluxQL is not served."""
+        return None
+
     # -- reads: callables ----------------------------------------------------------------------
 
     @abstractmethod
@@ -375,6 +386,16 @@ class TempoDB(System):
     def series_in_group(self, group: str) -> Read:
         return self._read("/v1/series/", [("tag", group)])
 
+    def line_write(self, series: Series, lo: int, hi: int) -> Request:
+        """``POST /write`` as InfluxDB's clients send it (``db`` is accepted and ignored)."""
+        return Request("POST", "/write?db=bench&precision=ms", line_protocol(series, lo, hi),
+                       "text/plain")  # fmt: skip
+
+    def influxql(self, text: str) -> Read:
+        path = "/query?" + _q(text, db="bench", epoch="ms")
+        request = Request("GET", path)
+        return lambda: self.conn.request(request)[1]
+
     # -- the 1.0 reads (issue 16) ------------------------------------------------------------
 
     def segment(self, key: str, start: int, end: int, **more: str) -> Read:
@@ -544,6 +565,11 @@ class InfluxDB(System):
         path = "/query?" + _q(text, db=db or self.db, epoch="ms", **more)
         request = Request("GET", path)
         return lambda: self.conn.request(request)
+
+    def influxql(self, text: str) -> Read:
+        path = "/query?" + _q(text, db=self.db, epoch="ms")
+        request = Request("GET", path)
+        return lambda: self.conn.request(request)[1]
 
     @staticmethod
     def _where(key: str, start: int, end: int) -> str:

@@ -39,12 +39,23 @@ def test_quick_bench_writes_every_key(tmp_path: Path) -> None:
     for figures in systems.values():
         assert set(figures) == set(KEYS)
     ours = systems["tempodb"]
-    for key in ("W1_points_per_s", "W3_raw_10_days_ms", "W7_bytes_per_point", "W8_requests_per_s"):
+    for key in (
+        "W1_points_per_s",
+        "W3_raw_10_days_ms",
+        "W7_bytes_per_point",
+        "W8_requests_per_s",
+        "L1_points_per_s",
+        "Q1_group_by_1h_all_series_ms",
+        "Q1_group_by_1h_by_series_ms",
+    ):
         assert isinstance(ours[key], int | float), key
         assert ours[key] > 0, key
     for peer in ("influxdb", "victoriametrics"):
         if peer in systems:
             assert isinstance(systems[peer]["W1_points_per_s"], int | float)
+            assert isinstance(systems[peer]["L1_points_per_s"], int | float)
+    if "influxdb" in systems:
+        assert isinstance(systems["influxdb"]["Q1_group_by_1h_by_series_ms"], int | float)
     assert "target" in done.stdout
     # The README's table: one row per figure measured, a column per system.
     table = subprocess.run(

@@ -178,7 +178,7 @@ def parse_line(
         raise LineError("NUL characters are not allowed")
     known = None if keys is None else keys.get(key)
     if known is None:
-        known = _parse_key(key)
+        known = parse_key(key)
         if keys is not None:
             keys[key] = known
     measurement, tags = known
@@ -284,7 +284,8 @@ def _unescape(text: str, escapes: tuple[str, ...] = _NAME_ESCAPES) -> str:
     return text
 
 
-def _parse_key(key: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+def parse_key(key: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The measurement and the tags (sorted by key) of a line's key section; LineError."""
     parts = _split_tags(key)
     measurement = _unescape(parts[0])
     if not measurement:

@@ -388,22 +388,18 @@ def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
             aggregate: _filled(aggregate, column, query.fill, times, query.interval_ns)
             for aggregate, column in cells.items()
         }
-        rows = []
-        for at, ns in enumerate(times):
-            row = {aggregate: column[at] for aggregate, column in filled.items()}
-            if query.fill == "none" and all(cell is EMPTY for cell in row.values()):
-                continue
-            values_at = [_evaluate(column.expr, row) for column in query.fields]
-            rows.append([ns // 10**6, *values_at])
+        rows = _rows(query, times, filled)
         rows = rows[query.row_offset :]
         if query.limit is not None:
             rows = rows[: query.limit]
         stamps = _times([row[0] for row in rows], epoch, query.zone)
+        for row, stamp in zip(rows, stamps, strict=True):
+            row[0] = stamp
         series: dict[str, Any] = {"name": query.measurement}
         if group_tags:
             series["tags"] = dict(zip(group_tags, key, strict=True))
         series["columns"] = ["time", *query.columns]
-        series["values"] = [[stamp, *row[1:]] for stamp, row in zip(stamps, rows, strict=True)]
+        series["values"] = rows
         out.append(series)
     out = out[query.series_offset :]
     if query.series_limit is not None:
@@ -411,6 +407,31 @@ def select(ctx: Context, query: Select, epoch: str | None) -> list[Any]:
     if query.descending:  # the series chosen, in descending order too (as InfluxDB does)
         out.reverse()
     return out
+
+
+def _rows(query: Select, times: list[int], filled: dict[Aggregate, list[Any]]) -> list[list[Any]]:
+    """A row per bucket (``times`` in ns): its time in ms, then each column's value; without
+    the rows where every aggregate is empty under ``fill(none)``."""
+    aggregates = [c.expr for c in query.fields if isinstance(c.expr, Aggregate)]
+    if len(aggregates) == len(query.fields):
+        # Columns that are aggregates (no arithmetic, the most common): column by column.
+        columns = [[None if c is EMPTY else c for c in filled[a]] for a in aggregates]
+        rows = [
+            [ns // 10**6, *cells]
+            for ns, cells in zip(times, zip(*columns, strict=True), strict=True)
+        ]
+        if query.fill != "none":
+            return rows
+        kept = [any(c is not EMPTY for c in cells) for cells in zip(*filled.values(), strict=True)]
+        return [row for row, keep in zip(rows, kept, strict=True) if keep]
+    rows = []
+    for at, ns in enumerate(times):
+        row = {aggregate: column[at] for aggregate, column in filled.items()}
+        if query.fill == "none" and all(cell is EMPTY for cell in row.values()):
+            continue
+        values_at = [_evaluate(column.expr, row) for column in query.fields]
+        rows.append([ns // 10**6, *values_at])
+    return rows
 
 
 def select_raw(
