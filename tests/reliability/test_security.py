@@ -95,6 +95,7 @@ class Probe:
     """Another tenant's small requests, each on a new connection, while an attack goes on."""
 
     guarded: Guarded
+    bound: float = BOUND
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -123,7 +124,7 @@ class Probe:
     def check(self) -> None:
         assert not self.failures, self.failures[:5]
         assert len(self.latencies) >= 3, "the probe never ran"
-        assert max(self.latencies) < BOUND, f"slowest: {max(self.latencies):.2f} s"
+        assert max(self.latencies) < self.bound, f"slowest: {max(self.latencies):.2f} s"
 
 
 def _point(number: int) -> bytes:
@@ -131,8 +132,8 @@ def _point(number: int) -> bytes:
 
 
 @contextlib.contextmanager
-def probing(guarded: Guarded) -> Iterator[Probe]:
-    probe = Probe(guarded)
+def probing(guarded: Guarded, bound: float = BOUND) -> Iterator[Probe]:
+    probe = Probe(guarded, bound)
     thread = threading.Thread(target=probe.run, daemon=True)
     thread.start()
     try:
@@ -291,6 +292,51 @@ def test_gzip_bombs_stall_nobody(start: Callable[..., Guarded]) -> None:
     body = gzip.compress(b"[" + b",".join([POINT[1:-1]] * 1000) + b"]")
     reply = guarded.raw.request("POST", "/v1/series/key/zipped/data/", body, zipped)
     assert reply.status == 200, reply.text
+
+
+# -- one tenant against the others --------------------------------------------------------
+
+
+def _big_multi_write(series: int, rounds: int) -> bytes:
+    """A multi write as a fleet's collector sends it: every series' point at each time, then
+    the next time (about 58 bytes a point)."""
+    items = [
+        b'{"key": "s%d", "t": "2012-01-01T%02d:%02d:00Z", "v": %d.25}' % (j, i // 60, i % 60, i)
+        for i in range(rounds)
+        for j in range(series)
+    ]
+    return b"[" + b",".join(items) + b"]"
+
+
+def test_a_tenants_big_writes_hold_nobody_else(start: Callable[..., Guarded]) -> None:
+    """Two concurrent 17 MB multi writes (300,000 points into 1,000 new series each) by one
+    tenant: the other tenant's small requests, writes included, are answered while they go
+    on, and every point of the big writes is stored.  A small write waits for at most one
+    big write (the writer's lanes, tests/storage/test_sqlite.py checks the order): about
+    0.3 s here when idle, up to 1.4 s measured with other jobs on both cores, so this bound
+    is looser than the others'."""
+    guarded = start()
+    body = _big_multi_write(1000, 300)
+    assert len(body) > 16_000_000
+    attacker = guarded.raw.as_(guarded.attacker)
+    replies: list[Reply] = []
+    with probing(guarded, bound=3 * BOUND):
+        writers = [
+            threading.Thread(
+                target=lambda: replies.append(attacker.request("POST", "/v1/multi/", body))
+            )
+            for _ in range(2)
+        ]
+        for thread in writers:
+            thread.start()
+        for thread in writers:
+            thread.join()
+    assert [reply.status for reply in replies] == [200, 200], [r.text for r in replies]
+    client = Client(
+        *guarded.attacker, host=guarded.process.host, port=guarded.process.port, secure=False
+    )
+    found = client.read_key("s999", "2012-01-01T00:00:00Z", "2012-01-02T00:00:00Z")
+    assert [point.value for point in found.data] == [i + 0.25 for i in range(300)]
 
 
 # -- headers: size, deadlines, idle connections --------------------------------------------

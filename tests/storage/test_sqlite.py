@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -781,3 +782,38 @@ def test_a_large_write_naming_a_series_by_id_and_key_keeps_the_last_value(
         )
         found = store.read_points(db, record.id, 0, FAR)
         assert found.values.tolist() == [r * 3 + 2 for r in range(rounds)]
+
+
+def test_a_small_call_waits_for_at_most_one_large_call(tmp_path: Path) -> None:
+    """Two large calls and a small one queued behind the first: the small one runs (and is
+    answered) right after the first large call, before the second; closing runs every
+    queued call."""
+    from tempodb.storage.sqlite.writer import Writer
+
+    conn = sqlite3.connect(tmp_path / "w.sqlite3", isolation_level=None, check_same_thread=False)
+    writer = Writer(conn, "test-writer", 16)
+    ran: list[str] = []
+    release = threading.Event()
+
+    def call(name: str, wait: bool = False) -> Any:
+        def run(_: sqlite3.Connection) -> str:
+            if wait:
+                release.wait(10)
+            ran.append(name)
+            return name
+
+        return run
+
+    first = writer.submit(call("large-1", wait=True), large=True)
+    time.sleep(0.2)  # the writer holds large-1
+    second = writer.submit(call("large-2"), large=True)
+    small = writer.submit(call("small"))
+    release.set()
+    assert small.result(10) == "small"
+    assert ran[:2] == ["large-1", "small"]  # small joined large-1's group, large-2 waited
+    assert first.result(10) == "large-1"
+    late = [writer.submit(call(f"late-{i}"), large=i % 2 == 0) for i in range(4)]
+    writer.close()
+    assert second.done()
+    assert all(future.done() for future in late)
+    assert sorted(ran) == sorted(["large-1", "small", "large-2", *(f"late-{i}" for i in range(4))])

@@ -85,6 +85,9 @@ HEAD_POINTS: Final = 32
 FOLD_AFTER_S: Final = 30.0
 #: By default a series that one write gives at least this many points skips the head.
 DIRECT_POINTS: Final = 64
+#: A write of more points than this is a large call for the writer (it waits in the lane of
+#: large calls: one tenant's big writes hold the others' for at most one of them).
+LARGE_WRITE: Final = 10_000
 #: The default bound of the writer's queue.
 DEFAULT_MAX_QUEUE: Final = 1024
 #: ``estimate_points``: the sizes of a JSON array of series' blocks that overlap ``[?3, ?4)``
@@ -666,13 +669,16 @@ class SQLiteStore(Store):
             return done
         if not increment and len(batch) > SMALL_WRITE:
             batch = presort(batch)  # here, not in the writer, which all the writes wait for
+        large = len(batch) > LARGE_WRITE
         if batch.idempotency is not None:
-            return self._writer.submit(lambda conn: self._write_once(conn, db, batch, increment))
+            return self._writer.submit(
+                lambda conn: self._write_once(conn, db, batch, increment), large=large
+            )
         plan = (
             (lambda: self._points.plan(db, batch, increment)) if len(batch) <= SMALL_WRITE else None
         )
         future: Future[tuple[int, ...]] = self._writer.submit(
-            lambda conn: self._points.write(conn, db, batch, increment), plan
+            lambda conn: self._points.write(conn, db, batch, increment), plan, large=large
         )
         return future
 

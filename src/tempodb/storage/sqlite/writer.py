@@ -7,10 +7,15 @@ Transactions
     (at most 512), each in its own SAVEPOINT, commits once, then answers each caller with its
     own result or exception (a failing call is rolled back to its savepoint and does not
     affect the others).  A call returns only after the commit, so whatever is acknowledged is
-    durable.  Readers use one connection per thread and read inside a snapshot transaction,
-    beside the writer (WAL).  At most ``max_queue`` calls wait for the writer at once; one more
-    raises ``Overloaded`` without being queued.  ``Writer.submit`` queues a call and returns its
-    future at once (the server awaits a write's future on its event loop).
+    durable.  Large calls (a write of many points) wait in a lane of their own (``Lanes``):
+    one only ever begins a group (the small calls queued while it runs join its commit), and
+    large and small calls take turns to begin one, so a small call waits for at most one
+    large call, not for every large call queued before it (one tenant's big writes do not
+    hold the others').  Readers use one connection per thread and read inside a snapshot
+    transaction, beside the writer (WAL).  At most ``max_queue`` calls wait for the writer at
+    once; one more raises ``Overloaded`` without being queued.  ``Writer.submit`` queues a
+    call and returns its future at once (the server awaits a write's future on its event
+    loop).
 
 The writer's cache (``WriterCache``)
     Small writes are where the writer's time goes, so it remembers, between transactions, the
@@ -47,7 +52,7 @@ import queue
 import secrets
 import sqlite3
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Final, Generic, Protocol, TypeVar
@@ -67,6 +72,54 @@ Job = tuple[
 ]
 
 _log = logging.getLogger(__name__)
+
+
+class Lanes:
+    """The calls waiting for the writer: small ones and large ones in two queues, taken in
+    turns (``get``), small ones alone to join a group (``get_small``)."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition(threading.Lock())
+        self._small: deque[Job] = deque()
+        self._large: deque[Job] = deque()
+        self._large_turn = False
+        self._stopping = False
+
+    def put(self, job: Job, *, large: bool = False) -> None:
+        with self._ready:
+            (self._large if large else self._small).append(job)
+            self._ready.notify()
+
+    def stop(self) -> None:
+        """Let ``get`` answer None once every queued call is taken."""
+        with self._ready:
+            self._stopping = True
+            self._ready.notify()
+
+    def get(self, timeout: float | None = None) -> Job | None:
+        """The next call to begin a group: a large one when one waits and the last group
+        began with a small one (or none waits), else a small one; None once stopped and
+        empty.  Raises queue.Empty after ``timeout`` seconds without one."""
+        with self._ready:
+            if not self._ready.wait_for(
+                lambda: self._small or self._large or self._stopping, timeout
+            ):
+                raise queue.Empty
+            if self._large and (self._large_turn or not self._small):
+                self._large_turn = False
+                return self._large.popleft()
+            if self._small:
+                self._large_turn = True
+                return self._small.popleft()
+            return None
+
+    def get_small(self) -> Job | None:
+        """A queued small call to join the group, if any."""
+        with self._ready:
+            return self._small.popleft() if self._small else None
+
+    def __len__(self) -> int:
+        return len(self._small) + len(self._large)
 
 
 class Maintenance(Protocol):
@@ -176,7 +229,7 @@ class Writer:
         #: The statement that planned calls' parameters are run with (``submit``).
         self.planned_sql = planned_sql
         self._maintenance = maintenance
-        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._queue = Lanes()
         self._max_queue = max_queue
         self._slots = threading.BoundedSemaphore(max_queue)
         self._lock = threading.Lock()
@@ -199,6 +252,8 @@ class Writer:
         self,
         fn: Callable[[sqlite3.Connection], Any],
         plan: Callable[[], list[Planned] | None] | None = None,
+        *,
+        large: bool = False,
     ) -> Future[Any]:
         """Queue ``fn`` for the writer's next transaction, without waiting: the future gets
         its result (or exception) once that transaction is committed (or rolled back).
@@ -208,6 +263,8 @@ class Writer:
         cannot fail on their own), they join those of the other planned calls of the
         transaction, and ``fn`` is not run (the result is ``()``); if it returns None,
         ``fn`` runs as usual.
+
+        ``large`` puts the call in the lane of large calls (see the module's docstring).
 
         Raises Overloaded (and queues nothing) when ``max_queue`` calls are already waiting.
         """
@@ -219,7 +276,7 @@ class Writer:
                 self._slots.release()
                 raise StorageError("the store is closed")
             future.add_done_callback(self._release)
-            self._queue.put((fn, plan, future))
+            self._queue.put((fn, plan, future), large=large)
         return future
 
     def _release(self, _: Future[Any]) -> None:
@@ -231,13 +288,13 @@ class Writer:
             if self._closed:
                 return
             self._closed = True
-            self._queue.put(None)
+            self._queue.stop()
         self._thread.join()
         self._conn.close()
 
     def depth(self) -> int:
         """Calls queued for the writer and not yet taken by it."""
-        return self._queue.qsize()
+        return len(self._queue)
 
     def _run(self) -> None:
         maintenance = self._maintenance
@@ -246,7 +303,7 @@ class Writer:
                 job = self._queue.get()
             else:  # calls first; the maintenance when idle, or when pressing (below)
                 try:
-                    job = self._queue.get_nowait()
+                    job = self._queue.get(timeout=0)
                 except queue.Empty:
                     wait = maintenance.wait()
                     if wait <= 0:
@@ -257,8 +314,9 @@ class Writer:
                     except queue.Empty:
                         self._maintain(maintenance)
                         continue
-            if job is None or self._commit(job):
+            if job is None:
                 return
+            self._commit(job)
 
     def _maintain_in(self, conn: sqlite3.Connection, maintenance: Maintenance) -> None:
         """One step of the maintenance inside the group's transaction, in a savepoint: it
@@ -306,19 +364,17 @@ class Writer:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("PRAGMA synchronous = FULL")
 
-    def _commit(self, first: Job) -> bool:
-        """One transaction for ``first`` and every call queued until it ends (at most
+    def _commit(self, first: Job) -> None:
+        """One transaction for ``first`` and every small call queued until it ends (at most
         ``max_group``, so that calls arriving while it runs join it rather than wait for
         the next one): each call in its own savepoint (a failing call is rolled back
         alone), planned calls' growths in one statement (before the next call that is not
-        planned, so that it sees them), one commit, then the answers.  True when the queue
-        asked the writer to stop."""
+        planned, so that it sees them), one commit, then the answers."""
         conn = self._conn
-        group: list[Job | None] = [first]
+        group: list[Job] = [first]
         outcomes: list[tuple[Future[Any], Any, Exception | None]] = []
         cache = self.cache
         planned: list[Planned] = []
-        stop = False
         try:
             conn.execute("BEGIN IMMEDIATE")
             cache.gen = new_generation()
@@ -328,12 +384,7 @@ class Writer:
                 cache.data_version = version
                 cache.series_changed = True
             while len(outcomes) < len(group) or self._more(group):
-                job = group[len(outcomes)]
-                if job is None:  # close() was called: finish this group, then stop
-                    group.pop()
-                    stop = True
-                    break
-                outcomes.append(self._one(conn, job, planned))
+                outcomes.append(self._one(conn, group[len(outcomes)], planned))
             if planned:
                 self._flush(conn, planned)
             maintenance = self._maintenance
@@ -350,19 +401,15 @@ class Writer:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             for job in group:
-                if job is None:
-                    stop = True
-                    continue
                 failure = disk_full(exc) or StorageError(f"the transaction was rolled back: {exc}")
                 failure.__cause__ = exc
                 job[2].set_exception(failure)
-            return stop
+            return
         for future, result, error in outcomes:
             if error is None:
                 future.set_result(result)
             else:
                 future.set_exception(error)
-        return stop
 
     def _flush(self, conn: sqlite3.Connection, planned: list[Planned]) -> None:
         """Run the pending planned statements (and forget them)."""
@@ -400,15 +447,15 @@ class Writer:
         conn.execute("RELEASE request")
         return future, result, None
 
-    def _more(self, group: list[Job | None]) -> bool:
-        """Take the next queued call (or the stop mark, None) into ``group``; False when
-        nothing is queued or the group is full."""
+    def _more(self, group: list[Job]) -> bool:
+        """Take the next queued small call into ``group``; False when none is queued or the
+        group is full."""
         if len(group) >= self.max_group:
             return False
-        try:
-            group.append(self._queue.get_nowait())
-        except queue.Empty:
+        job = self._queue.get_small()
+        if job is None:
             return False
+        group.append(job)
         return True
 
 
