@@ -651,6 +651,24 @@ def test_a_sparse_series_that_becomes_dense_is_folded_at_once() -> None:
     assert len(ledger) == 0
 
 
+def test_the_ledger_sets_sparse_series_aside_in_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ledger full of sparse series is set aside a few at a time (a step stays short),
+    and a dense series behind them is still folded."""
+    monkeypatch.setattr("tempodb.storage.sqlite.fold.SET_ASIDE", 2)
+    after = 0.05
+    ledger = Ledger(head_points=100, fold_after_s=after)
+    ledger.swept([], limit=10)
+    ledger.note(dict.fromkeys(range(5), 1))
+    ledger.note({9: DENSE_POINTS})
+    time.sleep(after * 1.2)
+    assert ledger.wait() == 0
+    assert ledger.take() == []  # 0 and 1 set aside
+    assert ledger.wait() == 0
+    assert ledger.take() == []  # 2 and 3
+    assert ledger.take() == [9]  # 4 set aside, and the dense one behind it
+    assert ledger.wait() > after
+
+
 def test_the_ledger_counts_the_rows_a_sweep_found() -> None:
     """Series found by a sweep (written before a restart, or beyond the ledger) are dense or
     sparse by their head rows; the sparse ones hold their place in the ledger."""

@@ -53,6 +53,9 @@ DENSE_POINTS: Final = 8
 #: ``LEDGER_SERIES`` of them per ``SPARSE_AFTER * fold_after_s``, 100,000 per 5 minutes by
 #: default, and leaves the rest to later sweeps.)
 SPARSE_AFTER: Final = 10
+#: Sparse series a step moves aside to wait, at most (a step aims at ``STEP_SECONDS``: a
+#: ledger full of sparse series is moved aside in steps, not in one of tens of ms).
+SET_ASIDE: Final = 4096
 
 
 class StepSize:
@@ -183,7 +186,7 @@ class Ledger:
         if len(taken) < limit:
             waiting = []  # sparse, older than fold_after_s: on to _sparse
             for sid, (count, first) in self._pending.items():
-                if len(taken) >= limit or first + self.after > now:
+                if len(taken) >= limit or len(waiting) >= SET_ASIDE or first + self.after > now:
                     break
                 if sid in chosen:
                     continue
