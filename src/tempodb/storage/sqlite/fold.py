@@ -184,7 +184,7 @@ class Ledger:
                 taken.append(sid)
                 chosen.add(sid)
         if len(taken) < limit:
-            waiting = []  # sparse, older than fold_after_s: on to _sparse
+            waiting: list[int] = []  # sparse, older than fold_after_s: on to _sparse
             for sid, (count, first) in self._pending.items():
                 if len(taken) >= limit or len(waiting) >= SET_ASIDE or first + self.after > now:
                     break
