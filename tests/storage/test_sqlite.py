@@ -27,7 +27,15 @@ from tempodb.storage.base import (
 )
 from tempodb.storage.blocks import encode
 from tempodb.storage.sqlite import FILE_NAME, MIGRATIONS, SCHEMA_VERSION, SQLiteStore
-from tempodb.storage.sqlite.fold import FOLD_BATCH, MIN_STEP, STEP_SECONDS, Ledger, StepSize
+from tempodb.storage.sqlite.fold import (
+    DENSE_POINTS,
+    FOLD_BATCH,
+    MIN_STEP,
+    SPARSE_AFTER,
+    STEP_SECONDS,
+    Ledger,
+    StepSize,
+)
 
 FAR = 2**63 - 1
 
@@ -586,8 +594,9 @@ def test_a_full_ledger_counts_no_new_series_and_presses_only_by_count() -> None:
 
 def test_the_ledger_takes_series_by_age_and_sweeps_again_when_it_had_no_room() -> None:
     ledger = Ledger(head_points=100, fold_after_s=0.05, max_pending=3)
-    ledger.note({1: 1, 2: 1})
-    ledger.swept([(1, 1), (5, 2), (6, 1), (7, 1)], limit=10)  # room for one of three
+    dense = DENSE_POINTS  # (sparse series wait longer: see the tests below)
+    ledger.note({1: dense, 2: dense})
+    ledger.swept([(1, 1), (5, dense), (6, 1), (7, 1)], limit=10)  # room for one of three
     assert ledger.take() == []  # not due yet
     assert 0 < ledger.wait() <= 0.05
     time.sleep(0.06)
@@ -600,6 +609,135 @@ def test_the_ledger_takes_series_by_age_and_sweeps_again_when_it_had_no_room() -
     ledger.swept([(6, 1), (7, 1)], limit=2)  # as many as asked for: the head may hold more
     time.sleep(0.06)
     assert ledger.sweep_due()
+
+
+def test_the_ledger_folds_sparse_series_by_age_only_much_later() -> None:
+    """Issue 15: a series with a point or two in the head is not folded ``fold_after_s``
+    after its first write (a million of them kept the writer folding), but ``SPARSE_AFTER``
+    times later; a series with ``DENSE_POINTS`` is folded at ``fold_after_s`` as before."""
+    after = 0.05
+    ledger = Ledger(head_points=100, fold_after_s=after)
+    ledger.swept([], limit=10)
+    ledger.note({1: 2})  # sparse
+    ledger.note({2: DENSE_POINTS})  # dense
+    ledger.note_one(3, time.monotonic())  # sparse, through the hot path
+    assert ledger.take() == []
+    time.sleep(after * 1.2)
+    assert ledger.take() == [2]  # the dense one only
+    assert ledger.take() == []
+    assert ledger.wait() > after  # nothing due until the next sweep (4 * after)
+    time.sleep(after * SPARSE_AFTER)
+    assert ledger.take(limit=1) == [1]  # the oldest first
+    assert ledger.take() == [3]
+    assert len(ledger) == 0
+
+
+def test_a_sparse_series_that_becomes_dense_is_folded_at_once() -> None:
+    after = 0.05
+    ledger = Ledger(head_points=100, fold_after_s=after)
+    ledger.swept([], limit=10)
+    ledger.note({1: 1, 2: 1, 3: 1})
+    time.sleep(after * 1.2)
+    assert ledger.take() == []  # all three sparse: they wait
+    ledger.note({2: DENSE_POINTS - 2})  # still sparse
+    ledger.note_one(3, time.monotonic())
+    ledger.note({3: DENSE_POINTS - 2})  # dense, older than fold_after_s: due
+    assert ledger.wait() == 0
+    assert ledger.take() == [3]
+    ledger.note_one(2, time.monotonic())  # dense too
+    assert ledger.take() == [2]
+    ledger.note({1: 99})  # due by count, sparse or not
+    assert ledger.pressing()
+    assert ledger.take() == [1]
+    assert len(ledger) == 0
+
+
+def test_the_ledger_sets_sparse_series_aside_in_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ledger full of sparse series is set aside a few at a time (a step stays short),
+    and a dense series behind them is still folded."""
+    monkeypatch.setattr("tempodb.storage.sqlite.fold.SET_ASIDE", 2)
+    after = 0.05
+    ledger = Ledger(head_points=100, fold_after_s=after)
+    ledger.swept([], limit=10)
+    ledger.note(dict.fromkeys(range(5), 1))
+    ledger.note({9: DENSE_POINTS})
+    time.sleep(after * 1.2)
+    assert ledger.wait() == 0
+    assert ledger.take() == []  # 0 and 1 set aside
+    assert ledger.wait() == 0
+    assert ledger.take() == []  # 2 and 3
+    assert ledger.take() == [9]  # 4 set aside, and the dense one behind it
+    assert ledger.wait() > after
+
+
+def test_the_ledger_counts_the_rows_a_sweep_found() -> None:
+    """Series found by a sweep (written before a restart, or beyond the ledger) are dense or
+    sparse by their head rows; the sparse ones hold their place in the ledger."""
+    after = 0.05
+    ledger = Ledger(head_points=100, fold_after_s=after, max_pending=3)
+    ledger.swept([(1, 1), (2, DENSE_POINTS), (3, 2)], limit=10)
+    time.sleep(after * 1.2)
+    assert ledger.take() == [2]
+    ledger.swept([(1, 1), (3, 2), (4, 1), (5, 1)], limit=10)  # room for 4 only
+    assert len(ledger) == 3
+    ledger.note({6: DENSE_POINTS})  # the ledger is full: left to a sweep
+    assert len(ledger) == 3
+    time.sleep(after * SPARSE_AFTER)
+    assert ledger.take() == [1, 3, 4]
+
+
+def test_small_heads_count_every_series_as_dense() -> None:
+    """With ``head_points`` below ``DENSE_POINTS`` a series due by count is never sparse."""
+    ledger = Ledger(head_points=3, fold_after_s=0.05)
+    ledger.note({1: 2, 2: 3})
+    assert ledger.take() == [2]
+    time.sleep(0.06)
+    assert ledger.take() == []  # 2 of 3: sparse
+    ledger.note_one(1, time.monotonic())  # 3 of 3: due by count
+    assert ledger.take() == [1]
+
+
+def test_a_failed_fold_is_tried_again_after_fold_after_s() -> None:
+    ledger = Ledger(head_points=100, fold_after_s=0.05)
+    ledger.swept([], limit=10)
+    ledger.again([7])  # sparse or not, as before
+    time.sleep(0.06)
+    assert ledger.take() == [7]
+
+
+def test_sparse_series_fold_after_the_longer_age_in_a_store(tmp_path: Path) -> None:
+    """In the store: a series of one point stays in the head at ``fold_after_s`` and is
+    folded after ``SPARSE_AFTER * fold_after_s``; one of ``DENSE_POINTS`` is folded at
+    ``fold_after_s``; reads answer the same throughout."""
+    after = 0.2
+    with SQLiteStore(tmp_path, fold_after_s=after) as store:
+        db = open_db(store)
+        time.sleep(0.1)  # the sweep of the empty head when the store opened
+        store.write_points(db, batch("sparse", [1], [42.0]))
+        dense = list(range(DENSE_POINTS))
+        store.write_points(db, batch("dense", dense, [float(t) for t in dense]))
+        ids = {}
+        for key in ("sparse", "dense"):
+            record = store.lookup_series(db, "key", key)
+            assert record is not None
+            ids[key] = record.id
+        began = time.monotonic()
+        deadline = began + 10
+        while len(head_rows(store.path)) > 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [row[1:3] for row in head_rows(store.path)] == [(1, 42.0)]  # the sparse one
+        assert time.monotonic() - began < after * SPARSE_AFTER / 2
+        time.sleep(after * 2)  # well past fold_after_s: still there
+        assert [row[1:3] for row in head_rows(store.path)] == [(1, 42.0)]  # the sparse one
+        assert store.read_points(db, ids["sparse"], -FAR, FAR).ts.tolist() == [1]
+        assert store.read_points(db, ids["dense"], -FAR, FAR).ts.tolist() == dense
+        deadline = began + after * SPARSE_AFTER + 10
+        while head_rows(store.path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert head_rows(store.path) == []
+        assert time.monotonic() - began >= after * (SPARSE_AFTER - 1)
+        assert store.read_points(db, ids["sparse"], -FAR, FAR).ts.tolist() == [1]
+        assert store.read_points(db, ids["dense"], -FAR, FAR).ts.tolist() == dense
 
 
 def test_series_beyond_the_ledger_are_folded_after_a_sweep(

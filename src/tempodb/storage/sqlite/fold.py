@@ -3,7 +3,12 @@
 Which series to fold
     The writer counts, per series, the head points its writes added since it last folded the
     series (``Ledger``, in memory, at most ``LEDGER_SERIES`` series).  A series is due once
-    its count reaches ``head_points``, or ``fold_after_s`` after its first counted write.
+    its count reaches ``head_points``, or ``fold_after_s`` after its first counted write
+    once it counts ``DENSE_POINTS`` (or ``head_points``, when fewer); a sparse series, fewer
+    counted, waits ``SPARSE_AFTER`` times as long (or for its count): a million series
+    written a point or two each stay in the head for minutes rather than make the writer
+    fold two-point series all the time (issue 15), while a series written every second or so
+    leaves the head as soon as before.
     The counts are hints, never needed for correctness: a write rolled back leaves its count
     (the fold then finds fewer rows, or none), and rows that no count covers (written before
     a restart or a crash, by another process on the same file, or while the ledger was full)
@@ -41,6 +46,16 @@ MIN_STEP: Final = 8
 STEP_SECONDS: Final = 0.001
 #: Series the ledger counts, at most (about 150 bytes each).
 LEDGER_SERIES: Final = 100_000
+#: A series counting fewer head points than this (and than ``head_points``) is sparse ...
+DENSE_POINTS: Final = 8
+#: ... and folded by age only this many times ``fold_after_s`` after its first counted write.
+#: (Its place in the ledger is held meanwhile: a full ledger of sparse series folds about
+#: ``LEDGER_SERIES`` of them per ``SPARSE_AFTER * fold_after_s``, 100,000 per 5 minutes by
+#: default, and leaves the rest to later sweeps.)
+SPARSE_AFTER: Final = 10
+#: Sparse series a step moves aside to wait, at most (a step aims at ``STEP_SECONDS``: a
+#: ledger full of sparse series is moved aside in steps, not in one of tens of ms).
+SET_ASIDE: Final = 4096
 
 
 class StepSize:
@@ -65,31 +80,47 @@ class Ledger:
         self, head_points: int, fold_after_s: float, max_pending: int = LEDGER_SERIES
     ) -> None:
         self.head_points, self.after, self.max_pending = head_points, fold_after_s, max_pending
+        self.dense = min(DENSE_POINTS, head_points)
+        self.sparse_after = SPARSE_AFTER * fold_after_s
         # sid -> [head points counted, monotonic time of the first]; oldest first.
         self._pending: OrderedDict[int, list[float]] = OrderedDict()
+        # The same for sparse series found older than fold_after_s (``take``): they wait for
+        # sparse_after, or to count dense (then back to the front of _pending); oldest first.
+        self._sparse: OrderedDict[int, list[float]] = OrderedDict()
         self._due: dict[int, None] = {}
         self._next_sweep = 0.0  # at once, when the store opens
+
+    def __len__(self) -> int:
+        """Series counted."""
+        return len(self._pending) + len(self._sparse)
+
+    def _count(self, sid: int, count: float, now: float) -> None:
+        entry = self._pending.get(sid)
+        if entry is None:
+            entry = self._sparse.get(sid)
+            if entry is None:
+                if len(self._pending) + len(self._sparse) >= self.max_pending:
+                    return  # full: left to the sweep
+                entry = self._pending[sid] = [0.0, now]
+            elif entry[0] + count >= self.dense:  # dense now, and older than fold_after_s
+                del self._sparse[sid]
+                self._pending[sid] = entry
+                self._pending.move_to_end(sid, last=False)
+        entry[0] += count
+        if entry[0] >= self.head_points:
+            self._due[sid] = None
 
     def note(self, counts: Mapping[int, int]) -> None:
         """Count head points that a write added (or overwrote), per sid."""
         now = time.monotonic()
-        pending = self._pending
         for sid, count in counts.items():
-            entry = pending.get(sid)
-            if entry is None:
-                if len(pending) >= self.max_pending:
-                    continue  # full: left to the sweep
-                entry = pending[sid] = [0.0, now]
-            entry[0] += count
-            if entry[0] >= self.head_points:
-                self._due[sid] = None
+            self._count(sid, count, now)
 
     def note_one(self, sid: int, now: float) -> None:
         """Count one head point of ``sid`` (the planned writes' hot path)."""
         entry = self._pending.get(sid)
         if entry is None:
-            if len(self._pending) < self.max_pending:
-                self._pending[sid] = [1.0, now]
+            self._count(sid, 1, now)
         else:
             entry[0] += 1
             if entry[0] >= self.head_points:
@@ -99,6 +130,7 @@ class Ledger:
         """These series have no head rows any more (folded otherwise, or deleted)."""
         for sid in sids:
             self._pending.pop(sid, None)
+            self._sparse.pop(sid, None)
             self._due.pop(sid, None)
 
     def wait(self) -> float:
@@ -110,6 +142,9 @@ class Ledger:
         oldest = next(iter(self._pending.values()), None)
         if oldest is not None:
             until = min(until, oldest[1] + self.after - now)
+        oldest = next(iter(self._sparse.values()), None)
+        if oldest is not None:
+            until = min(until, oldest[1] + self.sparse_after - now)
         return max(until, 0.0)
 
     def pressing(self) -> bool:
@@ -120,31 +155,47 @@ class Ledger:
         return time.monotonic() >= self._next_sweep
 
     def swept(self, found: Iterable[tuple[int, int]], limit: int) -> None:
-        """Series found with head rows by a sweep of at most ``limit``: folded
-        ``fold_after_s`` from now unless writes make them due sooner.  A sweep that found
-        ``limit`` (the head may hold more) or more than the ledger has room for comes again
-        ``fold_after_s`` from now, else ``4 * fold_after_s``."""
+        """Series found with head rows by a sweep of at most ``limit``, with how many: folded
+        ``fold_after_s`` from now (sparse ones later) unless writes make them due sooner.  A
+        sweep that found ``limit`` (the head may hold more) or more than the ledger has room
+        for comes again ``fold_after_s`` from now, else ``4 * fold_after_s``."""
         now = time.monotonic()
-        pending, found = self._pending, list(found)
-        for sid, _ in found:
-            if sid not in pending and len(pending) < self.max_pending:
-                pending[sid] = [0.0, now]
-        left = len(found) >= limit or any(sid not in pending for sid, _ in found)
+        pending, sparse, found = self._pending, self._sparse, list(found)
+        for sid, count in found:
+            if sid not in pending and sid not in sparse and len(self) < self.max_pending:
+                pending[sid] = [float(count), now]
+        left = len(found) >= limit or any(
+            sid not in pending and sid not in sparse for sid, _ in found
+        )
         every = self.after if left else 4 * self.after
         self._next_sweep = now + every if math.isfinite(every) else math.inf
 
     def take(self, limit: int = FOLD_BATCH) -> list[int]:
-        """Up to ``limit`` series due now (by count first, then the oldest), no longer
+        """Up to ``limit`` series due now (by count first, then by age, the oldest first:
+        sparse ones that waited ``SPARSE_AFTER * fold_after_s``, then the others), no longer
         counted."""
         now = time.monotonic()
         taken = list(self._due)[:limit]
+        chosen = set(taken)
+        for sid, (_, first) in self._sparse.items():
+            if len(taken) >= limit or first + self.sparse_after > now:
+                break
+            if sid not in chosen:
+                taken.append(sid)
+                chosen.add(sid)
         if len(taken) < limit:
-            chosen = set(taken)
-            for sid, (_, first) in self._pending.items():
-                if len(taken) >= limit or first + self.after > now:
+            waiting: list[int] = []  # sparse, older than fold_after_s: on to _sparse
+            for sid, (count, first) in self._pending.items():
+                if len(taken) >= limit or len(waiting) >= SET_ASIDE or first + self.after > now:
                     break
-                if sid not in chosen:
+                if sid in chosen:
+                    continue
+                if count >= self.dense or first + self.sparse_after <= now:
                     taken.append(sid)
+                else:
+                    waiting.append(sid)
+            for sid in waiting:
+                self._sparse[sid] = self._pending.pop(sid)
         self.forget(taken)
         return taken
 
@@ -152,4 +203,5 @@ class Ledger:
         """A fold of these failed: try them again ``fold_after_s`` from now."""
         now = time.monotonic()
         for sid in sids:
-            self._pending.setdefault(sid, [0.0, now])
+            if sid not in self._sparse:
+                self._pending.setdefault(sid, [float(self.dense), now])

@@ -81,7 +81,7 @@ BLOCK_POINTS: Final = 4096
 #: By default a series is folded from the write head into its blocks once the head holds
 #: this many of its points ...
 HEAD_POINTS: Final = 32
-#: ... or this many seconds after the first of them went there.
+#: ... or this many seconds after the first of them went there (sparse series: see ``fold``).
 FOLD_AFTER_S: Final = 30.0
 #: By default a series that one write gives at least this many points skips the head.
 DIRECT_POINTS: Final = 64
@@ -189,7 +189,9 @@ class SQLiteStore(Store):
         block_points: the most points a block holds (tests use small blocks).
         head_points: fold a series from the write head into its blocks once the head holds
             this many of its points (see ``points`` and ``fold``; tests use tiny heads).
-        fold_after_s: ... or this many seconds after the first of them went to the head.
+        fold_after_s: ... or this many seconds after the first of them went to the head
+            (``fold.SPARSE_AFTER`` times as long while it holds fewer than
+            ``fold.DENSE_POINTS``).
         direct_points: a series that one write gives at least this many points skips the
             head and goes straight to its blocks.
         max_queue: the most write calls waiting for the writer at once; more raise Overloaded.
