@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 import numpy as np
 import orjson
@@ -260,13 +261,29 @@ def _one_series(
     return WriteBatch([ref], np.zeros(len(ts), np.int32), ts, values, is_int)
 
 
+#: The general path holds a body's JSON as Python objects, about fifteen times the body's size:
+#: bodies larger than this take it one at a time (a server's memory then holds one such parse,
+#: however many requests send them).
+GENERAL_PARSE_ALONE: Final = 1 << 20
+_general_parse = threading.Lock()
+_T = TypeVar("_T")
+
+
+def _general(body: bytes, parse: Callable[[], _T]) -> _T:
+    """``parse()`` (the general path of ``body``), alone among large bodies' general parses."""
+    if len(body) <= GENERAL_PARSE_ALONE:
+        return parse()
+    with _general_parse:
+        return parse()
+
+
 def parse_points_body(body: bytes, parse_json: Callable[[], Any], ref: SeriesRef) -> WriteBatch:
     """E8/E9 from the raw body: the C scanner for bodies of plain ``t`` and ``v`` items,
     else (or when the extension is not built) ``parse_points`` on the parsed JSON."""
     fast = c_points(body) if _speedups is not None else None
     if fast is not None:
         return _one_series(ref, *fast)
-    return parse_points(parse_json(), ref)
+    return _general(body, lambda: parse_points(parse_json(), ref))
 
 
 def c_points(body: bytes) -> tuple[Int64Array, Float64Array, BoolArray] | None:
@@ -444,7 +461,7 @@ def parse_multi_body(body: bytes, parse_json: Callable[[], Any]) -> MultiBatch:
     else by ``parse_multi`` on the parsed JSON."""
     scanned = _speedups.parse_multi_points(body) if _speedups is not None else None
     if scanned is None:
-        return parse_multi(parse_json())
+        return _general(body, lambda: parse_multi(parse_json()))
     ts, values, is_int, series, fields, texts = scanned
     batch = WriteBatch(
         list(map(SeriesRef, fields, texts)),
