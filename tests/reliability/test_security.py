@@ -25,6 +25,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,22 @@ def probing(guarded: Guarded, bound: float = BOUND) -> Iterator[Probe]:
         probe.stop.set()
         thread.join(timeout=30)
     probe.check()
+
+
+def posted_at_once(
+    raw: Raw, path: str, body: bytes, count: int, headers: dict[str, str] | None = None
+) -> list[Reply]:
+    """``count`` POSTs of ``body`` sent at the same time, one thread each: their replies."""
+    replies: list[Reply] = []
+    senders = [
+        threading.Thread(target=lambda: replies.append(raw.request("POST", path, body, headers)))
+        for _ in range(count)
+    ]
+    for thread in senders:
+        thread.start()
+    for thread in senders:
+        thread.join()
+    return replies
 
 
 def read_reply(sock: socket.socket, wait: float = 5.0) -> Reply | None:
@@ -272,19 +289,7 @@ def test_gzip_bombs_stall_nobody(start: Callable[..., Guarded]) -> None:
             reply = stranger.request("POST", "/v1/series/key/b/data/", bomb, zipped)
             assert_error(reply, 401, "unauthenticated")
         attacker = guarded.raw.as_(guarded.attacker)
-        replies: list[Reply] = []
-        bombers = [
-            threading.Thread(
-                target=lambda: replies.append(
-                    attacker.request("POST", "/v1/series/key/b/data/", bomb, zipped)
-                )
-            )
-            for _ in range(8)
-        ]
-        for thread in bombers:
-            thread.start()
-        for thread in bombers:
-            thread.join()
+        replies = posted_at_once(attacker, "/v1/series/key/b/data/", bomb, 8, zipped)
     assert len(replies) == 8
     for reply in replies:
         assert_error(reply, 413, "too-large", "expands more than 100 times")
@@ -319,23 +324,15 @@ def test_a_tenants_big_writes_hold_nobody_else(start: Callable[..., Guarded]) ->
     body = _big_multi_write(1000, 300)
     assert len(body) > 16_000_000
     attacker = guarded.raw.as_(guarded.attacker)
-    replies: list[Reply] = []
     with probing(guarded, bound=3 * BOUND):
-        writers = [
-            threading.Thread(
-                target=lambda: replies.append(attacker.request("POST", "/v1/multi/", body))
-            )
-            for _ in range(2)
-        ]
-        for thread in writers:
-            thread.start()
-        for thread in writers:
-            thread.join()
+        replies = posted_at_once(attacker, "/v1/multi/", body, 2)
     assert [reply.status for reply in replies] == [200, 200], [r.text for r in replies]
     client = Client(
         *guarded.attacker, host=guarded.process.host, port=guarded.process.port, secure=False
     )
-    found = client.read_key("s999", "2012-01-01T00:00:00Z", "2012-01-02T00:00:00Z")
+    found = client.read_key(
+        "s999", datetime(2012, 1, 1, tzinfo=UTC), datetime(2012, 1, 2, tzinfo=UTC)
+    )
     assert [point.value for point in found.data] == [i + 0.25 for i in range(300)]
 
 
@@ -352,17 +349,7 @@ def test_large_bodies_off_the_fast_path_are_parsed_one_at_a_time(
     host, port = guarded.process.host, guarded.process.port
     attacker = Raw(host, port, guarded.attacker, timeout=60)  # the last waits for three
     before = guarded.peak()
-    replies: list[Reply] = []
-    senders = [
-        threading.Thread(
-            target=lambda: replies.append(attacker.request("POST", "/v1/series/key/n/data/", body))
-        )
-        for _ in range(4)
-    ]
-    for thread in senders:
-        thread.start()
-    for thread in senders:
-        thread.join()
+    replies = posted_at_once(attacker, "/v1/series/key/n/data/", body, 4)
     for reply in replies:
         assert_error(reply, 400, "invalid-request")
     assert len(replies) == 4
