@@ -371,7 +371,7 @@ def test_aggregate_of_no_series() -> None:
 @pytest.mark.parametrize("ints", [[True, True, True], [False, False, False], [True, False, True]])
 def test_folds_give_floats_and_boolean_flags(fold: str, ints: list[bool]) -> None:
     vals = np.array([3.0, 1.0, 2.0, 5.0])
-    flags = np.array([*ints, True])
+    flags = np.array([*ints, ints[0]])
     out, out_ints = fold_groups(vals, flags, np.array([0, 3], np.intp), parse_fold(fold))
     assert (out.dtype, out_ints.dtype) == (np.float64, np.bool_)
     assert out.shape == out_ints.shape == (2,)
@@ -412,8 +412,16 @@ def test_integer_sums_are_exact_up_to_2_53() -> None:
     # Summed as floats, 2**53 + 1 + 1 would be 2**53.
     assert fold_one([2.0**53, 1.0, 1.0], "sum", [True] * 3) == (2.0**53 + 2, False)
     assert fold_one([2.0**52, 2.0**52], "sum", [True] * 2) == (2.0**53, True)
+    # numpy's float sum of these is 2**52.
+    group = [-(2.0**53), 2.0**53, 2.0**52 + 1, -1.0, 1.0, 1.0]
+    assert fold_one(group, "sum", [True] * 6) == (2.0**52 + 2, True)
     # Values too big for int64 sums are summed as Python ints.
     assert fold_one([2.0**62, 2.0**53 - 2.0**62], "sum", [True] * 2) == (2.0**53, True)
+
+
+def test_fold_groups_refuses_unknown_folds() -> None:
+    with pytest.raises(ValueError, match="Invalid fold: median"):
+        fold_one([1.0], "median")
 
 
 def test_fold_names_ignore_case_and_spaces() -> None:
