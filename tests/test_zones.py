@@ -17,6 +17,7 @@ from tempodb.zones import (
     MAX_MS,
     MIN_MS,
     MS_PER_DAY,
+    OffsetTable,
     Zone,
     excerpt,
     get_zone,
@@ -243,6 +244,7 @@ def test_table_covers_range_and_is_cached() -> None:
 
 
 def test_first_instant_of_skipped_and_repeated_walls() -> None:
+    get_zone.cache_clear()  # a table built here, not one cached by earlier tests
     zone = get_zone("America/Chicago")
     table = zone.table(year_start_ms(2013), year_start_ms(2013))
     hour = 3_600_000
@@ -526,6 +528,10 @@ def test_format_ascii_declines_what_it_cannot_render_in_one_width() -> None:
     assert get_zone("-01:00").format_ascii(np.array([MIN_MS, MIN_MS + 1], np.int64)) is None
     assert get_zone("+01:00").format_ascii(np.array([MAX_MS - 1, MAX_MS], np.int64)) is None
     assert get_zone("UTC").format_ascii(np.array([MIN_MS, MAX_MS], np.int64)) is None
+    last = np.array([MAX_MS - 1, MAX_MS], np.int64)
+    matrix = get_zone("UTC").format_ascii(last)
+    assert matrix is not None
+    assert [bytes(row).decode() for row in matrix] == get_zone("UTC").format(last)
     edges = np.array([MIN_MS, MIN_MS + 1], np.int64)
     matrix = get_zone("UTC").format_ascii(edges)
     assert matrix is not None
@@ -547,12 +553,13 @@ def test_zones_built_afresh() -> None:
     years = chicago.table(year_start_ms(2012), year_start_ms(2014) - 1)
     assert (years.valid_from, years.valid_until) == (year_start_ms(2012), year_start_ms(2014))
     assert years.transitions.size == 4
+    assert years is chicago.table(year_start_ms(2012) + 5, year_start_ms(2013))  # cached
     first_years = chicago.table(MIN_MS, year_start_ms(2) + 1)
     assert first_years.valid_from < MIN_MS  # nothing precedes year 1: exact from -infinity
     assert first_years.valid_until == year_start_ms(3)
     last_years = chicago.table(year_start_ms(9998), MAX_MS)
     assert last_years.valid_from == year_start_ms(9998)
-    assert last_years.valid_until > MAX_MS
+    assert last_years.valid_until > MAX_MS + 1  # nothing follows year 9999: exact to +infinity
     fixed = get_zone("+05:30")
     table = fixed.table(0, 0)
     assert table.fixed
@@ -589,3 +596,50 @@ def test_sparse_runs_split_where_instants_are_more_than_400_days_apart() -> None
     before_1970 = np.array([-3 * gap - 1, -2 * gap, -2 * gap + 1, -1], np.int64)
     assert sparse_runs(before_1970) == [(0, 1), (1, 3), (3, 4)]
     assert sparse_runs(np.array([5, 5, 6], np.int64)) == [(0, 3)]
+    assert sparse_runs(np.array([0, gap, 3 * gap], np.int64)) == [(0, 2), (2, 3)]
+
+
+@pytest.mark.parametrize(
+    ("name", "transition_ms", "after", "text"),
+    [
+        ("America/Chicago", 1_362_902_400_000, -5 * 3_600_000, "2013-03-10T03:00:00.000-05:00"),
+        ("America/Chicago", 1_383_462_000_000, -6 * 3_600_000, "2013-11-03T01:00:00.000-06:00"),
+        ("Pacific/Apia", 1_325_239_200_000, 50_400_000, "2011-12-31T00:00:00.000+14:00"),
+    ],
+)
+def test_one_instant_at_a_transition_takes_the_new_offset(
+    name: str, transition_ms: int, after: int, text: str
+) -> None:
+    zone = get_zone(name)
+    assert zone.offset_at(transition_ms) == after
+    assert zone.offset_at(transition_ms - 1) != after
+    assert zone.format_one(transition_ms) == text
+    assert zone.format([transition_ms]) == [text]
+
+
+def test_shown_offsets_drop_the_seconds_toward_zero() -> None:
+    chicago = get_zone("America/Chicago")
+    lmt = parse_timestamp_ms("1850-05-01T00:00:00Z")  # -05:50:36
+    summer = parse_timestamp_ms("2013-07-01T00:00:00Z")  # -05:00
+    shown = chicago.shown_offsets_ms([lmt, summer])
+    assert shown.tolist() == [-(5 * 60 + 50) * 60_000, -5 * 3_600_000]
+    assert shown.dtype == np.int64
+    amsterdam = get_zone("Europe/Amsterdam")  # +00:19:32 in 1900
+    assert amsterdam.offsets_ms([parse_timestamp_ms("1900-01-01T00:00:00Z")]).tolist() == [
+        1_172_000
+    ]
+    assert amsterdam.shown_offsets_ms([parse_timestamp_ms("1900-01-01T00:00:00Z")]).tolist() == [
+        19 * 60_000
+    ]
+
+
+def test_offset_tables_check_their_lengths_and_are_read_only() -> None:
+    with pytest.raises(
+        ValueError, match=r"^an offset table needs one more offset than transitions$"
+    ):
+        OffsetTable([1], [0], 0, 1)
+    get_zone.cache_clear()
+    table = get_zone("America/Chicago").table(year_start_ms(2013), year_start_ms(2013))
+    for array in (table.transitions, table.offsets, table.shown, table.starts, table.ends):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 1
