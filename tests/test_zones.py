@@ -643,3 +643,24 @@ def test_offset_tables_check_their_lengths_and_are_read_only() -> None:
     for array in (table.transitions, table.offsets, table.shown, table.starts, table.ends):
         with pytest.raises(ValueError, match="read-only"):
             array[0] = 1
+
+
+@pytest.mark.parametrize(
+    ("name", "transition_ms"),
+    [
+        ("Europe/Lisbon", -1_830_384_000_000),  # 1911-01-01T00:00:00Z, a UTC year's first instant
+        ("America/Caracas", -157_750_200_000),  # 1965-01-01, in a UTC year's first two days
+        ("America/Sao_Paulo", -1_767_214_412_000),  # 1914-01-01, likewise
+        ("Asia/Kolkata", -2_019_705_670_000),  # 1905-12-31, in a UTC year's last six hours
+        ("Africa/Casablanca", 504_918_000_000),  # 1985-12-31, likewise
+    ],
+)
+def test_transitions_at_the_edges_of_utc_years(name: str, transition_ms: int) -> None:
+    """A zone built here (nothing cached) finds the changes its probing of a year could miss."""
+    zone = Zone(name, zoneinfo=ZoneInfo(name))
+    ts = [transition_ms - 1000, transition_ms - 1, transition_ms, transition_ms + 1]
+    expected = [reference_offset_ms(t, name) for t in ts]
+    assert expected[1] != expected[2]
+    assert zone.offsets_ms(ts).tolist() == expected
+    fresh = Zone(name, zoneinfo=ZoneInfo(name))
+    assert [fresh.offset_at(t) for t in ts] == expected
