@@ -453,7 +453,7 @@ def test_aggregate_of_no_series() -> None:
 @pytest.mark.parametrize("ints", [[True, True, True], [False, False, False], [True, False, True]])
 def test_folds_give_floats_and_boolean_flags(fold: str, ints: list[bool]) -> None:
     vals = np.array([3.0, 1.0, 2.0, 5.0])
-    flags = np.array([*ints, True])
+    flags = np.array([*ints, ints[0]])
     out, out_ints = fold_groups(vals, flags, np.array([0, 3], np.intp), parse_fold(fold))
     assert (out.dtype, out_ints.dtype) == (np.float64, np.bool_)
     assert out.shape == out_ints.shape == (2,)
@@ -462,3 +462,56 @@ def test_folds_give_floats_and_boolean_flags(fold: str, ints: list[bool]) -> Non
 def test_integer_sums_beyond_int64_are_exact() -> None:
     assert fold_one([2.0**62] * 3, "sum", [True] * 3) == (3 * 2.0**62, False)
     assert fold_one([2.0**62, -(2.0**62), 5.0], "sum", [True] * 3) == (5.0, True)
+
+
+@pytest.mark.parametrize("fold", FOLDS)
+def test_folds_of_no_groups(fold: str) -> None:
+    empty = np.zeros(0, np.intp)
+    out, out_ints = fold_groups(np.zeros(0), np.zeros(0, np.bool_), empty, parse_fold(fold))
+    assert (out.dtype, out_ints.dtype) == (np.float64, np.bool_)
+    assert out.size == out_ints.size == 0
+
+
+def test_range_and_mult_are_integers_up_to_2_53() -> None:
+    assert fold_one([0.0, 2.0**53], "range", [True, True]) == (2.0**53, True)
+    assert fold_one([0.0, 2.0**53 + 2], "range", [True, True]) == (2.0**53 + 2, False)
+    assert fold_one([1.0, 2.5], "range", [True, False]) == (1.5, False)
+    assert fold_one([2.0, 2.5], "range", [False, False]) == (0.5, False)
+    assert fold_one([2.0, 2.0], "range", [False, True]) == (0.0, False)
+    assert fold_one([2.0**52, 2.0], "mult", [True, True]) == (2.0**53, True)
+    assert fold_one([2.0**52, 4.0], "mult", [True, True]) == (2.0**54, False)
+
+
+def test_range_and_mult_beyond_float64_are_inf() -> None:
+    """Without a warning: the answer reads back as null."""
+    assert fold_one([-BIG, BIG], "range") == (math.inf, False)
+    assert fold_one([BIG, -BIG, 2.0], "mult") == (-math.inf, False)
+    got, _ = fold_one([BIG, BIG, 0.0], "mult")  # inf * 0
+    assert not math.isfinite(got)
+
+
+def test_integer_sums_are_exact_up_to_2_53() -> None:
+    # Summed as floats, 2**53 + 1 + 1 would be 2**53.
+    assert fold_one([2.0**53, 1.0, 1.0], "sum", [True] * 3) == (2.0**53 + 2, False)
+    assert fold_one([2.0**52, 2.0**52], "sum", [True] * 2) == (2.0**53, True)
+    # numpy's float sum of these is 2**52.
+    group = [-(2.0**53), 2.0**53, 2.0**52 + 1, -1.0, 1.0, 1.0]
+    assert fold_one(group, "sum", [True] * 6) == (2.0**52 + 2, True)
+    # Values too big for int64 sums are summed as Python ints.
+    assert fold_one([2.0**62, 2.0**53 - 2.0**62], "sum", [True] * 2) == (2.0**53, True)
+
+
+def test_fold_groups_refuses_unknown_folds() -> None:
+    with pytest.raises(ValueError, match="Invalid fold: median"):
+        fold_one([1.0], "median")
+
+
+def test_fold_names_ignore_case_and_spaces() -> None:
+    assert parse_fold(" Percentile, 99.9 ") == "percentile,99.9"
+    assert parse_fold("MAX") == "max"
+    with pytest.raises(ValueError, match="Invalid fold: median") as error:
+        parse_fold("median")
+    assert str(error.value) == (
+        "Invalid fold: median (one of sum, mult, min, max, mean, avg, count, stddev, ss, "
+        "range, first, last, or percentile,N with 0 < N <= 100)"
+    )

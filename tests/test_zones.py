@@ -7,12 +7,24 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tempodb.timeutil import parse_timestamp_ms
-from tempodb.zones import MAX_MS, MIN_MS, Zone, get_zone, year_of_ms, year_start_ms
+from tempodb.zones import (
+    MAX_MS,
+    MIN_MS,
+    MS_PER_DAY,
+    OffsetTable,
+    Zone,
+    excerpt,
+    get_zone,
+    sparse_runs,
+    year_of_ms,
+    year_start_ms,
+)
 
 ZONES = [
     "America/Chicago",
@@ -232,6 +244,7 @@ def test_table_covers_range_and_is_cached() -> None:
 
 
 def test_first_instant_of_skipped_and_repeated_walls() -> None:
+    get_zone.cache_clear()  # a table built here, not one cached by earlier tests
     zone = get_zone("America/Chicago")
     table = zone.table(year_start_ms(2013), year_start_ms(2013))
     hour = 3_600_000
@@ -373,3 +386,281 @@ def test_local_mean_time_is_shown_in_whole_minutes() -> None:
     chicago = get_zone("America/Chicago")
     lmt = parse_timestamp_ms("1850-05-01T00:00:00Z")  # Chicago's LMT is -05:50:36
     assert chicago.format_one(lmt) == "1850-04-30T18:10:00.000-05:50"
+
+
+# ---------------------------------------------------------------- what mutmut's survivors showed
+
+
+@pytest.mark.parametrize(
+    ("name", "offset_ms"),
+    [
+        ("+05:30", 19_800_000),
+        ("-0530", -19_800_000),
+        ("+23:59", 86_340_000),
+        ("-23", -82_800_000),
+        ("+00:59", 3_540_000),
+        ("+22:00", 79_200_000),
+    ],
+)
+def test_fixed_offsets_parsed_afresh(name: str, offset_ms: int) -> None:
+    """get_zone caches its zones: clear it so that the parsing itself is what answers."""
+    get_zone.cache_clear()
+    zone = get_zone(name)
+    assert zone.fixed_offset_ms == offset_ms
+    assert zone.offsets_ms([0]).tolist() == [offset_ms]
+    assert zone.name == name
+
+
+@pytest.mark.parametrize("name", ["+24:00", "-00:60", "+2400", "+24"])
+def test_fixed_offsets_out_of_range_are_refused_afresh(name: str) -> None:
+    get_zone.cache_clear()
+    with pytest.raises(ValueError, match=re.escape(f"Invalid time zone: {name}")):
+        get_zone(name)
+
+
+def test_excerpt_cuts_after_80_characters() -> None:
+    assert excerpt("x" * 80) == "x" * 80
+    assert excerpt("x" * 81) == "x" * 80 + "... (81 characters)"
+    assert excerpt("x" * 5, limit=4) == "xxxx... (5 characters)"
+    assert excerpt("x" * 4, limit=4) == "xxxx"
+    get_zone.cache_clear()
+    with pytest.raises(ValueError, match=r"^Invalid time zone: Europe/x{73}$"):
+        get_zone("Europe/" + "x" * 73)
+
+
+@pytest.mark.parametrize("name", ["America/Chicago", "+05:30", "UTC"])
+def test_offsets_and_local_times_are_int64_of_the_input_shape(name: str) -> None:
+    zone = get_zone(name)
+    grid = np.array([[0, 1_362_902_400_000], [1_383_462_000_000, -1]], dtype=np.int64)
+    offsets = zone.offsets_ms(grid)
+    assert offsets.dtype == np.int64
+    assert offsets.shape == (2, 2)
+    assert offsets.tolist() == [[zone.offset_at(int(t)) for t in row] for row in grid.tolist()]
+    inputs: list[npt.ArrayLike] = [
+        [],
+        np.zeros(0, np.int64),
+        np.array([0.0, 1e12]),
+        np.array([0], np.int32),
+    ]
+    for given_ts in inputs:
+        assert zone.offsets_ms(given_ts).dtype == np.int64
+        assert zone.local_ms(given_ts).dtype == np.int64
+    unsorted = np.array([1_383_462_000_000, 0, 1_362_902_400_000, 0], dtype=np.int64)
+    assert zone.offsets_ms(unsorted).dtype == np.int64
+    table = zone.table(0, 0)
+    assert table.offsets_at(np.array([0, 1, 2], np.int64)).tolist() == [zone.offset_at(0)] * 3
+
+
+def test_the_ends_of_the_range_render_in_the_zone_up_to_the_last_instant() -> None:
+    """Local times exactly at year 1's first or year 9999's last millisecond stay in the zone;
+    only those beyond are shown in UTC."""
+    hour = 3_600_000
+    assert get_zone("-01:00").format([MIN_MS, MIN_MS + hour]) == [
+        "0001-01-01T00:00:00.000Z",
+        "0001-01-01T00:00:00.000-01:00",
+    ]
+    assert get_zone("+01:00").format([MAX_MS - hour, MAX_MS]) == [
+        "9999-12-31T23:59:59.999+01:00",
+        "9999-12-31T23:59:59.999Z",
+    ]
+    many = [MIN_MS + hour + i for i in range(20)]  # past the one-by-one path
+    assert get_zone("-01:00").format([MIN_MS, *many]) == [
+        "0001-01-01T00:00:00.000Z",
+        *(f"0001-01-01T00:00:00.{i:03d}-01:00" for i in range(20)),
+    ]
+
+
+#: Zones whose offsets all render with one width (London's Z and +01:00 do not).
+ASCII_ZONES = [
+    "UTC",
+    "America/Chicago",
+    "Asia/Kolkata",
+    "Australia/Lord_Howe",
+    "Pacific/Apia",
+    "America/St_Johns",
+    "Asia/Kathmandu",
+]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    name=st.sampled_from(ASCII_ZONES),
+    first=st.integers(year_start_ms(1900), year_start_ms(2100)),
+    steps=st.lists(st.integers(0, 3 * MS_PER_DAY), min_size=0, max_size=60),
+)
+def test_format_ascii_is_zoneinfos_rendering(name: str, first: int, steps: list[int]) -> None:
+    ts = np.cumsum(np.array([first, *steps], dtype=np.int64))
+    matrix = get_zone(name).format_ascii(ts)
+    assert matrix is not None
+    assert matrix.dtype == np.uint8
+    assert [bytes(row).decode("ascii") for row in matrix] == [
+        reference_render(t, name) for t in ts.tolist()
+    ]
+
+
+def test_format_ascii_declines_what_it_cannot_render_in_one_width() -> None:
+    chicago = get_zone("America/Chicago")
+    jan = year_start_ms(2013)
+    assert chicago.format_ascii(np.array([jan, jan + 1], np.int64)) is not None
+    assert chicago.format_ascii(np.zeros(0, np.int64)) is None
+    assert chicago.format_ascii(np.array([[jan, jan + 1]], np.int64)) is None
+    assert chicago.format_ascii(np.array([jan + 1, jan], np.int64)) is None  # not ascending
+    london = get_zone("Europe/London")  # Z in winter, +01:00 in summer
+    assert london.format_ascii(np.array([jan, jan + 1], np.int64)) is None
+    # More than 400 days apart: not one table (a fixed zone needs none).
+    far = np.array([jan, jan + 401 * MS_PER_DAY], np.int64)
+    assert chicago.format_ascii(far) is None
+    near = np.array([jan, jan + 400 * MS_PER_DAY], np.int64)
+    assert chicago.format_ascii(near) is None  # 400 days for 2 instants: too sparse
+    dense = np.arange(jan, jan + 400 * MS_PER_DAY + 1, MS_PER_DAY // 2, dtype=np.int64)
+    matrix = chicago.format_ascii(dense)
+    assert matrix is not None
+    assert [bytes(row).decode() for row in matrix] == chicago.format(dense)
+    # Up to 4 days an instant plus 64 apart (a fixed zone, which has no 400-day bound).
+    fixed = get_zone("+05:45")
+    three = np.array([jan, jan + 1, jan + (4 * 3 + 64) * MS_PER_DAY], np.int64)
+    four = np.array([jan, jan + 1, jan + (4 * 3 + 65) * MS_PER_DAY], np.int64)
+    assert fixed.format_ascii(four) is None
+    matrix = fixed.format_ascii(three)
+    assert matrix is not None
+    assert [bytes(row).decode() for row in matrix] == fixed.format(three)
+    # Local times outside years 1..9999.
+    assert get_zone("-01:00").format_ascii(np.array([MIN_MS, MIN_MS + 1], np.int64)) is None
+    assert get_zone("+01:00").format_ascii(np.array([MAX_MS - 1, MAX_MS], np.int64)) is None
+    assert get_zone("UTC").format_ascii(np.array([MIN_MS, MAX_MS], np.int64)) is None
+    last = np.array([MAX_MS - 1, MAX_MS], np.int64)
+    matrix = get_zone("UTC").format_ascii(last)
+    assert matrix is not None
+    assert [bytes(row).decode() for row in matrix] == get_zone("UTC").format(last)
+    edges = np.array([MIN_MS, MIN_MS + 1], np.int64)
+    matrix = get_zone("UTC").format_ascii(edges)
+    assert matrix is not None
+    assert [bytes(row).decode() for row in matrix] == [
+        "0001-01-01T00:00:00.000Z",
+        "0001-01-01T00:00:00.001Z",
+    ]
+
+
+def test_zones_built_afresh() -> None:
+    """Zone's own construction (get_zone's cache cleared): its name, its tables, and a fixed
+    zone's single table, exact for every instant."""
+    get_zone.cache_clear()
+    chicago = get_zone("America/Chicago")
+    assert chicago.name == "America/Chicago"
+    assert chicago.fixed_offset_ms is None
+    assert chicago.offsets_ms([1_362_902_400_000]).tolist() == [-5 * 3_600_000]
+    assert chicago.format_one(0) == "1969-12-31T18:00:00.000-06:00"
+    years = chicago.table(year_start_ms(2012), year_start_ms(2014) - 1)
+    assert (years.valid_from, years.valid_until) == (year_start_ms(2012), year_start_ms(2014))
+    assert years.transitions.size == 4
+    assert years is chicago.table(year_start_ms(2012) + 5, year_start_ms(2013))  # cached
+    first_years = chicago.table(MIN_MS, year_start_ms(2) + 1)
+    assert first_years.valid_from < MIN_MS  # nothing precedes year 1: exact from -infinity
+    assert first_years.valid_until == year_start_ms(3)
+    last_years = chicago.table(year_start_ms(9998), MAX_MS)
+    assert last_years.valid_from == year_start_ms(9998)
+    assert last_years.valid_until > MAX_MS + 1  # nothing follows year 9999: exact to +infinity
+    fixed = get_zone("+05:30")
+    table = fixed.table(0, 0)
+    assert table.fixed
+    assert table.valid_from < MIN_MS
+    assert table.valid_until > MAX_MS
+    assert table is fixed.table(MIN_MS, MAX_MS)
+    assert get_zone("utc").name == "utc"
+    assert get_zone("").name == "UTC"
+    with pytest.raises(ValueError, match=r"^a zone needs exactly one of offset_ms and zoneinfo$"):
+        Zone("x")
+    with pytest.raises(ValueError, match=r"^a zone needs exactly one"):
+        Zone("x", offset_ms=0, zoneinfo=ZoneInfo("UTC"))
+
+
+def test_many_unsorted_instants_render_in_their_own_years() -> None:
+    """More than the one-by-one path takes, unsorted, the first and last close together and a
+    summer of another decade between them: each is rendered with its own offset."""
+    chicago = get_zone("America/Chicago")
+    jan = year_start_ms(2013)
+    july_1990 = parse_timestamp_ms("1990-07-01T12:00:00Z")
+    ts = [jan + i for i in range(10)] + [july_1990] + [jan + 100 + i for i in range(10)]
+    assert chicago.format(ts) == [reference_render(t, "America/Chicago") for t in ts]
+    assert chicago.format(ts)[10] == "1990-07-01T07:00:00.000-05:00"
+    assert chicago.offsets_ms(ts).tolist() == [
+        reference_offset_ms(t, "America/Chicago") for t in ts
+    ]
+
+
+def test_sparse_runs_split_where_instants_are_more_than_400_days_apart() -> None:
+    gap = 400 * MS_PER_DAY
+    assert sparse_runs(np.zeros(0, np.int64)) == []
+    assert sparse_runs(np.array([0, gap], np.int64)) == [(0, 2)]
+    assert sparse_runs(np.array([0, gap + 1], np.int64)) == [(0, 1), (1, 2)]
+    before_1970 = np.array([-3 * gap - 1, -2 * gap, -2 * gap + 1, -1], np.int64)
+    assert sparse_runs(before_1970) == [(0, 1), (1, 3), (3, 4)]
+    assert sparse_runs(np.array([5, 5, 6], np.int64)) == [(0, 3)]
+    assert sparse_runs(np.array([0, gap, 3 * gap], np.int64)) == [(0, 2), (2, 3)]
+
+
+@pytest.mark.parametrize(
+    ("name", "transition_ms", "after", "text"),
+    [
+        ("America/Chicago", 1_362_902_400_000, -5 * 3_600_000, "2013-03-10T03:00:00.000-05:00"),
+        ("America/Chicago", 1_383_462_000_000, -6 * 3_600_000, "2013-11-03T01:00:00.000-06:00"),
+        ("Pacific/Apia", 1_325_239_200_000, 50_400_000, "2011-12-31T00:00:00.000+14:00"),
+    ],
+)
+def test_one_instant_at_a_transition_takes_the_new_offset(
+    name: str, transition_ms: int, after: int, text: str
+) -> None:
+    zone = get_zone(name)
+    assert zone.offset_at(transition_ms) == after
+    assert zone.offset_at(transition_ms - 1) != after
+    assert zone.format_one(transition_ms) == text
+    assert zone.format([transition_ms]) == [text]
+
+
+def test_shown_offsets_drop_the_seconds_toward_zero() -> None:
+    chicago = get_zone("America/Chicago")
+    lmt = parse_timestamp_ms("1850-05-01T00:00:00Z")  # -05:50:36
+    summer = parse_timestamp_ms("2013-07-01T00:00:00Z")  # -05:00
+    shown = chicago.shown_offsets_ms([lmt, summer])
+    assert shown.tolist() == [-(5 * 60 + 50) * 60_000, -5 * 3_600_000]
+    assert shown.dtype == np.int64
+    amsterdam = get_zone("Europe/Amsterdam")  # +00:19:32 in 1900
+    assert amsterdam.offsets_ms([parse_timestamp_ms("1900-01-01T00:00:00Z")]).tolist() == [
+        1_172_000
+    ]
+    assert amsterdam.shown_offsets_ms([parse_timestamp_ms("1900-01-01T00:00:00Z")]).tolist() == [
+        19 * 60_000
+    ]
+
+
+def test_offset_tables_check_their_lengths_and_are_read_only() -> None:
+    with pytest.raises(
+        ValueError, match=r"^an offset table needs one more offset than transitions$"
+    ):
+        OffsetTable([1], [0], 0, 1)
+    get_zone.cache_clear()
+    table = get_zone("America/Chicago").table(year_start_ms(2013), year_start_ms(2013))
+    for array in (table.transitions, table.offsets, table.shown, table.starts, table.ends):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 1
+
+
+@pytest.mark.parametrize(
+    ("name", "transition_ms"),
+    [
+        ("Europe/Lisbon", -1_830_384_000_000),  # 1911-01-01T00:00:00Z, a UTC year's first instant
+        ("America/Caracas", -157_750_200_000),  # 1965-01-01, in a UTC year's first two days
+        ("America/Sao_Paulo", -1_767_214_412_000),  # 1914-01-01, likewise
+        ("Asia/Kolkata", -2_019_705_670_000),  # 1905-12-31, in a UTC year's last six hours
+        ("Africa/Casablanca", 504_918_000_000),  # 1985-12-31, likewise
+    ],
+)
+def test_transitions_at_the_edges_of_utc_years(name: str, transition_ms: int) -> None:
+    """A zone built here (nothing cached) finds the changes its probing of a year could miss."""
+    zone = Zone(name, zoneinfo=ZoneInfo(name))
+    ts = [transition_ms - 1000, transition_ms - 1, transition_ms, transition_ms + 1]
+    expected = [reference_offset_ms(t, name) for t in ts]
+    assert expected[1] != expected[2]
+    assert zone.offsets_ms(ts).tolist() == expected
+    fresh = Zone(name, zoneinfo=ZoneInfo(name))
+    assert [fresh.offset_at(t) for t in ts] == expected
